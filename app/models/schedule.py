@@ -113,6 +113,9 @@ class Stop(Base):
     parent_station: Mapped[str | None] = mapped_column(String(255))
     platform_code: Mapped[str | None] = mapped_column(String(64))
     wheelchair_boarding: Mapped[int | None] = mapped_column(SmallInteger)
+    # casefolded name, code and every translated name: lets text search work the same on SQLite
+    # (whose LIKE folds ASCII only) and PostgreSQL for Kazakh and Russian names
+    search_text: Mapped[str] = mapped_column(Text, default="")
 
     __table_args__ = (Index("ix_stops_feed_lat_lon", "feed_version_id", "stop_lat", "stop_lon"),)
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 13:40:40.110492
+Create Date: 2026-11-25 13:41:53.830912
 """
 
 from __future__ import annotations
@@ -242,6 +242,7 @@ def upgrade() -> None:
     sa.Column('parent_station', sa.String(length=255), nullable=True),
     sa.Column('platform_code', sa.String(length=64), nullable=True),
     sa.Column('wheelchair_boarding', sa.SmallInteger(), nullable=True),
+    sa.Column('search_text', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['feed_version_id'], ['feed_versions.id'], name=op.f('fk_stops_feed_version_id_feed_versions'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('feed_version_id', 'stop_id', name=op.f('pk_stops'))
     )
