@@ -1,16 +1,160 @@
-"""The ``qala`` command: Flask's CLI group plus our own groups (db, gtfs)."""
+"""The ``qala`` command: Flask's CLI group (``qala run``, ``qala routes``) plus our own groups."""
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
+from pathlib import Path
+
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import FlaskGroup
+from sqlalchemy import select
+from tqdm import tqdm
+
+from app import get_db
+from prediction.feedcheck import FeedInvalid, FeedIssue
 
 __all__ = ["main", "register_commands"]
 
+SHOWN_WARNINGS = 10
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema migrations (Alembic)."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate the database up to REVISION (default: head)."""
+    from app.migrate import upgrade
+
+    upgrade(current_app.config["DATABASE_URL"], revision)
+    click.echo(f"database at {revision}")
+
+
+@db_group.command("downgrade")
+@click.argument("revision", default="-1")
+def db_downgrade(revision: str) -> None:
+    """Migrate the database down to REVISION (default: one step; 'base' removes everything)."""
+    from app.migrate import downgrade
+
+    downgrade(current_app.config["DATABASE_URL"], revision)
+    click.echo(f"database at {revision}")
+
+
+@click.group("gtfs")
+def gtfs_group() -> None:
+    """GTFS schedule: validate, import, list and activate feed versions, synthesise cities."""
+
+
+def _print_issues(issues: list[FeedIssue], *, limit: int) -> None:
+    errors = [i for i in issues if i.severity == "error"]
+    warnings = [i for i in issues if i.severity == "warning"]
+    for issue in errors:
+        click.echo(str(issue), err=True)
+    if warnings:
+        summary = ", ".join(f"{code} ×{n}" for code, n in Counter(w.code for w in warnings).most_common())
+        click.echo(f"{len(warnings)} warnings: {summary}", err=True)
+        for issue in warnings[:limit]:
+            click.echo(f"  {issue}", err=True)
+
+
+@gtfs_group.command("validate")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--strict", is_flag=True, help="Treat canonical (MobilityData) errors as errors.")
+@click.option("--warnings", "shown", default=SHOWN_WARNINGS, show_default=True, help="Warnings to list.")
+def gtfs_validate(path: Path, strict: bool, shown: int) -> None:
+    """Check the feed at PATH without importing it; exit 1 when it has errors."""
+    from prediction.schedule import read_schedule
+
+    try:
+        schedule = read_schedule(path, strict=strict)
+    except FeedInvalid as exc:
+        _print_issues(exc.issues, limit=shown)
+        raise SystemExit(1) from exc
+    _print_issues(schedule.warnings, limit=shown)
+    counts = schedule.counts()
+    click.echo(f"{path}: valid ({counts['routes']} routes, {counts['stops']} stops, {counts['trips']} trips, "
+               f"{counts['stop_times']} stop_times)")
+
+
+@gtfs_group.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--label", help="A name for this feed version (default: the file name).")
+@click.option("--strict", is_flag=True, help="Treat canonical (MobilityData) errors as errors.")
+@click.option("--no-canonical", is_flag=True, help="Skip the canonical rule set (faster).")
+@click.option("--keep", default=3, show_default=True, help="Feed versions to keep (older ones are deleted).")
+@click.option("--warnings", "shown", default=SHOWN_WARNINGS, show_default=True, help="Warnings to list.")
+def gtfs_import(path: Path, label: str | None, strict: bool, no_canonical: bool, keep: int, shown: int) -> None:
+    """Import the feed at PATH as a new version and make it active (all or nothing)."""
+    from app.schedule.importer import import_feed, prune_feed_versions
+
+    bar = tqdm(total=0, unit="row", unit_scale=True, file=sys.stderr, disable=None, desc="reading")
+
+    def set_total(n: int) -> None:
+        bar.total = n
+        bar.refresh()
+
+    try:
+        report = import_feed(get_db(current_app), path, label=label, canonical=not no_canonical, strict=strict,
+                             step=bar.set_description_str, advance=bar.update, total=set_total)
+    except FeedInvalid as exc:
+        bar.close()
+        _print_issues(exc.issues, limit=shown)
+        click.echo(f"import of {path} failed: nothing was changed", err=True)
+        raise SystemExit(1) from exc
+    bar.close()
+    _print_issues(report.warnings, limit=shown)
+    pruned = prune_feed_versions(get_db(current_app), keep=keep)
+    counts = report.counts
+    click.echo(f"feed version {report.feed_version_id} ({report.label}) is active: {counts['routes']} routes, "
+               f"{counts['stops']} stops, {counts['trips']} trips, {counts['stop_times']} stop_times"
+               + (f"; deleted old versions {pruned}" if pruned else ""))
+
+
+@gtfs_group.command("versions")
+def gtfs_versions() -> None:
+    """List feed versions, newest first."""
+    from app.models import FeedVersion
+
+    with get_db(current_app).session() as session:
+        for fv in session.scalars(select(FeedVersion).order_by(FeedVersion.id.desc())):
+            mark = "*" if fv.is_active else " "
+            click.echo(f"{mark} {fv.id:>4}  {fv.status:<8} {fv.created_at:%Y-%m-%d %H:%M}  {fv.label}  "
+                       f"({fv.counts.get('stop_times', 0)} stop_times, {fv.agency_timezone})")
+
+
+@gtfs_group.command("activate")
+@click.argument("version_id", type=int)
+def gtfs_activate(version_id: int) -> None:
+    """Serve an earlier feed version again."""
+    from app.schedule.importer import activate_feed_version
+
+    try:
+        activate_feed_version(get_db(current_app), version_id)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"feed version {version_id} is active")
+
+
+@gtfs_group.command("synth")
+@click.option("--routes", type=click.IntRange(1, 5000), required=True, help="Number of routes.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder (or .zip) to write.")
+@click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same city).")
+def gtfs_synth(routes: int, out: Path, seed: int) -> None:
+    """Write a synthetic city shaped like the Almaty demo feed, for benchmarks."""
+    from prediction.synth import write_synthetic_feed
+
+    counts = write_synthetic_feed(out, routes=routes, seed=seed)
+    click.echo(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
 
 def register_commands(app: Flask) -> None:
-    return None
+    app.cli.add_command(db_group)
+    app.cli.add_command(gtfs_group)
 
 
 def _create() -> Flask:
@@ -19,6 +163,6 @@ def _create() -> Flask:
     return create_app()
 
 
-@click.group(cls=FlaskGroup, create_app=_create, add_version_option=False)
+@click.group(cls=FlaskGroup, create_app=_create, add_version_option=False, load_dotenv=False)
 def main() -> None:
     """Qala: e-ticketing and bus arrival prediction."""

@@ -1,0 +1,1 @@
+"""Schedule services: GTFS import into feed versions, and the queries the API answers from."""

@@ -1,0 +1,164 @@
+"""Import a GTFS feed as a new feed version, in one transaction, then switch the active version.
+
+A failed import rolls back completely, so the previously active version keeps serving.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.engine import Connection
+
+from app.db import Database
+from app.models import (
+    Agency,
+    Area,
+    Calendar,
+    CalendarDate,
+    FareLegRule,
+    FareMedia,
+    FareProduct,
+    FareTransferRule,
+    FeedVersion,
+    Frequency,
+    Network,
+    RiderCategory,
+    Route,
+    RouteNetwork,
+    Shape,
+    ShapePoint,
+    Stop,
+    StopArea,
+    StopTime,
+    Timeframe,
+    Translation,
+    Trip,
+)
+from app.schedule.bulk import conform, insert_frame
+from prediction.feedcheck import FeedIssue
+from prediction.schedule import ScheduleFeed, read_schedule
+
+__all__ = ["ImportReport", "activate_feed_version", "import_feed", "load_schedule", "prune_feed_versions"]
+
+IMPORT_LOCK_ID = 7_351_001  # PostgreSQL advisory lock: one import at a time
+MAX_STORED_WARNINGS = 50
+
+Step = Callable[[str], None]
+Advance = Callable[[int], None]
+
+FARE_MODELS = {
+    "fare_media": FareMedia,
+    "rider_categories": RiderCategory,
+    "fare_products": FareProduct,
+    "fare_leg_rules": FareLegRule,
+    "fare_transfer_rules": FareTransferRule,
+    "timeframes": Timeframe,
+    "networks": Network,
+    "route_networks": RouteNetwork,
+    "areas": Area,
+    "stop_areas": StopArea,
+}
+
+
+@dataclass
+class ImportReport:
+    feed_version_id: int
+    label: str
+    counts: dict[str, int]
+    warnings: list[FeedIssue] = field(default_factory=list)
+
+    def warning_summary(self) -> dict[str, int]:
+        return dict(Counter(w.code for w in self.warnings).most_common())
+
+
+def import_feed(db: Database, path: str | Path, *, label: str | None = None, canonical: bool = True,
+                strict: bool = False, step: Step | None = None, advance: Advance | None = None,
+                total: Callable[[int], None] | None = None) -> ImportReport:
+    """Read, check and load the feed at ``path``; raises ``FeedInvalid`` before touching the database
+    when the feed has errors."""
+    schedule = read_schedule(path, canonical=canonical, strict=strict, progress=step)
+    if total:
+        total(sum(schedule.counts().values()))
+    return load_schedule(db, schedule, label=label or Path(path).name, step=step, advance=advance)
+
+
+def _tables(schedule: ScheduleFeed) -> list[tuple[type, pd.DataFrame]]:
+    tables: list[tuple[type, pd.DataFrame]] = [
+        (Agency, schedule.agency), (Stop, schedule.stops), (Route, schedule.routes),
+        (Calendar, schedule.calendar), (CalendarDate, schedule.calendar_dates), (Shape, schedule.shapes),
+        (ShapePoint, schedule.shape_points), (Trip, schedule.trips), (StopTime, schedule.stop_times),
+        (Frequency, schedule.frequencies), (Translation, schedule.translations),
+    ]
+    tables.extend((FARE_MODELS[name], frame) for name, frame in schedule.fares.items())
+    return tables
+
+
+def load_schedule(db: Database, schedule: ScheduleFeed, *, label: str, step: Step | None = None,
+                  advance: Advance | None = None) -> ImportReport:
+    """Load a checked schedule as a new version and make it the active one, atomically."""
+    say = step or (lambda _msg: None)
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": IMPORT_LOCK_ID})
+        version_id = _create_version(conn, schedule, label)
+        for model, frame in _tables(schedule):
+            table = model.__table__  # type: ignore[attr-defined]
+            say(f"loading {table.name}")
+            insert_frame(conn, table, conform(table, frame, version_id), advance)
+        _activate(conn, version_id)
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                text("ANALYZE stop_times; ANALYZE trips; ANALYZE stops"))
+    return ImportReport(version_id, label, schedule.counts(), schedule.warnings)
+
+
+def _create_version(conn: Connection, schedule: ScheduleFeed, label: str) -> int:
+    info = schedule.feed_info
+    warnings = [w.as_dict() for w in schedule.warnings[:MAX_STORED_WARNINGS]]
+    summary = dict(Counter(w.code for w in schedule.warnings))
+    result = conn.execute(
+        FeedVersion.__table__.insert().returning(FeedVersion.__table__.c.id),  # type: ignore[attr-defined]
+        {
+            "label": label[:200], "source": schedule.source, "sha256": schedule.sha256, "status": "loading",
+            "is_active": False, "agency_timezone": schedule.timezone,
+            "publisher_name": info.get("feed_publisher_name"), "feed_lang": info.get("feed_lang"),
+            "feed_version": info.get("feed_version"), "start_date": info.get("feed_start_date"),
+            "end_date": info.get("feed_end_date"), "counts": schedule.counts(),
+            "warnings": [{"summary": summary}, *warnings],
+        },
+    )
+    return int(result.scalar_one())
+
+
+def _activate(conn: Connection, version_id: int) -> None:
+    fv = FeedVersion.__table__  # type: ignore[attr-defined]
+    conn.execute(update(fv).where(fv.c.is_active.is_(True)).values(is_active=False))
+    conn.execute(update(fv).where(fv.c.id == version_id).values(
+        is_active=True, status="ready", activated_at=dt.datetime.now(dt.UTC)))
+
+
+def activate_feed_version(db: Database, version_id: int) -> None:
+    """Make an earlier, fully loaded version active again (a rollback)."""
+    with db.engine.begin() as conn:
+        status = conn.execute(select(FeedVersion.status).where(FeedVersion.id == version_id)).scalar_one_or_none()
+        if status != "ready":
+            raise LookupError(f"feed version {version_id} does not exist or is not ready")
+        _activate(conn, version_id)
+
+
+def prune_feed_versions(db: Database, keep: int = 3) -> list[int]:
+    """Delete all but the ``keep`` newest ready versions (never the active one); returns deleted ids."""
+    with db.engine.begin() as conn:
+        ids = list(conn.execute(select(FeedVersion.id).order_by(FeedVersion.id.desc())).scalars())
+        active = conn.execute(select(func.max(FeedVersion.id)).where(FeedVersion.is_active.is_(True))).scalar()
+        doomed = [i for i in ids[keep:] if i != active]
+        if doomed:
+            conn.execute(delete(FeedVersion).where(FeedVersion.id.in_(doomed)))
+    return doomed
