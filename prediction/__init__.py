@@ -1,0 +1,1 @@
+"""Qala prediction core: GTFS schedule, AVL geometry and ML; imports without Flask, SQLAlchemy or Redis."""
