@@ -68,10 +68,10 @@ class FeedSource:
         }
         try:
             if self.path.is_dir():
-                frame = pd.read_csv(self.path / self._names[table], **options)  # type: ignore[call-overload]
+                frame = pd.read_csv(self.path / self._names[table], **options)
             else:
                 with zipfile.ZipFile(self.path) as zf, zf.open(self._names[table]) as fh:
-                    frame = pd.read_csv(fh, **options)  # type: ignore[call-overload]
+                    frame = pd.read_csv(fh, **options)
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
             raise FeedInvalid([FeedIssue("error", "unreadable_file", f"cannot parse: {exc}",
                                          self._names[table])]) from exc

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gtfs_kit as gk
-import numpy as np
 import pandas as pd
 
 from prediction.faresv2 import parse_fares_v2
@@ -108,7 +107,7 @@ def read_schedule(path: str | Path, *, canonical: bool = True, strict: bool = Fa
     return ScheduleFeed(
         source=str(source.path), sha256=source.sha256(), timezone=timezone,
         feed_info=_feed_info(feed.feed_info, issues), agency=_agency(feed.agency),
-        stops=_stops(feed.stops, translations), routes=feed.routes.copy(), trips=trips,
+        stops=_stops(feed.stops, translations), routes=_routes(feed.routes), trips=trips,
         stop_times=stop_times, calendar=_calendar(feed.calendar), calendar_dates=_calendar_dates(feed.calendar_dates),
         shapes=shapes, shape_points=points, frequencies=frequencies, translations=translations, fares=fares,
         warnings=issues.warnings,
@@ -139,7 +138,7 @@ def _locate_bad_cells(issues: IssueList, source: FeedSource) -> None:
             numbers = pd.to_numeric(text.str.strip(), errors="coerce")
             bad = (numbers.isna() & text.notna()).to_numpy(dtype=bool)
             if dtype.startswith("Int"):
-                bad |= (numbers.notna() & (numbers % 1 != 0)).to_numpy(dtype=bool)
+                bad = bad | (numbers.notna() & (numbers % 1 != 0)).to_numpy(dtype=bool)
             kind = "an integer" if dtype.startswith("Int") else "a number"
             issues.rows("error", "invalid_number", f"{table}.txt", column, bad, raw,
                         f"{column} {{value!r}} is not {kind}")
@@ -222,6 +221,16 @@ def _stops(stops: pd.DataFrame, translations: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _routes(routes: pd.DataFrame) -> pd.DataFrame:
+    """Routes with malformed colours dropped (they were reported as warnings)."""
+    frame = routes.copy()
+    for column in ("route_color", "route_text_color"):
+        if column in frame.columns:
+            color = frame[column].astype("string").str.strip().str.upper()
+            frame[column] = color.where(color.str.fullmatch(r"[0-9A-F]{6}").fillna(False), pd.NA)
+    return frame
+
+
 def _agency(agency: pd.DataFrame) -> pd.DataFrame:
     frame = agency.copy()
     if "agency_id" not in frame.columns or frame["agency_id"].isna().all():
@@ -258,6 +267,3 @@ def _feed_info(feed_info: pd.DataFrame | None, issues: IssueList) -> dict[str, o
             info[column] = None if pd.isna(parsed.iloc[0]) else parsed.iloc[0].date()
     return info
 
-
-def _unused(_: np.ndarray) -> None:  # pragma: no cover - keeps numpy import explicit for mypy
-    return None

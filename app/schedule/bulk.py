@@ -27,7 +27,8 @@ def conform(table: Table, frame: pd.DataFrame, feed_version_id: int) -> pd.DataF
         if column.name == "feed_version_id":
             out[column.name] = np.full(n, feed_version_id, dtype=np.int64)
             continue
-        default = column.default.arg if column.default is not None and column.default.is_scalar else None
+        scalar = column.default is not None and column.default.is_scalar
+        default = getattr(column.default, "arg", None) if scalar else None
         if column.name in frame.columns:
             values = frame[column.name]
         else:
@@ -84,6 +85,6 @@ def _executemany(conn: Connection, table: Table, frame: pd.DataFrame, advance: A
     for start in range(0, len(frame), CHUNK_ROWS):
         chunk = frame.iloc[start:start + CHUNK_ROWS]
         rows = list(chunk.astype(object).where(chunk.notna(), None).itertuples(index=False, name=None))
-        conn.exec_driver_sql(sql, rows)  # type: ignore[arg-type]
+        conn.exec_driver_sql(sql, rows)
         if advance:
             advance(len(chunk))

@@ -138,9 +138,8 @@ def _create_version(conn: Connection, schedule: ScheduleFeed, label: str) -> int
 
 
 def _activate(conn: Connection, version_id: int) -> None:
-    fv = FeedVersion.__table__  # type: ignore[attr-defined]
-    conn.execute(update(fv).where(fv.c.is_active.is_(True)).values(is_active=False))
-    conn.execute(update(fv).where(fv.c.id == version_id).values(
+    conn.execute(update(FeedVersion).where(FeedVersion.is_active.is_(True)).values(is_active=False))
+    conn.execute(update(FeedVersion).where(FeedVersion.id == version_id).values(
         is_active=True, status="ready", activated_at=dt.datetime.now(dt.UTC)))
 
 
