@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup
+from flask.cli import AppGroup, FlaskGroup
 from sqlalchemy import select
 from tqdm import tqdm
 
@@ -20,7 +20,7 @@ __all__ = ["main", "register_commands"]
 SHOWN_WARNINGS = 10
 
 
-@click.group("db")
+@click.group("db", cls=AppGroup)
 def db_group() -> None:
     """Database schema migrations (Alembic)."""
 
@@ -45,7 +45,7 @@ def db_downgrade(revision: str) -> None:
     click.echo(f"database at {revision}")
 
 
-@click.group("gtfs")
+@click.group("gtfs", cls=AppGroup)
 def gtfs_group() -> None:
     """GTFS schedule: validate, import, list and activate feed versions, synthesise cities."""
 
@@ -88,9 +88,17 @@ def gtfs_validate(path: Path, strict: bool, shown: int) -> None:
 @click.option("--no-canonical", is_flag=True, help="Skip the canonical rule set (faster).")
 @click.option("--keep", default=3, show_default=True, help="Feed versions to keep (older ones are deleted).")
 @click.option("--warnings", "shown", default=SHOWN_WARNINGS, show_default=True, help="Warnings to list.")
-def gtfs_import(path: Path, label: str | None, strict: bool, no_canonical: bool, keep: int, shown: int) -> None:
+@click.option("--if-changed", is_flag=True, help="Do nothing when the active version has the same content.")
+def gtfs_import(path: Path, label: str | None, strict: bool, no_canonical: bool, keep: int, shown: int,
+                if_changed: bool) -> None:
     """Import the feed at PATH as a new version and make it active (all or nothing)."""
-    from app.schedule.importer import import_feed, prune_feed_versions
+    from app.schedule.importer import active_version_with_content, import_feed, prune_feed_versions
+
+    if if_changed:
+        same = active_version_with_content(get_db(current_app), path)
+        if same is not None:
+            click.echo(f"feed version {same} already serves {path}; nothing to do")
+            return
 
     bar = tqdm(total=0, unit="row", unit_scale=True, file=sys.stderr, disable=None, desc="reading")
 

@@ -121,7 +121,7 @@ def test_database_failure_mid_load_rolls_everything_back(app: Flask, tmp_path: P
     schedule = read_schedule(write_feed(tmp_path / "next"), canonical=False)
     # stop_times load after stops, routes and trips: a duplicate key there fails the transaction late
     schedule.stop_times = schedule.stop_times.iloc[[0, 0, 1]]
-    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
         load_schedule(get_db(app), schedule, label="broken")
     active = _active(app)
     assert active is not None and active.id == good.feed_version_id

@@ -44,7 +44,10 @@ from app.schedule.bulk import conform, insert_frame
 from prediction.feedcheck import FeedIssue
 from prediction.schedule import ScheduleFeed, read_schedule
 
-__all__ = ["ImportReport", "activate_feed_version", "import_feed", "load_schedule", "prune_feed_versions"]
+__all__ = [
+    "ImportReport",
+    "activate_feed_version",
+    "active_version_with_content", "import_feed", "load_schedule", "prune_feed_versions"]
 
 IMPORT_LOCK_ID = 7_351_001  # PostgreSQL advisory lock: one import at a time
 MAX_STORED_WARNINGS = 50
@@ -141,6 +144,17 @@ def _activate(conn: Connection, version_id: int) -> None:
     conn.execute(update(FeedVersion).where(FeedVersion.is_active.is_(True)).values(is_active=False))
     conn.execute(update(FeedVersion).where(FeedVersion.id == version_id).values(
         is_active=True, status="ready", activated_at=dt.datetime.now(dt.UTC)))
+
+
+def active_version_with_content(db: Database, path: str | Path) -> int | None:
+    """The active version's id when it was imported from identical content, else ``None``."""
+    from prediction.feedsource import FeedSource
+
+    digest = FeedSource(path).sha256()
+    with db.engine.connect() as conn:
+        found = conn.execute(select(FeedVersion.id).where(FeedVersion.is_active.is_(True),
+                                                          FeedVersion.sha256 == digest)).scalar()
+    return int(found) if found is not None else None
 
 
 def activate_feed_version(db: Database, version_id: int) -> None:

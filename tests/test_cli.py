@@ -1,0 +1,59 @@
+"""The qala CLI: thin commands over the import service, clear messages and exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+from flask.testing import FlaskCliRunner
+from sqlalchemy import select
+
+from app import get_db
+from app.models import FeedVersion
+from tests.feeds import TINY_FEED, write_feed
+
+
+def test_import_prints_counts_and_versions_lists_it(runner: FlaskCliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(args=["gtfs", "import", str(write_feed(tmp_path / "f")), "--no-canonical",
+                                 "--label", "tiny"])
+    assert result.exit_code == 0, result.output
+    assert "is active: 1 routes, 3 stops, 2 trips, 6 stop_times" in result.output
+    listing = runner.invoke(args=["gtfs", "versions"])
+    assert "tiny" in listing.output and listing.output.lstrip().startswith("*")
+    again = runner.invoke(args=["gtfs", "import", str(tmp_path / "f"), "--no-canonical", "--if-changed"])
+    assert again.exit_code == 0 and "nothing to do" in again.output
+    assert len(runner.invoke(args=["gtfs", "versions"]).output.strip().splitlines()) == 1
+
+
+def test_failed_import_names_file_row_field_and_exits_nonzero(app: Flask, runner: FlaskCliRunner,
+                                                              tmp_path: Path) -> None:
+    broken = TINY_FEED["stop_times.txt"].replace("T2,24:02:00,24:02:00,B", "T2,24:02:00,24:02:00,NOPE")
+    result = runner.invoke(args=["gtfs", "import", str(write_feed(tmp_path / "bad", {"stop_times.txt": broken})),
+                                 "--no-canonical"])
+    assert result.exit_code == 1
+    assert "stop_times.txt:6 [stop_id]" in result.output
+    assert "'NOPE' does not exist in stops.txt" in result.output
+    assert "nothing was changed" in result.output
+    with get_db(app).session() as session:
+        assert session.scalars(select(FeedVersion)).all() == []
+
+
+def test_validate_reports_canonical_warnings_without_importing(app: Flask, runner: FlaskCliRunner,
+                                                               tmp_path: Path) -> None:
+    result = runner.invoke(args=["gtfs", "validate", str(write_feed(tmp_path / "f"))])
+    assert result.exit_code == 0, result.output
+    assert "valid (1 routes, 3 stops, 2 trips, 6 stop_times)" in result.output
+    with get_db(app).session() as session:
+        assert session.scalars(select(FeedVersion)).all() == []
+
+
+def test_validate_missing_file_exits_one(runner: FlaskCliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(args=["gtfs", "validate", str(write_feed(tmp_path / "f", {"routes.txt": None}))])
+    assert result.exit_code == 1
+    assert "required file routes.txt is missing" in result.output
+
+
+def test_activate_unknown_version_is_a_clear_error(runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["gtfs", "activate", "4242"])
+    assert result.exit_code != 0
+    assert "feed version 4242 does not exist" in result.output
