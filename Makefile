@@ -1,0 +1,40 @@
+# Qala: `make demo` runs the service on http://127.0.0.1:5000; `make test` runs ruff, mypy and pytest.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+DEMO_FEED ?= gtfs_data/almaty
+
+.PHONY: install demo test lint typecheck pytest bench clean
+
+$(BIN)/qala: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/qala
+
+demo: install
+	$(BIN)/qala db upgrade
+	$(BIN)/qala gtfs import $(DEMO_FEED) --if-changed
+	@echo "Qala is serving on http://$(HOST):$(PORT) (Ctrl-C stops it)"
+	$(BIN)/qala run --host $(HOST) --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check app prediction tests bench gtfs_data migrations/env.py
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/python -m pytest
+
+test: lint typecheck pytest
+
+bench: install
+	$(BIN)/python bench/gtfs_import.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
