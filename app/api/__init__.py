@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 __all__ = ["register_api"]
 
 
 def register_api(app: Flask) -> None:
+    from app.api.errors import register_error_handlers
     from app.api.health import bp as health_bp
+    from app.api.meta import bp as meta_bp
+    from app.api.routes import bp as routes_bp
+    from app.api.stops import bp as stops_bp
+    from app.schedule.calendars import CalendarCache
 
-    app.register_blueprint(health_bp)
+    app.extensions["service_calendars"] = CalendarCache()
+    if isinstance(app.json, DefaultJSONProvider):
+        # Kazakh and Russian names as UTF-8 text rather than \u escapes (a third of the bytes)
+        app.json.ensure_ascii = False
+    register_error_handlers(app)
+    for blueprint in (health_bp, stops_bp, routes_bp, meta_bp):
+        app.register_blueprint(blueprint)

@@ -9,16 +9,21 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
 from app import get_db, get_redis
+from app.api.spec import endpoint
+
+__all__ = ["bp"]
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@endpoint("Liveness: the process answers", response="Health", tag="health")
 def healthz() -> ResponseReturnValue:
     return jsonify(status="ok")
 
 
 @bp.get("/readyz")
+@endpoint("Readiness: database and Redis reachable (503 when not)", response="Readiness", tag="health")
 def readyz() -> ResponseReturnValue:
     checks: dict[str, Any] = {}
     try:

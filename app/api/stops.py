@@ -1,0 +1,92 @@
+"""Stops: text and nearby search, a stop by id, its departures for a day, and the next arrivals."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, current_app, jsonify
+from flask.typing import ResponseReturnValue
+
+from app import get_db
+from app.api.spec import Date, DateTime, Integer, LatLon, Param, String, endpoint
+from app.errors import BadRequest
+from app.schedule import queries, timetable
+from app.schedule.calendars import CalendarCache
+
+__all__ = ["bp", "calendar_cache"]
+
+bp = Blueprint("stops", __name__, url_prefix="/api/v1/stops")
+
+STOP_ID = Param("stop_id", String(), "GTFS stop_id", location="path", required=True, example="S1")
+ROUTE = Param("route", String(max_length=64), "only this route (route_id or short name)", example="12")
+
+
+def calendar_cache() -> CalendarCache:
+    cache: CalendarCache = current_app.extensions["service_calendars"]
+    return cache
+
+
+@bp.get("")
+@endpoint(
+    "Search stops by name or position",
+    response="StopList",
+    description="Give `q` (any part of the name, code or a translation; case-insensitive, Kazakh and Russian "
+                "included) and/or `near`. With `near`, stops are nearest first and carry `distance_m`.",
+    params=[
+        Param("q", String(max_length=100), "text to find in stop names, codes and translations", example="абай"),
+        Param("near", LatLon(), "'lat,lon' to search around", example="43.2389,76.9570"),
+        Param("radius", Integer(1, 5000), "search radius in metres around `near`", default=500),
+        Param("limit", Integer(1, 100), "at most this many stops", default=20),
+    ],
+    errors=[503],
+)
+def search(q: str | None, near: tuple[float, float] | None, radius: int, limit: int) -> ResponseReturnValue:
+    if q is None and near is None:
+        raise BadRequest("give q (text) or near (lat,lon)", field="q")
+    with get_db(current_app).session() as session:
+        return jsonify(stops=queries.search_stops(session, q=q, near=near, radius_m=radius, limit=limit))
+
+
+@bp.get("/<stop_id>")
+@endpoint("A stop by id", response="Stop", params=[STOP_ID], errors=[404, 503])
+def detail(stop_id: str) -> ResponseReturnValue:
+    with get_db(current_app).session() as session:
+        return jsonify(queries.stop_detail(session, stop_id))
+
+
+@bp.get("/<stop_id>/departures")
+@endpoint(
+    "Scheduled departures for one service day",
+    response="Departures",
+    description="Every trip that picks up at the stop on the GTFS service day `date`, in time order; times past "
+                "midnight keep their service day (a 24:30:00 trip leaves at 00:30 the next calendar day).",
+    params=[STOP_ID, Param("date", Date(), "service day (default: today in the agency's time zone)",
+                           example="2026-03-10"), ROUTE],
+    errors=[404, 503],
+)
+def departures(stop_id: str, date: dt.date | None, route: str | None) -> ResponseReturnValue:
+    with get_db(current_app).session() as session:
+        return jsonify(timetable.departures(session, calendar_cache(), stop_id, day=date, route=route))
+
+
+@bp.get("/<stop_id>/arrivals")
+@endpoint(
+    "Next buses at a stop",
+    response="Arrivals",
+    description="Trips due within `window` minutes from `at`, soonest first, across midnight and service days. "
+                "Times come from the timetable (`realtime: false`).",
+    params=[
+        STOP_ID,
+        Param("at", DateTime(), "the instant to look from, ISO-8601 with offset (default: now)",
+              example="2026-03-10T07:58:00+05:00"),
+        Param("window", Integer(1, 1440), "minutes to look ahead", config_default="ARRIVALS_WINDOW_MIN"),
+        ROUTE,
+        Param("limit", Integer(1, 100), "at most this many arrivals", default=20),
+    ],
+    errors=[404, 503],
+)
+def arrivals(stop_id: str, at: dt.datetime | None, window: int, route: str | None, limit: int) -> ResponseReturnValue:
+    with get_db(current_app).session() as session:
+        return jsonify(timetable.arrivals(session, calendar_cache(), stop_id, at=at, window_min=window,
+                                          route=route, limit=limit))
+
