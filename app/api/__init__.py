@@ -20,6 +20,8 @@ def register_api(app: Flask) -> None:
     if isinstance(app.json, DefaultJSONProvider):
         # Kazakh and Russian names as UTF-8 text rather than \u escapes (a third of the bytes)
         app.json.ensure_ascii = False
+        # Flask 3 ignores the JSON_SORT_KEYS setting; honour it so ids come first in each object
+        app.json.sort_keys = bool(app.config.get("JSON_SORT_KEYS", True))
     register_error_handlers(app)
     for blueprint in (health_bp, stops_bp, routes_bp, meta_bp):
         app.register_blueprint(blueprint)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, jsonify, render_template
 from flask.typing import ResponseReturnValue
+from markupsafe import Markup, escape
 
 from app.api.openapi import build_openapi
 from app.api.schemas import EXAMPLES
 from app.api.spec import endpoint
 
-__all__ = ["bp", "docs_endpoints"]
+__all__ = ["bp", "docs_endpoints", "inline_code"]
 
 bp = Blueprint("meta", __name__, url_prefix="/api/v1")
 
@@ -33,6 +35,7 @@ def docs() -> ResponseReturnValue:
     return render_template(
         "api/docs.html",
         info=document["info"],
+        description=inline_code(document["info"]["description"]),
         endpoints=docs_endpoints(document),
         error_example=_pretty(EXAMPLES["Error"]),
         schemas=[(name, _pretty(schema)) for name, schema in document["components"]["schemas"].items()],
@@ -44,14 +47,15 @@ def docs_endpoints(document: dict[str, Any]) -> list[dict[str, Any]]:
     endpoints = []
     for path, operations in document["paths"].items():
         for method, operation in sorted(operations.items(), key=lambda kv: _METHOD_ORDER.get(kv[0], 9)):
-            success = operation["responses"].get("200", {})
-            media, content = next(iter(success.get("content", {}).items()), ("", {}))
+            contents: dict[str, Any] = operation["responses"].get("200", {}).get("content", {})
+            media = next(iter(contents), "")
+            content: dict[str, Any] = contents.get(media, {})
             endpoints.append({
                 "id": operation["operationId"],
                 "method": method.upper(),
                 "path": path,
                 "summary": operation.get("summary", ""),
-                "description": operation.get("description", ""),
+                "description": inline_code(operation.get("description", "")),
                 "params": [_param_row(p) for p in operation.get("parameters", [])],
                 "response": content.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1],
                 "media_type": media,
@@ -70,7 +74,7 @@ def _param_row(parameter: dict[str, Any]) -> dict[str, Any]:
         "required": parameter.get("required", False),
         "type": _type_text(schema),
         "default": json.dumps(schema["default"], ensure_ascii=False) if "default" in schema else "",
-        "description": parameter.get("description", ""),
+        "description": inline_code(parameter.get("description", "")),
     }
 
 
@@ -84,7 +88,7 @@ def _type_text(schema: dict[str, Any]) -> str:
 
 
 def _try_url(method: str, path: str, parameters: list[dict[str, Any]]) -> str | None:
-    """A clickable GET URL filled from the declared examples, when every path parameter has one."""
+    """A clickable GET URL filled with the declared examples, when every path parameter has one."""
     if method != "get":
         return None
     query = {}
@@ -94,9 +98,14 @@ def _try_url(method: str, path: str, parameters: list[dict[str, Any]]) -> str | 
             if example is None:
                 return None
             path = path.replace("{" + parameter["name"] + "}", str(example))
-        elif example is not None and parameter.get("required"):
+        elif example is not None:
             query[parameter["name"]] = example
     return path + ("?" + urlencode(query) if query else "")
+
+
+def inline_code(text: str) -> Markup:
+    """Escape ``text`` and show its `backticked` words as code, as in the OpenAPI (CommonMark) text."""
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
 
 
 def _pretty(value: Any) -> str:

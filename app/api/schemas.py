@@ -120,7 +120,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "RouteList": _object({"routes": {"type": "array", "items": ref("Route")}}),
     "GeoJSONLineString": _GEOJSON_LINE,
     "RouteDirection": _DIRECTION,
-    "RouteDetail": {"allOf": [ref("Route"), _object({"directions": {"type": "array", "items": ref("RouteDirection")}})]},
+    "RouteDetail": {"allOf": [
+        ref("Route"), _object({"directions": {"type": "array", "items": ref("RouteDirection")}})]},
     "Departure": _object(_DEPARTURE_FIELDS, description=SCHEDULED_NOTE),
     "Departures": _object({
         "stop": ref("Stop"),

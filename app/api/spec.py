@@ -193,7 +193,8 @@ class Endpoint:
     media_type: str = "application/json"
 
     def parse(self, path_values: dict[str, Any]) -> dict[str, Any]:
-        values: dict[str, Any] = {}
+        """Every declared parameter parsed; undeclared path values pass through as werkzeug gave them."""
+        values: dict[str, Any] = dict(path_values)
         for param in self.params:
             raw = path_values.get(param.name) if param.location == "path" else request.args.get(param.name)
             values[param.name] = param.parse(raw)
