@@ -162,6 +162,7 @@ def gtfs_synth(routes: int, out: Path, seed: int) -> None:
 
 
 def register_commands(app: Flask) -> None:
+    """Add every command group; each feature area keeps its commands in its own module."""
     app.cli.add_command(db_group)
     app.cli.add_command(gtfs_group)
 
