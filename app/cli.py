@@ -106,10 +106,12 @@ def gtfs_import(path: Path, label: str | None, strict: bool, no_canonical: bool,
         bar.total = n
         bar.refresh()
 
+    def advance(n: int) -> None:
+        bar.update(n)
+
     try:
         report = import_feed(get_db(current_app), path, label=label, canonical=not no_canonical, strict=strict,
-                             step=bar.set_description_str, advance=lambda n: bar.update(n) and None,
-                             total=set_total)
+                             step=bar.set_description_str, advance=advance, total=set_total)
     except FeedInvalid as exc:
         bar.close()
         _print_issues(exc.issues, limit=shown)
