@@ -41,6 +41,11 @@ def load_config(environ: Mapping[str, str] | None = None, instance_path: str | P
         if production:
             raise ConfigError("SECRET_KEY must be set when QALA_ENV=production")
         secret = secrets.token_hex(32)
+    card_hash_key = env.get("CARD_HASH_KEY")
+    if not card_hash_key:
+        if production:
+            raise ConfigError("CARD_HASH_KEY must be set when QALA_ENV=production")
+        card_hash_key = "qala-dev-card-hash-key"  # fixed in development so card hashes survive restarts
     database_url = env.get("DATABASE_URL") or f"sqlite:///{(instance / 'qala.sqlite3').resolve()}"
     return {
         "ENV": "production" if production else "development",
@@ -52,4 +57,6 @@ def load_config(environ: Mapping[str, str] | None = None, instance_path: str | P
         "MODEL_DIR": env.get("QALA_MODEL_DIR", str((instance / "models").resolve())),
         "ARRIVALS_WINDOW_MIN": _int(env, "QALA_ARRIVALS_WINDOW_MIN", 90),
         "JSON_SORT_KEYS": False,
+        "CARD_HASH_KEY": card_hash_key,
+        "FARE_PROFILE": env.get("QALA_FARE_PROFILE", "almaty_2024"),
     }

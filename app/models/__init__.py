@@ -1,5 +1,6 @@
 """ORM models, one module per aggregate."""
 
+from app.models.ledger import LedgerAccount, LedgerEntry, LedgerTransaction
 from app.models.schedule import (
     Agency,
     Area,
@@ -24,19 +25,32 @@ from app.models.schedule import (
     Translation,
     Trip,
 )
+from app.models.taps import DenyListEntry, Device, DeviceKey, IdempotencyRecord, Tap
+from app.models.ticketing import AuditLog, Card, CardPass, Rider
 
 __all__ = [
     "Agency",
     "Area",
+    "AuditLog",
     "Calendar",
     "CalendarDate",
+    "Card",
+    "CardPass",
+    "DenyListEntry",
+    "Device",
+    "DeviceKey",
     "FareLegRule",
     "FareMedia",
     "FareProduct",
     "FareTransferRule",
     "FeedVersion",
     "Frequency",
+    "IdempotencyRecord",
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerTransaction",
     "Network",
+    "Rider",
     "RiderCategory",
     "Route",
     "RouteNetwork",
@@ -45,6 +59,7 @@ __all__ = [
     "Stop",
     "StopArea",
     "StopTime",
+    "Tap",
     "Timeframe",
     "Translation",
     "Trip",
