@@ -1,0 +1,103 @@
+"""Validator devices: registration, key rotation with an overlap, and request signature checks.
+
+A validator signs every request with HMAC-SHA256 over ``METHOD\\nPATH\\nTIMESTAMP\\nNONCE\\nSHA256(BODY)``
+and sends ``X-Qala-Device``, ``X-Qala-Key``, ``X-Qala-Timestamp`` (Unix seconds), ``X-Qala-Nonce`` and
+``X-Qala-Signature`` (hex). Requests more than ``MAX_SKEW_S`` away from the server clock, with a nonce
+seen before (Redis ``SET NX`` with a TTL longer than the window), or with a bad signature are refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from app.cache import key
+from app.models import Device, DeviceKey
+from app.ticketing.errors import Unauthorized
+
+__all__ = ["DeviceCredentials", "register_device", "rotate_key", "sign", "signing_headers", "verify_request"]
+
+MAX_SKEW_S = 300
+NONCE_TTL_S = 2 * MAX_SKEW_S + 60
+DEFAULT_OVERLAP = dt.timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class DeviceCredentials:
+    device_id: str
+    key_id: str
+    secret: str
+
+
+def register_device(session: Session, name: str) -> DeviceCredentials:
+    device = Device(id="dev_" + secrets.token_hex(8), name=name, active=True)
+    session.add(device)
+    session.flush()
+    return _new_key(session, device.id)
+
+
+def _new_key(session: Session, device_id: str) -> DeviceCredentials:
+    creds = DeviceCredentials(device_id, "key_" + secrets.token_hex(8), secrets.token_hex(32))
+    session.add(DeviceKey(id=creds.key_id, device_id=device_id, secret=creds.secret))
+    session.flush()
+    return creds
+
+
+def rotate_key(session: Session, device_id: str, overlap: dt.timedelta = DEFAULT_OVERLAP,
+               now: dt.datetime | None = None) -> DeviceCredentials:
+    """A new key; the device's current keys stay valid for ``overlap`` so validators switch without a gap."""
+    if session.get(Device, device_id) is None:
+        raise LookupError(f"no device {device_id}")
+    until = (now or dt.datetime.now(dt.UTC)) + overlap
+    for old in session.scalars(select(DeviceKey).where(DeviceKey.device_id == device_id)):
+        if old.expires_at is None or _utc(old.expires_at) > until:
+            old.expires_at = until
+    return _new_key(session, device_id)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def sign(secret: str, method: str, path: str, timestamp: str, nonce: str, body: bytes) -> str:
+    message = "\n".join([method.upper(), path, timestamp, nonce, hashlib.sha256(body).hexdigest()])
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def signing_headers(creds: DeviceCredentials, method: str, path: str, body: bytes,
+                    now: float | None = None, nonce: str | None = None) -> dict[str, str]:
+    """The headers a validator sends (used by tests, benchmarks and simulators)."""
+    timestamp = str(int(now if now is not None else dt.datetime.now(dt.UTC).timestamp()))
+    nonce = nonce or secrets.token_hex(12)
+    return {"X-Qala-Device": creds.device_id, "X-Qala-Key": creds.key_id, "X-Qala-Timestamp": timestamp,
+            "X-Qala-Nonce": nonce, "X-Qala-Signature": sign(creds.secret, method, path, timestamp, nonce, body)}
+
+
+def verify_request(session: Session, redis: Any, headers: Mapping[str, str], method: str, path: str,
+                   body: bytes, now: dt.datetime | None = None) -> str:
+    """The authenticated device id; raises ``Unauthorized`` with a reason code otherwise."""
+    names = ("X-Qala-Device", "X-Qala-Key", "X-Qala-Timestamp", "X-Qala-Nonce", "X-Qala-Signature")
+    values = [headers.get(n) for n in names]
+    if not all(values):
+        raise Unauthorized("missing_signature", f"sign the request with headers {', '.join(names)}")
+    device_id, key_id, timestamp, nonce, signature = (str(v) for v in values)
+    current = now or dt.datetime.now(dt.UTC)
+    if not timestamp.isdigit() or abs(current.timestamp() - int(timestamp)) > MAX_SKEW_S:
+        raise Unauthorized("stale_request", f"the timestamp is more than {MAX_SKEW_S} s from the server clock")
+    secret = session.scalar(select(DeviceKey.secret).join(Device, Device.id == DeviceKey.device_id).where(
+        DeviceKey.id == key_id, DeviceKey.device_id == device_id, Device.active.is_(True),
+        or_(DeviceKey.expires_at.is_(None), DeviceKey.expires_at > current)))
+    expected = sign(secret or "", method, path, timestamp, nonce, body)
+    if secret is None or not hmac.compare_digest(expected, signature):
+        raise Unauthorized("bad_signature", "the signature does not match (unknown or expired key, or bad MAC)")
+    if len(nonce) > 64 or not redis.set(key("nonce", device_id, nonce), 1, nx=True, ex=NONCE_TTL_S):
+        raise Unauthorized("replayed_nonce", "this nonce was already used")
+    return device_id

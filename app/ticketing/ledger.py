@@ -1,0 +1,134 @@
+"""The ledger service: double-entry postings in integer tiyn, with the invariant checker.
+
+Only card accounts keep a running ``balance``, changed by a single conditional UPDATE per posting, so a
+concurrent charge can never take a card below its floor. System accounts (channels, revenue, adjustments)
+are summed from their entries when needed: every tap touches revenue, and a running total there would
+make every tap in the city wait on one row lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.models import LedgerAccount, LedgerEntry, LedgerTransaction, Tap
+from app.ticketing.errors import InsufficientFunds
+
+__all__ = [
+    "Leg",
+    "card_account",
+    "check_invariants",
+    "lock_card_account",
+    "open_card_account",
+    "post",
+    "system_account",
+]
+
+CHANNELS = ("kiosk", "app", "bank")
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One side of a posting; ``floor`` (card accounts only) is the lowest balance the posting may leave."""
+
+    account_id: int
+    amount: int
+    floor: int | None = None
+
+
+def open_card_account(session: Session, card_id: int) -> LedgerAccount:
+    account = LedgerAccount(code=f"card:{card_id}", kind="card", card_id=card_id, balance=0)
+    session.add(account)
+    session.flush()
+    return account
+
+
+def card_account(session: Session, card_id: int) -> LedgerAccount:
+    account = session.scalar(select(LedgerAccount).where(LedgerAccount.card_id == card_id))
+    if account is None:
+        raise LookupError(f"card {card_id} has no ledger account")
+    return account
+
+
+def lock_card_account(session: Session, card_id: int) -> LedgerAccount:
+    """The card's account, row-locked until commit (PostgreSQL) so its taps are rated one at a time."""
+    stmt = select(LedgerAccount).where(LedgerAccount.card_id == card_id).with_for_update()
+    account = session.scalars(stmt.execution_options(populate_existing=True)).one()
+    return account
+
+
+def system_account(session: Session, code: str) -> int:
+    """The id of a system account such as ``revenue``, ``adjustment`` or ``channel:kiosk`` (created on first use)."""
+    found = session.scalar(select(LedgerAccount.id).where(LedgerAccount.code == code))
+    if found is not None:
+        return found
+    kind = code.split(":", 1)[0]
+    try:
+        with session.begin_nested():
+            session.execute(insert(LedgerAccount).values(code=code, kind=kind, balance=0))
+    except IntegrityError:
+        pass  # created concurrently
+    return session.scalars(select(LedgerAccount.id).where(LedgerAccount.code == code)).one()
+
+
+def post(session: Session, kind: str, legs: Sequence[Leg], *, charge_key: str | None = None,
+         tap_id: int | None = None, reason: str | None = None) -> LedgerTransaction:
+    """Record one balanced transaction; raises ``InsufficientFunds`` when a leg would cross its floor."""
+    if sum(leg.amount for leg in legs) != 0:
+        raise ValueError("a ledger transaction must sum to zero")
+    session.flush()  # pending changes go out before balances are refreshed below
+    cards = set(session.scalars(select(LedgerAccount.id).where(
+        LedgerAccount.id.in_([leg.account_id for leg in legs]), LedgerAccount.kind == "card")))
+    for leg in sorted(legs, key=lambda item: item.account_id):  # one lock order: no deadlocks
+        if leg.account_id in cards:
+            _move_card_balance(session, leg)
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, LedgerAccount) and obj.id in cards:
+            session.expire(obj, ["balance"])
+    transaction = LedgerTransaction(kind=kind, charge_key=charge_key, tap_id=tap_id, reason=reason)
+    session.add(transaction)
+    session.flush()
+    session.execute(insert(LedgerEntry), [
+        {"transaction_id": transaction.id, "account_id": leg.account_id, "amount": leg.amount} for leg in legs
+        if leg.amount != 0
+    ])
+    return transaction
+
+
+def _move_card_balance(session: Session, leg: Leg) -> None:
+    stmt = update(LedgerAccount).where(LedgerAccount.id == leg.account_id)
+    if leg.floor is not None and leg.amount < 0:
+        stmt = stmt.where(LedgerAccount.balance + leg.amount >= leg.floor)
+    result = session.execute(stmt.values(balance=LedgerAccount.balance + leg.amount)
+                             .execution_options(synchronize_session=False))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise InsufficientFunds("the balance is too low for this transfer")
+
+
+def check_invariants(session: Session) -> list[str]:
+    """Every broken ledger invariant, described; an empty list means the ledger is sound."""
+    problems = []
+    total = session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)))
+    if total != 0:
+        problems.append(f"entries sum to {total}, not 0")
+    unbalanced = session.execute(select(LedgerEntry.transaction_id, func.sum(LedgerEntry.amount))
+                                 .group_by(LedgerEntry.transaction_id)
+                                 .having(func.sum(LedgerEntry.amount) != 0)).all()
+    problems += [f"transaction {tid} sums to {amount}" for tid, amount in unbalanced]
+    sums: dict[int, int] = dict(session.execute(select(LedgerEntry.account_id, func.sum(LedgerEntry.amount))
+                                .group_by(LedgerEntry.account_id)).all())
+    for account in session.scalars(select(LedgerAccount).where(LedgerAccount.kind == "card")):
+        if account.balance != sums.get(account.id, 0):
+            problems.append(f"{account.code} balance {account.balance} != sum of entries {sums.get(account.id, 0)}")
+    double = session.execute(select(LedgerTransaction.tap_id, func.count()).where(LedgerTransaction.kind == "fare")
+                             .group_by(LedgerTransaction.tap_id).having(func.count() > 1)).all()
+    problems += [f"tap {tap_id} charged {n} times" for tap_id, n in double]
+    orphans = session.scalar(select(func.count()).select_from(LedgerTransaction)
+                             .where(LedgerTransaction.kind == "fare", LedgerTransaction.tap_id.not_in(select(Tap.id))))
+    if orphans:
+        problems.append(f"{orphans} fare charges without a tap")
+    return problems
