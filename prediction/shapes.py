@@ -28,6 +28,15 @@ def shape_points(shapes: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _stop_patterns(stop_times: pd.DataFrame) -> dict[str, tuple[str, ...]]:
+    """Each trip's stop ids in order (stop_times arrive sorted by trip and sequence)."""
+    trips = stop_times["trip_id"].astype(str).to_numpy(dtype=object)
+    stops = stop_times["stop_id"].astype(str).to_numpy(dtype=object)
+    starts = np.flatnonzero(np.concatenate([[True], trips[1:] != trips[:-1]]))
+    ends = np.append(starts[1:], len(trips))
+    return {str(trips[a]): tuple(stops[a:b]) for a, b in zip(starts, ends, strict=True)}
+
+
 def generate_shapes(trips: pd.DataFrame, stop_times: pd.DataFrame,
                     stops: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Give every trip without a shape a straight-line shape through its stops.
@@ -40,9 +49,12 @@ def generate_shapes(trips: pd.DataFrame, stop_times: pd.DataFrame,
     if needing.empty:
         return trips, pd.DataFrame(columns=["shape_id", "shape_pt_sequence", "shape_pt_lat", "shape_pt_lon"])
     times = stop_times[stop_times["trip_id"].isin(needing)]
-    patterns = times.groupby("trip_id", sort=False)["stop_id"].agg(tuple)
-    codes, uniques = pd.factorize(patterns)
-    shape_of_trip = pd.Series([f"{GENERATED_PREFIX}{c + 1}" for c in codes], index=patterns.index)
+    patterns = _stop_patterns(times)
+    numbers: dict[tuple[str, ...], int] = {}
+    for pattern in patterns.values():
+        numbers.setdefault(pattern, len(numbers))
+    uniques = list(numbers)
+    shape_of_trip = pd.Series({trip: f"{GENERATED_PREFIX}{numbers[p] + 1}" for trip, p in patterns.items()})
     coords = stops.set_index("stop_id")[["stop_lat", "stop_lon"]]
     frames = []
     for number, pattern in enumerate(uniques):

@@ -173,5 +173,8 @@ def prune_feed_versions(db: Database, keep: int = 3) -> list[int]:
         active = conn.execute(select(func.max(FeedVersion.id)).where(FeedVersion.is_active.is_(True))).scalar()
         doomed = [i for i in ids[keep:] if i != active]
         if doomed:
+            # the bulk tables have no foreign key to cascade through (see models.schedule)
+            conn.execute(delete(StopTime).where(StopTime.feed_version_id.in_(doomed)))
+            conn.execute(delete(ShapePoint).where(ShapePoint.feed_version_id.in_(doomed)))
             conn.execute(delete(FeedVersion).where(FeedVersion.id.in_(doomed)))
     return doomed

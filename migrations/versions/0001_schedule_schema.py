@@ -193,7 +193,6 @@ def upgrade() -> None:
     sa.Column('shape_pt_lat', sa.Float(), nullable=False),
     sa.Column('shape_pt_lon', sa.Float(), nullable=False),
     sa.Column('dist_m', sa.Float(), nullable=False),
-    sa.ForeignKeyConstraint(['feed_version_id'], ['feed_versions.id'], name=op.f('fk_shape_points_feed_version_id_feed_versions'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('feed_version_id', 'shape_id', 'shape_pt_sequence', name=op.f('pk_shape_points'))
     )
     op.create_table('shapes',
@@ -223,7 +222,6 @@ def upgrade() -> None:
     sa.Column('drop_off_type', sa.SmallInteger(), nullable=False),
     sa.Column('shape_dist_traveled', sa.Float(), nullable=True),
     sa.Column('timepoint', sa.SmallInteger(), nullable=False),
-    sa.ForeignKeyConstraint(['feed_version_id'], ['feed_versions.id'], name=op.f('fk_stop_times_feed_version_id_feed_versions'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('feed_version_id', 'trip_id', 'stop_sequence', name=op.f('pk_stop_times'))
     )
     with op.batch_alter_table('stop_times', schema=None) as batch_op:
