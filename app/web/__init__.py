@@ -1,11 +1,25 @@
-"""HTML pages: API docs now; display boards, rider and staff pages later."""
+"""HTML pages: the home page (find a stop, see its next buses); boards and staff pages come later."""
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Blueprint, Flask, current_app, render_template
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
 
-__all__ = ["register_web"]
+from app import get_db
+from app.models import FeedVersion
+
+__all__ = ["bp", "register_web"]
+
+bp = Blueprint("web", __name__)
+
+
+@bp.get("/")
+def home() -> ResponseReturnValue:
+    with get_db(current_app).session() as session:
+        feed = session.scalars(select(FeedVersion).where(FeedVersion.is_active.is_(True))).one_or_none()
+    return render_template("home.html", feed=feed)
 
 
 def register_web(app: Flask) -> None:
-    return None
+    app.register_blueprint(bp)
