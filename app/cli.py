@@ -167,6 +167,10 @@ def register_commands(app: Flask) -> None:
     """Add every command group; each feature area keeps its commands in its own module."""
     app.cli.add_command(db_group)
     app.cli.add_command(gtfs_group)
+    from app.ticketing.cli import cards_group, devices_group, riders_group
+
+    for group in (devices_group, cards_group, riders_group):
+        app.cli.add_command(group)
 
 
 def _create() -> Flask:

@@ -25,3 +25,6 @@ def register_api(app: Flask) -> None:
     register_error_handlers(app)
     for blueprint in (health_bp, stops_bp, routes_bp, meta_bp):
         app.register_blueprint(blueprint)
+    from app.api.ticketing import register_ticketing_api
+
+    register_ticketing_api(app)

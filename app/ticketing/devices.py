@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import Headers
 
 from app.cache import key
 from app.models import Device, DeviceKey
@@ -81,7 +82,7 @@ def signing_headers(creds: DeviceCredentials, method: str, path: str, body: byte
             "X-Qala-Nonce": nonce, "X-Qala-Signature": sign(creds.secret, method, path, timestamp, nonce, body)}
 
 
-def verify_request(session: Session, redis: Any, headers: Mapping[str, str], method: str, path: str,
+def verify_request(session: Session, redis: Any, headers: Mapping[str, str] | Headers, method: str, path: str,
                    body: bytes, now: dt.datetime | None = None) -> str:
     """The authenticated device id; raises ``Unauthorized`` with a reason code otherwise."""
     names = ("X-Qala-Device", "X-Qala-Key", "X-Qala-Timestamp", "X-Qala-Nonce", "X-Qala-Signature")

@@ -1,0 +1,164 @@
+"""Rider API: accounts, login, linking cards, balance, history, top-ups, passes, and the anonymous balance check."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import get_db, get_redis
+from app.api.idempotency import run_mutation
+from app.api.spec import Integer, Param, endpoint
+from app.cache import key
+from app.errors import BadRequest
+from app.models import Card, Rider
+from app.ticketing import cards, riders
+from app.ticketing.context import get_ticketing
+from app.ticketing.errors import Conflict, TooManyRequests
+
+__all__ = ["body_field", "bp", "current_rider", "rider_scope"]
+
+bp = Blueprint("cards", __name__, url_prefix="/api/v1")
+
+CARD_ID = Param("card_id", Integer(1), "the card's id (from GET /api/v1/me/cards)", location="path", required=True)
+BALANCE_CHECKS_PER_MINUTE = 10
+
+
+def body_field(name: str, kind: type, required: bool = True) -> Any:
+    body = request.get_json(silent=True)
+    value = body.get(name) if isinstance(body, dict) else None
+    if value is None and not required:
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise BadRequest(f"{name} must be a {kind.__name__}", field=name)
+    return value
+
+
+def current_rider(session: Session) -> Rider:
+    return riders.rider_from_token(session, current_app.config["SECRET_KEY"], request.headers.get("Authorization"))
+
+
+def rider_scope() -> str:
+    """The Idempotency-Key scope of the authenticated rider (keys never collide across riders)."""
+    with get_db(current_app).session() as session:
+        return f"rider:{current_rider(session).id}"
+
+
+@bp.post("/riders")
+def register() -> ResponseReturnValue:
+    """Create a rider account (login = email or phone)."""
+    login, password = body_field("login", str), body_field("password", str)
+    name = body_field("full_name", str, required=False)
+
+    def work(session: Session) -> tuple[dict[str, Any], int]:
+        rider = riders.create_rider(session, login, password, name)
+        session.flush()
+        return {"rider_id": rider.id, "login": rider.login}, 201
+
+    return run_mutation("riders", work)
+
+
+@bp.post("/riders/login")
+def login() -> ResponseReturnValue:
+    """Exchange login and password for a bearer token."""
+    with get_db(current_app).session() as session:
+        rider = riders.authenticate(session, body_field("login", str), body_field("password", str))
+        return jsonify(token=riders.issue_token(current_app.config["SECRET_KEY"], rider), rider_id=rider.id)
+
+
+@bp.get("/me/cards")
+@endpoint("My cards", response="CardList", tag="cards", errors=[401])
+def my_cards() -> ResponseReturnValue:
+    with get_db(current_app).session() as session:
+        rider = current_rider(session)
+        owned = session.scalars(select(Card).where(Card.rider_id == rider.id).order_by(Card.id))
+        return jsonify(cards=[riders.card_summary(session, c) for c in owned])
+
+
+@bp.post("/me/cards")
+def link_card() -> ResponseReturnValue:
+    """Link a card to my account with its number and printed code."""
+    ctx = get_ticketing(current_app)
+    number, code = body_field("card", str), body_field("code", str)
+
+    def work(session: Session) -> tuple[dict[str, Any], int]:
+        rider = current_rider(session)
+        card = cards.card_by_number(session, ctx, number, code)
+        if card.rider_id not in (None, rider.id):
+            raise Conflict("this card is registered to someone else")
+        card.rider_id = rider.id
+        return riders.card_summary(session, card), 200
+
+    return run_mutation(rider_scope(), work)
+
+
+@bp.get("/cards/<int:card_id>")
+@endpoint("One of my cards", response="Card", tag="cards", params=[CARD_ID], errors=[401, 404])
+def card_detail(card_id: int) -> ResponseReturnValue:
+    with get_db(current_app).session() as session:
+        return jsonify(riders.card_summary(session, riders.owned_card(session, current_rider(session), card_id)))
+
+
+@bp.get("/cards/<int:card_id>/history")
+@endpoint("Trips and payments of one of my cards", response="CardHistory", tag="cards",
+          params=[CARD_ID, Param("limit", Integer(1, 200), "at most this many of each", default=50)],
+          errors=[401, 404])
+def card_history(card_id: int, limit: int) -> ResponseReturnValue:
+    with get_db(current_app).session() as session:
+        card = riders.owned_card(session, current_rider(session), card_id)
+        return jsonify(riders.card_history(session, card, limit))
+
+
+@bp.post("/cards/<int:card_id>/top-ups")
+def top_up(card_id: int) -> ResponseReturnValue:
+    """Top up one of my cards from the app (a transfer from the app channel); amount in tiyn."""
+    amount = body_field("amount", int)
+
+    def work(session: Session) -> tuple[dict[str, Any], int]:
+        card = riders.owned_card(session, current_rider(session), card_id)
+        cards.top_up(session, card, amount, "app")
+        return riders.card_summary(session, card), 200
+
+    return run_mutation(rider_scope(), work)
+
+
+@bp.post("/cards/<int:card_id>/passes")
+def buy_pass(card_id: int) -> ResponseReturnValue:
+    """Buy a monthly pass from the card's balance, valid from now (or `start`)."""
+    ctx = get_ticketing(current_app)
+    product = body_field("product", str)
+    start_raw = body_field("start", str, required=False)
+    try:
+        start = dt.datetime.fromisoformat(start_raw).astimezone(dt.UTC) if start_raw else dt.datetime.now(dt.UTC)
+    except ValueError:
+        raise BadRequest("start must be ISO-8601 with an offset", field="start") from None
+
+    def work(session: Session) -> tuple[dict[str, Any], int]:
+        card = riders.owned_card(session, current_rider(session), card_id)
+        item = cards.buy_pass(session, ctx, card, product, start)
+        return {**riders.card_summary(session, card), "pass": {
+            "product": item.fare_product_id, "price": item.price, "valid_from": item.valid_from.isoformat(),
+            "valid_to": item.valid_to.isoformat()}}, 201
+
+    return run_mutation(rider_scope(), work)
+
+
+@bp.post("/cards/balance")
+def anonymous_balance() -> ResponseReturnValue:
+    """Balance of any card by its number and printed 3-digit code; rate-limited per client address."""
+    redis = get_redis(current_app)
+    counter = key("ratelimit", "balance", request.remote_addr or "unknown")
+    seen = redis.incr(counter)
+    if seen == 1:
+        redis.expire(counter, 60)
+    if seen > BALANCE_CHECKS_PER_MINUTE:
+        raise TooManyRequests(f"at most {BALANCE_CHECKS_PER_MINUTE} balance checks a minute")
+    ctx = get_ticketing(current_app)
+    with get_db(current_app).session() as session:
+        card = cards.card_by_number(session, ctx, body_field("card", str), body_field("code", str))
+        summary = riders.card_summary(session, card)
+        return jsonify({k: summary[k] for k in ("masked", "status", "balance", "currency")})

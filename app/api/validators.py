@@ -1,0 +1,125 @@
+"""Validator API: signed online taps, offline batches and the deny list."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import Session
+
+from app import get_db, get_redis
+from app.api.idempotency import run_mutation
+from app.api.spec import Integer, Param, endpoint
+from app.errors import BadRequest
+from app.ticketing import denylist
+from app.ticketing.batches import apply_batch, sequence_gaps
+from app.ticketing.cardnumbers import CardNumberError, number_hash, parse_number
+from app.ticketing.context import Ticketing, get_ticketing
+from app.ticketing.devices import verify_request
+from app.ticketing.taps import TapRequest, process_tap
+
+__all__ = ["bp", "parse_tap"]
+
+bp = Blueprint("validators", __name__, url_prefix="/api/v1/validators")
+
+MAX_BATCH = 5000
+
+
+@bp.before_request
+def authenticate_device() -> None:
+    with get_db(current_app).session() as session:
+        g.device_id = verify_request(session, get_redis(current_app), request.headers, request.method,
+                                     request.path, request.get_data())
+
+
+def _field(obj: dict[str, Any], name: str, kind: type, required: bool = True) -> Any:
+    value = obj.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise BadRequest(f"{name} must be a {kind.__name__}", field=name)
+    return value
+
+
+def parse_tap(ctx: Ticketing, device_id: str, obj: Any, offline: bool) -> TapRequest:
+    """A tap from its JSON object; the body hash covers the tap itself, not how it travelled."""
+    if not isinstance(obj, dict):
+        raise BadRequest("a tap must be a JSON object", field="tap")
+    seq = _field(obj, "seq", int)
+    if seq < 1:
+        raise BadRequest("seq must be at least 1", field="seq")
+    try:
+        number = parse_number(_field(obj, "card", str))
+    except CardNumberError as exc:
+        raise BadRequest(str(exc), field="card") from None
+    vehicle = _field(obj, "vehicle_id", str)
+    route = _field(obj, "route_id", str, required=False)
+    try:
+        at = dt.datetime.fromisoformat(_field(obj, "tapped_at", str))
+    except ValueError:
+        raise BadRequest("tapped_at must be ISO-8601 with a UTC offset", field="tapped_at") from None
+    if at.utcoffset() is None:
+        raise BadRequest("tapped_at must include a UTC offset", field="tapped_at")
+    at = at.astimezone(dt.UTC)
+    canonical = json.dumps([number_hash(ctx.hash_key, number), vehicle, route, at.isoformat()])
+    return TapRequest(device_id, seq, number, vehicle[:64], route, at, offline,
+                      hashlib.sha256(canonical.encode()).hexdigest())
+
+
+def _json_body() -> Any:
+    body = request.get_json(silent=True)
+    if body is None:
+        raise BadRequest("the body must be JSON", field="body")
+    return body
+
+
+@bp.post("/taps")
+def tap() -> ResponseReturnValue:
+    """One online tap: accept or deny, with the reason, fare and remaining balance (tiyn)."""
+    ctx = get_ticketing(current_app)
+    req = parse_tap(ctx, g.device_id, _json_body(), offline=False)
+
+    def work(session: Session) -> tuple[dict[str, Any], int]:
+        return process_tap(session, ctx, req).as_json(), 200
+
+    return run_mutation(f"device:{g.device_id}", work)
+
+
+@bp.post("/batches")
+def batch() -> ResponseReturnValue:
+    """Offline taps, late, duplicated or out of order: each charged at most once, rated by its own time."""
+    ctx = get_ticketing(current_app)
+    body = _json_body()
+    taps = body.get("taps") if isinstance(body, dict) else None
+    if not isinstance(taps, list) or not 1 <= len(taps) <= MAX_BATCH:
+        raise BadRequest(f"taps must be a list of 1 to {MAX_BATCH} taps", field="taps")
+    requests = [parse_tap(ctx, g.device_id, item, offline=True) for item in taps]
+    db = get_db(current_app)
+
+    def work(session: Session) -> tuple[dict[str, Any], int]:
+        results = apply_batch(db.session, ctx, requests)
+        summary = {k: sum(1 for r in results if r["decision"] == k) for k in ("accept", "deny", "conflict")}
+        duplicates = sum(1 for r in results if r.get("duplicate"))
+        return {"results": results, "counts": {**summary, "duplicates": duplicates},
+                "gaps": sequence_gaps(session, g.device_id)}, 200
+
+    return run_mutation(f"device:{g.device_id}", work)
+
+
+@bp.get("/deny-list")
+@endpoint(
+    "Deny-list changes since a version",
+    response="DenyList",
+    tag="validators",
+    description="Signed like every validator request. Returns the changes (card hash, add/remove) with a version "
+                "greater than `since`, oldest first, and the current version to ask from next time.",
+    params=[Param("since", Integer(0), "the last version this validator has applied", default=0)],
+    errors=[401],
+)
+def deny_list(since: int) -> ResponseReturnValue:
+    with get_db(current_app).session() as session:
+        return jsonify(denylist.changes_since(session, get_redis(current_app), since))

@@ -1,0 +1,148 @@
+"""Validator API over HTTP: signatures, replays, key rotation, online taps, offline batches, deny list, idempotency."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from app import get_db
+from app.models import Card
+from app.ticketing import cards, devices, ledger
+from tests.test_ticketing_helpers import T0, ledger_checked, make_card, make_device, signed  # noqa: F401
+
+TAPS = "/api/v1/validators/taps"
+BATCHES = "/api/v1/validators/batches"
+DENY = "/api/v1/validators/deny-list"
+
+
+def tap_body(seq: int, number: str, seconds: float = 0, vehicle: str = "bus-1") -> dict[str, object]:
+    at = (T0 + dt.timedelta(seconds=seconds)).isoformat()
+    return {"seq": seq, "card": number, "vehicle_id": vehicle, "route_id": "R12", "tapped_at": at}
+
+
+def balance(app: Flask, card_id: int) -> int:
+    with get_db(app).session() as session:
+        return ledger.card_account(session, card_id).balance
+
+
+def test_register_device_cli_prints_a_key_that_signs(runner: FlaskCliRunner, client: FlaskClient,
+                                                     app: Flask) -> None:
+    result = runner.invoke(args=["devices", "register", "bus 12 front door"])
+    assert result.exit_code == 0, result.output
+    values = dict(line.split("=", 1) for line in result.output.strip().splitlines())
+    creds = devices.DeviceCredentials(values["device_id"], values["key_id"], values["key"])
+    assert signed(client, creds, "GET", DENY, None).status_code == 200
+
+
+def test_unsigned_stale_replayed_and_forged_requests_are_401(client: FlaskClient, app: Flask) -> None:
+    creds = make_device(app)
+    _, number, _ = make_card(app, balance=50000)
+    body = tap_body(1, number)
+    unsigned = client.post(TAPS, json=body)
+    assert unsigned.status_code == 401 and unsigned.get_json()["error"]["code"] == "missing_signature"
+    stale = signed(client, creds, "POST", TAPS, body, now=time.time() - 301)
+    assert stale.get_json()["error"]["code"] == "stale_request"
+    forged = signed(client, devices.DeviceCredentials(creds.device_id, creds.key_id, "0" * 64), "POST", TAPS, body)
+    assert forged.status_code == 401 and forged.get_json()["error"]["code"] == "bad_signature"
+    raw = json.dumps(body).encode()
+    headers = devices.signing_headers(creds, "POST", TAPS, raw)
+    first = client.post(TAPS, data=raw, headers=headers, content_type="application/json")
+    assert first.status_code == 200
+    replay = client.post(TAPS, data=raw, headers=headers, content_type="application/json")
+    assert replay.status_code == 401 and replay.get_json()["error"]["code"] == "replayed_nonce"
+    tampered = client.post(TAPS, data=raw.replace(b"bus-1", b"bus-2"),
+                           headers={**headers, "X-Qala-Nonce": "fresh-nonce"}, content_type="application/json")
+    assert tampered.get_json()["error"]["code"] == "bad_signature"
+
+
+def test_key_rotation_keeps_the_old_key_during_the_overlap(client: FlaskClient, app: Flask) -> None:
+    old = make_device(app)
+    with get_db(app).session() as session:
+        new = devices.rotate_key(session, old.device_id, dt.timedelta(hours=1))
+        session.commit()
+    assert signed(client, old, "GET", DENY, None).status_code == 200
+    assert signed(client, new, "GET", DENY, None).status_code == 200
+    with get_db(app).session() as session:
+        devices.rotate_key(session, old.device_id, dt.timedelta(0))
+        session.commit()
+    assert signed(client, old, "GET", DENY, None).get_json()["error"]["code"] == "bad_signature"
+
+
+def test_online_tap_over_http_and_its_retry(client: FlaskClient, app: Flask) -> None:
+    creds = make_device(app)
+    card_id, number, _ = make_card(app, balance=13000)
+    first = signed(client, creds, "POST", TAPS, tap_body(1, number))
+    assert first.status_code == 200
+    assert {k: first.get_json()[k] for k in ("decision", "fare", "balance")} == {
+        "decision": "accept", "fare": 12000, "balance": 1000}
+    retry = signed(client, creds, "POST", TAPS, tap_body(1, number))  # the response was lost: same tap again
+    assert retry.get_json()["duplicate"] is True and retry.get_json()["balance"] == 1000
+    changed = signed(client, creds, "POST", TAPS, tap_body(1, number, seconds=60))
+    assert changed.status_code == 409
+    denied = signed(client, creds, "POST", TAPS, tap_body(2, number, seconds=600, vehicle="bus-2"))
+    assert denied.get_json()["reason"] == "insufficient_balance"
+    assert balance(app, card_id) == 1000
+
+
+def test_bad_tap_fields_name_the_field(client: FlaskClient, app: Flask) -> None:
+    creds = make_device(app)
+    response = signed(client, creds, "POST", TAPS, {"seq": 1, "card": "123", "vehicle_id": "b",
+                                                    "tapped_at": T0.isoformat()})
+    assert response.status_code == 400 and response.get_json()["error"]["field"] == "card"
+    naive = signed(client, creds, "POST", TAPS, {**tap_body(1, "1" * 19), "tapped_at": "2026-03-10T08:00:00"})
+    assert naive.get_json()["error"]["field"] == "tapped_at"
+
+
+def test_batch_sent_three_times_charges_once_and_reports_gaps(client: FlaskClient, app: Flask) -> None:
+    creds = make_device(app)
+    card_id, number, _ = make_card(app, balance=100000)
+    taps = [tap_body(seq, number, seconds=seq * 900, vehicle=f"v{seq}") for seq in (5, 1, 2, 7)]
+    bodies = [signed(client, creds, "POST", BATCHES, {"taps": taps}).get_json() for _ in range(3)]
+    assert bodies[0]["counts"] == {"accept": 4, "deny": 0, "conflict": 0, "duplicates": 0}
+    assert bodies[1]["counts"]["duplicates"] == 4 and bodies[2]["counts"]["duplicates"] == 4
+    assert bodies[0]["gaps"] == [[3, 4], [6, 6]]
+    assert balance(app, card_id) == 100000 - 4 * 12000
+
+
+def test_offline_debt_puts_the_card_on_the_deny_list_until_top_up(client: FlaskClient, app: Flask) -> None:
+    creds = make_device(app)
+    card_id, number, _ = make_card(app, balance=5000)
+    taps = [tap_body(seq, number, seconds=seq * 900, vehicle=f"v{seq}") for seq in (1, 2)]
+    signed(client, creds, "POST", BATCHES, {"taps": taps})
+    assert balance(app, card_id) == -12000
+    listed = signed(client, creds, "GET", DENY, None).get_json()
+    assert [c["action"] for c in listed["changes"]] == ["add"]
+    version = listed["version"]
+    assert number not in json.dumps(listed)
+    app.extensions["redis"].delete("qala:denylist")  # Redis lost it: rebuilt from the database
+    assert signed(client, creds, "GET", DENY, None).get_json() == listed
+    assert signed(client, creds, "GET", f"{DENY}?since={version}", None).get_json()["changes"] == []
+    with get_db(app).session() as session:
+        cards.top_up(session, session.get_one(Card, card_id), 20000, "bank")
+        session.commit()
+    delta = signed(client, creds, "GET", f"{DENY}?since={version}", None).get_json()
+    assert [c["action"] for c in delta["changes"]] == ["remove"] and delta["version"] == version + 1
+
+
+def test_idempotency_key_on_batches(client: FlaskClient, app: Flask) -> None:
+    creds = make_device(app)
+    _, number, _ = make_card(app, balance=100000)
+    body = {"taps": [tap_body(1, number)]}
+    first = signed(client, creds, "POST", BATCHES, body, headers={"Idempotency-Key": "b-1"})
+    again = signed(client, creds, "POST", BATCHES, body, headers={"Idempotency-Key": "b-1"})
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.get_json() == first.get_json()
+    other = signed(client, creds, "POST", BATCHES, {"taps": [tap_body(2, number, 900)]},
+                   headers={"Idempotency-Key": "b-1"})
+    assert other.status_code == 409
+
+
+def test_validator_endpoints_are_in_the_openapi_document(client: FlaskClient) -> None:
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    assert "post" in paths[TAPS] and "post" in paths[BATCHES]
+    since = paths[DENY]["get"]["parameters"][0]
+    assert since["name"] == "since" and since["schema"]["minimum"] == 0
