@@ -96,14 +96,14 @@ def link_card() -> ResponseReturnValue:
     return run_mutation(rider_scope(), work)
 
 
-@bp.get("/cards/<int:card_id>")
+@bp.get("/cards/<card_id>")
 @endpoint("One of my cards", response="Card", tag="cards", params=[CARD_ID], errors=[401, 404])
 def card_detail(card_id: int) -> ResponseReturnValue:
     with get_db(current_app).session() as session:
         return jsonify(riders.card_summary(session, riders.owned_card(session, current_rider(session), card_id)))
 
 
-@bp.get("/cards/<int:card_id>/history")
+@bp.get("/cards/<card_id>/history")
 @endpoint("Trips and payments of one of my cards", response="CardHistory", tag="cards",
           params=[CARD_ID, Param("limit", Integer(1, 200), "at most this many of each", default=50)],
           errors=[401, 404])
