@@ -172,3 +172,29 @@ def test_shared_quirks_stop_sequence_zero_and_frequencies(app: Flask, shared_dat
     assert "STBA" not in set(sample.trips["trip_id"])
     first = sample.stop_times[sample.stop_times["trip_id"] == "STBA@06:00:00"]
     assert first["departure_s"].iloc[0] == 6 * 3600
+
+
+def test_text_with_commas_quotes_and_empty_cells_round_trips(app: Flask, tmp_path: Path) -> None:
+    stops = ("stop_id,stop_code,stop_name,stop_desc,stop_lat,stop_lon\n"
+             'A,101,"Абай, ""Достык"" угол",,43.2389,76.9570\n'
+             "B,,Абай — Фурманов,   ,43.2398,76.9455\n"
+             "C,103,Абай — Сейфуллин,Line\\\\slash,43.2405,76.9330\n")
+    report = import_feed(get_db(app), write_feed(tmp_path / "f", {"stops.txt": stops}), canonical=False)
+    with get_db(app).session() as session:
+        rows = session.execute(select(Stop.stop_id, Stop.stop_code, Stop.stop_name, Stop.stop_desc)
+                               .where(Stop.feed_version_id == report.feed_version_id).order_by(Stop.stop_id)).all()
+    assert rows == [("A", "101", 'Абай, "Достык" угол', None), ("B", None, "Абай — Фурманов", None),
+                    ("C", "103", "Абай — Сейфуллин", "Line\\\\slash")]
+
+
+def test_canonical_errors_are_warnings_unless_strict(app: Flask, shared_data: Path) -> None:
+    sample = shared_data / "gtfs/google_sample_feed.zip"  # 13 rows of stop_times.txt are short
+    with pytest.raises(FeedInvalid) as caught:
+        import_feed(get_db(app), sample, strict=True)
+    assert any(i.code == "canonical:invalid_row_length" and i.file == "stop_times.txt" and i.severity == "error"
+               for i in caught.value.issues)
+    assert _active(app) is None
+    report = import_feed(get_db(app), sample)
+    assert report.warning_summary()["canonical:invalid_row_length"] == 13
+    active = _active(app)
+    assert active is not None and active.warnings[0]["summary"]["canonical:invalid_row_length"] == 13

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +42,7 @@ from app.models import (
     Trip,
 )
 from app.schedule.bulk import conform, insert_frame
-from prediction.feedcheck import FeedIssue
+from prediction.feedcheck import FeedInvalid, FeedIssue, canonical_issues
 from prediction.schedule import ScheduleFeed, read_schedule
 
 __all__ = [
@@ -83,12 +84,27 @@ class ImportReport:
 def import_feed(db: Database, path: str | Path, *, label: str | None = None, canonical: bool = True,
                 strict: bool = False, step: Step | None = None, advance: Advance | None = None,
                 total: Callable[[int], None] | None = None) -> ImportReport:
-    """Read, check and load the feed at ``path``; raises ``FeedInvalid`` before touching the database
-    when the feed has errors."""
-    schedule = read_schedule(path, canonical=canonical, strict=strict, progress=step)
-    if total:
-        total(sum(schedule.counts().values()))
-    return load_schedule(db, schedule, label=label or Path(path).name, step=step, advance=advance)
+    """Read, check and load the feed at ``path``; raises ``FeedInvalid`` (and changes nothing) when the
+    feed has errors.
+
+    The canonical rules (gtfs-guru, compiled code) run in a thread beside our own reading and loading;
+    their verdict is awaited inside the load transaction, before the commit, so ``strict`` can still
+    roll everything back.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="canonical") as pool:
+        pending = pool.submit(canonical_issues, str(path), as_errors=strict) if canonical else None
+
+        def canonical_verdict() -> list[FeedIssue]:
+            return pending.result() if pending is not None else []
+
+        try:
+            schedule = read_schedule(path, canonical=False, progress=step)
+        except FeedInvalid as exc:
+            raise FeedInvalid(exc.issues + canonical_verdict()) from exc
+        if total:
+            total(sum(schedule.counts().values()))
+        return load_schedule(db, schedule, label=label or Path(path).name, step=step, advance=advance,
+                             late_checks=canonical_verdict)
 
 
 def _tables(schedule: ScheduleFeed) -> list[tuple[type, pd.DataFrame]]:
@@ -103,8 +119,13 @@ def _tables(schedule: ScheduleFeed) -> list[tuple[type, pd.DataFrame]]:
 
 
 def load_schedule(db: Database, schedule: ScheduleFeed, *, label: str, step: Step | None = None,
-                  advance: Advance | None = None) -> ImportReport:
-    """Load a checked schedule as a new version and make it the active one, atomically."""
+                  advance: Advance | None = None,
+                  late_checks: Callable[[], list[FeedIssue]] | None = None) -> ImportReport:
+    """Load a checked schedule as a new version and make it the active one, atomically.
+
+    ``late_checks`` runs after the rows are written and before the commit: its warnings join the
+    report, and any error rolls the whole load back.
+    """
     say = step or (lambda _msg: None)
     with db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
@@ -114,6 +135,13 @@ def load_schedule(db: Database, schedule: ScheduleFeed, *, label: str, step: Ste
             table = model.__table__  # type: ignore[attr-defined]
             say(f"loading {table.name}")
             insert_frame(conn, table, conform(table, frame, version_id), advance)
+        if late_checks is not None:
+            say("waiting for the canonical rules")
+            late = late_checks()
+            if any(issue.severity == "error" for issue in late):
+                raise FeedInvalid(schedule.warnings + late)
+            schedule.warnings.extend(late)
+            _store_warnings(conn, version_id, schedule.warnings)
         _activate(conn, version_id)
     if db.engine.dialect.name == "postgresql":
         with db.engine.connect() as conn:
@@ -122,10 +150,18 @@ def load_schedule(db: Database, schedule: ScheduleFeed, *, label: str, step: Ste
     return ImportReport(version_id, label, schedule.counts(), schedule.warnings)
 
 
+def _warnings_json(warnings: list[FeedIssue]) -> list[dict[str, object]]:
+    """A summary by code first, then the first warnings in full (real feeds can carry 300,000)."""
+    summary: dict[str, object] = {"summary": dict(Counter(w.code for w in warnings))}
+    return [summary, *(w.as_dict() for w in warnings[:MAX_STORED_WARNINGS])]
+
+
+def _store_warnings(conn: Connection, version_id: int, warnings: list[FeedIssue]) -> None:
+    conn.execute(update(FeedVersion).where(FeedVersion.id == version_id).values(warnings=_warnings_json(warnings)))
+
+
 def _create_version(conn: Connection, schedule: ScheduleFeed, label: str) -> int:
     info = schedule.feed_info
-    warnings = [w.as_dict() for w in schedule.warnings[:MAX_STORED_WARNINGS]]
-    summary = dict(Counter(w.code for w in schedule.warnings))
     result = conn.execute(
         FeedVersion.__table__.insert().returning(FeedVersion.__table__.c.id),  # type: ignore[attr-defined]
         {
@@ -134,7 +170,7 @@ def _create_version(conn: Connection, schedule: ScheduleFeed, label: str) -> int
             "publisher_name": info.get("feed_publisher_name"), "feed_lang": info.get("feed_lang"),
             "feed_version": info.get("feed_version"), "start_date": info.get("feed_start_date"),
             "end_date": info.get("feed_end_date"), "counts": schedule.counts(),
-            "warnings": [{"summary": summary}, *warnings],
+            "warnings": _warnings_json(schedule.warnings),
         },
     )
     return int(result.scalar_one())
