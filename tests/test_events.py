@@ -1,0 +1,104 @@
+"""Stop events derived from pings against the simulator's truth, on real Austin pings, and on bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prediction.avlio import PingFileError, read_pings, write_csv
+from prediction.events import derive_events
+from prediction.schedule import read_schedule
+from prediction.sim_network import SimNetwork, build_network
+from prediction.simulate import CitySimulator
+from tests.test_simulate_feed import write_line_feed
+
+DAY = dt.date(2026, 3, 3)
+EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> SimNetwork:
+    return build_network(read_schedule(write_line_feed(tmp_path_factory.mktemp("feed")), canonical=False))
+
+
+def _seconds(text: pd.Series) -> pd.Series:
+    return (pd.to_datetime(text, utc=True, format="ISO8601") - EPOCH).dt.total_seconds()
+
+
+def _score(network: SimNetwork, interval: float, tmp_path: Path) -> tuple[float, float]:
+    """(arrival MAE in seconds, share of true stop visits recovered) after a CSV round trip."""
+    day = CitySimulator(network, seed=11).run_day(DAY, ping_interval_s=interval)
+    write_csv(day.pings, tmp_path / "pings.csv")
+    events = derive_events(network, read_pings([tmp_path / "pings.csv"]).pings)
+    truth = day.events.assign(true_arrival=_seconds(day.events["arrival_time"]))
+    both = truth.merge(events, on=["trip_id", "start_date", "stop_sequence"], how="left")
+    found = both["arrival"].notna()
+    return float((both["arrival"] - both["true_arrival"])[found].abs().mean()), float(found.mean())
+
+
+@pytest.mark.parametrize(("interval", "max_mae"), [(20.0, 10.0), (240.0, 45.0)])
+def test_events_match_truth(network: SimNetwork, tmp_path: Path, interval: float, max_mae: float) -> None:
+    mae, recovered = _score(network, interval, tmp_path)
+    assert mae <= max_mae
+    assert recovered >= 0.98
+
+
+def test_missing_columns_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("vehicle_id,timestamp,latitude\nbus-1,2026-03-02T08:00:00+05:00,43.2\n")
+    with pytest.raises(PingFileError, match=r"bad\.csv:1: missing required column\(s\) longitude"):
+        read_pings([path])
+
+
+HOSTILE = (
+    "vehicle_id,timestamp,latitude,longitude,trip_id\n"
+    "bus-1,2026-03-02T08:00:00+05:00,43.2,76.9,T1\n"
+    "bus-1,2026-03-02T08:00:20,43.2,76.9,T1\n"  # no offset: ambiguous
+    "bus-1,2026-03-02T08:00:40+05:00,NaN,76.9,T1\n"
+    "bus-1,2026-03-02T08:01:00+05:00,91,76.9,T1\n"
+    "bus-1,2026-03-02T08:01:20+05:00,43.2,'; DROP TABLE pings;--,T1\n"
+    ",2026-03-02T08:01:40+05:00,43.2,76.9,T1\n"
+    "bus-1,1772420560,43.2,76.9,T1\n"  # epoch seconds are fine
+    "bus-1,2026-03-02T08:00:00+05:00,43.2,76.9,T1\n"  # duplicate
+)
+
+
+def test_hostile_values_are_rejected_by_reason_or_raise_with_row(tmp_path: Path) -> None:
+    path = tmp_path / "hostile.csv"
+    path.write_text(HOSTILE)
+    result = read_pings([path])
+    assert len(result.pings) == 2
+    assert result.rejected == {"bad_timestamp": 1, "bad_coordinates": 3, "missing_vehicle": 1, "duplicate": 1}
+    assert any(example.startswith(f"{path}:3 bad_timestamp") for example in result.examples)
+    with pytest.raises(PingFileError, match=r"hostile\.csv:3 \[timestamp\]: bad_timestamp"):
+        read_pings([path], strict=True)
+
+
+def test_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "binary.csv"
+    path.write_bytes(b"\xff\xfe\x00garbage\x00\x81")
+    with pytest.raises(PingFileError, match=r"binary\.csv"):
+        read_pings([path])
+    with pytest.raises(PingFileError, match="no such file"):
+        read_pings([tmp_path / "absent.csv"])
+
+
+@pytest.mark.slow
+def test_austin_events_for_most_trips_with_monotone_times(shared_data: Path) -> None:
+    feed = read_schedule(shared_data / "gtfs" / "austin_capmetro_2016.zip", canonical=False)
+    network = build_network(feed)
+    pings = read_pings([shared_data / "avl" / "austin_capmetro_2016" / "pings_2016-12-16.csv"]).pings
+    trips = pd.Series(pings["trip_id"].dropna().unique())
+    sample = set(trips.sample(n=min(300, len(trips)), random_state=4))
+    mine = pings[pings["trip_id"].isin(sample)]
+    events = derive_events(network, mine)
+    seen = mine.groupby("trip_id").size()
+    derived = events["trip_id"].nunique()
+    assert derived >= 0.9 * len(seen[seen >= 2])
+    for _, trip in events.groupby(["trip_id", "start_date"]):
+        times = np.column_stack([trip["arrival"], trip["departure"]]).ravel()
+        assert (np.diff(times) >= 0).all()
