@@ -31,9 +31,10 @@ MAX_BATCH = 5000
 
 @bp.before_request
 def authenticate_device() -> None:
+    keys = get_ticketing(current_app).device_keys
     with get_db(current_app).session() as session:
         g.device_id = verify_request(session, get_redis(current_app), request.headers, request.method,
-                                     request.path, request.get_data())
+                                     request.path, request.get_data(), cache=keys)
 
 
 def _field(obj: dict[str, Any], name: str, kind: type, required: bool = True) -> Any:

@@ -75,7 +75,7 @@ def top_up(session: Session, card: Card, amount: int, channel: str) -> int:
         raise BadRequest("amount must be 1 to 10,000,000 tiyn", field="amount")
     account = ledger.lock_card_account(session, card.id)
     source = ledger.system_account(session, f"channel:{channel}")
-    ledger.post(session, "top_up", [ledger.Leg(source, -amount), ledger.Leg(account.id, amount)])
+    ledger.post(session, "top_up", [ledger.Leg(source, -amount), ledger.Leg(account.id, amount, card=True)])
     balance = ledger.card_account(session, card.id).balance
     if balance >= 0 and card.status == "active":
         denylist.set_denied(session, card, False, "topped_up")
@@ -90,7 +90,7 @@ def buy_pass(session: Session, ctx: Ticketing, card: Card, product_id: str, star
         raise BadRequest(f"{product_id!r} is not a pass for this card's rider category", field="product")
     account = ledger.lock_card_account(session, card.id)
     revenue = ledger.system_account(session, "revenue")
-    ledger.post(session, "pass_sale", [ledger.Leg(account.id, -price, 0), ledger.Leg(revenue, price)],
+    ledger.post(session, "pass_sale", [ledger.Leg(account.id, -price, 0, card=True), ledger.Leg(revenue, price)],
                 reason=product_id)
     days = profile.config.pass_days[product_id]
     item = CardPass(card_id=card.id, fare_product_id=product_id, price=price, valid_from=start,
@@ -134,8 +134,8 @@ def move_balance(session: Session, old: Card, new: Card, actor_id: int | None, r
     target = ledger.card_account(session, new.id)
     amount = source.balance
     if amount:
-        ledger.post(session, "balance_move", [ledger.Leg(source.id, -amount), ledger.Leg(target.id, amount)],
-                    reason=reason)
+        legs = [ledger.Leg(source.id, -amount, card=True), ledger.Leg(target.id, amount, card=True)]
+        ledger.post(session, "balance_move", legs, reason=reason)
     old.status = "replaced"
     old.replaced_by_id = new.id
     denylist.set_denied(session, old, True, "replaced")
@@ -151,7 +151,8 @@ def adjust(session: Session, card: Card, amount: int, actor_id: int | None, reas
         raise BadRequest("amount must be non-zero and at most 10,000,000 tiyn", field="amount")
     account = ledger.lock_card_account(session, card.id)
     source = ledger.system_account(session, "adjustment")
-    ledger.post(session, kind, [ledger.Leg(source, -amount), ledger.Leg(account.id, amount)], reason=reason)
+    ledger.post(session, kind, [ledger.Leg(source, -amount), ledger.Leg(account.id, amount, card=True)],
+                reason=reason)
     _audit(session, actor_id, kind, card, reason, amount=amount)
     balance = ledger.card_account(session, card.id).balance
     if balance >= 0 and card.status == "active":

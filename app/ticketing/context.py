@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from flask import Flask
 
@@ -15,6 +16,8 @@ __all__ = ["Ticketing", "get_ticketing"]
 class Ticketing:
     hash_key: str
     profiles: ProfileCache
+    accounts: dict[str, int] = field(default_factory=dict)  # ids of system ledger accounts
+    device_keys: dict[str, Any] = field(default_factory=dict)  # see app.ticketing.devices.KeyCache
 
 
 def get_ticketing(app: Flask) -> Ticketing:

@@ -12,11 +12,12 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import Headers
 
@@ -29,6 +30,7 @@ __all__ = ["DeviceCredentials", "register_device", "rotate_key", "sign", "signin
 MAX_SKEW_S = 300
 NONCE_TTL_S = 2 * MAX_SKEW_S + 60
 DEFAULT_OVERLAP = dt.timedelta(days=7)
+KEY_CACHE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,26 @@ def signing_headers(creds: DeviceCredentials, method: str, path: str, body: byte
             "X-Qala-Nonce": nonce, "X-Qala-Signature": sign(creds.secret, method, path, timestamp, nonce, body)}
 
 
+def _key_secret(session: Session, device_id: str, key_id: str, now: dt.datetime,
+                cache: dict[str, Any] | None) -> str | None:
+    """The secret of a valid key; remembered for ``KEY_CACHE_S`` (so a revoked key may work that long)."""
+    cached = cache.get(key_id) if cache is not None else None
+    if cached is None or time.monotonic() - cached[3] > KEY_CACHE_S:
+        row = session.execute(select(DeviceKey.device_id, DeviceKey.secret, DeviceKey.expires_at)
+                              .join(Device, Device.id == DeviceKey.device_id)
+                              .where(DeviceKey.id == key_id, Device.active.is_(True))).first()
+        cached = (row[0], row[1], _utc(row[2]) if row[2] else None, time.monotonic()) if row else \
+            ("", None, None, time.monotonic())
+        if cache is not None:
+            cache[key_id] = cached
+    owner, secret, expires_at, _ = cached
+    if owner != device_id or secret is None or (expires_at is not None and expires_at <= now):
+        return None
+    return str(secret)
+
+
 def verify_request(session: Session, redis: Any, headers: Mapping[str, str] | Headers, method: str, path: str,
-                   body: bytes, now: dt.datetime | None = None) -> str:
+                   body: bytes, now: dt.datetime | None = None, cache: dict[str, Any] | None = None) -> str:
     """The authenticated device id; raises ``Unauthorized`` with a reason code otherwise."""
     names = ("X-Qala-Device", "X-Qala-Key", "X-Qala-Timestamp", "X-Qala-Nonce", "X-Qala-Signature")
     values = [headers.get(n) for n in names]
@@ -93,9 +113,7 @@ def verify_request(session: Session, redis: Any, headers: Mapping[str, str] | He
     current = now or dt.datetime.now(dt.UTC)
     if not timestamp.isdigit() or abs(current.timestamp() - int(timestamp)) > MAX_SKEW_S:
         raise Unauthorized("stale_request", f"the timestamp is more than {MAX_SKEW_S} s from the server clock")
-    secret = session.scalar(select(DeviceKey.secret).join(Device, Device.id == DeviceKey.device_id).where(
-        DeviceKey.id == key_id, DeviceKey.device_id == device_id, Device.active.is_(True),
-        or_(DeviceKey.expires_at.is_(None), DeviceKey.expires_at > current)))
+    secret = _key_secret(session, device_id, key_id, current, cache)
     expected = sign(secret or "", method, path, timestamp, nonce, body)
     if secret is None or not hmac.compare_digest(expected, signature):
         raise Unauthorized("bad_signature", "the signature does not match (unknown or expired key, or bad MAC)")

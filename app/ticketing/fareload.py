@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -51,13 +52,19 @@ def load_rows(session: Session, feed_version_id: int) -> FareRows | None:
 
 @dataclass
 class ProfileCache:
-    """One built profile per (profile name, active feed version); rebuilt when the active version changes."""
+    """One built profile per (profile name, active feed version); the active version is looked up again at
+    most every ``recheck_s`` seconds, so a newly activated feed's fares apply within that time."""
 
     name: str
+    recheck_s: float = 5.0
     _built: dict[int | None, FareProfile] = field(default_factory=dict)
+    _checked_at: float = -1e9
 
     def get(self, session: Session) -> FareProfile:
+        if self._built and time.monotonic() - self._checked_at < self.recheck_s:
+            return next(iter(self._built.values()))
         active = session.scalar(select(FeedVersion.id).where(FeedVersion.is_active.is_(True)))
+        self._checked_at = time.monotonic()
         profile = self._built.get(active)
         if profile is None:
             rows = load_rows(session, active) if active is not None else None

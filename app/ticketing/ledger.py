@@ -38,6 +38,7 @@ class Leg:
     account_id: int
     amount: int
     floor: int | None = None
+    card: bool = False  # a card account: its running balance moves with the posting
 
 
 def open_card_account(session: Session, card_id: int) -> LedgerAccount:
@@ -61,8 +62,20 @@ def lock_card_account(session: Session, card_id: int) -> LedgerAccount:
     return account
 
 
-def system_account(session: Session, code: str) -> int:
-    """The id of a system account such as ``revenue``, ``adjustment`` or ``channel:kiosk`` (created on first use)."""
+def system_account(session: Session, code: str, cache: dict[str, int] | None = None) -> int:
+    """The id of a system account such as ``revenue``, ``adjustment`` or ``channel:kiosk`` (created on first use).
+
+    System accounts are never deleted, so their ids may be remembered in ``cache``.
+    """
+    if cache is not None and code in cache:
+        return cache[code]
+    found = _system_account(session, code)
+    if cache is not None:
+        cache[code] = found
+    return found
+
+
+def _system_account(session: Session, code: str) -> int:
     found = session.scalar(select(LedgerAccount.id).where(LedgerAccount.code == code))
     if found is not None:
         return found
@@ -76,18 +89,18 @@ def system_account(session: Session, code: str) -> int:
 
 
 def post(session: Session, kind: str, legs: Sequence[Leg], *, charge_key: str | None = None,
-         tap_id: int | None = None, reason: str | None = None) -> LedgerTransaction:
-    """Record one balanced transaction; raises ``InsufficientFunds`` when a leg would cross its floor."""
+         tap_id: int | None = None, reason: str | None = None) -> dict[int, int]:
+    """Record one balanced transaction; returns the new balances of its card accounts.
+
+    Raises ``InsufficientFunds`` when a card leg would cross its floor.
+    """
     if sum(leg.amount for leg in legs) != 0:
         raise ValueError("a ledger transaction must sum to zero")
     session.flush()  # pending changes go out before balances are refreshed below
-    cards = set(session.scalars(select(LedgerAccount.id).where(
-        LedgerAccount.id.in_([leg.account_id for leg in legs]), LedgerAccount.kind == "card")))
-    for leg in sorted(legs, key=lambda item: item.account_id):  # one lock order: no deadlocks
-        if leg.account_id in cards:
-            _move_card_balance(session, leg)
+    balances = {leg.account_id: _move_card_balance(session, leg)
+                for leg in sorted(legs, key=lambda item: item.account_id) if leg.card}  # one lock order
     for obj in list(session.identity_map.values()):
-        if isinstance(obj, LedgerAccount) and obj.id in cards:
+        if isinstance(obj, LedgerAccount) and obj.id in balances:
             session.expire(obj, ["balance"])
     transaction = LedgerTransaction(kind=kind, charge_key=charge_key, tap_id=tap_id, reason=reason)
     session.add(transaction)
@@ -96,17 +109,18 @@ def post(session: Session, kind: str, legs: Sequence[Leg], *, charge_key: str | 
         {"transaction_id": transaction.id, "account_id": leg.account_id, "amount": leg.amount} for leg in legs
         if leg.amount != 0
     ])
-    return transaction
+    return balances
 
 
-def _move_card_balance(session: Session, leg: Leg) -> None:
-    stmt = update(LedgerAccount).where(LedgerAccount.id == leg.account_id)
+def _move_card_balance(session: Session, leg: Leg) -> int:
+    stmt = update(LedgerAccount).where(LedgerAccount.id == leg.account_id, LedgerAccount.kind == "card")
     if leg.floor is not None and leg.amount < 0:
         stmt = stmt.where(LedgerAccount.balance + leg.amount >= leg.floor)
-    result = session.execute(stmt.values(balance=LedgerAccount.balance + leg.amount)
-                             .execution_options(synchronize_session=False))
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    balance = session.scalar(stmt.values(balance=LedgerAccount.balance + leg.amount)
+                             .returning(LedgerAccount.balance).execution_options(synchronize_session=False))
+    if balance is None:
         raise InsufficientFunds("the balance is too low for this transfer")
+    return int(balance)
 
 
 def check_invariants(session: Session) -> list[str]:

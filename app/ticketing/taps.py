@@ -87,13 +87,21 @@ def process_tap(session: Session, ctx: Ticketing, req: TapRequest) -> TapResult:
     base = profile.leg_price(card.rider_category, req.route_id, req.tapped_at)[1]
     floor = -profile.config.debt_limit_fares * base if req.offline else 0
     charge = min(mine.fare, max(0, account.balance - floor))
-    tap = _insert_tap(session, req, card, mine, charge)
-    _charge(session, account.id, tap, charge, floor)
-    _correct(session, account.id, prior, rated)
-    balance = ledger.card_account(session, card.id).balance
-    tap.balance_after = balance
-    _sync_deny_list(session, card, balance)
+    tap = _insert_tap(session, req, card, mine, charge, account.balance - charge)
+    _charge(session, ctx, account.id, tap, charge, floor)
+    if _is_last(new, prior):  # rating is causal: a tap after all others cannot change their prices
+        balance = account.balance - charge
+    else:
+        _correct(session, ctx, account.id, prior, rated)
+        balance = ledger.card_account(session, card.id).balance
+        tap.balance_after = balance
+    if balance < 0:
+        denylist.set_denied(session, card, True, "negative_balance")
     return result_of(tap, duplicate=False)
+
+
+def _is_last(new: TapIn, prior: list[Tap]) -> bool:
+    return all((_utc(t.tapped_at), t.tap_key) < (new.at, new.tap_id) for t in prior)
 
 
 def _window(session: Session, profile: FareProfile, card: Card, at: dt.datetime) -> tuple[list[Tap], list[PassIn]]:
@@ -132,23 +140,24 @@ def _record(session: Session, req: TapRequest, card: Card | None, outcome: str, 
     return result_of(_new_tap(session, req, card, outcome, reason, fare, balance, product_id), duplicate=False)
 
 
-def _insert_tap(session: Session, req: TapRequest, card: Card, rated: RatedTap, charge: int) -> Tap:
-    tap = _new_tap(session, req, card, rated.outcome, rated.reason, rated.fare, None, rated.product_id)
+def _insert_tap(session: Session, req: TapRequest, card: Card, rated: RatedTap, charge: int, balance: int) -> Tap:
+    tap = _new_tap(session, req, card, rated.outcome, rated.reason, rated.fare, balance, rated.product_id)
     tap.uncollected = rated.fare - charge
     if tap.uncollected:
         tap.reason = "debt_limit"
     return tap
 
 
-def _charge(session: Session, account_id: int, tap: Tap, amount: int, floor: int) -> None:
+def _charge(session: Session, ctx: Ticketing, account_id: int, tap: Tap, amount: int, floor: int) -> None:
     if amount == 0:
         return
-    revenue = ledger.system_account(session, "revenue")
-    ledger.post(session, "fare", [ledger.Leg(account_id, -amount, floor), ledger.Leg(revenue, amount)],
+    revenue = ledger.system_account(session, "revenue", ctx.accounts)
+    ledger.post(session, "fare", [ledger.Leg(account_id, -amount, floor, card=True), ledger.Leg(revenue, amount)],
                 charge_key=f"fare:{tap.tap_key}", tap_id=tap.id)
 
 
-def _correct(session: Session, account_id: int, prior: list[Tap], rated: dict[str, RatedTap]) -> None:
+def _correct(session: Session, ctx: Ticketing, account_id: int, prior: list[Tap],
+             rated: dict[str, RatedTap]) -> None:
     """Adjustment postings for earlier taps whose price changed; history itself is never edited."""
     if not prior:
         return
@@ -166,13 +175,8 @@ def _correct(session: Session, account_id: int, prior: list[Tap], rated: dict[st
             diff = -min(-diff, charged)  # never refund what was never collected
         if diff == 0:
             continue
-        revenue = revenue or ledger.system_account(session, "revenue")
+        revenue = revenue or ledger.system_account(session, "revenue", ctx.accounts)
         count = session.scalar(select(func.count()).select_from(LedgerTransaction)
                                .where(LedgerTransaction.tap_id == tap.id)) or 0
-        ledger.post(session, "fare_adjustment", [ledger.Leg(account_id, -diff), ledger.Leg(revenue, diff)],
+        ledger.post(session, "fare_adjustment", [ledger.Leg(account_id, -diff, card=True), ledger.Leg(revenue, diff)],
                     charge_key=f"adj:{tap.tap_key}:{count}", tap_id=tap.id, reason="re-rated after a late tap")
-
-
-def _sync_deny_list(session: Session, card: Card, balance: int) -> None:
-    if balance < 0:
-        denylist.set_denied(session, card, True, "negative_balance")
