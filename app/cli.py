@@ -13,6 +13,7 @@ from sqlalchemy import select
 from tqdm import tqdm
 
 from app import get_db
+from app.avl.cli import avl_group, simulate_group
 from prediction.feedcheck import FeedInvalid, FeedIssue
 
 __all__ = ["main", "register_commands"]
@@ -167,6 +168,8 @@ def register_commands(app: Flask) -> None:
     """Add every command group; each feature area keeps its commands in its own module."""
     app.cli.add_command(db_group)
     app.cli.add_command(gtfs_group)
+    app.cli.add_command(simulate_group)
+    app.cli.add_command(avl_group)
     from app.ticketing.cli import cards_group, devices_group, riders_group
 
     for group in (devices_group, cards_group, riders_group):

@@ -40,7 +40,7 @@ class SimParams:
     corridor_sigma: float = 0.18  # persistent per-segment speed factor (log-normal)
     day_sigma: float = 0.06  # day-to-day, weather-like, city-wide factor
     day_ar: float = 0.5  # autocorrelation of the day factor (bad weather lasts)
-    trip_sigma: float = 0.05  # per trip (driver, vehicle)
+    trip_sigma: float = 0.10  # per trip (driver, vehicle); widened to approach Astana's p10–p90 spread
     segment_sigma: float = 0.20  # per segment traversal (signals, traffic)
     incidents_per_route_day: float = 0.4
     incident_minutes: tuple[float, float] = (10.0, 40.0)

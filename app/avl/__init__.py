@@ -1,0 +1,1 @@
+"""AVL in the service: command-line tools for simulated history and stop events (ingest comes later)."""
