@@ -87,11 +87,10 @@ def process_tap(session: Session, ctx: Ticketing, req: TapRequest) -> TapResult:
     base = profile.leg_price(card.rider_category, req.route_id, req.tapped_at)[1]
     floor = -profile.config.debt_limit_fares * base if req.offline else 0
     charge = min(mine.fare, max(0, account.balance - floor))
-    tap = _insert_tap(session, req, card, mine, charge, account.balance - charge)
+    balance = account.balance - charge
+    tap = _insert_tap(session, req, card, mine, charge, balance)
     _charge(session, ctx, account.id, tap, charge, floor)
-    if _is_last(new, prior):  # rating is causal: a tap after all others cannot change their prices
-        balance = account.balance - charge
-    else:
+    if not _is_last(new, prior):  # rating is causal: a tap after all others cannot change their prices
         _correct(session, ctx, account.id, prior, rated)
         balance = ledger.card_account(session, card.id).balance
         tap.balance_after = balance
