@@ -31,10 +31,12 @@ def is_denied(session: Session, card_id: int) -> bool:
 
 def set_denied(session: Session, card: Card, denied: bool, reason: str) -> bool:
     """Add the card to (or remove it from) the deny list; returns whether anything changed."""
+    if is_denied(session, card.id) == denied:
+        return False  # the common case takes no lock
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
-    if is_denied(session, card.id) == denied:
-        return False
+        if is_denied(session, card.id) == denied:
+            return False
     session.add(DenyListEntry(card_id=card.id, card_hash=card.number_hash, action="add" if denied else "remove",
                               reason=reason))
     session.flush()
