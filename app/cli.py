@@ -64,15 +64,19 @@ def _print_issues(issues: list[FeedIssue], *, limit: int) -> None:
 
 
 @gtfs_group.command("validate")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path")
 @click.option("--strict", is_flag=True, help="Treat canonical (MobilityData) errors as errors.")
 @click.option("--warnings", "shown", default=SHOWN_WARNINGS, show_default=True, help="Warnings to list.")
-def gtfs_validate(path: Path, strict: bool, shown: int) -> None:
-    """Check the feed at PATH without importing it; exit 1 when it has errors."""
+def gtfs_validate(path: str, strict: bool, shown: int) -> None:
+    """Check the feed at PATH (a zip, a folder or an http(s) URL) without importing it; exit 1 on errors."""
+    from app.schedule.fetch import FeedDownloadError, feed_path
     from prediction.schedule import read_schedule
 
     try:
-        schedule = read_schedule(path, strict=strict)
+        with feed_path(path) as local:
+            schedule = read_schedule(local, strict=strict)
+    except FeedDownloadError as exc:
+        raise click.ClickException(str(exc)) from exc
     except FeedInvalid as exc:
         _print_issues(exc.issues, limit=shown)
         raise SystemExit(1) from exc
@@ -83,16 +87,28 @@ def gtfs_validate(path: Path, strict: bool, shown: int) -> None:
 
 
 @gtfs_group.command("import")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path")
 @click.option("--label", help="A name for this feed version (default: the file name).")
 @click.option("--strict", is_flag=True, help="Treat canonical (MobilityData) errors as errors.")
 @click.option("--no-canonical", is_flag=True, help="Skip the canonical rule set (faster).")
 @click.option("--keep", default=3, show_default=True, help="Feed versions to keep (older ones are deleted).")
 @click.option("--warnings", "shown", default=SHOWN_WARNINGS, show_default=True, help="Warnings to list.")
 @click.option("--if-changed", is_flag=True, help="Do nothing when the active version has the same content.")
-def gtfs_import(path: Path, label: str | None, strict: bool, no_canonical: bool, keep: int, shown: int,
+def gtfs_import(path: str, label: str | None, strict: bool, no_canonical: bool, keep: int, shown: int,
                 if_changed: bool) -> None:
-    """Import the feed at PATH as a new version and make it active (all or nothing)."""
+    """Import the feed at PATH (a zip, a folder or an http(s) URL) as a new version and make it active
+    (all or nothing)."""
+    from app.schedule.fetch import FeedDownloadError, feed_path
+
+    try:
+        with feed_path(path) as local:
+            _import(local, label or Path(path.rstrip("/")).name, strict, no_canonical, keep, shown, if_changed)
+    except FeedDownloadError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _import(path: Path, label: str, strict: bool, no_canonical: bool, keep: int, shown: int,
+            if_changed: bool) -> None:
     from app.schedule.importer import active_version_with_content, import_feed, prune_feed_versions
 
     if if_changed:

@@ -57,3 +57,24 @@ def test_activate_unknown_version_is_a_clear_error(runner: FlaskCliRunner) -> No
     result = runner.invoke(args=["gtfs", "activate", "4242"])
     assert result.exit_code != 0
     assert "feed version 4242 does not exist" in result.output
+
+
+def test_import_from_a_url(runner: FlaskCliRunner, tmp_path: Path) -> None:
+    import shutil
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    shutil.make_archive(str(tmp_path / "site" / "almaty"), "zip", write_feed(tmp_path / "feed"))
+    handler = partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "site"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        result = runner.invoke(args=["gtfs", "import", f"{base}/almaty.zip", "--no-canonical"])
+        missing = runner.invoke(args=["gtfs", "import", f"{base}/nope.zip", "--no-canonical"])
+    finally:
+        server.shutdown()
+    assert result.exit_code == 0, result.output
+    assert "feed version" in result.output and "(almaty.zip) is active" in result.output
+    assert missing.exit_code == 1 and "nope.zip" in missing.output and "404" in missing.output
