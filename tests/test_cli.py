@@ -78,3 +78,13 @@ def test_import_from_a_url(runner: FlaskCliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "feed version" in result.output and "(almaty.zip) is active" in result.output
     assert missing.exit_code == 1 and "nope.zip" in missing.output and "404" in missing.output
+
+
+def test_synth_writes_a_feed_that_imports(runner: FlaskCliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "city"
+    result = runner.invoke(args=["gtfs", "synth", "--routes", "3", "--out", str(out), "--seed", "7"])
+    assert result.exit_code == 0, result.output
+    assert (out / "stop_times.txt").exists() and "stop_times" in result.output
+    imported = runner.invoke(args=["gtfs", "import", str(out), "--no-canonical"])
+    assert imported.exit_code == 0, imported.output
+    assert "3 routes" in imported.output
