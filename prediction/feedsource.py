@@ -33,10 +33,14 @@ class FeedSource:
                     names[p.stem] = p.name
             return names
         with zipfile.ZipFile(self.path) as zf:
-            for info in zf.infolist():
-                member = Path(info.filename)
-                if not info.is_dir() and member.suffix == ".txt" and info.file_size and len(member.parts) == 1:
-                    names[member.stem] = info.filename
+            members = [Path(i.filename) for i in zf.infolist()
+                       if not i.is_dir() and i.filename.endswith(".txt") and i.file_size]
+        folders = {m.parent for m in members}
+        # the files belong at the top of the zip; a zip of one folder holding them is common too
+        home = next(iter(folders)) if len(folders) == 1 else Path(".")
+        for member in members:
+            if member.parent == home:
+                names[member.stem] = member.as_posix()
         return names
 
     def has(self, table: str) -> bool:

@@ -198,3 +198,12 @@ def test_canonical_errors_are_warnings_unless_strict(app: Flask, shared_data: Pa
     assert report.warning_summary()["canonical:invalid_row_length"] == 13
     active = _active(app)
     assert active is not None and active.warnings[0]["summary"]["canonical:invalid_row_length"] == 13
+
+
+def test_zip_holding_one_folder_imports(app: Flask, tmp_path: Path) -> None:
+    import shutil
+
+    write_feed(tmp_path / "wrap" / "almaty-gtfs")
+    archive = shutil.make_archive(str(tmp_path / "nested"), "zip", tmp_path / "wrap")
+    report = import_feed(get_db(app), archive, canonical=False)
+    assert report.counts["stop_times"] == 6 and report.counts["translations"] == 2
