@@ -23,7 +23,8 @@ def test_postings_must_balance_and_respect_the_floor(app: Flask) -> None:
             ledger.post(session, "fare", [ledger.Leg(account.id, -100, card=True), ledger.Leg(revenue, 99)])
         with pytest.raises(InsufficientFunds):
             ledger.post(session, "fare", [ledger.Leg(account.id, -1001, 0, card=True), ledger.Leg(revenue, 1001)])
-        session.rollback()
+        session.rollback()  # which also undid the revenue account created above
+        revenue = ledger.system_account(session, "revenue")
         balances = ledger.post(session, "sale", [ledger.Leg(account.id, -1000, 0, card=True),
                                                  ledger.Leg(revenue, 1000)])
         session.commit()
@@ -60,3 +61,17 @@ def test_cards_issue_and_rotate_key_cli(runner: FlaskCliRunner, app: Flask) -> N
     listed = runner.invoke(args=["devices", "list"]).output
     assert f"{device['device_id']}  v1  keys=2" in listed
     assert runner.invoke(args=["devices", "rotate-key", "nope"]).exit_code != 0
+
+
+def test_a_system_account_created_by_a_rolled_back_transaction_is_not_remembered(app: Flask) -> None:
+    cache: dict[str, int] = {}
+    with get_db(app).session() as session:
+        ledger.system_account(session, "channel:bank", cache)
+        assert ledger.system_account(session, "channel:bank", cache) and cache == {}
+        session.rollback()
+    with get_db(app).session() as session:
+        created = ledger.system_account(session, "channel:bank")
+        session.commit()
+    with get_db(app).session() as session:
+        assert ledger.system_account(session, "channel:bank", cache) == created
+    assert cache == {"channel:bank": created}

@@ -65,27 +65,24 @@ def lock_card_account(session: Session, card_id: int) -> LedgerAccount:
 def system_account(session: Session, code: str, cache: dict[str, int] | None = None) -> int:
     """The id of a system account such as ``revenue``, ``adjustment`` or ``channel:kiosk`` (created on first use).
 
-    System accounts are never deleted, so their ids may be remembered in ``cache``.
+    Ids of committed system accounts may be remembered in ``cache``; one created by this session's own
+    transaction is not, since that transaction may still roll back.
     """
     if cache is not None and code in cache:
         return cache[code]
-    found = _system_account(session, code)
-    if cache is not None:
+    created: set[str] = session.info.setdefault("qala_new_system_accounts", set())
+    found = session.scalar(select(LedgerAccount.id).where(LedgerAccount.code == code))
+    if found is None:
+        try:
+            with session.begin_nested():
+                session.execute(insert(LedgerAccount).values(code=code, kind=code.split(":", 1)[0], balance=0))
+            created.add(code)
+        except IntegrityError:
+            pass  # created concurrently
+        found = session.scalars(select(LedgerAccount.id).where(LedgerAccount.code == code)).one()
+    if cache is not None and code not in created:
         cache[code] = found
     return found
-
-
-def _system_account(session: Session, code: str) -> int:
-    found = session.scalar(select(LedgerAccount.id).where(LedgerAccount.code == code))
-    if found is not None:
-        return found
-    kind = code.split(":", 1)[0]
-    try:
-        with session.begin_nested():
-            session.execute(insert(LedgerAccount).values(code=code, kind=kind, balance=0))
-    except IntegrityError:
-        pass  # created concurrently
-    return session.scalars(select(LedgerAccount.id).where(LedgerAccount.code == code)).one()
 
 
 def post(session: Session, kind: str, legs: Sequence[Leg], *, charge_key: str | None = None,
