@@ -1,0 +1,132 @@
+"""GTFS-realtime full-dataset snapshots (TripUpdates, VehiclePositions) built from predictions and vehicle states.
+
+Rules kept here, after the spec and MobilityData's validator: header version 2.0, FULL_DATASET, a timestamp
+of the build; one entity per trip (per vehicle), ids unique; trip descriptors carry the start date; stop
+time updates sorted by stop_sequence with non-decreasing times and departure = arrival; trips, routes and
+stops that the static feed does not know are left out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+from google.transit import gtfs_realtime_pb2 as rt
+
+from app.realtime.boards import PredictedArrival
+from app.realtime.catalog import StaticCatalog
+
+__all__ = ["TRIP_UPDATES", "VEHICLE_POSITIONS", "VehicleState", "empty_feed", "feed_json", "trip_updates_feed",
+           "vehicle_positions_feed"]
+
+TRIP_UPDATES = "trip-updates"
+VEHICLE_POSITIONS = "vehicle-positions"
+
+
+@dataclass(frozen=True)
+class VehicleState:
+    """Where a vehicle is and which trip it serves, as the AVL matching last saw it."""
+
+    vehicle_id: str
+    lat: float
+    lon: float
+    timestamp: dt.datetime
+    trip_id: str | None = None
+    service_date: dt.date | None = None
+    bearing: float | None = None
+    speed_mps: float | None = None
+
+
+def empty_feed(now: dt.datetime) -> rt.FeedMessage:
+    feed = rt.FeedMessage()
+    feed.header.gtfs_realtime_version = "2.0"
+    feed.header.incrementality = rt.FeedHeader.FULL_DATASET
+    feed.header.timestamp = int(now.timestamp())
+    return feed
+
+
+def _describe_trip(descriptor: Any, catalog: StaticCatalog, trip_id: str, service_date: dt.date) -> None:
+    descriptor.trip_id = trip_id
+    descriptor.route_id = catalog.trips[trip_id].route_id
+    direction = catalog.trips[trip_id].direction_id
+    if direction is not None:
+        descriptor.direction_id = direction
+    descriptor.start_date = service_date.strftime("%Y%m%d")
+    descriptor.schedule_relationship = rt.TripDescriptor.SCHEDULED
+
+
+def trip_updates_feed(catalog: StaticCatalog, predictions: Iterable[PredictedArrival],
+                      now: dt.datetime) -> rt.FeedMessage:
+    """One TripUpdate per (trip, service day) with a stop time update per predicted stop."""
+    feed = empty_feed(now)
+    by_trip: dict[tuple[str, dt.date], dict[int, PredictedArrival]] = defaultdict(dict)
+    for p in predictions:
+        if catalog.knows(p):
+            by_trip[(p.trip_id, p.service_date)][p.stop_sequence] = p  # one update per stop_sequence
+    for (trip_id, day), calls in sorted(by_trip.items()):
+        entity = feed.entity.add()
+        entity.id = f"{trip_id}:{day:%Y%m%d}"
+        update = entity.trip_update
+        _describe_trip(update.trip, catalog, trip_id, day)
+        _add_stop_time_updates(update, [calls[s] for s in sorted(calls)])
+        vehicles = {p.vehicle_id for p in calls.values() if p.vehicle_id}
+        if len(vehicles) == 1:
+            update.vehicle.id = vehicles.pop()
+        observed = [p.observed_at for p in calls.values() if p.observed_at is not None]
+        update.timestamp = int(max(observed).timestamp()) if observed else int(now.timestamp())
+    return feed
+
+
+def _add_stop_time_updates(update: Any, calls: Sequence[PredictedArrival]) -> None:
+    previous = 0
+    for call in calls:
+        # a later stop is never reached before an earlier one; clamp rather than publish a contradiction
+        time = max(int(call.predicted.timestamp()), previous)
+        stu = update.stop_time_update.add()
+        stu.stop_sequence = call.stop_sequence
+        stu.stop_id = call.stop_id
+        stu.arrival.time = time
+        stu.departure.time = time
+        if call.early is not None and call.late is not None:
+            spread = max(0, int((call.late - call.early).total_seconds()))
+            stu.arrival.uncertainty = spread
+            stu.departure.uncertainty = spread
+        stu.schedule_relationship = rt.TripUpdate.StopTimeUpdate.SCHEDULED
+        previous = time
+
+
+def vehicle_positions_feed(catalog: StaticCatalog, vehicles: Iterable[VehicleState],
+                           now: dt.datetime) -> rt.FeedMessage:
+    """One VehiclePosition per vehicle; the trip is described only when the static feed knows it."""
+    feed = empty_feed(now)
+    latest: dict[str, VehicleState] = {}
+    for v in vehicles:
+        if v.vehicle_id not in latest or latest[v.vehicle_id].timestamp < v.timestamp:
+            latest[v.vehicle_id] = v
+    for vehicle_id in sorted(latest):
+        state = latest[vehicle_id]
+        entity = feed.entity.add()
+        entity.id = f"vehicle:{vehicle_id}"
+        position = entity.vehicle
+        position.vehicle.id = vehicle_id
+        position.position.latitude = state.lat
+        position.position.longitude = state.lon
+        if state.bearing is not None:
+            position.position.bearing = state.bearing
+        if state.speed_mps is not None:
+            position.position.speed = state.speed_mps
+        position.timestamp = int(state.timestamp.timestamp())
+        if state.trip_id in catalog.trips and state.service_date is not None:
+            _describe_trip(position.trip, catalog, state.trip_id, state.service_date)
+    return feed
+
+
+def feed_json(body: bytes) -> dict[str, Any]:
+    """A serialized FeedMessage as JSON-ready data (field names as in the proto)."""
+    feed = rt.FeedMessage()
+    feed.ParseFromString(body)
+    return MessageToDict(feed, preserving_proto_field_name=True)
