@@ -80,7 +80,7 @@ def start_gunicorn(target: str, port: int, env: dict[str, str], workers: int, th
     cmd = [str(ROOT / ".venv/bin/gunicorn"), "-w", str(workers), "-k", "gthread", "--threads", str(threads),
            "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--chdir", str(ROOT), target]
     proc = subprocess.Popen(cmd, env={**os.environ, **env})
-    for _ in range(100):
+    for _ in range(300):  # up to 30 s: app import is slow on a loaded 2-core machine
         try:
             requests.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5)
             return proc
