@@ -1,0 +1,189 @@
+"""Backtest: train strictly before a cutoff, then replay the rest as the live service would and score it.
+
+The replay runs in memory: every ``step`` seconds a ``LiveState`` takes in only the stop events known by then
+(``known_at`` = the first ping after the departure), every active trip gets a row per downstream stop, and each
+predictor's ETA is scored against the observed arrival with ``prediction.metrics``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from prediction.features import KnownEvents, SegmentHistory
+from prediction.metrics import score_predictions
+from prediction.models import BASELINES, QuantileETAModel
+from prediction.predict_snapshot import LiveState
+from prediction.sim_network import SimNetwork
+
+__all__ = ["Predictions", "TrainingSet", "backtest", "format_table", "replay", "training_set"]
+
+FloatArray = npt.NDArray[np.float64]
+Progress = Callable[[Iterable[float]], Iterable[float]]
+
+
+@dataclass
+class TrainingSet:
+    rows: pd.DataFrame
+    target: FloatArray
+    history: SegmentHistory
+
+
+def _truth(known: KnownEvents, net: SimNetwork) -> pd.Series:
+    return pd.Series(known.arrival, index=known.run * len(net.visit_seq) + known.visit)
+
+
+def _labelled(frame: pd.DataFrame, truth: pd.Series, net: SimNetwork) -> tuple[pd.DataFrame, FloatArray]:
+    key = frame["run"].to_numpy() * len(net.visit_seq) + frame["visit"].to_numpy()
+    actual = truth.reindex(key).to_numpy(float)
+    keep = np.isfinite(actual) & (actual >= frame["made_at"].to_numpy(float))
+    return frame[keep].reset_index(drop=True), actual[keep]
+
+
+def _times(known: KnownEvents, start: float, end: float, step: float) -> FloatArray:
+    return np.arange(np.ceil(start / step) * step, end, step)
+
+
+def training_set(net: SimNetwork, known: KnownEvents, cutoff: float, *, step_s: float = 300.0,
+                 max_rows: int = 400_000, seed: int = 0) -> TrainingSet:
+    """Snapshot rows every ``step_s`` before ``cutoff``, labelled by arrivals before ``cutoff`` only."""
+    past = known.select((known.known_at < cutoff) & (known.arrival < cutoff))
+    history = SegmentHistory.fit(net, past)
+    state, truth = LiveState(net, history, past), _truth(past, net)
+    parts, targets = [], []
+    for now in _times(past, float(past.known_at.min()), cutoff, step_s):
+        frame, actual = _labelled(state.snapshot(float(now), max_ahead_s=3600.0), truth, net)
+        parts.append(frame)
+        targets.append(actual - frame["made_at"].to_numpy(float))
+    rows = pd.concat(parts, ignore_index=True)
+    target = np.concatenate(targets)
+    if len(rows) > max_rows:
+        pick = np.sort(np.random.default_rng(seed).choice(len(rows), max_rows, replace=False))
+        rows, target = rows.iloc[pick].reset_index(drop=True), target[pick]
+    return TrainingSet(rows=rows, target=target, history=history)
+
+
+@dataclass
+class Predictions:
+    """Scored predictions of one replay: per predictor the predicted arrival (epoch s), plus the interval."""
+
+    made_at: FloatArray
+    actual: FloatArray
+    predicted: dict[str, FloatArray]
+    lower: FloatArray | None
+    upper: FloatArray | None
+
+
+def _predict_all(predictors: dict[str, BaseEstimator], frame: pd.DataFrame
+                 ) -> tuple[dict[str, FloatArray], FloatArray | None, FloatArray | None]:
+    now = frame["made_at"].to_numpy(float)
+    out, lower, upper = {}, None, None
+    for name, predictor in predictors.items():
+        out[name] = now + predictor.predict(frame)
+        if isinstance(predictor, QuantileETAModel):
+            low, high = predictor.predict_interval(frame)
+            lower, upper = now + low, now + high
+    return out, lower, upper
+
+
+def replay(net: SimNetwork, known: KnownEvents, history: SegmentHistory, predictors: dict[str, BaseEstimator],
+           start: float, end: float, *, step_s: float = 30.0, progress: Progress | None = None,
+           batch_rows: int = 200_000) -> Predictions:
+    """Predict every ``step_s`` in [start, end) from what was known at each moment; keep the scorable rows."""
+    state, truth = LiveState(net, history, known), _truth(known, net)
+    times: Iterable[float] = _times(known, start, end, step_s)
+    if progress is not None:
+        times = progress(times)
+    pending: list[pd.DataFrame] = []
+    chunks: list[tuple[pd.DataFrame, FloatArray, dict[str, FloatArray], FloatArray | None, FloatArray | None]] = []
+
+    def flush() -> None:
+        if pending:
+            frame = pd.concat(pending, ignore_index=True)
+            frame, actual = _labelled(frame, truth, net)
+            chunks.append((frame, actual, *_predict_all(predictors, frame)))
+            pending.clear()
+
+    buffered = 0
+    for now in times:
+        rows = state.snapshot(float(now), max_ahead_s=3600.0)
+        pending.append(rows)
+        buffered += len(rows)
+        if buffered >= batch_rows:
+            flush()
+            buffered = 0
+    flush()
+    return _merge(chunks, list(predictors))
+
+
+def _merge(chunks: list[tuple[pd.DataFrame, FloatArray, dict[str, FloatArray], FloatArray | None,
+                              FloatArray | None]], names: list[str]) -> Predictions:
+    def cat(arrays: list[FloatArray]) -> FloatArray:
+        return np.concatenate(arrays) if arrays else np.zeros(0)
+
+    lowers = [c[3] for c in chunks if c[3] is not None]
+    uppers = [c[4] for c in chunks if c[4] is not None]
+    return Predictions(
+        made_at=cat([c[0]["made_at"].to_numpy(float) for c in chunks]), actual=cat([c[1] for c in chunks]),
+        predicted={n: cat([c[2][n] for c in chunks]) for n in names},
+        lower=cat(lowers) if lowers else None, upper=cat(uppers) if uppers else None,
+    )
+
+
+def fit_predictors(training: TrainingSet, model: QuantileETAModel | None = None) -> dict[str, BaseEstimator]:
+    """The model (fitted on the training rows) and the three baselines, in report order."""
+    fitted: dict[str, BaseEstimator] = {"model": (model or QuantileETAModel()).fit(training.rows, training.target)}
+    for name, cls in BASELINES.items():
+        fitted[name] = cls().fit(training.rows, training.target)
+    return fitted
+
+
+def backtest(net: SimNetwork, known: KnownEvents, cutoff: float, *, step_s: float = 30.0,
+             progress: Progress | None = None, model: QuantileETAModel | None = None) -> dict[str, object]:
+    """Train before ``cutoff``, replay after it, and return the report in the issue's JSON shape."""
+    training = training_set(net, known, cutoff)
+    predictors = fit_predictors(training, model)
+    end = float(known.known_at.max()) + step_s
+    result = replay(net, known, training.history, predictors, cutoff, end, step_s=step_s, progress=progress)
+    tz = net.tz
+    observed = int(((known.arrival >= cutoff)).sum())
+    report: dict[str, object] = {
+        "train_until": pd.Timestamp(cutoff, unit="s", tz="UTC").tz_convert(tz).isoformat(),
+        "test_from": pd.Timestamp(cutoff, unit="s", tz="UTC").tz_convert(tz).isoformat(),
+        "test_to": pd.Timestamp(end, unit="s", tz="UTC").tz_convert(tz).isoformat(),
+        "arrivals_observed": observed, "training_rows": len(training.rows), "kalman_gain": training.history.gain,
+        "predictors": {},
+    }
+    for name, predicted in result.predicted.items():
+        interval = (result.lower, result.upper) if name == "model" else (None, None)
+        score = score_predictions(result.made_at, predicted, result.actual, *interval)
+        report["predictors"][name] = score.as_dict()  # type: ignore[index]
+    return report
+
+
+def _pct(value: object) -> str:
+    return "—" if value is None else f"{100 * float(value):.1f}%"  # type: ignore[arg-type]
+
+
+def _sec(value: object) -> str:
+    return "—" if value is None else f"{float(value):.0f}"  # type: ignore[arg-type]
+
+
+def format_table(report: dict[str, object]) -> str:
+    """A plain-text table: ETA benchmark per bucket, MAE per horizon, early rate and coverage per predictor."""
+    head = (f"{'predictor':<10}{'n':>9}{'ETA':>8}{'0-3':>7}{'3-6':>7}{'6-10':>7}{'10-15':>7}"
+            f"{'MAE0-5':>8}{'5-10':>6}{'10-15':>6}{'15-30':>6}{'P90 0-5':>8}{'early':>7}{'cover':>7}")
+    lines = [head]
+    for name, p in report["predictors"].items():  # type: ignore[attr-defined]
+        eta, mae = p["eta_benchmark"], p["mae_s"]
+        lines.append(
+            f"{name:<10}{p['n']:>9}{_pct(eta['overall']):>8}" + "".join(f"{_pct(eta[b]):>7}" for b in
+                                                                       ("0-3", "3-6", "6-10", "10-15"))
+            + f"{_sec(mae['0-5']):>8}" + "".join(f"{_sec(mae[b]):>6}" for b in ("5-10", "10-15", "15-30"))
+            + f"{_sec(p['p90_abs_s']['0-5']):>8}{_pct(p['early_rate']):>7}{_pct(p['interval_coverage']):>7}")
+    return "\n".join(lines)

@@ -1,0 +1,151 @@
+"""Prediction features from observed stop events, built exactly as a live service would see them at time T.
+
+An event becomes *known* when the first ping after its departure arrives (``known_at``); a snapshot at T uses only
+events known by T. Segment history (historical run times by segment, hour and day type; dwell by stop) is fitted
+on training events only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from prediction.servicedays import service_day_start
+from prediction.sim_network import SimNetwork
+
+__all__ = ["FEATURES", "KnownEvents", "SegmentHistory", "prepare_events"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+FEATURES = (
+    "remaining_dist_m", "remaining_stops", "sched_remaining_s", "elapsed_s", "deviation_s", "hour", "day_type",
+    "route", "direction", "hist_remaining_s", "recent_remaining_s", "recent_share", "kalman_remaining_s",
+    "hist_dwell_ahead_s", "headway_s",
+)
+_SLOTS = 48  # hour of day × (weekday, weekend)
+_KNOWN_FALLBACK_S = 60.0  # no later ping of the trip (its last stop): assume the next report within a minute
+
+
+@dataclass
+class KnownEvents:
+    """Observed stop events as arrays, sorted by ``known_at``; ``run`` numbers (trip, service day) pairs."""
+
+    run: IntArray
+    trip: IntArray  # index into net.trip_ids
+    visit: IntArray  # index into net visits
+    arrival: FloatArray
+    departure: FloatArray
+    known_at: FloatArray
+    origin: FloatArray  # epoch of GTFS time 0 of the run's service day
+    segment_run: FloatArray  # arrival − previous stop's departure of the same run (NaN when not observed)
+    headway: FloatArray  # departure − the previous departure from this stop on the same route (NaN: none)
+
+    def __len__(self) -> int:
+        return len(self.run)
+
+    def select(self, mask: npt.NDArray[np.bool_]) -> KnownEvents:
+        return KnownEvents(**{name: getattr(self, name)[mask] for name in self.__dataclass_fields__})
+
+
+def _slot(epoch: FloatArray, tz: object) -> IntArray:
+    local = pd.DatetimeIndex(pd.to_datetime(epoch, unit="s", utc=True)).tz_convert(tz)
+    weekend = (local.day_of_week >= 5).astype(np.int64)
+    return (local.hour.to_numpy(dtype=np.int64) + 24 * weekend).astype(np.int64)
+
+
+def prepare_events(net: SimNetwork, events: pd.DataFrame, pings: pd.DataFrame) -> KnownEvents:
+    """Attach visits, schedule origins and ``known_at`` (first ping of the trip at/after the departure)."""
+    visits = pd.DataFrame({"trip_id": net.trip_ids[net.visit_trip], "stop_sequence": net.visit_seq,
+                           "visit": np.arange(len(net.visit_seq))})
+    frame = events.astype({"trip_id": str, "start_date": str}).merge(visits, on=["trip_id", "stop_sequence"])
+    frame["run"] = pd.factorize(frame["trip_id"] + "/" + frame["start_date"])[0]
+    origins = {d: service_day_start(dt.date(int(d[:4]), int(d[4:6]), int(d[6:8])), net.tz).timestamp()
+               for d in frame["start_date"].unique()}
+    frame["origin"] = frame["start_date"].map(origins).astype(float)
+    frame = frame.sort_values(["run", "visit"]).reset_index(drop=True)
+    same = frame["run"].eq(frame["run"].shift()) & frame["visit"].eq(frame["visit"].shift() + 1)
+    frame["segment_run"] = np.where(same, frame["arrival"] - frame["departure"].shift(), np.nan)
+    frame["known_at"] = _known_at(frame, pings)
+    frame["route_stop"] = net.trip_route[net.visit_trip[frame["visit"]]] * len(net.stop_ids) \
+        + net.visit_stop[frame["visit"]]
+    frame = frame.sort_values(["route_stop", "departure"])
+    frame["headway"] = np.where(frame["route_stop"].eq(frame["route_stop"].shift()),
+                                frame["departure"] - frame["departure"].shift(), np.nan)
+    frame = frame.sort_values("known_at", kind="stable")
+    trip = net.visit_trip[frame["visit"].to_numpy()]
+    return KnownEvents(
+        run=frame["run"].to_numpy(np.int64), trip=trip.astype(np.int64), visit=frame["visit"].to_numpy(np.int64),
+        arrival=frame["arrival"].to_numpy(float), departure=frame["departure"].to_numpy(float),
+        known_at=frame["known_at"].to_numpy(float), origin=frame["origin"].to_numpy(float),
+        segment_run=frame["segment_run"].to_numpy(float), headway=frame["headway"].to_numpy(float),
+    )
+
+
+def _known_at(frame: pd.DataFrame, pings: pd.DataFrame) -> FloatArray:
+    left = frame[["trip_id", "departure"]].reset_index().sort_values("departure")
+    right = pings.loc[pings["trip_id"].notna(), ["trip_id", "t"]].astype({"trip_id": str}).sort_values("t")
+    merged = pd.merge_asof(left, right, left_on="departure", right_on="t", by="trip_id", direction="forward",
+                           tolerance=1800.0)
+    known = merged["t"].fillna(merged["departure"] + _KNOWN_FALLBACK_S)
+    out = np.empty(len(frame))
+    out[merged["index"].to_numpy()] = np.maximum(known.to_numpy(float), merged["departure"].to_numpy(float))
+    return out
+
+
+@dataclass
+class SegmentHistory:
+    """Historical mean run time per (segment, slot) and dwell per (stop, slot), plus a steady-state Kalman gain
+    for blending the last vehicle's run time into the historical one (TheTransitClock's idea)."""
+
+    run_s: FloatArray  # [segment, slot]
+    dwell_s: FloatArray  # [stop, slot]
+    gain: float
+
+    @classmethod
+    def fit(cls, net: SimNetwork, known: KnownEvents) -> SegmentHistory:
+        sched_run = np.maximum(net.visit_arr[1:] - net.visit_dep[:-1], 1).astype(float)
+        seg = net.visit_segment
+        ok = np.isfinite(known.segment_run)
+        slot = _slot(known.arrival, net.tz)
+        run = _table(net.segment_count, seg[known.visit[ok]], slot[ok], known.segment_run[ok],
+                     _schedule_default(net.segment_count, seg[1:], sched_run))
+        dwell = _table(len(net.stop_ids), net.visit_stop[known.visit], slot,
+                       np.clip(known.departure - known.arrival, 0, 600),
+                       np.full(len(net.stop_ids), 10.0))
+        return cls(run_s=run, dwell_s=dwell, gain=_kalman_gain(seg[known.visit], known, run, slot))
+
+
+def _schedule_default(count: int, seg: IntArray, sched_run: FloatArray) -> FloatArray:
+    keep = seg >= 0
+    sums = np.bincount(seg[keep], weights=sched_run[keep], minlength=count)
+    n = np.bincount(seg[keep], minlength=count)
+    return np.where(n > 0, sums / np.maximum(n, 1), 60.0)
+
+
+def _table(count: int, key: IntArray, slot: IntArray, value: FloatArray, default: FloatArray) -> FloatArray:
+    """Mean of ``value`` per (key, slot); falls back to the key's mean over all slots, then to ``default``."""
+    flat = key * _SLOTS + slot
+    sums = np.bincount(flat, weights=value, minlength=count * _SLOTS).reshape(count, _SLOTS)
+    n = np.bincount(flat, minlength=count * _SLOTS).reshape(count, _SLOTS)
+    overall = np.where(n.sum(1) > 0, sums.sum(1) / np.maximum(n.sum(1), 1), default)
+    return np.where(n >= 3, sums / np.maximum(n, 1), overall[:, None])
+
+
+def _kalman_gain(seg: IntArray, known: KnownEvents, run: FloatArray, slot: IntArray) -> float:
+    """Least-squares gain g in run ≈ hist + g·(previous bus's run − hist), on consecutive traversals ≤ 30 min apart."""
+    ok = np.flatnonzero(np.isfinite(known.segment_run) & (seg >= 0))
+    order = ok[np.lexsort((known.arrival[ok], seg[ok]))]
+    s, t, r = seg[order], known.arrival[order], known.segment_run[order]
+    pair = (s[1:] == s[:-1]) & (t[1:] - t[:-1] <= 1800.0)
+    if pair.sum() < 20:
+        return 0.5
+    hist = run[s[1:], slot[order][1:]][pair]
+    innovation = r[:-1][pair] - hist
+    target = r[1:][pair] - hist
+    denom = float((innovation ** 2).sum())
+    return float(np.clip((innovation * target).sum() / denom, 0.0, 1.0)) if denom > 0 else 0.5

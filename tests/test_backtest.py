@@ -1,0 +1,97 @@
+"""Backtest on a tiny simulated line: every predictor is scored, nothing from the future leaks into the past."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prediction.backtest import backtest, format_table, training_set
+from prediction.events import derive_events
+from prediction.features import KnownEvents, SegmentHistory, prepare_events
+from prediction.models import QuantileETAModel
+from prediction.predict_snapshot import LiveState
+from prediction.schedule import read_schedule
+from prediction.sim_network import SimNetwork, build_network
+from prediction.simulate import CitySimulator
+from tests.test_simulate_feed import write_line_feed
+
+DAYS = [dt.date(2026, 3, 2), dt.date(2026, 3, 3), dt.date(2026, 3, 4)]
+SMALL_MODEL = QuantileETAModel(max_iter=40)
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory: pytest.TempPathFactory) -> tuple[SimNetwork, KnownEvents, pd.DataFrame]:
+    net = build_network(read_schedule(write_line_feed(tmp_path_factory.mktemp("feed")), canonical=False))
+    sim = CitySimulator(net, seed=3)
+    pings = []
+    for day, factor in zip(DAYS, sim.day_factors(DAYS[0], len(DAYS)), strict=True):
+        frame = sim.run_day(day, day_factor=float(factor), ping_interval_s=30.0).pings
+        pings.append(frame.assign(t=(pd.to_datetime(frame["timestamp"], format="ISO8601", utc=True)
+                                      - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds()))
+    all_pings = pd.concat(pings, ignore_index=True)
+    events = derive_events(net, all_pings)
+    return net, prepare_events(net, events, all_pings), all_pings
+
+
+def _cutoff(net: SimNetwork) -> float:
+    return pd.Timestamp(dt.datetime.combine(DAYS[-1], dt.time(3)), tz=net.tz).timestamp()
+
+
+def test_every_predictor_is_scored(city: tuple[SimNetwork, KnownEvents, pd.DataFrame], tmp_path: Path) -> None:
+    net, known, _ = city
+    report = backtest(net, known, _cutoff(net), step_s=60.0, model=SMALL_MODEL)
+    predictors = report["predictors"]
+    assert isinstance(predictors, dict) and list(predictors) == ["model", "schedule", "deviation", "kalman"]
+    n = {p["n"] for p in predictors.values()}
+    assert len(n) == 1 and n.pop() > 1000  # all scored on the same rows
+    model, deviation = predictors["model"], predictors["deviation"]
+    assert 0.0 <= model["interval_coverage"] <= 1.0 and predictors["kalman"]["interval_coverage"] is None
+    assert model["mae_s"]["0-5"] < deviation["mae_s"]["0-5"]
+    assert model["eta_benchmark"]["overall"] > predictors["schedule"]["eta_benchmark"]["overall"]
+    json.dumps(report)  # the report is plain JSON
+    assert "kalman" in format_table(report)
+
+
+def _poisoned(known: KnownEvents, after: float) -> KnownEvents:
+    """Every event not yet known at ``after`` moved by 17 minutes: the future is garbage."""
+    future = known.known_at > after
+    shift = np.where(future, 1020.0, 0.0)
+    return dataclasses.replace(known, arrival=known.arrival + shift, departure=known.departure + shift,
+                               segment_run=np.where(future, known.segment_run * 3.0, known.segment_run),
+                               headway=np.where(future, 1.0, known.headway))
+
+
+def test_poisoned_future_does_not_change_past_predictions(city: tuple[SimNetwork, KnownEvents, pd.DataFrame]
+                                                          ) -> None:
+    net, known, _ = city
+    cutoff = _cutoff(net)
+    training = training_set(net, known, cutoff)
+    model = QuantileETAModel(max_iter=20).fit(training.rows, training.target)
+    moment = cutoff + 4 * 3600.0
+    clean = LiveState(net, training.history, known)
+    dirty = LiveState(net, training.history, _poisoned(known, moment))
+    compared = 0
+    for now in np.arange(cutoff + 3 * 3600.0, moment + 1, 60.0):
+        a, b = clean.snapshot(float(now)), dirty.snapshot(float(now))
+        pd.testing.assert_frame_equal(a, b)
+        if len(a):
+            np.testing.assert_array_equal(model.predict(a), model.predict(b))
+            compared += len(a)
+    assert compared > 100
+    after = clean.snapshot(moment + 1800.0)
+    assert not after.equals(dirty.snapshot(moment + 1800.0))  # the poison is real
+
+
+def test_training_uses_only_the_past(city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
+    net, known, _ = city
+    cutoff = _cutoff(net)
+    clean, dirty = training_set(net, known, cutoff), training_set(net, _poisoned(known, cutoff), cutoff)
+    pd.testing.assert_frame_equal(clean.rows, dirty.rows)
+    np.testing.assert_array_equal(clean.target, dirty.target)
+    assert isinstance(clean.history, SegmentHistory) and 0.0 <= clean.history.gain <= 1.0
