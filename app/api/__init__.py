@@ -12,6 +12,7 @@ def register_api(app: Flask) -> None:
     from app.api.errors import register_error_handlers
     from app.api.health import bp as health_bp
     from app.api.meta import bp as meta_bp
+    from app.api.realtime import bp as realtime_bp
     from app.api.routes import bp as routes_bp
     from app.api.stops import bp as stops_bp
     from app.schedule.calendars import CalendarCache
@@ -23,8 +24,11 @@ def register_api(app: Flask) -> None:
         # Flask 3 ignores the JSON_SORT_KEYS setting; honour it so ids come first in each object
         app.json.sort_keys = bool(app.config.get("JSON_SORT_KEYS", True))
     register_error_handlers(app)
-    for blueprint in (health_bp, stops_bp, routes_bp, meta_bp):
+    for blueprint in (health_bp, stops_bp, realtime_bp, routes_bp, meta_bp):
         app.register_blueprint(blueprint)
     from app.api.ticketing import register_ticketing_api
 
     register_ticketing_api(app)
+    from app.api.avl import bp as avl_bp
+
+    app.register_blueprint(avl_bp)

@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from app import get_db
 from app.api.spec import Date, DateTime, Integer, LatLon, Param, String, endpoint
 from app.errors import BadRequest
+from app.realtime.serving import arrivals_answer, conditional_response
 from app.schedule import queries, timetable
 from app.schedule.calendars import CalendarCache
 
@@ -73,8 +74,12 @@ def departures(stop_id: str, date: dt.date | None, route: str | None) -> Respons
 @endpoint(
     "Next buses at a stop",
     response="Arrivals",
-    description="Trips due within `window` minutes from `at`, soonest first, across midnight and service days. "
-                "Times come from the timetable (`realtime: false`).",
+    description="Trips due within `window` minutes, soonest first, across midnight and service days. Without "
+                "`at`, the answer is the stop's live board (`source: board`; `realtime: true` on predicted rows, "
+                "with `predicted_time`, `interval` and `vehicle_id`) when the prediction worker has published "
+                "one; otherwise, or when the real-time store is unreachable, it comes from the timetable "
+                "(`source: schedule`, `realtime: false`). Answers carry a weak `ETag`: send it back in "
+                "`If-None-Match` to get `304 Not Modified` while nothing has changed.",
     params=[
         STOP_ID,
         Param("at", DateTime(), "the instant to look from, ISO-8601 with offset (default: now)",
@@ -86,7 +91,6 @@ def departures(stop_id: str, date: dt.date | None, route: str | None) -> Respons
     errors=[404, 503],
 )
 def arrivals(stop_id: str, at: dt.datetime | None, window: int, route: str | None, limit: int) -> ResponseReturnValue:
-    with get_db(current_app).session() as session:
-        return jsonify(timetable.arrivals(session, calendar_cache(), stop_id, at=at, window_min=window,
-                                          route=route, limit=limit))
-
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    answer = arrivals_answer(app, stop_id, at=at, window=window, route=route, limit=limit)
+    return conditional_response(answer)
