@@ -10,6 +10,7 @@ __all__ = ["register_api"]
 
 def register_api(app: Flask) -> None:
     from app.api.errors import register_error_handlers
+    from app.api.gtfs_rt import bp as gtfs_rt_bp
     from app.api.health import bp as health_bp
     from app.api.meta import bp as meta_bp
     from app.api.realtime import bp as realtime_bp
@@ -24,7 +25,7 @@ def register_api(app: Flask) -> None:
         # Flask 3 ignores the JSON_SORT_KEYS setting; honour it so ids come first in each object
         app.json.sort_keys = bool(app.config.get("JSON_SORT_KEYS", True))
     register_error_handlers(app)
-    for blueprint in (health_bp, stops_bp, realtime_bp, routes_bp, meta_bp):
+    for blueprint in (health_bp, stops_bp, realtime_bp, routes_bp, meta_bp, gtfs_rt_bp):
         app.register_blueprint(blueprint)
     from app.api.ticketing import register_ticketing_api
 
