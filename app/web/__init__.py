@@ -22,4 +22,7 @@ def home() -> ResponseReturnValue:
 
 
 def register_web(app: Flask) -> None:
+    from app.web.display import bp as display_bp
+
     app.register_blueprint(bp)
+    app.register_blueprint(display_bp)
