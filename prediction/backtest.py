@@ -7,8 +7,9 @@ predictor's ETA is scored against the observed arrival with ``prediction.metrics
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -174,12 +175,12 @@ def _sec(value: object) -> str:
     return "—" if value is None else f"{float(value):.0f}"  # type: ignore[arg-type]
 
 
-def format_table(report: dict[str, object]) -> str:
+def format_table(report: Mapping[str, Any]) -> str:
     """A plain-text table: ETA benchmark per bucket, MAE per horizon, early rate and coverage per predictor."""
     head = (f"{'predictor':<10}{'n':>9}{'ETA':>8}{'0-3':>7}{'3-6':>7}{'6-10':>7}{'10-15':>7}"
             f"{'MAE0-5':>8}{'5-10':>6}{'10-15':>6}{'15-30':>6}{'P90 0-5':>8}{'early':>7}{'cover':>7}")
     lines = [head]
-    for name, p in report["predictors"].items():  # type: ignore[attr-defined]
+    for name, p in report["predictors"].items():
         eta, mae = p["eta_benchmark"], p["mae_s"]
         lines.append(
             f"{name:<10}{p['n']:>9}{_pct(eta['overall']):>8}" + "".join(f"{_pct(eta[b]):>7}" for b in

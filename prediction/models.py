@@ -94,14 +94,15 @@ class QuantileETAModel(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "estimators_")
         base = X["kalman_eta_s"].to_numpy(float)
         features = X[list(FEATURES)]
-        return [np.maximum(base + est.predict(features), 0.0) for est in self.estimators_]
+        stacked = np.sort([base + est.predict(features) for est in self.estimators_], axis=0)  # no crossing
+        return list(np.maximum(stacked, 0.0))
 
     def predict(self, X: pd.DataFrame) -> FloatArray:
         return self._quantiles(X)[len(self.quantiles) // 2]
 
     def predict_interval(self, X: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
         low, *_, high = self._quantiles(X)
-        return np.minimum(low, high), np.maximum(low, high)
+        return low, high
 
 
 BASELINES = {"schedule": ScheduleBaseline, "deviation": DeviationBaseline, "kalman": KalmanBaseline}
