@@ -186,6 +186,10 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(gtfs_group)
     app.cli.add_command(simulate_group)
     app.cli.add_command(avl_group)
+    from app.prediction_cli import backtest_command, model_group
+
+    app.cli.add_command(model_group)
+    app.cli.add_command(backtest_command)
     from app.ticketing.cli import cards_group, devices_group, riders_group
 
     for group in (devices_group, cards_group, riders_group):
