@@ -1,1 +1,1 @@
-"""AVL in the service: command-line tools for simulated history and stop events (ingest comes later)."""
+"""AVL in the service: ingest (JSON API, GTFS-realtime, CSV) into partitioned storage, incremental stop events."""

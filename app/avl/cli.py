@@ -1,4 +1,5 @@
-"""``qala simulate`` (a city's days of pings, taps and true stop events; ``calibrate``) and ``qala avl events``."""
+"""``qala simulate`` (a city's days of pings, taps and true stop events; ``calibrate``) and ``qala avl``: stateless
+``events`` from ping files, and ``ingest`` / ``ingest-gtfsrt`` into the database through the ingest service."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from typing import TYPE_CHECKING
 
 import click
 import numpy as np
+from flask.cli import with_appcontext
 
 from prediction.feedcheck import FeedInvalid
 
 if TYPE_CHECKING:
+    from app.avl.ingest import AvlService, IngestReport
+    from app.db import Database
     from prediction.schedule import ScheduleFeed
 
 __all__ = ["avl_group", "simulate_group"]
@@ -71,7 +75,7 @@ def simulate_calibrate(astana: Path | None, days: int, seed: int) -> None:
 
 @click.group("avl")
 def avl_group() -> None:
-    """AVL: stop events from GPS pings."""
+    """AVL: ingest GPS pings (CSV, GTFS-realtime) and derive stop events."""
 
 
 @avl_group.command("events")
@@ -106,3 +110,77 @@ def avl_events(gtfs: Path, pings: tuple[Path, ...], more: tuple[Path, ...], out:
     write_csv(frame, out)
     trips = int(np.unique(events["trip_id"].astype(str) + "/" + events["start_date"].astype(str)).size)
     click.echo(f"wrote {len(frame)} stop events of {trips} trips to {out}")
+
+
+def _service() -> tuple[Database, AvlService]:
+    from flask import current_app
+
+    from app import get_db
+    from app.avl.context import get_avl
+
+    return get_db(current_app), get_avl(current_app)
+
+
+def _echo_report(prefix: str, report: IngestReport) -> None:
+    rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(report.rejected.items()) if n) or "none"
+    click.echo(f"{prefix}: {report.stored} of {report.received} pings stored, {report.stop_events} stop events "
+               f"updated; rejected: {rejected}")
+
+
+@avl_group.command("ingest")
+@click.option("--pings", "pings", type=click.Path(path_type=Path), multiple=True, required=True,
+              help="Ping CSV file(s); more files may follow as arguments.")
+@click.argument("more", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--max-age", type=click.FloatRange(min=1), default=None,
+              help="Reject pings older than this many seconds (default: accept history of any age).")
+@click.option("--batch", type=click.IntRange(1), default=50_000, show_default=True, help="Pings per transaction.")
+@with_appcontext
+def avl_ingest(pings: tuple[Path, ...], more: tuple[Path, ...], max_age: float | None, batch: int) -> None:
+    """Store ping CSVs: validate, match to trips, derive stop events (each batch all or nothing)."""
+    from app.avl.ingest import IngestReport, IngestSettings
+    from prediction.avlio import PingFileError, read_pings
+
+    try:
+        read = read_pings([*pings, *more])
+    except PingFileError as exc:
+        raise click.ClickException(f"{exc}; nothing was stored") from exc
+    db, service = _service()
+    total = IngestReport(received=0)
+    frame = read.pings.sort_values("t", kind="stable").reset_index(drop=True)  # time order, as live
+    # a file that gives trips is trusted where it gives none (a bus laying over); one that never does is matched
+    settings = IngestSettings(max_age_s=max_age, assign_trips=bool(frame["trip_id"].isna().all()))
+    for start in range(0, max(len(frame), 1), batch):  # one (empty) batch still records the file's rejections
+        with db.session() as session:
+            total.add(service.ingest(session, frame.iloc[start:start + batch], "csv", settings=settings,
+                                     rejected=read.rejected if start == 0 else None))
+    _echo_report("ingested", total)
+
+
+@avl_group.command("ingest-gtfsrt")
+@click.argument("source")
+@click.option("--interval", type=click.FloatRange(min=1), default=None,
+              help="Poll SOURCE every this many seconds (default: read it once).")
+@click.option("--polls", type=click.IntRange(1), default=None, help="Stop after this many polls.")
+@click.option("--max-age", type=click.FloatRange(min=1), default=3600.0, show_default=True,
+              help="Reject positions older than this many seconds before the feed header's timestamp.")
+@with_appcontext
+def avl_ingest_gtfsrt(source: str, interval: float | None, polls: int | None, max_age: float) -> None:
+    """Ingest GTFS-realtime VehiclePositions from FILE_OR_URL, once or by polling at --interval."""
+    from app.avl.gtfsrt import GtfsRtError, VehiclePositions, decode_vehicle_positions, fetch, poll
+    from app.avl.ingest import IngestSettings
+
+    db, service = _service()
+    settings = IngestSettings(max_age_s=max_age)
+
+    def handle(positions: VehiclePositions) -> None:
+        with db.session() as session:
+            _echo_report(source, service.ingest(session, positions.pings, "gtfsrt", settings=settings,
+                                                now=positions.header_timestamp, rejected=positions.rejected))
+
+    if interval is None:
+        try:
+            handle(decode_vehicle_positions(fetch(source), source))
+        except (OSError, GtfsRtError) as exc:
+            raise click.ClickException(f"{exc}; nothing was stored") from exc
+        return
+    poll(source, interval, handle, lambda exc: click.echo(f"poll failed: {exc}", err=True), polls=polls)

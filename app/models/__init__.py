@@ -1,5 +1,6 @@
 """ORM models, one module per aggregate."""
 
+from app.models.avl import AvlRejection, Ping, StopEvent, Vehicle
 from app.models.ledger import LedgerAccount, LedgerEntry, LedgerTransaction
 from app.models.schedule import (
     Agency,
@@ -32,6 +33,7 @@ __all__ = [
     "Agency",
     "Area",
     "AuditLog",
+    "AvlRejection",
     "Calendar",
     "CalendarDate",
     "Card",
@@ -50,6 +52,7 @@ __all__ = [
     "LedgerEntry",
     "LedgerTransaction",
     "Network",
+    "Ping",
     "Rider",
     "RiderCategory",
     "Route",
@@ -58,9 +61,11 @@ __all__ = [
     "ShapePoint",
     "Stop",
     "StopArea",
+    "StopEvent",
     "StopTime",
     "Tap",
     "Timeframe",
     "Translation",
     "Trip",
+    "Vehicle",
 ]

@@ -1,0 +1,200 @@
+"""The one AVL ingest service: every source (on-board units' JSON, GTFS-rt, CSV) hands it a frame of pings.
+
+It validates (coordinates, far from every route, future or stale timestamps, unknown vehicles, duplicates in
+the batch or already stored), counts rejections by reason, assigns trips and service days, stores the pings,
+derives the stop events of the trips they touched, and commits once: a batch is stored whole or not at all,
+rejection counters included. Bad values never raise; only a database failure does (and stores nothing).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import bindparam, exists, select
+from sqlalchemy.orm import Session
+
+from app.avl.network import FeedNetwork, NetworkCache
+from app.avl.store import PartitionSet, add_rejections, existing_keys, insert_pings, upsert_events
+from app.avl.tracker import TripTracker
+from app.models import Vehicle
+from app.models.avl import PING_SOURCES
+from prediction.events import resolve_start_dates
+from prediction.matching import assign_trips
+from prediction.servicedays import service_day_start
+
+__all__ = ["FRAME_COLUMNS", "AvlService", "IngestReport", "IngestSettings", "empty_frame"]
+
+FRAME_COLUMNS = ("vehicle_id", "t", "latitude", "longitude", "trip_id", "route_id", "start_date", "bearing", "speed")
+
+
+def empty_frame() -> pd.DataFrame:
+    text = {c: pd.Series(dtype=object) for c in ("vehicle_id", "trip_id", "route_id", "start_date")}
+    return pd.DataFrame(text | {c: pd.Series(dtype=float) for c in ("t", "latitude", "longitude", "bearing",
+                                                                      "speed")})[list(FRAME_COLUMNS)]
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """Limits of acceptable pings; ``max_age_s`` None accepts history of any age (file imports)."""
+
+    max_future_s: float = 60.0
+    max_age_s: float | None = 24 * 3600.0
+    check_route_distance: bool = True
+    assign_trips: bool = True
+
+
+@dataclass
+class IngestReport:
+    """What became of one batch."""
+
+    received: int
+    stored: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    stop_events: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        rejected = {reason: n for reason, n in sorted(self.rejected.items()) if n}
+        return {"received": self.received, "stored": self.stored, "rejected": rejected,
+                "stop_events": self.stop_events}
+
+    def add(self, other: IngestReport) -> None:
+        self.received += other.received
+        self.stored += other.stored
+        self.rejected.update(other.rejected)
+        self.stop_events += other.stop_events
+
+
+class AvlService:
+    """Ingest with the process's caches: the active feed's network, known partitions, per-vehicle tracks."""
+
+    def __init__(self, networks: NetworkCache | None = None, tracker: TripTracker | None = None) -> None:
+        self.networks = networks or NetworkCache()
+        self.tracker = tracker or TripTracker()
+        self.partitions = PartitionSet()
+
+    def ingest(self, session: Session, frame: pd.DataFrame, source: str, *, now: float | None = None,
+               settings: IngestSettings | None = None, rejected: Counter[str] | None = None) -> IngestReport:
+        """Validate, store and match one batch, and commit; ``rejected`` adds rejections found while parsing."""
+        cfg = settings or IngestSettings()
+        clock = time.time() if now is None else now
+        report = IngestReport(received=len(frame) + sum((rejected or Counter()).values()),
+                              rejected=Counter(rejected or {}))
+        try:
+            network = self.networks.active(session, time.monotonic())
+            good = self._validate(session, frame, clock, cfg, network, report)
+            if network is not None and not good.empty:
+                good = _with_trips(good, network, cfg)
+            if network is not None:
+                self.tracker.prepare(session, good)
+            self.partitions.ensure(session, _utc_days(good["t"]))
+            report.stored = insert_pings(session, good, PING_SOURCES[source])
+            report.rejected["duplicate"] += len(good) - report.stored
+            if network is not None:
+                rows = self.tracker.add(session, network, good)
+                upsert_events(session, rows)
+                report.stop_events = len(rows)
+            add_rejections(session, dt.datetime.fromtimestamp(clock, dt.UTC).date(), source, report.rejected)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            self.tracker.clear()  # it may hold pings of the batch that was not stored
+            self.partitions.known.clear()
+            raise
+        return report
+
+    def _validate(self, session: Session, frame: pd.DataFrame, now: float, cfg: IngestSettings,
+                  network: FeedNetwork | None, report: IngestReport) -> pd.DataFrame:
+        frame = frame.reset_index(drop=True)
+        lat = frame["latitude"].to_numpy(dtype=float)
+        lon = frame["longitude"].to_numpy(dtype=float)
+        t = frame["t"].to_numpy(dtype=float)
+        checks: list[tuple[str, np.ndarray]] = [
+            ("bad_timestamp", ~np.isfinite(t)),
+            ("bad_coordinates", ~((np.abs(lat) <= 90.0) & (np.abs(lon) <= 180.0))),
+            ("null_island", (lat == 0.0) & (lon == 0.0)),
+            ("future_timestamp", t > now + cfg.max_future_s),
+        ]
+        if cfg.max_age_s is not None:
+            checks.append(("stale_timestamp", t < now - cfg.max_age_s))
+        if network is not None and cfg.check_route_distance:
+            checks.append(("far_from_routes", ~network.grid.near(np.nan_to_num(lat), np.nan_to_num(lon))))
+        checks.append(("unknown_vehicle", _unknown_vehicles(session, frame["vehicle_id"])))
+        bad = np.zeros(len(frame), dtype=bool)
+        for reason, mask in checks:
+            new = mask & ~bad
+            report.rejected[reason] += int(new.sum())
+            bad |= mask
+        good = frame[~bad]
+        unique = good.drop_duplicates(["vehicle_id", "t"])
+        report.rejected["duplicate"] += len(good) - len(unique)
+        return _drop_stored(session, unique, report)
+
+
+def _unknown_vehicles(session: Session, vehicles: pd.Series) -> np.ndarray:
+    """Pings of vehicles not registered — checked only once any vehicle is registered."""
+    if vehicles.empty or not session.scalar(select(exists().where(Vehicle.id.is_not(None)))):
+        return np.zeros(len(vehicles), dtype=bool)
+    distinct = [str(v) for v in vehicles.unique()]
+    known = set(session.scalars(select(Vehicle.id).where(Vehicle.id.in_(bindparam("ids", expanding=True)),
+                                                         Vehicle.active.is_(True)), {"ids": distinct}))
+    return ~vehicles.isin(known).to_numpy()
+
+
+def _drop_stored(session: Session, frame: pd.DataFrame, report: IngestReport) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    t = frame["t"].to_numpy(dtype=float)
+    start = dt.datetime.fromtimestamp(float(t.min()) - 0.001, dt.UTC)
+    end = dt.datetime.fromtimestamp(float(t.max()) + 0.001, dt.UTC)
+    stored = existing_keys(session, [str(v) for v in frame["vehicle_id"].unique()], start, end)
+    if not stored:
+        return frame
+    millis = np.round(t * 1000).astype(np.int64)
+    seen = np.array([(v, m) in stored for v, m in zip(frame["vehicle_id"], millis, strict=True)], dtype=bool)
+    report.rejected["duplicate"] += int(seen.sum())
+    return frame[~seen]
+
+
+def _with_trips(frame: pd.DataFrame, network: FeedNetwork, cfg: IngestSettings) -> pd.DataFrame:
+    """Trip ids for pings without one (spatial then temporal matching) and the service day of every trip."""
+    frame = frame.reset_index(drop=True).copy()
+    if cfg.assign_trips and frame["trip_id"].isna().any():
+        frame["trip_id"] = _assign(frame, network).astype(object)
+    frame["trip_id"] = frame["trip_id"].where(frame["trip_id"].notna(), None)
+    frame["start_date"] = resolve_start_dates(frame, network.net).astype(object)
+    frame["start_date"] = frame["start_date"].where(frame["start_date"].notna(), None)
+    return frame
+
+
+def _assign(frame: pd.DataFrame, network: FeedNetwork) -> pd.Series:
+    net = network.net
+    days = sorted({d - dt.timedelta(days=back) for d in _local_days(frame["t"], net.tz) for back in (0, 1)})
+    parts, starts = [], {}
+    for day in days:
+        running = net.trips_on(day)
+        if len(running) == 0:
+            continue
+        key = day.strftime("%Y%m%d")
+        starts[key] = service_day_start(day, net.tz).timestamp()
+        first, last = net.visit_ptr[running], net.visit_ptr[running + 1] - 1
+        parts.append(pd.DataFrame({"trip_id": net.trip_ids[running], "shape_id": net.trip_shape[running],
+                                   "day": key, "start_s": net.visit_dep[first], "end_s": net.visit_arr[last]}))
+    if not parts:
+        return frame["trip_id"]
+    trips = pd.concat(parts, ignore_index=True)
+    return assign_trips(frame, trips, net.lines, starts)
+
+
+def _local_days(t: pd.Series, tz: Any) -> set[dt.date]:
+    seconds = t.to_numpy(dtype=float)
+    return {dt.datetime.fromtimestamp(float(s), tz).date() for s in np.unique(np.floor(seconds / 3600) * 3600)}
+
+
+def _utc_days(t: pd.Series) -> set[dt.date]:
+    return {dt.date(1970, 1, 1) + dt.timedelta(days=int(d)) for d in np.unique(t.to_numpy(dtype=float) // 86400)}
