@@ -89,3 +89,24 @@ def test_charges_are_identical_under_every_arrival_order(app: Flask, raw: list[t
             .where(Tap.card_id == card_id).group_by(Tap.tap_key)).all())
         assert paid == expected
         assert account.balance == 1_000_000 - sum(expected.values())
+
+
+def test_concurrent_taps_on_one_vehicle_see_each_other_as_double_taps(app: Flask) -> None:
+    """The window is read after the card's lock is held, so a tap that waited sees the one it waited for."""
+    if get_db(app).engine.dialect.name != "postgresql":
+        pytest.skip("row locks under real concurrency need PostgreSQL (TEST_DATABASE_URL)")
+    card_id, number, _ = make_card(app, balance=10 * 12000)
+    creds = make_device(app)
+
+    def one(seq: int) -> dict[str, object]:
+        body = {"seq": seq, "card": number, "vehicle_id": "bus-1", "route_id": "R12", "tapped_at": T0.isoformat()}
+        response = signed(app.test_client(), creds, "POST", "/api/v1/validators/taps", body)
+        assert response.status_code == 200, response.get_json()
+        payload: dict[str, object] = response.get_json()
+        return payload
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(one, range(1, 11)))
+    assert "double_tap" in {r["outcome"] for r in results}
+    with get_db(app).session() as session:  # one fare in all (a tap that arrived late was corrected)
+        assert ledger.card_account(session, card_id).balance == 9 * 12000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from flask import Flask
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from app import get_db
 from app.models import Card, DenyListEntry, LedgerEntry, Tap
@@ -134,3 +134,24 @@ def test_ledger_entries_cannot_be_updated(app: Flask) -> None:
         entry.amount = 999999
         with pytest.raises(Exception, match="immutable"):
             session.commit()
+
+
+def test_an_online_tap_is_three_statements_on_postgresql(app: Flask) -> None:
+    """Lock + lookup, window, and one write (a data-modifying CTE): the hot path's round trips, counted."""
+    if get_db(app).engine.dialect.name != "postgresql":
+        pytest.skip("the one-statement charge is PostgreSQL's")
+    card_id, number, _ = make_card(app, balance=50000)
+    dev = make_device(app)
+    for seq in (1, 2):  # warm the profile cache and the revenue account id (remembered once committed)
+        send_tap(app, tap_request(dev.device_id, seq, number, seq * 600, vehicle="a"))
+    statements: list[str] = []
+    engine = get_db(app).engine
+    listener = lambda *args, **kw: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        result = send_tap(app, tap_request(dev.device_id, 3, number, 1800, vehicle="b"))
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert (result.decision, result.fare, result.balance) == ("accept", 12000, 14000)
+    assert len(statements) == 3, [s.split()[:8] for s in statements]
+    assert balance(app, card_id) == 14000

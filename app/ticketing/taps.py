@@ -4,6 +4,13 @@ A tap is keyed by ``(device_id, device_seq)`` (its tap key). The card's ledger a
 the card's taps of the rating window are re-rated with the new one in tap-time order, the new tap is
 charged at most once (``charge_key`` is unique), and earlier taps whose price the late tap changed get
 adjustment postings. Online taps need the balance; offline taps may take it to ``-debt_limit`` fares.
+
+The common case is three statements and no ORM objects: (1) find the card, lock its account and look
+for the tap key; (2) read the card's window (taps and passes) with a snapshot taken after the lock, so
+a concurrent tap on the same card that committed while this one waited is seen; (3) write. On
+PostgreSQL the write is one statement (a data-modifying CTE inserting the tap, moving the balance
+under its floor condition, and inserting the transaction and both entries); elsewhere it is the
+ledger service's ordinary postings.
 """
 
 from __future__ import annotations
@@ -12,14 +19,14 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, insert, literal, null, or_, select, text, type_coerce, union_all, update
 from sqlalchemy.orm import Session
 
-from app.models import Card, CardPass, LedgerEntry, LedgerTransaction, Tap
+from app.models import Card, CardPass, LedgerAccount, LedgerEntry, LedgerTransaction, Tap
 from app.ticketing import denylist, ledger
 from app.ticketing.cardnumbers import number_hash
 from app.ticketing.context import Ticketing
-from app.ticketing.errors import Conflict
+from app.ticketing.errors import Conflict, InsufficientFunds
 from app.ticketing.fares import FareProfile, PassIn, RatedTap, TapIn, rate, rating_window
 
 __all__ = ["TapRequest", "TapResult", "process_tap", "result_of"]
@@ -56,106 +63,195 @@ class TapResult:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class _CardState:
+    """The card and its locked account, as one row of statement (1)."""
+
+    card_id: int
+    status: str
+    category: str
+    masked: str
+    account_id: int
+    balance: int
+    known_tap: bool  # the tap key was already stored when the statement started
+
+
+@dataclass(frozen=True)
+class _Prior:
+    """An earlier ride of the card in the rating window."""
+
+    id: int
+    tap_key: str
+    at: dt.datetime
+    vehicle_id: str
+    route_id: str | None
+    uncollected: int
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    outcome: str
+    reason: str | None
+    fare: int
+    product_id: str | None = None
+    uncollected: int = 0
+
+
 def result_of(tap: Tap, *, duplicate: bool) -> TapResult:
     decision = "deny" if tap.outcome == "denied" else "accept"
     return TapResult(tap.tap_key, tap.device_seq, decision, tap.outcome, tap.reason, tap.fare, tap.balance_after,
                      duplicate)
 
 
+def _result(req: TapRequest, o: _Outcome, balance: int | None) -> TapResult:
+    return TapResult(req.tap_key, req.device_seq, "deny" if o.outcome == "denied" else "accept", o.outcome,
+                     o.reason, o.fare, balance)
+
+
 def process_tap(session: Session, ctx: Ticketing, req: TapRequest) -> TapResult:
     """Apply one tap; a repeat of a known tap key returns the stored result (409 when its body differs)."""
-    existing = session.scalar(select(Tap).where(Tap.tap_key == req.tap_key))
-    if existing is not None:
-        if existing.body_hash != req.body_hash:
-            raise Conflict(f"tap {req.tap_key} was already received with a different body")
-        return result_of(existing, duplicate=True)
-    card = session.scalar(select(Card).where(Card.number_hash == number_hash(ctx.hash_key, req.card_number)))
-    if card is None:
-        return _record(session, req, None, "denied", "unknown_card", 0, None)
-    account = ledger.lock_card_account(session, card.id)
-    if card.status != "active":
-        return _record(session, req, card, "denied", card.status, 0, account.balance)
+    state = _lock_card(session, number_hash(ctx.hash_key, req.card_number), req.tap_key)
+    if state is None or state.known_tap:
+        existing = session.scalar(select(Tap).where(Tap.tap_key == req.tap_key))
+        if existing is not None:
+            if existing.body_hash != req.body_hash:
+                raise Conflict(f"tap {req.tap_key} was already received with a different body")
+            return result_of(existing, duplicate=True)
+    if state is None:
+        return _record(session, req, None, _Outcome("denied", "unknown_card", 0), None)
+    if state.status != "active":
+        return _record(session, req, state, _Outcome("denied", state.status, 0), state.balance)
     profile = ctx.profiles.get(session)
-    prior, passes = _window(session, profile, card, req.tapped_at)
+    prior, passes = _window(session, profile, state.card_id, req.tapped_at)
     new = TapIn(req.tap_key, req.tapped_at, req.vehicle_id, req.route_id)
-    rated = {r.tap_id: r for r in rate(profile, card.rider_category, [*_tap_ins(prior), new], passes)}
+    rated = {r.tap_id: r for r in rate(profile, state.category,
+                                       [*(TapIn(p.tap_key, p.at, p.vehicle_id, p.route_id) for p in prior), new],
+                                       passes)}
     mine = rated[req.tap_key]
     if mine.outcome == "denied":
-        return _record(session, req, card, "denied", mine.reason, 0, account.balance, mine.product_id)
-    if not req.offline and mine.fare > account.balance:
-        return _record(session, req, card, "denied", "insufficient_balance", 0, account.balance, mine.product_id)
-    base = profile.leg_price(card.rider_category, req.route_id, req.tapped_at)[1]
+        return _record(session, req, state, _Outcome("denied", mine.reason, 0, mine.product_id), state.balance)
+    if not req.offline and mine.fare > state.balance:
+        return _record(session, req, state, _Outcome("denied", "insufficient_balance", 0, mine.product_id),
+                       state.balance)
+    base = profile.leg_price(state.category, req.route_id, req.tapped_at)[1]
     floor = -profile.config.debt_limit_fares * base if req.offline else 0
-    charge = min(mine.fare, max(0, account.balance - floor))
-    balance = account.balance - charge
-    tap = _insert_tap(session, req, card, mine, charge, balance)
-    _charge(session, ctx, account.id, tap, charge, floor)
+    charge = min(mine.fare, max(0, state.balance - floor))
+    uncollected = mine.fare - charge
+    outcome = _Outcome(mine.outcome, "debt_limit" if uncollected else mine.reason, mine.fare, mine.product_id,
+                       uncollected)
+    tap_id, balance = _charge(session, ctx, req, state, outcome, charge, floor)
     if not _is_last(new, prior):  # rating is causal: a tap after all others cannot change their prices
-        _correct(session, ctx, account.id, prior, rated)
-        balance = ledger.card_account(session, card.id).balance
-        tap.balance_after = balance
+        _correct(session, ctx, state.account_id, prior, rated)
+        balance = ledger.card_account(session, state.card_id).balance
+        session.execute(update(Tap).where(Tap.id == tap_id).values(balance_after=balance)
+                        .execution_options(synchronize_session=False))
     if balance < 0:
-        denylist.set_denied(session, card, True, "negative_balance")
-    return result_of(tap, duplicate=False)
+        denylist.set_denied(session, session.get_one(Card, state.card_id), True, "negative_balance")
+    return _result(req, outcome, balance)
 
 
-def _is_last(new: TapIn, prior: list[Tap]) -> bool:
-    return all((_utc(t.tapped_at), t.tap_key) < (new.at, new.tap_id) for t in prior)
+def _lock_card(session: Session, hashed: str, tap_key: str) -> _CardState | None:
+    known = select(Tap.id).where(Tap.tap_key == tap_key).scalar_subquery()
+    stmt = (select(Card.id, Card.status, Card.rider_category, Card.masked, LedgerAccount.id, LedgerAccount.balance,
+                   known)
+            .join(LedgerAccount, LedgerAccount.card_id == Card.id).where(Card.number_hash == hashed)
+            .with_for_update(of=LedgerAccount))
+    row = session.execute(stmt).first()
+    if row is None:
+        return None
+    return _CardState(row[0], row[1], row[2], row[3], row[4], int(row[5]), row[6] is not None)
 
 
-def _window(session: Session, profile: FareProfile, card: Card, at: dt.datetime) -> tuple[list[Tap], list[PassIn]]:
+def _is_last(new: TapIn, prior: list[_Prior]) -> bool:
+    return all((p.at, p.tap_key) < (new.at, new.tap_id) for p in prior)
+
+
+def _window(session: Session, profile: FareProfile, card_id: int,
+            at: dt.datetime) -> tuple[list[_Prior], list[PassIn]]:
+    """The card's rides and passes of the rating window, in one statement."""
     start, end = rating_window(profile, at)
     rides = or_(Tap.offline.is_(True), Tap.outcome.in_(("accepted", "double_tap")))
-    prior = list(session.scalars(select(Tap).where(Tap.card_id == card.id, Tap.tapped_at >= start,
-                                                   Tap.tapped_at < end, rides)))
-    passes = [PassIn(p.fare_product_id, _utc(p.valid_from), _utc(p.valid_to)) for p in session.scalars(
-        select(CardPass).where(CardPass.card_id == card.id, CardPass.valid_to > start, CardPass.valid_from < end))]
-    return prior, passes
+    no_time = type_coerce(null(), Tap.tapped_at.type)
+    taps = select(literal("t").label("kind"), Tap.id, Tap.tap_key, Tap.tapped_at, no_time.label("until"),
+                  Tap.vehicle_id, Tap.route_id, Tap.uncollected).where(
+        Tap.card_id == card_id, Tap.tapped_at >= start, Tap.tapped_at < end, rides)
+    passes = select(literal("p"), CardPass.id, CardPass.fare_product_id, CardPass.valid_from, CardPass.valid_to,
+                    null(), null(), null()).where(
+        CardPass.card_id == card_id, CardPass.valid_to > start, CardPass.valid_from < end)
+    rows: list[Any] = list(session.execute(union_all(taps, passes)))
+    prior = [_Prior(r[1], r[2], _utc(r[3]), r[5], r[6], int(r[7])) for r in rows if r[0] == "t"]
+    return prior, [PassIn(r[2], _utc(r[3]), _utc(r[4])) for r in rows if r[0] == "p"]
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    """SQLite returns naive datetimes; every stored time is UTC."""
+def _utc(value: dt.datetime | str) -> dt.datetime:
+    """SQLite returns naive datetimes (or text, through a UNION); every stored time is UTC."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _tap_ins(taps: list[Tap]) -> list[TapIn]:
-    return [TapIn(t.tap_key, _utc(t.tapped_at), t.vehicle_id, t.route_id) for t in taps]
+def _tap_values(req: TapRequest, state: _CardState | None, o: _Outcome, balance: int | None) -> dict[str, Any]:
+    return {"tap_key": req.tap_key, "device_id": req.device_id, "device_seq": req.device_seq,
+            "body_hash": req.body_hash, "card_id": state.card_id if state else None,
+            "card_masked": state.masked if state else None, "vehicle_id": req.vehicle_id, "route_id": req.route_id,
+            "tapped_at": req.tapped_at, "offline": req.offline, "outcome": o.outcome, "reason": o.reason,
+            "fare": o.fare, "uncollected": o.uncollected, "product_id": o.product_id, "balance_after": balance}
 
 
-def _new_tap(session: Session, req: TapRequest, card: Card | None, outcome: str, reason: str | None, fare: int,
-             balance: int | None, product_id: str | None = None) -> Tap:
-    tap = Tap(tap_key=req.tap_key, device_id=req.device_id, device_seq=req.device_seq, body_hash=req.body_hash,
-              card_id=card.id if card else None, card_masked=card.masked if card else None,
-              vehicle_id=req.vehicle_id, route_id=req.route_id, tapped_at=req.tapped_at, offline=req.offline,
-              outcome=outcome, reason=reason, fare=fare, uncollected=0, product_id=product_id,
-              balance_after=balance)
-    session.add(tap)
-    session.flush()
-    return tap
+def _record(session: Session, req: TapRequest, state: _CardState | None, o: _Outcome,
+            balance: int | None) -> TapResult:
+    session.execute(insert(Tap).values(_tap_values(req, state, o, balance)))
+    return _result(req, o, balance)
 
 
-def _record(session: Session, req: TapRequest, card: Card | None, outcome: str, reason: str | None, fare: int,
-            balance: int | None, product_id: str | None = None) -> TapResult:
-    return result_of(_new_tap(session, req, card, outcome, reason, fare, balance, product_id), duplicate=False)
+_CHARGE_CTE = text("""
+WITH t AS (
+    INSERT INTO taps (tap_key, device_id, device_seq, body_hash, card_id, card_masked, vehicle_id, route_id,
+                      tapped_at, offline, outcome, reason, fare, uncollected, product_id, balance_after)
+    VALUES (:tap_key, :device_id, :device_seq, :body_hash, :card_id, :card_masked, :vehicle_id, :route_id,
+            :tapped_at, :offline, :outcome, :reason, :fare, :uncollected, :product_id, :balance_after)
+    RETURNING id
+), b AS (
+    UPDATE ledger_accounts SET balance = balance - :charge
+    WHERE id = :account_id AND kind = 'card' AND balance - :charge >= :floor
+    RETURNING balance
+), x AS (
+    INSERT INTO ledger_transactions (kind, charge_key, tap_id)
+    SELECT 'fare', :charge_key, t.id FROM t, b
+    RETURNING id
+), e AS (
+    INSERT INTO ledger_entries (transaction_id, account_id, amount)
+    SELECT x.id, v.account_id, v.amount FROM x,
+        (VALUES (CAST(:account_id AS BIGINT), -CAST(:charge AS BIGINT)),
+                (CAST(:revenue_id AS BIGINT), CAST(:charge AS BIGINT))) AS v (account_id, amount)
+)
+SELECT t.id, (SELECT balance FROM b) FROM t
+""")
 
 
-def _insert_tap(session: Session, req: TapRequest, card: Card, rated: RatedTap, charge: int, balance: int) -> Tap:
-    tap = _new_tap(session, req, card, rated.outcome, rated.reason, rated.fare, balance, rated.product_id)
-    tap.uncollected = rated.fare - charge
-    if tap.uncollected:
-        tap.reason = "debt_limit"
-    return tap
-
-
-def _charge(session: Session, ctx: Ticketing, account_id: int, tap: Tap, amount: int, floor: int) -> None:
-    if amount == 0:
-        return
+def _charge(session: Session, ctx: Ticketing, req: TapRequest, state: _CardState, o: _Outcome, charge: int,
+            floor: int) -> tuple[int, int]:
+    """Insert the tap and post its fare; returns the tap's id and the card's new balance."""
+    balance = state.balance - charge
+    values = _tap_values(req, state, o, balance)
+    if charge == 0:
+        return int(session.execute(insert(Tap).values(values).returning(Tap.id)).scalar_one()), balance
     revenue = ledger.system_account(session, "revenue", ctx.accounts)
-    ledger.post(session, "fare", [ledger.Leg(account_id, -amount, floor, card=True), ledger.Leg(revenue, amount)],
-                charge_key=f"fare:{tap.tap_key}", tap_id=tap.id)
+    if session.get_bind().dialect.name == "postgresql":
+        row = session.execute(_CHARGE_CTE, {**values, "charge": charge, "floor": floor, "account_id":
+                                            state.account_id, "charge_key": f"fare:{req.tap_key}",
+                                            "revenue_id": revenue}).one()
+        if row[1] is None:
+            raise InsufficientFunds("the balance is too low for this transfer")
+        return int(row[0]), int(row[1])
+    tap_id = int(session.execute(insert(Tap).values(values).returning(Tap.id)).scalar_one())
+    moved = ledger.post(session, "fare", [ledger.Leg(state.account_id, -charge, floor, card=True),
+                                          ledger.Leg(revenue, charge)], charge_key=f"fare:{req.tap_key}",
+                        tap_id=tap_id)
+    return tap_id, moved[state.account_id]
 
 
-def _correct(session: Session, ctx: Ticketing, account_id: int, prior: list[Tap],
+def _correct(session: Session, ctx: Ticketing, account_id: int, prior: list[_Prior],
              rated: dict[str, RatedTap]) -> None:
     """Adjustment postings for earlier taps whose price changed; history itself is never edited."""
     if not prior:
