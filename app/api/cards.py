@@ -49,8 +49,9 @@ def rider_scope() -> str:
 
 
 @bp.post("/riders")
+@endpoint("Create a rider account (login = email or phone)", request="RiderRegistration",
+          response="RiderCreated", status=201, tag="cards", errors=[409])
 def register() -> ResponseReturnValue:
-    """Create a rider account (login = email or phone)."""
     login, password = body_field("login", str), body_field("password", str)
     name = body_field("full_name", str, required=False)
 
@@ -63,8 +64,9 @@ def register() -> ResponseReturnValue:
 
 
 @bp.post("/riders/login")
+@endpoint("Exchange login and password for a bearer token", request="Login", response="Token", tag="cards",
+          errors=[401])
 def login() -> ResponseReturnValue:
-    """Exchange login and password for a bearer token."""
     with get_db(current_app).session() as session:
         rider = riders.authenticate(session, body_field("login", str), body_field("password", str))
         return jsonify(token=riders.issue_token(current_app.config["SECRET_KEY"], rider), rider_id=rider.id)
@@ -80,8 +82,9 @@ def my_cards() -> ResponseReturnValue:
 
 
 @bp.post("/me/cards")
+@endpoint("Link a card to my account with its number and printed code", request="CardCredentials",
+          response="Card", tag="cards", errors=[401, 404, 409])
 def link_card() -> ResponseReturnValue:
-    """Link a card to my account with its number and printed code."""
     ctx = get_ticketing(current_app)
     number, code = body_field("card", str), body_field("code", str)
 
@@ -114,8 +117,9 @@ def card_history(card_id: int, limit: int) -> ResponseReturnValue:
 
 
 @bp.post("/cards/<int:card_id>/top-ups")
+@endpoint("Top up one of my cards from the app (a transfer from the app channel); amount in tiyn",
+          request="TopUpRequest", response="Card", tag="cards", errors=[401, 404, 409])
 def top_up(card_id: int) -> ResponseReturnValue:
-    """Top up one of my cards from the app (a transfer from the app channel); amount in tiyn."""
     amount = body_field("amount", int)
 
     def work(session: Session) -> tuple[dict[str, Any], int]:
@@ -127,8 +131,9 @@ def top_up(card_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/cards/<int:card_id>/passes")
+@endpoint("Buy a monthly pass from the card's balance, valid from now (or `start`)", request="PassPurchase",
+          response="CardWithPass", status=201, tag="cards", errors=[401, 404, 409])
 def buy_pass(card_id: int) -> ResponseReturnValue:
-    """Buy a monthly pass from the card's balance, valid from now (or `start`)."""
     ctx = get_ticketing(current_app)
     product = body_field("product", str)
     start_raw = body_field("start", str, required=False)
@@ -148,8 +153,9 @@ def buy_pass(card_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/cards/balance")
+@endpoint("Balance of any card by its number and printed 3-digit code; rate-limited per client address",
+          request="CardCredentials", response="CardBalance", tag="cards", errors=[404, 429])
 def anonymous_balance() -> ResponseReturnValue:
-    """Balance of any card by its number and printed 3-digit code; rate-limited per client address."""
     redis = get_redis(current_app)
     counter = key("ratelimit", "balance", request.remote_addr or "unknown")
     seen = redis.incr(counter)

@@ -24,9 +24,14 @@ API_VERSION = "1.0.0"
 
 # status → (component name, description)
 ERROR_RESPONSES: dict[int, tuple[str, str]] = {
-    400: ("BadRequest", "A parameter is missing or malformed; `field` names it."),
+    400: ("BadRequest", "A parameter or a body field is missing or malformed; `field` names it."),
+    401: ("Unauthorized", "Authentication failed; `code` says why (e.g. bad_signature, stale_request)."),
+    403: ("Forbidden", "Authenticated, but this account may not do this."),
     404: ("NotFound", "No such id in the active feed, or no such URL."),
     405: ("MethodNotAllowed", "The URL exists but not for this method."),
+    409: ("Conflict", "The request conflicts with the state: e.g. an Idempotency-Key or tap key reused with a "
+                      "different body, or too little balance."),
+    429: ("TooManyRequests", "Rate limited; try again later."),
     500: ("InternalError", "An unexpected error; it was logged."),
     503: ("NoActiveFeed", "No schedule has been imported yet."),
 }
@@ -35,6 +40,9 @@ TAGS = [
     {"name": "schedule", "description": "Stops, routes and timetables of the active GTFS feed."},
     {"name": "meta", "description": "This document and its human-readable page."},
     {"name": "health", "description": "Liveness and readiness probes."},
+    {"name": "validators", "description": "Signed validator requests: online taps, offline batches, deny list."},
+    {"name": "cards", "description": "Rider accounts and their cards."},
+    {"name": "staff", "description": "Card support for staff (roles support and admin); every action is audited."},
 ]
 
 _DESCRIPTION = (
@@ -79,8 +87,13 @@ def _operation(app: Flask, rule: Rule, view: Callable[..., Any] | None, spec: En
         "summary": spec.summary,
         "tags": [spec.tag],
         "parameters": parameters,
-        "responses": {"200": _success(spec), **_errors(rule, spec.errors)},
+        "responses": {str(spec.status): _success(spec), **_errors(rule, spec.errors)},
     }
+    if spec.request is not None:
+        body: dict[str, Any] = {"schema": ref(spec.request)}
+        if spec.request in EXAMPLES:
+            body["example"] = EXAMPLES[spec.request]
+        operation["requestBody"] = {"required": True, "content": {"application/json": body}}
     if spec.description:
         operation["description"] = spec.description
     return operation

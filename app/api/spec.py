@@ -4,6 +4,14 @@
     @endpoint("Stop by id", response="Stop", params=[Param("stop_id", String(), "GTFS stop_id", location="path")])
     def stop(stop_id: str) -> ResponseReturnValue: ...
 
+    @bp.post("/validators/taps")
+    @endpoint("One online tap", request="TapRequest", response="TapResult", tag="validators")
+    def tap() -> ResponseReturnValue: ...
+
+``request`` names the JSON Schema (in ``app.api.schemas.SCHEMAS``) of a JSON body: the same schema is
+published as the operation's ``requestBody`` and checked before the view runs, so a malformed body is a
+400 whose ``field`` names the part at fault (``taps[3].seq``).
+
 The declaration is attached to the view function (``endpoint_of(view)``), so the OpenAPI builder
 finds it by walking ``app.url_map``: no separate registry to keep in step.
 """
@@ -22,6 +30,7 @@ from typing import Any, Literal, TypeVar
 from flask import current_app, request
 from flask.typing import ResponseReturnValue
 
+from app.api.schemas import SCHEMAS
 from app.errors import BadRequest
 
 __all__ = [
@@ -34,6 +43,7 @@ __all__ = [
     "Param",
     "ParamType",
     "String",
+    "body_error",
     "endpoint",
     "endpoint_of",
 ]
@@ -191,6 +201,8 @@ class Endpoint:
     errors: tuple[int, ...] = ()
     tag: str = "schedule"
     media_type: str = "application/json"
+    request: str | None = None  # the JSON Schema of the request body, by name in SCHEMAS
+    status: int = 200  # of a successful response
 
     def parse(self, path_values: dict[str, Any]) -> dict[str, Any]:
         """Every declared parameter parsed; undeclared path values pass through as werkzeug gave them."""
@@ -198,6 +210,13 @@ class Endpoint:
         for param in self.params:
             raw = path_values.get(param.name) if param.location == "path" else request.args.get(param.name)
             values[param.name] = param.parse(raw)
+        if self.request is not None:
+            body = request.get_json(silent=True)
+            if body is None:
+                raise BadRequest("the body must be a JSON document", field="body")
+            problem = body_error(body, SCHEMAS[self.request])
+            if problem is not None:
+                raise BadRequest(f"{problem[0]} {problem[1]}", field=problem[0])
         return values
 
 
@@ -210,10 +229,13 @@ def endpoint(
     errors: Sequence[int] = (),
     tag: str = "schedule",
     media_type: str = "application/json",
+    request: str | None = None,
+    status: int = 200,
 ) -> Callable[[View], View]:
-    """Declare an endpoint; the view is called with every declared parameter parsed as a keyword."""
-    spec = Endpoint(summary, response, tuple(params), description, tuple(errors), tag, media_type)
-    if spec.params and 400 not in spec.errors:
+    """Declare an endpoint; the view is called with every declared parameter parsed as a keyword (and only
+    once its JSON body, when ``request`` names a schema, matches that schema)."""
+    spec = Endpoint(summary, response, tuple(params), description, tuple(errors), tag, media_type, request, status)
+    if (spec.params or spec.request) and 400 not in spec.errors:
         spec = replace(spec, errors=(400, *spec.errors))  # any parameter can be malformed
 
     def decorate(view: View) -> View:
@@ -232,3 +254,96 @@ def endpoint_of(view: Callable[..., Any]) -> Endpoint | None:
     found = getattr(view, _ATTR, None)
     return found if isinstance(found, Endpoint) else None
 
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,), "array": (list,), "string": (str,), "integer": (int,), "number": (int, float),
+    "boolean": (bool,), "null": (type(None),),
+}
+
+
+def _is_type(value: Any, kind: str) -> bool:
+    if isinstance(value, bool) and kind in ("integer", "number"):
+        return False
+    return isinstance(value, _JSON_TYPES[kind])
+
+
+def body_error(value: Any, schema: dict[str, Any], path: str = "body") -> tuple[str, str] | None:
+    """The first way ``value`` breaks ``schema``, as (field, message); ``None`` when it conforms.
+
+    Covers the JSON Schema subset the published schemas use: ``$ref`` (into SCHEMAS), ``allOf``, ``oneOf``,
+    ``type``, ``enum``, ``const``, object ``properties``/``required``, array ``items``/``minItems``/
+    ``maxItems``, string ``minLength``/``maxLength``/``pattern``/``format: date-time``, ``minimum``/``maximum``.
+    """
+    if "$ref" in schema:
+        return body_error(value, SCHEMAS[schema["$ref"].rsplit("/", 1)[-1]], path)
+    for part in schema.get("allOf", []):
+        if (problem := body_error(value, part, path)) is not None:
+            return problem
+    if "oneOf" in schema and not any(body_error(value, s, path) is None for s in schema["oneOf"]):
+        return path, "matches none of the allowed shapes"
+    kinds = schema.get("type")
+    if kinds is not None:
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if not any(_is_type(value, k) for k in kinds):
+            return path, f"must be {' or '.join(kinds)}"
+    if "enum" in schema and value not in schema["enum"]:
+        return path, f"must be one of {', '.join(map(str, schema['enum']))}"
+    if "const" in schema and value != schema["const"]:
+        return path, f"must be {schema['const']!r}"
+    if isinstance(value, dict):
+        return _object_error(value, schema, path)
+    if isinstance(value, list):
+        return _array_error(value, schema, path)
+    if isinstance(value, str):
+        return _string_error(value, schema, path)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            return path, f"must be at least {schema['minimum']}"
+        if "maximum" in schema and value > schema["maximum"]:
+            return path, f"must be at most {schema['maximum']}"
+    return None
+
+
+def _child(path: str, name: str) -> str:
+    return name if path == "body" else f"{path}.{name}"
+
+
+def _object_error(value: dict[str, Any], schema: dict[str, Any], path: str) -> tuple[str, str] | None:
+    for name in schema.get("required", []):
+        if name not in value or (value[name] is None and "null" not in _types_of(schema["properties"][name])):
+            return _child(path, name), "is required"
+    for name, item in schema.get("properties", {}).items():
+        if name in value and (problem := body_error(value[name], item, _child(path, name))) is not None:
+            return problem
+    return None
+
+
+def _types_of(schema: dict[str, Any]) -> list[str]:
+    kinds = schema.get("type", [])
+    return [kinds] if isinstance(kinds, str) else list(kinds)
+
+
+def _array_error(value: list[Any], schema: dict[str, Any], path: str) -> tuple[str, str] | None:
+    low, high = schema.get("minItems", 0), schema.get("maxItems")
+    if len(value) < low or (high is not None and len(value) > high):
+        return path, f"must hold {low} to {high if high is not None else 'any number of'} items"
+    for i, item in enumerate(value):
+        if (problem := body_error(item, schema.get("items", {}), f"{path}[{i}]")) is not None:
+            return problem
+    return None
+
+
+def _string_error(value: str, schema: dict[str, Any], path: str) -> tuple[str, str] | None:
+    if len(value) < schema.get("minLength", 0) or len(value) > schema.get("maxLength", len(value)):
+        return path, f"must be {schema.get('minLength', 0)} to {schema.get('maxLength', 'any')} characters long"
+    if "pattern" in schema and not re.search(schema["pattern"], value):
+        return path, f"must match {schema['pattern']}"
+    if schema.get("format") == "date-time":
+        try:
+            offset = dt.datetime.fromisoformat(value).utcoffset()
+        except ValueError:
+            return path, "must be an ISO-8601 date-time such as 2026-03-10T08:00:00+05:00"
+        if offset is None:
+            return path, "must include a UTC offset (e.g. +05:00 or Z)"
+    return None

@@ -49,8 +49,9 @@ def _reason() -> str:
 
 
 @bp.post("/cards")
+@endpoint("Issue a new card (number and printed code are shown once); concession cards need a rider_id",
+          request="CardIssue", response="IssuedCard", status=201, tag="staff", errors=[401, 403])
 def issue() -> ResponseReturnValue:
-    """Issue a new card (number and printed code are shown once); concession cards need a rider_id."""
     ctx = get_ticketing(current_app)
     category = body_field("category", str, required=False) or "standard"
     rider_id = body_field("rider_id", int, required=False)
@@ -78,20 +79,22 @@ def _card_action(card_id: int, action: str) -> ResponseReturnValue:
 
 
 @bp.post("/cards/<int:card_id>/block")
+@endpoint("Block a card (lost or stolen): denied at every validator via the deny list", request="StaffReason",
+          response="Card", tag="staff", errors=[401, 403, 404])
 def block(card_id: int) -> ResponseReturnValue:
-    """Block a card (lost or stolen): denied at every validator via the deny list."""
     return _card_action(card_id, "block")
 
 
 @bp.post("/cards/<int:card_id>/unblock")
+@endpoint("Unblock a card", request="StaffReason", response="Card", tag="staff", errors=[401, 403, 404])
 def unblock(card_id: int) -> ResponseReturnValue:
-    """Unblock a card."""
     return _card_action(card_id, "unblock")
 
 
 @bp.post("/cards/<int:card_id>/move-balance")
+@endpoint("Move the whole balance to another card; this card becomes replaced", request="BalanceMove",
+          response="BalanceMoved", tag="staff", errors=[401, 403, 404, 409])
 def move_balance(card_id: int) -> ResponseReturnValue:
-    """Move the whole balance to another card; this card becomes replaced."""
     reason, target = _reason(), body_field("to_card_id", int)
 
     def work(session: Session) -> tuple[dict[str, Any], int]:
@@ -104,8 +107,9 @@ def move_balance(card_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/cards/<int:card_id>/adjustments")
+@endpoint("A refund (kind=refund, amount > 0) or adjustment (either sign) in tiyn, with a reason; audited",
+          request="AdjustmentRequest", response="Card", tag="staff", errors=[401, 403, 404, 409])
 def adjust(card_id: int) -> ResponseReturnValue:
-    """A refund (kind=refund, amount > 0) or adjustment (either sign) in tiyn, with a reason; audited."""
     reason, amount = _reason(), body_field("amount", int)
     kind = body_field("kind", str, required=False) or "adjustment"
     if kind not in ("refund", "adjustment") or (kind == "refund" and amount <= 0):
@@ -121,8 +125,9 @@ def adjust(card_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/cards/<int:card_id>/top-ups")
+@endpoint("A top-up received through a kiosk or bank channel (amount in tiyn)", request="ChannelTopUp",
+          response="Card", tag="staff", errors=[401, 403, 404, 409])
 def top_up(card_id: int) -> ResponseReturnValue:
-    """A top-up received through a kiosk or bank channel (amount in tiyn)."""
     amount, channel = body_field("amount", int), body_field("channel", str)
 
     def work(session: Session) -> tuple[dict[str, Any], int]:

@@ -27,6 +27,8 @@ __all__ = ["bp", "parse_tap"]
 bp = Blueprint("validators", __name__, url_prefix="/api/v1/validators")
 
 MAX_BATCH = 5000
+SIGNED = ("Signed like every validator request (headers X-Qala-Device, X-Qala-Key, X-Qala-Timestamp, "
+          "X-Qala-Nonce, X-Qala-Signature; 401 with a reason code otherwise). ")
 
 
 @bp.before_request
@@ -79,8 +81,11 @@ def _json_body() -> Any:
 
 
 @bp.post("/taps")
+@endpoint("One online tap: accept or deny, with the reason, fare and remaining balance (tiyn)",
+          request="TapRequest", response="TapResult", tag="validators", errors=[401, 409],
+          description=SIGNED + "The tap key is `device:seq`: re-sending it returns the stored result "
+                      "(`duplicate: true`); the same key with a different tap is 409.")
 def tap() -> ResponseReturnValue:
-    """One online tap: accept or deny, with the reason, fare and remaining balance (tiyn)."""
     ctx = get_ticketing(current_app)
     req = parse_tap(ctx, g.device_id, _json_body(), offline=False)
 
@@ -91,8 +96,12 @@ def tap() -> ResponseReturnValue:
 
 
 @bp.post("/batches")
+@endpoint("Offline taps, late, duplicated or out of order: each charged at most once, rated by its own time",
+          request="BatchRequest", response="BatchResult", tag="validators", errors=[401, 409],
+          description=SIGNED + "Each tap is applied in its own transaction in tap-time order; a tap whose key "
+                      "was stored with a different body is reported as a `conflict` result. `gaps` lists the "
+                      "device's missing sequence numbers.")
 def batch() -> ResponseReturnValue:
-    """Offline taps, late, duplicated or out of order: each charged at most once, rated by its own time."""
     ctx = get_ticketing(current_app)
     body = _json_body()
     taps = body.get("taps") if isinstance(body, dict) else None
@@ -116,7 +125,7 @@ def batch() -> ResponseReturnValue:
     "Deny-list changes since a version",
     response="DenyList",
     tag="validators",
-    description="Signed like every validator request. Returns the changes (card hash, add/remove) with a version "
+    description=SIGNED + "Returns the changes (card hash, add/remove) with a version "
                 "greater than `since`, oldest first, and the current version to ask from next time.",
     params=[Param("since", Integer(0), "the last version this validator has applied", default=0)],
     errors=[401],
