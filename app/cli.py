@@ -194,6 +194,10 @@ def register_commands(app: Flask) -> None:
 
     for group in (devices_group, cards_group, riders_group):
         app.cli.add_command(group)
+    from app.reports.cli import reports_group, taps_group, users_group
+
+    for group in (users_group, reports_group, taps_group):
+        app.cli.add_command(group)
 
 
 def _create() -> Flask:

@@ -33,3 +33,6 @@ def register_api(app: Flask) -> None:
     from app.api.avl import bp as avl_bp
 
     app.register_blueprint(avl_bp)
+    from app.api.reports import register_reports_api
+
+    register_reports_api(app)

@@ -1,0 +1,154 @@
+"""Reporting: staff sessions, boarding facts from every tap source, and the rollups reports read.
+
+Facts (``report_boardings``) hold one row per accepted boarding with its local service date, hour and
+day type already worked out, so rollups are plain GROUP BYs. Rollups are rebuilt a service date at a
+time (``app.reports.rollups``); their size depends on the network, not on the number of taps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, SmallInteger, String, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+from app.models.ticketing import bigint_pk
+
+__all__ = [
+    "OdDay",
+    "OnTimeHour",
+    "ReportBoarding",
+    "ReportState",
+    "RouteHour",
+    "StaffSession",
+    "StopDay",
+    "TopUpDay",
+]
+
+STAFF_ROLES = ("analyst", "support", "admin")
+
+
+class StaffSession(Base):
+    """A staff login: the cookie holds a random token, only its hash is stored; idle and absolute expiry."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = bigint_pk()
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    rider_id: Mapped[int] = mapped_column(ForeignKey("riders.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ReportBoarding(Base):
+    """One accepted boarding: a live tap (``tap_id``) or an imported row (``dataset`` other than ``qala``
+    for foreign data, whose money is in its own currency's minor unit)."""
+
+    __tablename__ = "report_boardings"
+
+    id: Mapped[int] = bigint_pk()
+    dataset: Mapped[str] = mapped_column(String(32))
+    tap_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    rider_key: Mapped[str] = mapped_column(String(64))
+    boarded_s: Mapped[int] = mapped_column(BigInteger)  # UTC epoch seconds
+    service_date: Mapped[dt.date] = mapped_column(Date)
+    hour: Mapped[int] = mapped_column(SmallInteger)
+    day_type: Mapped[str] = mapped_column(String(8))
+    route_id: Mapped[str] = mapped_column(String(255))
+    stop_id: Mapped[str | None] = mapped_column(String(255))
+    vehicle_id: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64))
+    product: Mapped[str] = mapped_column(String(255))
+    paid_by: Mapped[str] = mapped_column(String(16))  # stored_value | pass | free
+    fare: Mapped[int] = mapped_column(BigInteger)
+    exit_stop_id: Mapped[str | None] = mapped_column(String(255))  # observed destination (metro exit)
+    source_transfer: Mapped[bool | None] = mapped_column(Boolean)  # the source's own transfer flag
+
+    __table_args__ = (Index("ix_report_boardings_day_rider", "dataset", "service_date", "rider_key", "boarded_s"),)
+
+
+class RouteHour(Base):
+    """Boardings, transfers and fare revenue by route, local hour, rider category and product."""
+
+    __tablename__ = "report_route_hour"
+
+    dataset: Mapped[str] = mapped_column(String(32), primary_key=True)
+    service_date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    hour: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    route_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    category: Mapped[str] = mapped_column(String(64), primary_key=True)
+    product: Mapped[str] = mapped_column(String(255), primary_key=True)
+    paid_by: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day_type: Mapped[str] = mapped_column(String(8))
+    boardings: Mapped[int] = mapped_column(BigInteger)
+    transfers: Mapped[int] = mapped_column(BigInteger)
+    revenue: Mapped[int] = mapped_column(BigInteger)
+
+
+class StopDay(Base):
+    """Boardings and transfers by stop (``''`` when the source names no stop), route and rider category."""
+
+    __tablename__ = "report_stop_day"
+
+    dataset: Mapped[str] = mapped_column(String(32), primary_key=True)
+    service_date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    stop_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    route_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    category: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day_type: Mapped[str] = mapped_column(String(8))
+    boardings: Mapped[int] = mapped_column(BigInteger)
+    transfers: Mapped[int] = mapped_column(BigInteger)
+
+
+class OdDay(Base):
+    """Trips by origin and destination zone (a stop, or ``route:<id>`` without one); ``''`` = unchained."""
+
+    __tablename__ = "report_od_day"
+
+    dataset: Mapped[str] = mapped_column(String(32), primary_key=True)
+    service_date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    origin: Mapped[str] = mapped_column(String(255), primary_key=True)
+    destination: Mapped[str] = mapped_column(String(255), primary_key=True)
+    category: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day_type: Mapped[str] = mapped_column(String(8))
+    trips: Mapped[int] = mapped_column(BigInteger)
+
+
+class TopUpDay(Base):
+    """Top-ups received per local day and channel (tiyn)."""
+
+    __tablename__ = "report_topup_day"
+
+    service_date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day_type: Mapped[str] = mapped_column(String(8))
+    top_ups: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)
+
+
+class OnTimeHour(Base):
+    """Stop arrivals by route, scheduled local hour and deviation bucket (``bucket_s`` wide, clamped),
+    so any early/late window that is a multiple of the bucket is answered without the events."""
+
+    __tablename__ = "report_ontime_hour"
+
+    service_date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    hour: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    route_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)  # floor(deviation / bucket_s)
+    day_type: Mapped[str] = mapped_column(String(8))
+    arrivals: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportState(Base):
+    """Progress of the incremental refresh: the highest tap id copied into the facts, and when."""
+
+    __tablename__ = "report_state"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

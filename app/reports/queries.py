@@ -1,0 +1,181 @@
+"""Report queries over the rollups: one declaration per report (its rollup, grouping, measures and the
+filters it honours), one function that runs it. Every report answers a list of flat rows, so the JSON
+and the CSV are the same table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from app.errors import BadRequest
+from app.models import OdDay, OnTimeHour, RouteHour, StopDay, TopUpDay
+from app.reports.rollups import ONTIME_BUCKET_S
+
+__all__ = ["FILTERS", "REPORTS", "Filters", "Report", "run_report"]
+
+FILTERS = ("route", "stop", "category", "day_type")
+
+
+@dataclass(frozen=True)
+class Filters:
+    dataset: str = "qala"
+    start: dt.date | None = None
+    end: dt.date | None = None  # inclusive
+    route: str | None = None
+    stop: str | None = None
+    category: str | None = None
+    day_type: str | None = None
+    early_s: int = 60
+    late_s: int = 300
+
+    def given(self) -> set[str]:
+        return {name for name in FILTERS if getattr(self, name) is not None}
+
+
+@dataclass(frozen=True)
+class Report:
+    title: str
+    model: Any
+    group: tuple[str, ...]
+    measures: tuple[str, ...]
+    filters: tuple[str, ...]
+    where: Callable[[Any], Sequence[ColumnElement[bool]]] = lambda model: ()
+    finish: Callable[[list[dict[str, Any]], Filters], list[dict[str, Any]]] = lambda rows, f: rows
+    columns: tuple[str, ...] = field(default=())
+
+    def all_columns(self) -> tuple[str, ...]:
+        return self.columns or (*self.group, *self.measures)
+
+
+def _shares(rows: list[dict[str, Any]], _f: Filters) -> list[dict[str, Any]]:
+    total = sum(r["boardings"] for r in rows) or 1
+    return [{**r, "share": round(r["boardings"] / total, 4)} for r in rows]
+
+
+def _concession(rows: list[dict[str, Any]], f: Filters) -> list[dict[str, Any]]:
+    return [{**r, "concession": r["category"] != "standard"} for r in _shares(rows, f)]
+
+
+def _transfer_rate(rows: list[dict[str, Any]], _f: Filters) -> list[dict[str, Any]]:
+    return [{**r, "transfer_rate": round(r["transfers"] / r["boardings"], 4) if r["boardings"] else 0.0}
+            for r in rows]
+
+
+def _unchained(rows: list[dict[str, Any]], _f: Filters) -> list[dict[str, Any]]:
+    return [{**r, "destination": r["destination"] or None, "chained": bool(r["destination"])} for r in rows]
+
+
+def _stop_or_unknown(rows: list[dict[str, Any]], _f: Filters) -> list[dict[str, Any]]:
+    return [{**r, "stop_id": r["stop_id"] or None} for r in rows]
+
+
+_ROUTE_FILTERS = ("route", "category", "day_type")
+REPORTS: dict[str, Report] = {
+    "boardings-by-route": Report("Boardings by route", RouteHour, ("route_id",), ("boardings", "transfers", "revenue"),
+                                 _ROUTE_FILTERS),
+    "boardings-by-stop": Report("Boardings by stop", StopDay, ("stop_id",), ("boardings", "transfers"),
+                                ("route", "stop", "category", "day_type"), finish=_stop_or_unknown),
+    "boardings-by-hour": Report("Boardings by hour", RouteHour, ("hour",), ("boardings", "transfers", "revenue"),
+                                _ROUTE_FILTERS),
+    "boardings-by-day-type": Report("Boardings by day type", RouteHour, ("day_type",),
+                                    ("boardings", "transfers", "revenue"), _ROUTE_FILTERS),
+    "boardings-by-day": Report("Boardings by day", RouteHour, ("service_date",),
+                               ("boardings", "transfers", "revenue"), _ROUTE_FILTERS),
+    "revenue-by-category": Report("Fare revenue by rider category", RouteHour, ("category",),
+                                  ("boardings", "revenue"), _ROUTE_FILTERS),
+    "revenue-by-product": Report("Fare revenue by product", RouteHour, ("product", "paid_by"),
+                                 ("boardings", "revenue"), _ROUTE_FILTERS),
+    "revenue-by-channel": Report("Top-ups by channel", TopUpDay, ("channel",), ("top_ups", "amount"),
+                                 ("day_type",)),
+    "concession-share": Report("Concession share", RouteHour, ("category",), ("boardings",), _ROUTE_FILTERS,
+                               finish=_concession, columns=("category", "boardings", "share", "concession")),
+    "transfers": Report("Transfers by route", RouteHour, ("route_id",), ("boardings", "transfers"), _ROUTE_FILTERS,
+                        finish=_transfer_rate, columns=("route_id", "boardings", "transfers", "transfer_rate")),
+    "pass-use": Report("Boardings by how they were paid", RouteHour, ("paid_by",), ("boardings",), _ROUTE_FILTERS,
+                       finish=_shares, columns=("paid_by", "boardings", "share")),
+    "od-matrix": Report("Origin-destination by trip chaining", OdDay, ("origin", "destination"), ("trips",),
+                        ("stop", "category", "day_type"), finish=_unchained,
+                        columns=("origin", "destination", "chained", "trips")),
+}
+
+
+def _on_time_rows(session: Session, f: Filters) -> list[dict[str, Any]]:
+    if f.early_s % ONTIME_BUCKET_S or f.late_s % ONTIME_BUCKET_S:
+        raise BadRequest(f"early_s and late_s must be multiples of {ONTIME_BUCKET_S} s", field="late_s")
+    m = OnTimeHour
+
+    def count(cond: ColumnElement[bool]) -> Any:
+        return func.sum(case((cond, m.arrivals), else_=0))
+
+    stmt = select(m.route_id, m.hour, count(m.bucket < -(f.early_s // ONTIME_BUCKET_S)),
+                  count((m.bucket >= -(f.early_s // ONTIME_BUCKET_S)) & (m.bucket < f.late_s // ONTIME_BUCKET_S)),
+                  count(m.bucket >= f.late_s // ONTIME_BUCKET_S)).group_by(m.route_id, m.hour)
+    stmt = _dated(stmt, m, f).order_by(m.route_id, m.hour)
+    if f.route is not None:
+        stmt = stmt.where(m.route_id == f.route)
+    if f.day_type is not None:
+        stmt = stmt.where(m.day_type == f.day_type)
+    rows = []
+    for route_id, hour, early_n, on_time_n, late_n in session.execute(stmt):
+        total = int(early_n) + int(on_time_n) + int(late_n)
+        rows.append({"route_id": route_id, "hour": hour, "early": int(early_n), "on_time": int(on_time_n),
+                     "late": int(late_n), "on_time_share": round(int(on_time_n) / total, 4) if total else 0.0})
+    return rows
+
+
+ON_TIME_COLUMNS = ("route_id", "hour", "early", "on_time", "late", "on_time_share")
+
+
+def _dated(stmt: Select[Any], model: Any, f: Filters) -> Select[Any]:
+    if f.start is not None:
+        stmt = stmt.where(model.service_date >= f.start)
+    if f.end is not None:
+        stmt = stmt.where(model.service_date <= f.end)
+    return stmt
+
+
+def _filtered(stmt: Select[Any], report: Report, f: Filters) -> Select[Any]:
+    m = report.model
+    if hasattr(m, "dataset"):
+        stmt = stmt.where(m.dataset == f.dataset)
+    stmt = _dated(stmt, m, f)
+    if f.route is not None:
+        stmt = stmt.where(m.route_id == f.route)
+    if f.stop is not None:
+        stmt = stmt.where(or_(m.origin == f.stop, m.destination == f.stop) if m is OdDay else m.stop_id == f.stop)
+    if f.category is not None:
+        stmt = stmt.where(m.category == f.category)
+    if f.day_type is not None:
+        stmt = stmt.where(m.day_type == f.day_type)
+    return stmt
+
+
+def run_report(session: Session, name: str, f: Filters) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
+    """The report's columns and rows; a filter the report cannot honour is a 400, never silently ignored."""
+    if name == "on-time":
+        unsupported = f.given() - {"route", "day_type"}
+        if unsupported:
+            raise BadRequest(f"on-time cannot be filtered by {', '.join(sorted(unsupported))}")
+        return ON_TIME_COLUMNS, _on_time_rows(session, f)
+    report = REPORTS.get(name)
+    if report is None:
+        raise BadRequest(f"no report called {name!r}")
+    unsupported = f.given() - set(report.filters)
+    if unsupported:
+        raise BadRequest(f"{name} cannot be filtered by {', '.join(sorted(unsupported))}",
+                         field=sorted(unsupported)[0])
+    m = report.model
+    groups = [getattr(m, g) for g in report.group]
+    stmt = select(*groups, *(func.sum(getattr(m, x)) for x in report.measures)).group_by(*groups)
+    stmt = _filtered(stmt, report, f).order_by(*groups)
+    rows = [dict(zip(report.group, r[:len(groups)], strict=True))
+            | {x: int(v or 0) for x, v in zip(report.measures, r[len(groups):], strict=True)}
+            for r in session.execute(stmt)]
+    rows = [{k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in r.items()} for r in rows]
+    rows = report.finish(rows, f)
+    return report.all_columns(), [{c: r[c] for c in report.all_columns()} for r in rows]

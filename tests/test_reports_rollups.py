@@ -1,0 +1,125 @@
+"""Report numbers on a hand-computable day: boardings, revenue, transfers, passes, OD chaining, on-time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from flask import Flask
+
+from app import get_db
+from app.reports.facts import insert_boardings, local_parts
+from app.reports.queries import Filters, run_report
+from app.reports.rollups import RollupSettings, rebuild_dates
+from app.reports.service import refresh_reports
+from tests.test_ticketing_helpers import make_card, make_device, send_tap, tap_request
+
+ALMATY = ZoneInfo("Asia/Almaty")
+DAY = dt.date(2026, 3, 2)  # a Monday
+
+
+def boarding(rider: str, hhmm: str, stop: str | None, route: str, vehicle: str, fare: int,
+             category: str = "standard", paid_by: str = "stored_value", day: dt.date = DAY) -> dict[str, Any]:
+    local = dt.datetime.combine(day, dt.time.fromisoformat(hhmm), ALMATY)
+    epoch = int(local.timestamp())
+    date, hour, kind = local_parts(epoch, ALMATY)
+    return {"dataset": "qala", "tap_id": None, "rider_key": rider, "boarded_s": epoch, "service_date": date,
+            "hour": hour, "day_type": kind, "route_id": route, "stop_id": stop, "vehicle_id": vehicle,
+            "category": category, "product": "pass_month" if paid_by == "pass" else "ride", "paid_by": paid_by,
+            "fare": fare, "exit_stop_id": None, "source_transfer": None}
+
+
+# A: S1 -> (30 min later, other bus: a transfer) S2 -> S3 in the evening.  B: one trip.
+# C: a pass holder boarding twice at S2 (two hours apart: no transfer; same place: unchained).
+DAY_ROWS = [
+    boarding("A", "08:00", "S1", "R1", "V1", 12000),
+    boarding("A", "08:30", "S2", "R2", "V2", 0, paid_by="free"),
+    boarding("A", "17:00", "S3", "R1", "V3", 12000),
+    boarding("B", "08:10", "S1", "R1", "V1", 6000, category="student"),
+    boarding("C", "09:00", "S2", "R2", "V2", 0, category="pensioner", paid_by="pass"),
+    boarding("C", "11:00", "S2", "R2", "V4", 0, category="pensioner", paid_by="pass"),
+    boarding("D", "10:00", "S1", "R1", "V1", 12000, day=DAY + dt.timedelta(days=5)),  # a Saturday
+]
+
+
+@pytest.fixture
+def day(app: Flask) -> Flask:
+    with get_db(app).session() as session:
+        dates = insert_boardings(session, DAY_ROWS)
+        rebuild_dates(session, "qala", dates, RollupSettings(tz=ALMATY))
+        session.commit()
+    return app
+
+
+def report(app: Flask, name: str, **filters: Any) -> list[dict[str, Any]]:
+    with get_db(app).session() as session:
+        return run_report(session, name, Filters(**filters))[1]
+
+
+def test_boardings_by_route_count_transfers_and_revenue(day: Flask) -> None:
+    assert report(day, "boardings-by-route", end=DAY) == [
+        {"route_id": "R1", "boardings": 3, "transfers": 0, "revenue": 30000},
+        {"route_id": "R2", "boardings": 3, "transfers": 1, "revenue": 0},
+    ]
+    assert report(day, "boardings-by-route")[0]["boardings"] == 4  # with Saturday
+
+
+def test_boardings_by_hour_and_day_type(day: Flask) -> None:
+    by_hour = {r["hour"]: r["boardings"] for r in report(day, "boardings-by-hour")}
+    assert by_hour == {8: 3, 9: 1, 10: 1, 11: 1, 17: 1}
+    assert {r["day_type"]: r["boardings"] for r in report(day, "boardings-by-day-type")} == {
+        "saturday": 1, "weekday": 6}
+    assert report(day, "boardings-by-hour", day_type="saturday") == [
+        {"hour": 10, "boardings": 1, "transfers": 0, "revenue": 12000}]
+
+
+def test_boardings_by_stop_with_filters(day: Flask) -> None:
+    assert {r["stop_id"]: r["boardings"] for r in report(day, "boardings-by-stop", start=DAY, end=DAY)} == {
+        "S1": 2, "S2": 3, "S3": 1}
+    assert report(day, "boardings-by-stop", route="R2", category="pensioner") == [
+        {"stop_id": "S2", "boardings": 2, "transfers": 0}]
+
+
+def test_revenue_concessions_and_pass_use(day: Flask) -> None:
+    assert {r["category"]: r["revenue"] for r in report(day, "revenue-by-category")} == {
+        "pensioner": 0, "standard": 36000, "student": 6000}
+    share = {r["category"]: (r["share"], r["concession"]) for r in report(day, "concession-share", end=DAY)}
+    assert share == {"pensioner": (0.3333, True), "standard": (0.5, False), "student": (0.1667, True)}
+    assert {r["paid_by"]: r["boardings"] for r in report(day, "pass-use", end=DAY)} == {
+        "free": 1, "pass": 2, "stored_value": 3}
+    assert report(day, "transfers", route="R2") == [
+        {"route_id": "R2", "boardings": 3, "transfers": 1, "transfer_rate": 0.3333}]
+
+
+def test_od_matrix_chains_each_riders_next_tap(day: Flask) -> None:
+    rows = report(day, "od-matrix", end=DAY)
+    cells = {(r["origin"], r["destination"]): r["trips"] for r in rows}
+    # A's last trip, B's only trip and both of C's (second boarding at the same stop) are unchained
+    assert cells == {("S1", "S2"): 1, ("S2", "S3"): 1, ("S1", None): 1, ("S2", None): 2, ("S3", None): 1}
+    assert all(r["chained"] == (r["destination"] is not None) for r in rows)
+    assert {(r["origin"], r["destination"]) for r in report(day, "od-matrix", stop="S3")} == {
+        ("S2", "S3"), ("S3", None)}
+
+
+def test_a_filter_a_report_cannot_honour_is_refused(day: Flask) -> None:
+    from app.errors import BadRequest
+
+    with pytest.raises(BadRequest):
+        report(day, "boardings-by-hour", stop="S1")
+
+
+def test_live_taps_reach_the_rollups_on_refresh(app: Flask) -> None:
+    _, number, _ = make_card(app, balance=50000)
+    dev = make_device(app)
+    send_tap(app, tap_request(dev.device_id, 1, number))
+    send_tap(app, tap_request(dev.device_id, 2, number, seconds=1))  # double tap: not a boarding
+    assert refresh_reports(app) == {dt.date(2026, 3, 10)}
+    assert report(app, "boardings-by-route") == [
+        {"route_id": "R12", "boardings": 1, "transfers": 0, "revenue": 12000}]
+    send_tap(app, tap_request(dev.device_id, 3, number, seconds=600))
+    refresh_reports(app)
+    assert refresh_reports(app) == set()
+    assert report(app, "boardings-by-hour") == [{"hour": 8, "boardings": 2, "transfers": 0, "revenue": 24000}]
+    assert report(app, "revenue-by-channel") == [{"channel": "kiosk", "top_ups": 1, "amount": 50000}]
