@@ -26,3 +26,6 @@ def register_web(app: Flask) -> None:
 
     app.register_blueprint(bp)
     app.register_blueprint(display_bp)
+    from app.web.staff import bp as staff_bp
+
+    app.register_blueprint(staff_bp)
