@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 DEMO_FEED ?= gtfs_data/almaty
 
-.PHONY: install demo test lint typecheck pytest bench clean
+.PHONY: install demo test lint typecheck pytest bench clean chromium screenshots
 
 $(BIN)/qala: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ test: lint typecheck pytest
 
 bench: install
 	$(BIN)/python bench/gtfs_import.py
+
+# Browser tests and screenshots use Debian's chromium (never `playwright install`).
+chromium:
+	@test -x /usr/bin/chromium || apt-get install -y chromium
+
+screenshots: install chromium
+	QALA_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/test_browser_display.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
