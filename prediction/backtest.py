@@ -26,6 +26,8 @@ __all__ = ["Predictions", "TrainingSet", "backtest", "format_table", "replay", "
 
 FloatArray = npt.NDArray[np.float64]
 Progress = Callable[[Iterable[float]], Iterable[float]]
+# made_at, actual arrival, predicted arrival per predictor, interval low, high (epoch s)
+_Chunk = tuple[FloatArray, FloatArray, dict[str, FloatArray], FloatArray | None, FloatArray | None]
 
 
 @dataclass
@@ -101,13 +103,12 @@ def replay(net: SimNetwork, known: KnownEvents, history: SegmentHistory, predict
     if progress is not None:
         times = progress(times)
     pending: list[pd.DataFrame] = []
-    chunks: list[tuple[pd.DataFrame, FloatArray, dict[str, FloatArray], FloatArray | None, FloatArray | None]] = []
+    chunks: list[_Chunk] = []
 
     def flush() -> None:
         if pending:
-            frame = pd.concat(pending, ignore_index=True)
-            frame, actual = _labelled(frame, truth, net)
-            chunks.append((frame, actual, *_predict_all(predictors, frame)))
+            frame, actual = _labelled(pd.concat(pending, ignore_index=True), truth, net)
+            chunks.append((frame["made_at"].to_numpy(float), actual, *_predict_all(predictors, frame)))
             pending.clear()
 
     buffered = 0
@@ -122,15 +123,14 @@ def replay(net: SimNetwork, known: KnownEvents, history: SegmentHistory, predict
     return _merge(chunks, list(predictors))
 
 
-def _merge(chunks: list[tuple[pd.DataFrame, FloatArray, dict[str, FloatArray], FloatArray | None,
-                              FloatArray | None]], names: list[str]) -> Predictions:
+def _merge(chunks: list[_Chunk], names: list[str]) -> Predictions:
     def cat(arrays: list[FloatArray]) -> FloatArray:
         return np.concatenate(arrays) if arrays else np.zeros(0)
 
     lowers = [c[3] for c in chunks if c[3] is not None]
     uppers = [c[4] for c in chunks if c[4] is not None]
     return Predictions(
-        made_at=cat([c[0]["made_at"].to_numpy(float) for c in chunks]), actual=cat([c[1] for c in chunks]),
+        made_at=cat([c[0] for c in chunks]), actual=cat([c[1] for c in chunks]),
         predicted={n: cat([c[2][n] for c in chunks]) for n in names},
         lower=cat(lowers) if lowers else None, upper=cat(uppers) if uppers else None,
     )

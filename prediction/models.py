@@ -90,7 +90,8 @@ class QuantileETAModel(RegressorMixin, BaseEstimator):
         self.n_features_in_ = len(FEATURES)
         return self
 
-    def _quantiles(self, X: pd.DataFrame) -> list[FloatArray]:
+    def predict_quantiles(self, X: pd.DataFrame) -> list[FloatArray]:
+        """ETA (s) at every quantile of ``quantiles``, in order, never crossing."""
         check_is_fitted(self, "estimators_")
         base = X["kalman_eta_s"].to_numpy(float)
         features = X[list(FEATURES)]
@@ -98,10 +99,10 @@ class QuantileETAModel(RegressorMixin, BaseEstimator):
         return list(np.maximum(stacked, 0.0))
 
     def predict(self, X: pd.DataFrame) -> FloatArray:
-        return self._quantiles(X)[len(self.quantiles) // 2]
+        return self.predict_quantiles(X)[len(self.quantiles) // 2]
 
     def predict_interval(self, X: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
-        low, *_, high = self._quantiles(X)
+        low, *_, high = self.predict_quantiles(X)
         return low, high
 
 

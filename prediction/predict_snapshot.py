@@ -74,17 +74,18 @@ class LiveState:
         live = (visit < self.trip_end[self.run_trip[runs]]) & (now - self.last_dep[runs] <= self.max_elapsed_s)
         return runs[live]
 
-    def _cumulative(self, now: float) -> dict[str, FloatArray]:
-        """Per-visit cumulative seconds (run + dwell) along each trip, by source, for the slot of ``now``."""
+    def _cumulative(self, now: float, visits: IntArray) -> dict[str, FloatArray]:
+        """Cumulative seconds (run + dwell) along ``visits`` (whole trips, in order), by source, for the slot of
+        ``now``; differences between two visits of one trip give the time between them."""
         net, hist = self.net, self.history
         stamp = pd.Timestamp(now, unit="s", tz="UTC").tz_convert(net.tz)
         slot = stamp.hour + (24 if stamp.day_of_week >= 5 else 0)
-        seg = net.visit_segment
-        first = seg < 0
-        run_h = np.where(first, 0.0, hist.run_s[np.maximum(seg, 0), slot])
-        dwell = hist.dwell_s[net.visit_stop, slot]
-        fresh = ~first & (now - self.recent_at[np.maximum(seg, 0)] <= self.recent_s)
-        run_r = np.where(fresh, self.recent_run[np.maximum(seg, 0)], run_h)
+        seg = net.visit_segment[visits]
+        first, seg0 = seg < 0, np.maximum(seg, 0)
+        run_h = np.where(first, 0.0, hist.run_s[seg0, slot])
+        dwell = hist.dwell_s[net.visit_stop[visits], slot]
+        fresh = ~first & (now - self.recent_at[seg0] <= self.recent_s)
+        run_r = np.where(fresh, self.recent_run[seg0], run_h)
         run_k = run_h + hist.gain * (run_r - run_h)
         return {"hist": np.cumsum(run_h + dwell), "recent": np.cumsum(run_r + dwell),
                 "kalman": np.cumsum(run_k + dwell), "fresh": np.cumsum(np.where(fresh, run_h, 0.0)),
@@ -92,11 +93,27 @@ class LiveState:
                 "hour": np.array([stamp.hour + stamp.minute / 60.0]),
                 "day_type": np.array([max(stamp.day_of_week - 4, 0)])}  # weekday 0, Saturday 1, Sunday 2
 
+    def _trip_visits(self, trips: IntArray) -> tuple[IntArray, IntArray]:
+        """The visits of ``trips`` (unique) concatenated, and where each trip starts in that array."""
+        ptr = self.net.visit_ptr
+        counts = ptr[trips + 1] - ptr[trips]
+        offset = np.cumsum(counts) - counts
+        visits = np.repeat(ptr[trips] - offset, counts) + np.arange(counts.sum())
+        return visits, offset
+
+    @staticmethod
+    def _empty() -> pd.DataFrame:
+        columns = [*FEATURES, "run", "visit", "made_at", "sched_eta_s", "kalman_eta_s"]
+        frame = pd.DataFrame({name: np.zeros(0) for name in columns})
+        return frame.astype({"run": np.int64, "visit": np.int64})
+
     def snapshot(self, now: float, *, max_ahead_s: float | None = None) -> pd.DataFrame:
         """One row per downstream stop of every active trip: FEATURES plus run, visit, made_at and baseline ETAs
         (``sched_eta_s``, ``kalman_eta_s``; seconds from ``now``)."""
         self.advance(now)
         runs = self.active_runs(now)
+        if not len(runs):
+            return self._empty()
         net = self.net
         k = self.last_visit[runs]
         counts = self.trip_end[self.run_trip[runs]] - k
@@ -107,10 +124,14 @@ class LiveState:
         if max_ahead_s is not None:
             keep = net.visit_arr[j] - net.visit_dep[base] <= max_ahead_s
             run, base, j, trip = run[keep], base[keep], j[keep], trip[keep]
-        c = self._cumulative(now)
-        dwell_j = c["dwell_at"][j]
-        ahead = {name: c[name][j] - c[name][base] - dwell_j for name in ("hist", "recent", "kalman")}
-        run_total = np.maximum(c["run"][j] - c["run"][base], 1.0)
+        trips, slot_of = np.unique(trip, return_inverse=True)
+        visits, offset = self._trip_visits(trips)
+        c = self._cumulative(now, visits)
+        shift = offset[slot_of] - net.visit_ptr[trip]  # net visit index -> position in ``visits``
+        pj, pb = j + shift, base + shift
+        dwell_j = c["dwell_at"][pj]
+        ahead = {name: c[name][pj] - c[name][pb] - dwell_j for name in ("hist", "recent", "kalman")}
+        run_total = np.maximum(c["run"][pj] - c["run"][pb], 1.0)
         elapsed = now - self.last_dep[run]
         sched_dep = self.run_origin[run] + net.visit_dep[base]
         sched_arr = self.run_origin[run] + net.visit_arr[j]
@@ -120,8 +141,8 @@ class LiveState:
             "deviation_s": self.last_dep[run] - sched_dep, "hour": np.full(len(j), c["hour"][0]),
             "day_type": np.full(len(j), float(c["day_type"][0])), "route": net.trip_route[trip].astype(float),
             "direction": self.trip_direction[trip], "hist_remaining_s": ahead["hist"],
-            "recent_remaining_s": ahead["recent"], "recent_share": (c["fresh"][j] - c["fresh"][base]) / run_total,
-            "kalman_remaining_s": ahead["kalman"], "hist_dwell_ahead_s": c["dwell"][j] - c["dwell"][base] - dwell_j,
+            "recent_remaining_s": ahead["recent"], "recent_share": (c["fresh"][pj] - c["fresh"][pb]) / run_total,
+            "kalman_remaining_s": ahead["kalman"], "hist_dwell_ahead_s": c["dwell"][pj] - c["dwell"][pb] - dwell_j,
             "headway_s": self.last_headway[run],
         })
         frame["run"], frame["visit"], frame["made_at"] = run, j, now

@@ -1,0 +1,67 @@
+"""One full prediction cycle for an Almaty-scale city (~2,500 active buses, every downstream stop) against the
+bare ``model.predict_quantiles`` on the same rows. Prints ``cycle_s=<n> ratio_to_predict=<x>``.
+
+    .venv/bin/python bench/predict_cycle.py [--routes 200] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from prediction.backtest import training_set
+from prediction.features import prepare_events
+from prediction.models import QuantileETAModel
+from prediction.predict_snapshot import LiveState
+from prediction.schedule import read_schedule
+from prediction.sim_network import build_network
+from prediction.simulate import CitySimulator
+from prediction.synth import write_synthetic_feed
+
+DAY = dt.date(2026, 3, 3)
+
+
+def _epoch(text: pd.Series) -> np.ndarray:
+    return (pd.to_datetime(text, format="ISO8601", utc=True) - pd.Timestamp("1970-01-01", tz="UTC")
+            ).dt.total_seconds().to_numpy()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--routes", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        feed = write_synthetic_feed(Path(folder) / "city", routes=args.routes, seed=args.seed)
+        del feed
+        net = build_network(read_schedule(Path(folder) / "city", canonical=False))
+    day = CitySimulator(net, seed=args.seed).run_day(DAY, ping_interval_s=60.0)
+    events = day.events.assign(arrival=_epoch(day.events["arrival_time"]),
+                               departure=_epoch(day.events["departure_time"]))
+    pings = day.pings.assign(t=_epoch(day.pings["timestamp"]))
+    known = prepare_events(net, events, pings)
+    peak = pd.Timestamp(dt.datetime.combine(DAY, dt.time(8)), tz=net.tz).timestamp()
+    training = training_set(net, known, peak - 3600.0, step_s=600.0, max_rows=200_000)
+    model = QuantileETAModel().fit(training.rows, training.target)
+    state = LiveState(net, training.history, known)
+    state.advance(peak - 30.0)
+    started = time.perf_counter()
+    rows = state.snapshot(peak)
+    model.predict_quantiles(rows)
+    cycle = time.perf_counter() - started
+    started = time.perf_counter()
+    model.predict_quantiles(rows)
+    bare = time.perf_counter() - started
+    buses = len(np.unique(rows["run"]))
+    print(f"active_buses={buses} rows={len(rows)}")
+    print(f"cycle_s={cycle:.3f} ratio_to_predict={cycle / bare:.2f}")
+
+
+if __name__ == "__main__":
+    main()
