@@ -48,15 +48,19 @@
       body.arrivals.forEach((a) => {
         const badge = el("span", { className: "route", textContent: a.route_short_name || a.route_id });
         badge.style.background = "#" + (a.route_color || "00838f");
-        rows.append(el("tr", {}, [
+        // live rows carry a predicted time; timetable rows only the scheduled one
+        const when = a.predicted_time || a.scheduled_time || "";
+        rows.append(el("tr", { className: a.realtime ? "live" : "scheduled" }, [
           el("td", {}, [badge]), el("td", { textContent: a.headsign || "" }),
-          el("td", { textContent: a.scheduled_time.slice(11, 16) }),
+          el("td", { textContent: when.slice(11, 16) + (a.realtime ? "" : " ≈") }),
           el("td", { textContent: a.minutes_away }),
         ]));
       });
       if (!body.arrivals.length) rows.append(el("tr", {}, [el("td", { colSpan: 4, textContent: "No buses soon" })]));
+      const live = body.arrivals.some((a) => a.realtime);
       document.getElementById("board-meta").textContent =
-        "Scheduled times · updated " + body.generated_at.slice(11, 19) + " (" + body.timezone + ")";
+        (live ? "Live predictions, ≈ = timetable" : "Timetable times (≈)") +
+        " · updated " + (body.generated_at || "").slice(11, 19) + " (" + (body.timezone || "") + ")";
     } catch (error) {
       document.getElementById("board-meta").textContent = error.message;
     }
