@@ -123,3 +123,16 @@ def test_live_taps_reach_the_rollups_on_refresh(app: Flask) -> None:
     assert refresh_reports(app) == set()
     assert report(app, "boardings-by-hour") == [{"hour": 8, "boardings": 2, "transfers": 0, "revenue": 24000}]
     assert report(app, "revenue-by-channel") == [{"channel": "kiosk", "top_ups": 1, "amount": 50000}]
+
+
+def test_on_time_window_is_applied_to_deviation_buckets(app: Flask) -> None:
+    from app.models import OnTimeHour
+
+    with get_db(app).session() as session:  # deviations -90 s, 0 s, 240 s and 330 s at 08:00 on R1
+        session.add_all(OnTimeHour(service_date=DAY, hour=8, route_id="R1", bucket=b, day_type="weekday",
+                                   arrivals=1) for b in (-3, 0, 8, 11))
+        session.commit()
+    assert report(app, "on-time") == [{"route_id": "R1", "hour": 8, "early": 1, "on_time": 2, "late": 1,
+                                       "on_time_share": 0.5}]
+    assert report(app, "on-time", early_s=120, late_s=240)[0] | {} == {
+        "route_id": "R1", "hour": 8, "early": 0, "on_time": 2, "late": 2, "on_time_share": 0.5}
