@@ -87,10 +87,12 @@ def _predict_all(predictors: dict[str, BaseEstimator], frame: pd.DataFrame
     now = frame["made_at"].to_numpy(float)
     out, lower, upper = {}, None, None
     for name, predictor in predictors.items():
-        out[name] = now + predictor.predict(frame)
         if isinstance(predictor, QuantileETAModel):
-            low, high = predictor.predict_interval(frame)
-            lower, upper = now + low, now + high
+            quantiles = predictor.predict_quantiles(frame)  # once: the median and the interval
+            out[name] = now + quantiles[len(quantiles) // 2]
+            lower, upper = now + quantiles[0], now + quantiles[-1]
+        else:
+            out[name] = now + predictor.predict(frame)
     return out, lower, upper
 
 
