@@ -6,7 +6,7 @@ with many concurrent simulated validators for a fixed time. The last line is
 ``taps_per_s=<n> p99_ms=<n> ratio_to_bare=<x>`` (ratio = bare taps/s ÷ Qala taps/s; 1.0 = no overhead).
 
     BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/qala_bench_taps \\
-    BENCH_REDIS_URL=redis://127.0.0.1:6379/6 .venv/bin/python bench/taps.py [--seconds 10] [--clients 32]
+    BENCH_REDIS_URL=redis://127.0.0.1:6379/6 .venv/bin/python bench/taps.py [--seconds 10] [--clients 32] [--rate 500]
 """
 
 from __future__ import annotations
@@ -93,10 +93,12 @@ def start_gunicorn(target: str, port: int, env: dict[str, str], workers: int, th
 class Validator(threading.Thread):
     """One simulated validator: signed online taps back to back until the deadline."""
 
-    def __init__(self, port: int, creds: Any, numbers: list[str], deadline: float, seq0: int, signed: bool) -> None:
+    def __init__(self, port: int, creds: Any, numbers: list[str], deadline: float, seq0: int, signed: bool,
+                 interval: float = 0.0) -> None:
         super().__init__(daemon=True)
         self.port, self.creds, self.numbers, self.deadline, self.seq, self.signed = (
             port, creds, numbers, deadline, seq0, signed)
+        self.interval = interval  # > 0: one tap every `interval` s (open loop), else back to back
         self.latencies: list[float] = []
         self.errors = 0
 
@@ -104,13 +106,17 @@ class Validator(threading.Thread):
         http = requests.Session()
         rng = random.Random(self.seq)
         path = "/api/v1/validators/taps"
+        scheduled = time.perf_counter() + rng.uniform(0, self.interval)
         while time.perf_counter() < self.deadline:
+            if self.interval:
+                time.sleep(max(0.0, scheduled - time.perf_counter()))
             self.seq += 1
             tap = {"seq": self.seq, "card": rng.choice(self.numbers), "vehicle_id": f"bus-{rng.randrange(2500)}",
                    "route_id": "R12", "tapped_at": dt.datetime.now(dt.UTC).isoformat()}
             body = json.dumps(tap).encode()
             headers = devices.signing_headers(self.creds, "POST", path, body) if self.signed else {}
-            started = time.perf_counter()
+            started = scheduled if self.interval else time.perf_counter()  # a late send counts as latency
+            scheduled += self.interval
             response = http.post(f"http://127.0.0.1:{self.port}{path}", data=body,
                                  headers={**headers, "Content-Type": "application/json"}, timeout=10)
             self.latencies.append(time.perf_counter() - started)
@@ -118,10 +124,11 @@ class Validator(threading.Thread):
 
 
 def drive(port: int, creds: list[Any], numbers: list[str], seconds: float, clients: int,
-          signed: bool, seq_base: int) -> tuple[float, float, int]:
+          signed: bool, seq_base: int, rate: float = 0.0) -> tuple[float, float, int]:
     deadline = time.perf_counter() + seconds
-    threads = [Validator(port, creds[i % len(creds)], numbers, deadline, seq_base + i * 10_000_000, signed)
-               for i in range(clients)]
+    interval = clients / rate if rate else 0.0
+    threads = [Validator(port, creds[i % len(creds)], numbers, deadline, seq_base + i * 10_000_000, signed,
+                         interval) for i in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
@@ -193,6 +200,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--cards", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="offered taps/s in all (open loop; latency from the scheduled send); 0 = as fast as "
+                             "the validators can")
     args = parser.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS)
@@ -208,7 +218,8 @@ def main() -> None:
         proc = start_gunicorn(target, port, env, args.workers, args.threads)
         try:
             drive(port, creds, numbers, 1.0, args.clients, signed, seq_base=1)  # warm-up
-            results[name] = drive(port, creds, numbers, args.seconds, args.clients, signed, seq_base=5_000_000)
+            results[name] = drive(port, creds, numbers, args.seconds, args.clients, signed, seq_base=5_000_000,
+                                  rate=args.rate)
         finally:
             proc.terminate()
             proc.wait(10)
@@ -216,6 +227,7 @@ def main() -> None:
         print(f"{name}: {rate_:.0f} taps/s, p99 {p99:.1f} ms, {errors} errors "
               f"({args.clients} validators, {args.workers}x{args.threads} gunicorn)", flush=True)
     qala, bare = results["qala"], results["bare"]
+    print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
     print(f"taps_per_s={qala[0]:.0f} p99_ms={qala[1]:.1f} ratio_to_bare={bare[0] / qala[0]:.2f}")
 
 
