@@ -47,7 +47,9 @@ def docs_endpoints(document: dict[str, Any]) -> list[dict[str, Any]]:
     endpoints = []
     for path, operations in document["paths"].items():
         for method, operation in sorted(operations.items(), key=lambda kv: _METHOD_ORDER.get(kv[0], 9)):
-            contents: dict[str, Any] = operation["responses"].get("200", {}).get("content", {})
+            responses: dict[str, Any] = operation["responses"]
+            success = next((s for s in sorted(responses) if s.startswith("2")), "200")
+            contents: dict[str, Any] = responses.get(success, {}).get("content", {})
             media = next(iter(contents), "")
             content: dict[str, Any] = contents.get(media, {})
             endpoints.append({
@@ -60,7 +62,8 @@ def docs_endpoints(document: dict[str, Any]) -> list[dict[str, Any]]:
                 "response": content.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1],
                 "media_type": media,
                 "example": _pretty(content["example"]) if "example" in content else None,
-                "errors": [s for s in operation["responses"] if s != "200"],
+                "status": success,
+                "errors": [s for s in responses if not s.startswith("2")],
                 "try_url": _try_url(method, path, operation.get("parameters", [])),
             })
     return endpoints
