@@ -25,7 +25,7 @@ IntArray = npt.NDArray[np.int64]
 FEATURES = (
     "remaining_dist_m", "remaining_stops", "sched_remaining_s", "elapsed_s", "deviation_s", "hour", "day_type",
     "route", "direction", "hist_remaining_s", "recent_remaining_s", "recent_share", "kalman_remaining_s",
-    "hist_dwell_ahead_s", "headway_s",
+    "hist_dwell_ahead_s", "headway_s", "network_pace",
 )
 _SLOTS = 48  # hour of day × (weekday, weekend)
 _KNOWN_FALLBACK_S = 60.0  # no later ping of the trip (its last stop): assume the next report within a minute

@@ -90,8 +90,16 @@ class LiveState:
         return {"hist": np.cumsum(run_h + dwell), "recent": np.cumsum(run_r + dwell),
                 "kalman": np.cumsum(run_k + dwell), "fresh": np.cumsum(np.where(fresh, run_h, 0.0)),
                 "run": np.cumsum(run_h), "dwell": np.cumsum(dwell), "dwell_at": dwell,
+                "pace": np.array([self._network_pace(now, slot)]),
                 "hour": np.array([stamp.hour + stamp.minute / 60.0]),
                 "day_type": np.array([max(stamp.day_of_week - 4, 0)])}  # weekday 0, Saturday 1, Sunday 2
+
+    def _network_pace(self, now: float, slot: int) -> float:
+        """Observed ÷ historical run time over every segment traversed in the last ``recent_s``: how fast the
+        whole city runs today (weather, events) — what one trip's own deviation cannot show yet."""
+        fresh = now - self.recent_at <= self.recent_s
+        expected = float(self.history.run_s[fresh, slot].sum())
+        return float(self.recent_run[fresh].sum()) / expected if expected > 0 else 1.0
 
     def _trip_visits(self, trips: IntArray) -> tuple[IntArray, IntArray]:
         """The visits of ``trips`` (unique) concatenated, and where each trip starts in that array."""
@@ -143,7 +151,7 @@ class LiveState:
             "direction": self.trip_direction[trip], "hist_remaining_s": ahead["hist"],
             "recent_remaining_s": ahead["recent"], "recent_share": (c["fresh"][pj] - c["fresh"][pb]) / run_total,
             "kalman_remaining_s": ahead["kalman"], "hist_dwell_ahead_s": c["dwell"][pj] - c["dwell"][pb] - dwell_j,
-            "headway_s": self.last_headway[run],
+            "headway_s": self.last_headway[run], "network_pace": np.full(len(j), c["pace"][0]),
         })
         frame["run"], frame["visit"], frame["made_at"] = run, j, now
         frame["sched_eta_s"] = sched_arr - now
