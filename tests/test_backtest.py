@@ -96,3 +96,25 @@ def test_training_uses_only_the_past(city: tuple[SimNetwork, KnownEvents, pd.Dat
     pd.testing.assert_frame_equal(clean.rows, dirty.rows)
     np.testing.assert_array_equal(clean.target, dirty.target)
     assert isinstance(clean.history, SegmentHistory) and 0.0 <= clean.history.gain <= 1.0
+
+
+def test_backtest_command_writes_the_report(city: tuple[SimNetwork, KnownEvents, pd.DataFrame],
+                                            tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from app.prediction_cli import backtest_command
+    from prediction.avlio import write_csv
+
+    net, _, pings = city
+    write_csv(pings.drop(columns=["t"]), tmp_path / "pings.csv")
+    feed = net.feed.source
+    args = ["--gtfs", feed, "--pings", str(tmp_path / "pings.csv"), "--json", str(tmp_path / "out.json"),
+            "--step", "300"]
+    result = CliRunner().invoke(backtest_command, [*args, "--train-until", "2026-03-03T07:30:00+05:00"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert set(report) >= {"train_until", "test_from", "test_to", "arrivals_observed", "predictors"}
+    assert set(report["predictors"]["model"]) == {"n", "eta_benchmark", "mae_s", "p90_abs_s", "early_rate",
+                                                  "interval_coverage"}
+    late = CliRunner().invoke(backtest_command, [*args, "--train-until", "2026-03-10T00:00:00+05:00"])
+    assert late.exit_code != 0 and "both before and after" in late.output
