@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import zoneinfo
 
-import numpy as np
 import pandas as pd
 
 from prediction.feedcheck import IssueList, check_references, check_required_columns
@@ -170,8 +169,3 @@ def check_shapes(issues: IssueList, shapes: pd.DataFrame) -> None:
     negative = (shapes["shape_pt_sequence"] < 0).fillna(False).to_numpy(dtype=bool)
     issues.rows("error", "negative_sequence", file, "shape_pt_sequence", negative, shapes,
                 "shape_pt_sequence {value} is negative")
-
-
-def finite(values: pd.Series) -> np.ndarray:
-    """Float array with missing values as NaN."""
-    return np.asarray(values.astype("Float64").to_numpy(dtype=float, na_value=np.nan))
