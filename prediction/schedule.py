@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import gtfs_kit as gk
 import pandas as pd
 
 from prediction.faresv2 import parse_fares_v2
@@ -28,6 +28,9 @@ from prediction.tablechecks import (
     check_trips,
     parse_dates,
 )
+
+if TYPE_CHECKING:
+    import gtfs_kit as gk
 
 __all__ = ["REQUIRED_FILES", "ScheduleFeed", "read_schedule"]
 
@@ -115,6 +118,10 @@ def read_schedule(path: str | Path, *, canonical: bool = True, strict: bool = Fa
 
 
 def _read_with_gtfs_kit(source: FeedSource) -> gk.Feed:
+    # imported here, not at module top: gtfs-kit pulls in geopandas and shapely (about 1 s), and web
+    # processes import this module only for ScheduleFeed
+    import gtfs_kit as gk
+
     try:
         return gk.read_feed(source.path, dist_units="km")
     except (ValueError, TypeError) as exc:
@@ -127,6 +134,8 @@ def _read_with_gtfs_kit(source: FeedSource) -> gk.Feed:
 
 
 def _locate_bad_cells(issues: IssueList, source: FeedSource) -> None:
+    import gtfs_kit as gk
+
     for table, dtypes in gk.DTYPES.items():
         raw = source.read_raw(table)
         if raw is None:
