@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import text
-
-from app.avl.ingest import FRAME_COLUMNS, AvlService, IngestReport, IngestSettings
-from app.db import Database
-from app.migrate import upgrade
-from app.schedule.importer import import_feed
-from prediction.schedule import read_schedule
-from prediction.sim_network import build_network
-from prediction.simulate import CitySimulator
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.avl.ingest import FRAME_COLUMNS, AvlService, IngestReport, IngestSettings  # noqa: E402
+from app.db import Database  # noqa: E402
+from app.schedule.importer import import_feed  # noqa: E402
+from bench.benchdb import fresh_database  # noqa: E402
+from prediction.schedule import read_schedule  # noqa: E402
+from prediction.sim_network import build_network  # noqa: E402
+from prediction.simulate import CitySimulator  # noqa: E402
 
 
 def main() -> None:
@@ -35,11 +36,8 @@ def main() -> None:
     parser.add_argument("--batch-s", type=float, default=60.0, help="seconds of city time per batch")
     parser.add_argument("--hours", type=float, default=2.0, help="hours of the morning to ingest")
     args = parser.parse_args()
+    fresh_database(args.database)
     db = Database.from_url(args.database)
-    with db.engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    upgrade(args.database)
     import_feed(db, args.feed, canonical=False)
     day = CitySimulator(build_network(read_schedule(args.feed, canonical=False)), seed=1).run_day(
         dt.date(2026, 3, 3), ping_interval_s=20.0)

@@ -18,39 +18,20 @@ import time
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.db import Database, make_engine  # noqa: E402
-from app.migrate import upgrade  # noqa: E402
+from app.db import Database  # noqa: E402
 from app.models import FeedVersion, StopTime  # noqa: E402
 from app.schedule.bulk import conform  # noqa: E402
 from app.schedule.importer import import_feed  # noqa: E402
+from bench.benchdb import fresh_database  # noqa: E402
 from prediction.schedule import read_schedule  # noqa: E402
 from prediction.synth import write_synthetic_feed  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/qala_bench"
 SYNTH_ROUTES = int(os.environ.get("BENCH_SYNTH_ROUTES", "200"))
-
-
-def fresh_database(url: str) -> None:
-    """Create the benchmark database if needed and reset its schema."""
-    parsed = make_url(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    admin = make_engine(parsed.set(database="postgres").render_as_string(hide_password=False),
-                        isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}).scalar()
-        if not exists:
-            conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-    admin.dispose()
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    upgrade(url)
 
 
 def plain_copy_seconds(db: Database, feed: Path) -> tuple[float, int]:

@@ -26,38 +26,21 @@ from typing import Any
 
 import requests
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app import create_app, get_db  # noqa: E402
 from app.db import make_engine  # noqa: E402
-from app.migrate import upgrade  # noqa: E402
 from app.ticketing import cards, devices  # noqa: E402
 from app.ticketing.cardnumbers import number_hash  # noqa: E402
 from app.ticketing.context import get_ticketing  # noqa: E402
+from bench.benchdb import fresh_database  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/qala_bench_taps"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/6"
 PORT_APP, PORT_BARE = 18741, 18742
 HASH_KEY = "bench-card-hash-key"
-
-
-def fresh_database(url: str) -> None:
-    parsed = make_url(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    admin = make_engine(parsed.set(database="postgres").render_as_string(hide_password=False),
-                        isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}).scalar():
-            conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-    admin.dispose()
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    upgrade(url)
 
 
 def prepare(url: str, redis_url: str, n_cards: int, n_devices: int) -> tuple[list[str], list[Any]]:
