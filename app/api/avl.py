@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from app import get_db, get_redis
+from app import get_db
+from app.api.device_auth import authenticate_device
 from app.avl.context import get_avl
 from app.avl.ingest import IngestSettings
 from app.avl.jsonpings import parse_pings
 from app.errors import BadRequest
-from app.ticketing.context import get_ticketing
-from app.ticketing.devices import verify_request
 
 __all__ = ["bp"]
 
 bp = Blueprint("avl", __name__, url_prefix="/api/v1/avl")
 
 
-@bp.before_request
-def authenticate_device() -> None:
-    keys = get_ticketing(current_app).device_keys
-    with get_db(current_app).session() as session:
-        g.device_id = verify_request(session, get_redis(current_app), request.headers, request.method,
-                                     request.path, request.get_data(), cache=keys)
+bp.before_request(authenticate_device)
 
 
 @bp.post("/pings")

@@ -12,6 +12,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
 from app import get_db, get_redis
+from app.api.device_auth import authenticate_device
 from app.api.idempotency import run_mutation
 from app.api.spec import Integer, Param, endpoint
 from app.errors import BadRequest
@@ -19,7 +20,6 @@ from app.ticketing import denylist
 from app.ticketing.batches import apply_batch, sequence_gaps
 from app.ticketing.cardnumbers import CardNumberError, number_hash, parse_number
 from app.ticketing.context import Ticketing, get_ticketing
-from app.ticketing.devices import verify_request
 from app.ticketing.taps import TapRequest, process_tap
 
 __all__ = ["bp", "parse_tap"]
@@ -31,12 +31,7 @@ SIGNED = ("Signed like every validator request (headers X-Qala-Device, X-Qala-Ke
           "X-Qala-Nonce, X-Qala-Signature; 401 with a reason code otherwise). ")
 
 
-@bp.before_request
-def authenticate_device() -> None:
-    keys = get_ticketing(current_app).device_keys
-    with get_db(current_app).session() as session:
-        g.device_id = verify_request(session, get_redis(current_app), request.headers, request.method,
-                                     request.path, request.get_data(), cache=keys)
+bp.before_request(authenticate_device)
 
 
 def _field(obj: dict[str, Any], name: str, kind: type, required: bool = True) -> Any:

@@ -1,0 +1,19 @@
+"""Request signing for devices (validators, on-board units): one ``before_request`` hook for their blueprints."""
+
+from __future__ import annotations
+
+from flask import current_app, g, request
+
+from app import get_db, get_redis
+from app.ticketing.context import get_ticketing
+from app.ticketing.devices import verify_request
+
+__all__ = ["authenticate_device"]
+
+
+def authenticate_device() -> None:
+    """Verify the request's HMAC signature and put the device id in ``g.device_id`` (401 otherwise)."""
+    keys = get_ticketing(current_app).device_keys
+    with get_db(current_app).session() as session:
+        g.device_id = verify_request(session, get_redis(current_app), request.headers, request.method,
+                                     request.path, request.get_data(), cache=keys)
