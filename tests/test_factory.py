@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskCliRunner
 
 from app import create_app, get_db, get_redis
 from app.config import ConfigError, load_config
@@ -54,8 +55,8 @@ def test_redis_is_real_and_shared_per_app(app: Flask) -> None:
     assert client.get("qala:test:factory") == b"1"
 
 
-def test_cli_lists_our_groups(runner: object) -> None:
-    result = runner.invoke(args=["--help"])  # type: ignore[attr-defined]
+def test_cli_lists_our_groups(runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["--help"])
     assert result.exit_code == 0
     assert "gtfs" in result.output and "db" in result.output
 
