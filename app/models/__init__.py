@@ -5,6 +5,7 @@ from app.models.ledger import LedgerAccount, LedgerEntry, LedgerTransaction
 from app.models.reports import (
     OdDay,
     OnTimeHour,
+    PredictionLog,
     ReportBoarding,
     ReportState,
     RouteHour,
@@ -65,6 +66,7 @@ __all__ = [
     "OdDay",
     "OnTimeHour",
     "Ping",
+    "PredictionLog",
     "ReportBoarding",
     "ReportState",
     "Rider",

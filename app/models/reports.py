@@ -18,6 +18,7 @@ from app.models.ticketing import bigint_pk
 __all__ = [
     "OdDay",
     "OnTimeHour",
+    "PredictionLog",
     "ReportBoarding",
     "ReportState",
     "RouteHour",
@@ -152,3 +153,31 @@ class ReportState(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PredictionLog(Base):
+    """A prediction the worker published, kept so accuracy can be scored later against observed stop events.
+
+    The worker logs a sample (each trip's downstream stops at most once a minute), not every cycle; scoring
+    joins on (``service_date``, ``trip_id``, ``stop_sequence``) with ``avl_stop_events``.
+    """
+
+    __tablename__ = "prediction_log"
+
+    id: Mapped[int] = bigint_pk()
+    made_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    service_date: Mapped[dt.date] = mapped_column(Date)
+    trip_id: Mapped[str] = mapped_column(String(255))
+    route_id: Mapped[str] = mapped_column(String(255))
+    stop_id: Mapped[str] = mapped_column(String(255))
+    stop_sequence: Mapped[int] = mapped_column(Integer)
+    vehicle_id: Mapped[str | None] = mapped_column(String(64))
+    predictor: Mapped[str] = mapped_column(String(32))  # model name/version or a baseline's name
+    predicted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    lower_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    upper_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_prediction_log_day_route", "service_date", "route_id"),
+        Index("ix_prediction_log_call", "service_date", "trip_id", "stop_sequence"),
+    )
