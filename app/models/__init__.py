@@ -3,6 +3,7 @@
 from app.models.avl import AvlRejection, Ping, StopEvent, Vehicle
 from app.models.ledger import LedgerAccount, LedgerEntry, LedgerTransaction
 from app.models.reports import (
+    AccuracyDay,
     OdDay,
     OnTimeHour,
     PredictionLog,
@@ -41,6 +42,7 @@ from app.models.taps import DenyListEntry, Device, DeviceKey, IdempotencyRecord,
 from app.models.ticketing import AuditLog, Card, CardPass, Rider
 
 __all__ = [
+    "AccuracyDay",
     "Agency",
     "Area",
     "AuditLog",

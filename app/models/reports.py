@@ -16,6 +16,7 @@ from app.db import Base
 from app.models.ticketing import bigint_pk
 
 __all__ = [
+    "AccuracyDay",
     "OdDay",
     "OnTimeHour",
     "PredictionLog",
@@ -143,6 +144,26 @@ class OnTimeHour(Base):
     bucket: Mapped[int] = mapped_column(Integer, primary_key=True)  # floor(deviation / bucket_s)
     day_type: Mapped[str] = mapped_column(String(8))
     arrivals: Mapped[int] = mapped_column(BigInteger)
+
+
+class AccuracyDay(Base):
+    """Scored predictions by service date, route, predictor and ETA-benchmark bucket of time to the actual
+    arrival (``bucket`` indexes ``prediction.metrics.ETA_BUCKETS``; ``len(ETA_BUCKETS)`` = beyond them), with
+    enough sums for the benchmark, mean absolute error, early rate and interval coverage of any grouping."""
+
+    __tablename__ = "report_accuracy_day"
+
+    service_date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    route_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    predictor: Mapped[str] = mapped_column(String(32), primary_key=True)
+    bucket: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    day_type: Mapped[str] = mapped_column(String(8))
+    predictions: Mapped[int] = mapped_column(BigInteger)
+    accurate: Mapped[int] = mapped_column(BigInteger)  # error inside the bucket's window
+    early: Mapped[int] = mapped_column(BigInteger)  # bus more than 60 s before the prediction
+    abs_error_s: Mapped[int] = mapped_column(BigInteger)  # sum of |actual - predicted|
+    with_interval: Mapped[int] = mapped_column(BigInteger)
+    in_interval: Mapped[int] = mapped_column(BigInteger)
 
 
 class ReportState(Base):
