@@ -190,6 +190,11 @@ def register_commands(app: Flask) -> None:
 
     app.cli.add_command(model_group)
     app.cli.add_command(backtest_command)
+    from app.demo import demo_command
+    from app.worker.cli import worker_command
+
+    app.cli.add_command(worker_command)
+    app.cli.add_command(demo_command)
     from app.ticketing.cli import cards_group, devices_group, riders_group
 
     for group in (devices_group, cards_group, riders_group):

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from google.protobuf.json_format import MessageToDict
 from google.transit import gtfs_realtime_pb2 as rt
 
 from app.realtime.boards import PredictedArrival
 from app.realtime.catalog import StaticCatalog
+from prediction.matching import ShapeLine
 
-__all__ = ["TRIP_UPDATES", "VEHICLE_POSITIONS", "VehicleState", "empty_feed", "feed_json", "trip_updates_feed",
-           "vehicle_positions_feed"]
+__all__ = ["MAX_SHAPE_OFFSET_M", "TRIP_UPDATES", "VEHICLE_POSITIONS", "VehicleState", "empty_feed", "feed_json",
+           "off_shape", "trip_update_entities", "trip_updates_feed", "vehicle_positions_feed"]
 
+MAX_SHAPE_OFFSET_M = 200.0  # MobilityData E029: a position this far from the trip's shape is not on that trip
 TRIP_UPDATES = "trip-updates"
 VEHICLE_POSITIONS = "vehicle-positions"
 
@@ -99,9 +103,25 @@ def _add_stop_time_updates(update: Any, calls: Sequence[PredictedArrival]) -> No
         previous = time
 
 
+def off_shape(vehicles: Iterable[VehicleState], shape_of: Callable[[str], ShapeLine | None],
+              limit_m: float = MAX_SHAPE_OFFSET_M) -> set[str]:
+    """Vehicles more than ``limit_m`` from the shape of the trip they claim (one projection per shape)."""
+    by_shape: dict[int, tuple[ShapeLine, list[VehicleState]]] = {}
+    for v in vehicles:
+        line = shape_of(v.trip_id) if v.trip_id is not None else None
+        if line is not None:
+            by_shape.setdefault(id(line), (line, []))[1].append(v)
+    far: set[str] = set()
+    for line, group in by_shape.values():
+        _, offset = line.nearest(np.array([v.lat for v in group]), np.array([v.lon for v in group]))
+        far.update(v.vehicle_id for v, o in zip(group, offset.tolist(), strict=True) if o > limit_m)
+    return far
+
+
 def vehicle_positions_feed(catalog: StaticCatalog, vehicles: Iterable[VehicleState],
-                           now: dt.datetime) -> rt.FeedMessage:
-    """One VehiclePosition per vehicle; the trip is described only when the static feed knows it."""
+                           now: dt.datetime, *, unassigned: Collection[str] = ()) -> rt.FeedMessage:
+    """One VehiclePosition per vehicle; the trip is described only when the static feed knows it and the vehicle
+    is not in ``unassigned`` (e.g. ``off_shape``: a bus far from its trip's shape is published without a trip)."""
     feed = empty_feed(now)
     latest: dict[str, VehicleState] = {}
     for v in vehicles:
@@ -120,8 +140,49 @@ def vehicle_positions_feed(catalog: StaticCatalog, vehicles: Iterable[VehicleSta
         if state.speed_mps is not None:
             position.position.speed = state.speed_mps
         position.timestamp = int(state.timestamp.timestamp())
-        if state.trip_id in catalog.trips and state.service_date is not None:
+        if state.trip_id in catalog.trips and state.service_date is not None and vehicle_id not in unassigned:
             _describe_trip(position.trip, catalog, state.trip_id, state.service_date)
+    return feed
+
+
+def trip_update_entities(catalog: StaticCatalog, trip_ids: Sequence[str], start_dates: Sequence[str],
+                         sequences: npt.NDArray[np.int64], stop_ids: Sequence[str], predicted: npt.NDArray[np.float64],
+                         lower: npt.NDArray[np.float64] | None, upper: npt.NDArray[np.float64] | None,
+                         vehicle_ids: Sequence[str | None], observed: npt.NDArray[np.float64]) -> rt.FeedMessage:
+    """TripUpdates from a cycle's arrays (a header-less message; the caller adds the header): the same rules as
+    ``trip_updates_feed``, without building a ``PredictedArrival`` per stop call."""
+    feed = rt.FeedMessage()
+    keys = list(zip(trip_ids, start_dates, strict=True))
+    order = sorted(range(len(keys)), key=lambda i: (keys[i], int(sequences[i])))
+    current: tuple[str, str] | None = None
+    update: Any = None
+    previous, last_seq = 0, None
+    for i in order:
+        trip_id, day = keys[i]
+        if trip_id not in catalog.trips or stop_ids[i] not in catalog.stops:
+            continue
+        if keys[i] != current:
+            current, previous, last_seq = keys[i], 0, None
+            entity = feed.entity.add()
+            entity.id = f"{trip_id}:{day}"
+            update = entity.trip_update
+            _describe_trip(update.trip, catalog, trip_id, dt.date(int(day[:4]), int(day[4:6]), int(day[6:8])))
+            if vehicle_ids[i]:
+                update.vehicle.id = str(vehicle_ids[i])
+            update.timestamp = int(observed[i])
+        seq = int(sequences[i])
+        if seq == last_seq:
+            continue  # one update per stop_sequence
+        time = max(int(predicted[i]), previous)
+        stu = update.stop_time_update.add()
+        stu.stop_sequence, stu.stop_id = seq, stop_ids[i]
+        stu.arrival.time = time
+        stu.departure.time = time
+        if lower is not None and upper is not None:
+            spread = max(0, int(upper[i] - lower[i]))
+            stu.arrival.uncertainty = spread
+            stu.departure.uncertainty = spread
+        previous, last_seq = time, seq
     return feed
 
 

@@ -1,0 +1,141 @@
+"""``qala worker``: the prediction worker loop (AVL → predictions → Redis boards, GTFS-rt, prediction log)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+
+import click
+import pandas as pd
+from flask import current_app
+from flask.cli import with_appcontext
+
+__all__ = ["worker_command"]
+
+
+@click.command("worker")
+@click.option("--shard", default="1/1", show_default=True, help="K/N: predict only the routes of shard K of N.")
+@click.option("--gtfs-rt", "gtfs_rt", default=None, metavar="URL",
+              help="Poll this GTFS-rt VehiclePositions URL each cycle and ingest it (default: read the AVL the "
+                   "ingest stored).")
+@click.option("--simulate", is_flag=True, help="Stream today's simulated city live through the AVL ingest.")
+@click.option("--taps", is_flag=True, help="With --simulate: the simulated riders tap demo cards on validators.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed.")
+@click.option("--cycle", "cycle_s", type=click.FloatRange(0.5, 60), default=5.0, show_default=True,
+              help="Seconds between cycles.")
+@click.option("--cycles", type=click.IntRange(1), default=None, help="Stop after this many cycles.")
+@click.option("--window", type=click.IntRange(5, 240), default=90, show_default=True, help="Board minutes ahead.")
+@click.option("--models", type=click.Path(file_okay=False, path_type=Path), envvar="QALA_MODEL_DIR",
+              default="instance/models", show_default=True, help="Model folder (env QALA_MODEL_DIR).")
+@click.option("--no-log", is_flag=True, help="Do not write the prediction log.")
+@click.option("--quiet", is_flag=True, help="Print a cycle line every minute only.")
+@with_appcontext
+def worker_command(shard: str, gtfs_rt: str | None, simulate: bool, taps: bool, seed: int, cycle_s: float,
+                   cycles: int | None, window: int, models: Path, no_log: bool, quiet: bool) -> None:
+    """Predict every active trip each cycle and publish boards, GTFS-rt snapshots and a prediction-log sample."""
+    from app import get_db, get_redis
+    from app.worker.loop import Shard, Worker, WorkerSettings
+    from app.worker.predlog import PredictionLogSampler
+
+    try:
+        parsed = Shard.parse(shard)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--shard") from exc
+    if simulate and gtfs_rt:
+        raise click.UsageError("choose one AVL source: --simulate or --gtfs-rt")
+    if simulate and parsed.count > 1:
+        raise click.UsageError("--simulate streams the whole city: run it as the only worker (--shard 1/1)")
+    if taps and not simulate:
+        raise click.UsageError("--taps needs --simulate")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    db = get_db(app)
+    log = None if no_log else PredictionLogSampler(
+        db.session, on_error=lambda exc: click.echo(f"prediction log: {exc}", err=True))
+    settings = WorkerSettings(shard=parsed, window_min=window)
+    try:
+        with db.session() as session:
+            worker = Worker.from_database(session, get_redis(app), models, settings=settings, log=log)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"worker shard {shard}: predictor {worker.predictor.name}, {len(worker.net.trip_ids)} trips", err=True)
+    source, tapper = _source(app, worker, simulate=simulate, taps=taps, gtfs_rt=gtfs_rt, seed=seed)
+    _loop(worker, source, tapper, cycle_s=cycle_s, cycles=cycles, quiet=quiet)
+    if log is not None:
+        log.close()
+        click.echo(f"prediction log: {log.written} rows written, {log.failed} dropped", err=True)
+
+
+def _source(app: object, worker: object, *, simulate: bool, taps: bool, gtfs_rt: str | None, seed: int
+            ) -> tuple[object, object]:
+    from app import get_db
+    from app.worker.loop import Worker
+    from app.worker.sources import DatabaseSource, IngestSource
+
+    assert isinstance(worker, Worker)
+    db = get_db(app)  # type: ignore[arg-type]
+    if simulate:
+        from app.demo import DemoTaps, register_vehicles
+        from app.worker.simstream import LiveCity
+
+        click.echo("simulating today's service…", err=True)
+        city = LiveCity(worker.net, time.time(), seed=seed)
+        with db.session() as session:
+            added = register_vehicles(session, city.vehicle_ids())
+        click.echo(f"{len(city.vehicle_ids())} simulated buses ({added} newly registered)", err=True)
+        tapper = DemoTaps.prepare(app, city) if taps else None
+        return IngestSource(db.session, city.pings_until), tapper
+    if gtfs_rt:
+        from app.avl.gtfsrt import decode_vehicle_positions, fetch
+
+        def produce(now: float) -> pd.DataFrame:
+            return decode_vehicle_positions(fetch(gtfs_rt), gtfs_rt).pings
+
+        return IngestSource(db.session, produce, source="gtfsrt"), None
+    from app.models import FeedVersion
+
+    with db.session() as session:
+        feed_id = session.query(FeedVersion.id).filter(FeedVersion.is_active.is_(True)).scalar()
+    return DatabaseSource(db.session, int(feed_id)), None
+
+
+def _loop(worker: object, source: object, tapper: object, *, cycle_s: float, cycles: int | None,
+          quiet: bool) -> None:
+    from app.worker.loop import Worker
+    from app.worker.sources import AvlPoll
+
+    assert isinstance(worker, Worker)
+    poll: AvlPoll = source  # type: ignore[assignment]
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    done, last_echo = 0, 0.0
+    try:
+        while not stopping and (cycles is None or done < cycles):
+            started = time.time()
+            try:
+                events, pings = poll.poll(started)
+                worker.take_pings(pings)
+                report = worker.cycle(started, events)
+            except Exception as exc:  # a failed cycle (database or Redis away) is retried next cycle
+                click.echo(f"cycle failed: {type(exc).__name__}: {exc}", err=True)
+                report = None
+            if tapper is not None:
+                tapper.feed(started)  # type: ignore[attr-defined]
+            done += 1
+            if report is not None and (not quiet or started - last_echo >= 60):
+                click.echo(f"{time.strftime('%H:%M:%S')} {report.line()}", err=True)
+                last_echo = started
+            if cycles is not None and done >= cycles:
+                break
+            time.sleep(max(0.0, cycle_s - (time.time() - started)))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        worker.flush()

@@ -1,0 +1,224 @@
+"""What the worker remembers of the observed stop events: each run's furthest event and each segment's latest
+traversal — all that ``LiveState`` needs — turned into a small ``KnownEvents`` every cycle.
+
+A replay builds ``LiveState`` over a whole day's events; a live worker cannot (the table only grows), so it
+keeps the state that survives ``LiveState.advance`` (the furthest visit per run, the newest run time per
+segment, the last departure per route and stop for headways) and hands ``LiveState`` one row per run plus
+one row per recently traversed segment. Segment rows are given runs of their own, stamped as known long
+ago, so they feed the ``recent``/``kalman``/``network_pace`` features without making a run look active.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from prediction.features import KnownEvents
+from prediction.servicedays import service_day_start
+from prediction.sim_network import SimNetwork
+
+__all__ = ["EVENT_COLUMNS", "LiveEvents", "RunTable", "make_known_events"]
+
+EVENT_COLUMNS = ("trip_id", "start_date", "stop_sequence", "arrival", "departure", "vehicle_id")
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def make_known_events(columns: dict[str, npt.NDArray[Any]]) -> KnownEvents:
+    """``KnownEvents`` from named arrays, naming any field this version of ``prediction.features`` wants that
+    the worker does not provide (the dataclass grows as features are added)."""
+    wanted = list(KnownEvents.__dataclass_fields__)
+    missing = [name for name in wanted if name not in columns]
+    if missing:
+        raise TypeError(f"KnownEvents needs {', '.join(missing)}, which the worker does not build")
+    return KnownEvents(**{name: columns[name] for name in wanted})
+
+
+@dataclass
+class _Run:
+    """One run's events so far (visit order); a trip's events feed its pace features, so all are kept."""
+
+    trip: int
+    start_date: str
+    origin: float
+    vehicle_id: str | None
+    visits: list[int] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)
+    departures: list[float] = field(default_factory=list)
+    known: list[float] = field(default_factory=list)
+    segment_runs: list[float] = field(default_factory=list)
+    headways: list[float] = field(default_factory=list)
+    slots: list[int] = field(default_factory=list)
+
+    @property
+    def visit(self) -> int:
+        return self.visits[-1] if self.visits else -1
+
+    @property
+    def known_at(self) -> float:
+        return self.known[-1] if self.known else -np.inf
+
+
+@dataclass(frozen=True)
+class RunTable:
+    """The runs behind a cycle's ``KnownEvents`` (index = run number): what predictions are reported with."""
+
+    trip: IntArray
+    start_date: npt.NDArray[np.object_]
+    origin: FloatArray
+    vehicle_id: npt.NDArray[np.object_]
+    known_at: FloatArray
+
+
+class LiveEvents:
+    """Observed stop events of the runs this worker predicts (``owns_trip``), and recent segment run times of all."""
+
+    def __init__(self, net: SimNetwork, *, stale_s: float = 900.0, recent_s: float = 1800.0,
+                 owns_trip: Callable[[IntArray], npt.NDArray[np.bool_]] | None = None) -> None:
+        self.net, self.stale_s, self.recent_s = net, stale_s, recent_s
+        self.owns_trip = owns_trip
+        self._trip_index = pd.Index(net.trip_ids)
+        self._visit_trip = net.visit_trip
+        self._runs: dict[tuple[int, str], _Run] = {}
+        self._origins: dict[str, float] = {}
+        self.seg_run = np.full(net.segment_count, np.nan)
+        self.seg_at = np.full(net.segment_count, -np.inf)
+        self.seg_visit = np.full(net.segment_count, -1, dtype=np.int64)
+        self._last_dep: dict[int, float] = {}  # route × stop → latest departure seen
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def _origin(self, start_date: str) -> float:
+        if start_date not in self._origins:
+            day = dt.date(int(start_date[:4]), int(start_date[4:6]), int(start_date[6:8]))
+            self._origins[start_date] = service_day_start(day, self.net.tz).timestamp()
+        return self._origins[start_date]
+
+    def _visits(self, trips: IntArray, sequences: IntArray) -> IntArray:
+        """Visit index of (trip, stop_sequence) pairs; -1 where the trip has no such stop_sequence."""
+        ptr, seq = self.net.visit_ptr, self.net.visit_seq
+        out = np.full(len(trips), -1, dtype=np.int64)
+        for i, (trip, s) in enumerate(zip(trips.tolist(), sequences.tolist(), strict=True)):
+            lo, hi = int(ptr[trip]), int(ptr[trip + 1])
+            j = lo + int(np.searchsorted(seq[lo:hi], s))
+            if j < hi and seq[j] == s:
+                out[i] = j
+        return out
+
+    def add(self, events: pd.DataFrame, known_at: float) -> int:
+        """Take in stop events (``EVENT_COLUMNS``; times as epoch seconds) learnt at ``known_at``; returns how many
+        moved a run forward or refined its current stop."""
+        if events.empty:
+            return 0
+        trips = self._trip_index.get_indexer(events["trip_id"].astype(str))
+        frame = events.assign(_trip=trips)
+        frame = frame[frame["_trip"] >= 0]
+        visits = self._visits(frame["_trip"].to_numpy(np.int64), frame["stop_sequence"].to_numpy(np.int64))
+        frame = frame.assign(_visit=visits)
+        frame = frame[frame["_visit"] >= 0].sort_values(["_trip", "start_date", "_visit"], kind="stable")
+        taken = 0
+        columns = ("_trip", "start_date", "_visit", "arrival", "departure", "vehicle_id")
+        for trip, day, visit, arrival, departure, vehicle in zip(*(frame[c].tolist() for c in columns),
+                                                                   strict=True):
+            taken += self._take(int(trip), str(day), int(visit), float(arrival), float(departure),
+                                None if vehicle is None or vehicle == "" else str(vehicle), known_at)
+        return taken
+
+    def _take(self, trip: int, day: str, visit: int, arrival: float, departure: float, vehicle: str | None,
+              known_at: float) -> int:
+        key = (trip, day)
+        run = self._runs.get(key)
+        if run is None:
+            run = self._runs[key] = _Run(trip, day, self._origin(day), vehicle)
+        if visit < run.visit:
+            return 0  # a refinement of a stop the bus has left: its furthest stop is what predicts
+        if visit == run.visit:  # the current stop refined (a later ping moved its departure)
+            for column in (run.visits, run.arrivals, run.departures, run.known, run.segment_runs, run.headways,
+                           run.slots):
+                column.pop()
+        segment = int(self.net.visit_segment[visit])
+        segment_run = np.nan
+        if run.visits and visit == run.visit + 1 and segment >= 0:
+            segment_run = arrival - run.departures[-1]
+            if arrival >= self.seg_at[segment]:
+                self.seg_run[segment], self.seg_at[segment], self.seg_visit[segment] = segment_run, arrival, visit
+        route_stop = int(self.net.trip_route[trip]) * len(self.net.stop_ids) + int(self.net.visit_stop[visit])
+        previous = self._last_dep.get(route_stop)
+        headway = np.nan
+        if previous is not None and departure > previous:
+            headway = departure - previous
+        if previous is None or departure > previous:
+            self._last_dep[route_stop] = departure
+        local = dt.datetime.fromtimestamp(arrival, self.net.tz)
+        run.visits.append(visit)
+        run.arrivals.append(arrival)
+        run.departures.append(departure)
+        run.known.append(known_at)
+        run.segment_runs.append(segment_run)
+        run.headways.append(headway)
+        run.slots.append(local.hour + (24 if local.weekday() >= 5 else 0))
+        if vehicle is not None:
+            run.vehicle_id = vehicle
+        return 1
+
+    def forget(self, now: float) -> None:
+        """Drop runs not heard of for longer than the stale limit (they cannot be predicted any more)."""
+        old = [key for key, run in self._runs.items() if run.known_at < now - self.stale_s]
+        for key in old:
+            del self._runs[key]
+
+    def known_events(self, now: float) -> tuple[KnownEvents, RunTable]:
+        """Every event of the live runs this worker owns, and one row per segment traversed in the last
+        ``recent_s`` (as a run of its own, known long ago: it feeds segment features, never an active run)."""
+        self.forget(now)
+        runs = list(self._runs.values())
+        if self.owns_trip is not None and runs:
+            mine = self.owns_trip(np.array([r.trip for r in runs], dtype=np.int64))
+            runs = [r for r, keep in zip(runs, mine.tolist(), strict=True) if keep]
+        counts = np.array([len(r.visits) for r in runs], dtype=np.int64)
+        n = len(runs)
+        segments = np.flatnonzero(self.seg_at >= now - self.recent_s)
+        m = len(segments)
+        seg_visit = self.seg_visit[segments]
+        seg_trip = self._visit_trip[seg_visit] if m else np.zeros(0, dtype=np.int64)
+        long_ago = now - self.stale_s - 1.0
+
+        def flat(name: str) -> list[float]:
+            return [value for r in runs for value in getattr(r, name)]
+
+        seg_local = [dt.datetime.fromtimestamp(t, self.net.tz) for t in self.seg_at[segments].tolist()]
+        columns: dict[str, npt.NDArray[Any]] = {
+            "run": np.concatenate([np.repeat(np.arange(n, dtype=np.int64), counts), n + np.arange(m)]),
+            "trip": np.concatenate([np.repeat(np.array([r.trip for r in runs], dtype=np.int64), counts), seg_trip]),
+            "visit": np.concatenate([np.array(flat("visits"), dtype=np.int64), seg_visit]),
+            "arrival": np.concatenate([np.array(flat("arrivals")), self.seg_at[segments]]),
+            "departure": np.concatenate([np.array(flat("departures")), self.seg_at[segments]]),
+            "known_at": np.concatenate([np.array(flat("known")), np.full(m, long_ago)]),
+            "origin": np.concatenate([np.repeat(np.array([r.origin for r in runs]), counts), np.zeros(m)]),
+            "segment_run": np.concatenate([np.array(flat("segment_runs")), self.seg_run[segments]]),
+            "headway": np.concatenate([np.array(flat("headways")), np.full(m, np.nan)]),
+            "slot": np.concatenate([np.array(flat("slots"), dtype=np.int64),
+                                    np.array([t.hour + (24 if t.weekday() >= 5 else 0) for t in seg_local],
+                                             dtype=np.int64)]),
+        }
+        order = np.argsort(columns["known_at"], kind="stable")
+        known = make_known_events({name: values[order] for name, values in columns.items()})
+        table = RunTable(
+            trip=np.array([r.trip for r in runs], dtype=np.int64),
+            start_date=np.array([r.start_date for r in runs], dtype=object),
+            origin=np.array([r.origin for r in runs], dtype=float),
+            vehicle_id=np.array([r.vehicle_id for r in runs], dtype=object),
+            known_at=np.array([r.known_at for r in runs], dtype=float),
+        )
+        return known, table
+
+    def known_runs(self) -> set[tuple[int, str]]:
+        """(trip index, start date) of every run with an observed event: these get no timetable rows."""
+        return set(self._runs)

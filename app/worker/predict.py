@@ -1,0 +1,127 @@
+"""One prediction pass: the live events → ``LiveState`` snapshot → the newest model (or the fallback baseline)
+→ arrays of predicted arrivals, one per downstream stop of every active run this worker owns."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from app.worker.events import LiveEvents, RunTable, make_known_events
+from prediction.artifacts import LoadedPredictor, load_predictor
+from prediction.features import KnownEvents, SegmentHistory
+from prediction.models import QuantileETAModel
+from prediction.predict_snapshot import LiveState
+from prediction.sim_network import SimNetwork
+
+__all__ = ["CyclePredictions", "Predictor", "load_worker_predictor", "schedule_history"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def schedule_history(net: SimNetwork) -> SegmentHistory:
+    """Segment history from the timetable alone (no observed events), for the baseline without a model."""
+    ints = ("run", "trip", "visit", "slot")
+    empty = make_known_events({name: np.zeros(0, dtype=np.int64 if name in ints else float)
+                               for name in KnownEvents.__dataclass_fields__})
+    return SegmentHistory.fit(net, empty)
+
+
+@dataclass
+class Predictor:
+    """What the worker predicts with: a name for the log, the estimator and its segment history."""
+
+    name: str
+    estimator: BaseEstimator
+    history: SegmentHistory
+
+    def eta(self, rows: pd.DataFrame) -> tuple[FloatArray, FloatArray | None, FloatArray | None]:
+        """Seconds to arrival (median) and, for the quantile model, the interval bounds."""
+        if isinstance(self.estimator, QuantileETAModel):
+            low, median, high = self.estimator.predict_quantiles(rows)
+            return median, low, high
+        return np.asarray(self.estimator.predict(rows), dtype=float), None, None
+
+
+def load_worker_predictor(folder: Path, net: SimNetwork) -> tuple[Predictor, LoadedPredictor]:
+    """The newest usable model for this feed in ``folder``, else the deviation baseline on schedule history."""
+    loaded = load_predictor(folder, feed_sha256=net.feed.sha256)
+    if loaded.history is not None:
+        name = f"model-{loaded.metadata.get('created_at', '')}"[:32]
+        return Predictor(name, loaded.estimator, loaded.history), loaded
+    return Predictor(loaded.name, loaded.estimator, schedule_history(net)), loaded
+
+
+@dataclass(frozen=True)
+class CyclePredictions:
+    """Predicted arrivals of one cycle as parallel arrays (epoch seconds)."""
+
+    made_at: float
+    trip: IntArray  # index into net.trip_ids
+    start_date: npt.NDArray[np.object_]
+    visit: IntArray  # index into net visits
+    scheduled: FloatArray
+    predicted: FloatArray
+    lower: FloatArray | None
+    upper: FloatArray | None
+    vehicle_id: npt.NDArray[np.object_]
+    observed_at: FloatArray
+    run_keys: set[tuple[int, str]]  # runs with events (predicted or finished): no timetable rows for them
+
+    def __len__(self) -> int:
+        return len(self.trip)
+
+
+def predict_cycle(net: SimNetwork, events: LiveEvents, predictor: Predictor, now: float, *,
+                  max_ahead_s: float) -> CyclePredictions:
+    """Predict every downstream stop (up to ``max_ahead_s`` of schedule ahead) of the owned active runs."""
+    known, runs = events.known_events(now)
+    run_keys = events.known_runs()
+    if not len(runs.trip):
+        return _empty(now, run_keys)
+    state = LiveState(net, predictor.history, known, stale_s=events.stale_s, recent_s=events.recent_s)
+    rows = state.snapshot(now, max_ahead_s=max_ahead_s)
+    rows = rows[rows["run"].to_numpy() < len(runs.trip)].reset_index(drop=True)  # segment-only runs: never
+    if rows.empty:
+        return _empty(now, run_keys)
+    eta, low, high = predictor.eta(rows)
+    return _arrays(net, runs, rows, now, eta, low, high, run_keys)
+
+
+def _arrays(net: SimNetwork, runs: RunTable, rows: pd.DataFrame, now: float, eta: FloatArray,
+            low: FloatArray | None, high: FloatArray | None, run_keys: set[tuple[int, str]]) -> CyclePredictions:
+    run = rows["run"].to_numpy(np.int64)
+    visit = rows["visit"].to_numpy(np.int64)
+    seen = run >= 0  # rows of a block's next trip that has no event yet carry run -1
+    safe = np.where(seen, run, 0)
+    # newer snapshots name each row's trip and service-day origin (a bus also predicts its block's next trip)
+    trip = rows["trip"].to_numpy(np.int64) if "trip" in rows else runs.trip[safe]
+    origin = rows["origin"].to_numpy(float) if "origin" in rows else runs.origin[safe]
+    vehicles = np.array([v if ok else None for v, ok in zip(runs.vehicle_id[safe].tolist(), seen.tolist(),
+                                                              strict=True)], dtype=object)
+    dates = {o: d for o, d in zip(runs.origin.tolist(), runs.start_date.tolist(), strict=True)}
+    start_date = np.array([dates.get(o) or _service_date(net, o) for o in origin.tolist()], dtype=object)
+    return CyclePredictions(
+        made_at=now, trip=trip, start_date=start_date, visit=visit,
+        scheduled=origin + net.visit_arr[visit], predicted=now + eta,
+        lower=None if low is None else now + low, upper=None if high is None else now + high,
+        vehicle_id=vehicles, observed_at=np.where(seen, runs.known_at[safe], now),
+        run_keys=run_keys,
+    )
+
+
+def _service_date(net: SimNetwork, origin: float) -> str:
+    """YYYYMMDD of the service day whose GTFS time 0 is ``origin`` (noon minus 12 h, local)."""
+    return (dt.datetime.fromtimestamp(origin + 12 * 3600, net.tz)).strftime("%Y%m%d")
+
+
+def _empty(now: float, run_keys: set[tuple[int, str]]) -> CyclePredictions:
+    none = np.zeros(0)
+    return CyclePredictions(now, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object), np.zeros(0, dtype=np.int64),
+                            none, none, None, None, np.zeros(0, dtype=object), none, run_keys)
