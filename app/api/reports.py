@@ -20,7 +20,7 @@ from app.errors import BadRequest
 from app.models import Rider
 from app.reports import access
 from app.reports.facts import DAY_TYPES
-from app.reports.queries import REPORTS, Filters, run_report
+from app.reports.queries import REPORTS, SPECIAL, Filters, run_report
 from app.ticketing import riders
 
 __all__ = ["COOKIE", "bp", "current_staff", "register_reports_api"]
@@ -50,9 +50,8 @@ def index() -> ResponseReturnValue:
         session.commit()
     listed = [{"name": n, "title": r.title, "columns": list(r.all_columns()), "filters": list(r.filters)}
               for n, r in REPORTS.items()]
-    listed.append({"name": "on-time", "title": "On-time performance by route and hour",
-                   "columns": ["route_id", "hour", "early", "on_time", "late", "on_time_share"],
-                   "filters": ["route", "day_type"]})
+    listed += [{"name": n, "title": title, "columns": list(columns), "filters": list(honoured)}
+               for n, (title, columns, honoured, _rows) in SPECIAL.items()]
     return jsonify(reports=listed)
 
 
@@ -66,6 +65,7 @@ _PARAMS = [
     Param("day_type", String(max_length=8), "weekday, saturday or sunday"),
     Param("dataset", String(max_length=32), "qala (our taps) or an imported dataset, e.g. shenzhen",
           default="qala"),
+    Param("predictor", String(max_length=32), "prediction accuracy: one predictor (model or baseline name)"),
     Param("early_s", Integer(0, 3600), "on-time: earlier than this many seconds is early", default=60),
     Param("late_s", Integer(0, 3600), "on-time: this many seconds late or more is late", default=300),
     Param("format", String(max_length=4), "json or csv", default="json"),
@@ -76,13 +76,13 @@ _PARAMS = [
 @endpoint("One report as JSON rows, or CSV with format=csv", response="ReportTable", tag="reports",
           params=_PARAMS, errors=[401, 403])
 def report(name: str, start: dt.date | None, end: dt.date | None, route: str | None, stop: str | None,
-           category: str | None, day_type: str | None, dataset: str, early_s: int, late_s: int,
-           format: str) -> ResponseReturnValue:
+           category: str | None, day_type: str | None, dataset: str, predictor: str | None, early_s: int,
+           late_s: int, format: str) -> ResponseReturnValue:
     if day_type is not None and day_type not in DAY_TYPES:
         raise BadRequest(f"day_type must be one of {', '.join(DAY_TYPES)}", field="day_type")
     if format not in ("json", "csv"):
         raise BadRequest("format must be json or csv", field="format")
-    filters = Filters(dataset, start, end, route, stop, category, day_type, early_s, late_s)
+    filters = Filters(dataset, start, end, route, stop, category, day_type, early_s, late_s, predictor)
     with get_db(current_app).session() as session:
         current_staff(session)
         columns, rows = run_report(session, name, filters)

@@ -64,13 +64,25 @@ def reports_rebuild() -> None:
 @reports_group.command("refresh")
 @click.option("--every", type=float, help="Keep refreshing, every this many seconds.")
 def reports_refresh(every: float | None) -> None:
-    """Fold taps received since the last refresh into the rollups."""
+    """Fold taps, top-ups, stop events and predictions received since the last refresh into the rollups."""
+    _follow(every)
+
+
+@reports_group.command("follow")
+@click.option("--every", type=float, default=10.0, show_default=True, help="Seconds between refreshes.")
+def reports_follow(every: float) -> None:
+    """Keep the rollups current: an incremental refresh every EVERY seconds until interrupted."""
+    _follow(every)
+
+
+def _follow(every: float | None) -> None:
     while True:
-        dates = refresh_reports(current_app)
-        click.echo("refreshed " + (", ".join(d.isoformat() for d in sorted(dates)) or "nothing new"))
+        started = time.perf_counter()
+        done = refresh_reports(current_app)
+        click.echo(f"refreshed {done.describe()} in {(time.perf_counter() - started) * 1000:.0f} ms")
         if every is None:
             return
-        time.sleep(every)
+        time.sleep(max(0.0, every - (time.perf_counter() - started)))
 
 
 @click.group("taps", cls=AppGroup)

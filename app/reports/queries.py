@@ -13,12 +13,14 @@ from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.errors import BadRequest
-from app.models import OdDay, OnTimeHour, RouteHour, StopDay, TopUpDay
+from app.models import AccuracyDay, OdDay, OnTimeHour, RouteHour, StopDay, TopUpDay
+from app.reports.accuracy import benchmark
 from app.reports.rollups import ONTIME_BUCKET_S
+from prediction.metrics import ETA_BUCKETS
 
-__all__ = ["FILTERS", "REPORTS", "Filters", "Report", "run_report"]
+__all__ = ["FILTERS", "REPORTS", "SPECIAL", "Filters", "Report", "report_names", "run_report"]
 
-FILTERS = ("route", "stop", "category", "day_type")
+FILTERS = ("route", "stop", "category", "day_type", "predictor")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Filters:
     day_type: str | None = None
     early_s: int = 60
     late_s: int = 300
+    predictor: str | None = None
 
     def given(self) -> set[str]:
         return {name for name in FILTERS if getattr(self, name) is not None}
@@ -129,6 +132,53 @@ def _on_time_rows(session: Session, f: Filters) -> list[dict[str, Any]]:
 
 
 ON_TIME_COLUMNS = ("route_id", "hour", "early", "on_time", "late", "on_time_share")
+_BUCKET_COLUMNS = tuple(f"accuracy_{label.replace('-', '_')}" for label, *_ in ETA_BUCKETS)
+ACCURACY_MEASURES = ("predictions", "eta_benchmark", *_BUCKET_COLUMNS, "mae_s", "early_rate", "interval_coverage")
+
+
+def _accuracy_rows(session: Session, group: str, f: Filters) -> list[dict[str, Any]]:
+    """The ETA benchmark per ``group`` (day or route) and predictor, summed exactly from the bucket cells."""
+    m = AccuracyDay
+    key = getattr(m, group)
+    stmt = (select(key, m.predictor, m.bucket, func.sum(m.predictions), func.sum(m.accurate), func.sum(m.early),
+                   func.sum(m.abs_error_s), func.sum(m.with_interval), func.sum(m.in_interval))
+            .group_by(key, m.predictor, m.bucket))
+    stmt = _dated(stmt, m, f)
+    for name, column in (("route", m.route_id), ("day_type", m.day_type), ("predictor", m.predictor)):
+        if getattr(f, name) is not None:
+            stmt = stmt.where(column == getattr(f, name))
+    cells: dict[tuple[Any, str], list[tuple[int, ...]]] = {}
+    for value, predictor, bucket, *sums in session.execute(stmt):
+        cells.setdefault((value, predictor), []).append((int(bucket), *(int(x or 0) for x in sums)))
+    rows = []
+    for (value, predictor), found in sorted(cells.items()):
+        n, early, abs_error, with_interval, in_interval = (sum(c[i] for c in found) for i in (1, 3, 4, 5, 6))
+        shares, overall = benchmark({c[0]: (c[2], c[1]) for c in found})
+        rows.append({group: value.isoformat() if isinstance(value, dt.date) else value, "predictor": predictor,
+                     "predictions": n, "eta_benchmark": overall,
+                     **dict(zip(_BUCKET_COLUMNS, shares.values(), strict=True)),
+                     "mae_s": round(abs_error / n, 1) if n else None,
+                     "early_rate": round(early / n, 4) if n else None,
+                     "interval_coverage": round(in_interval / with_interval, 4) if with_interval else None})
+    return rows
+
+
+# Reports not declared in REPORTS: (title, columns, filters, rows)
+SPECIAL: dict[str, tuple[str, tuple[str, ...], tuple[str, ...],
+                         Callable[[Session, Filters], list[dict[str, Any]]]]] = {
+    "on-time": ("On-time performance by route and hour", ON_TIME_COLUMNS, ("route", "day_type"),
+                lambda s, f: _on_time_rows(s, f)),
+    "prediction-accuracy": ("Prediction accuracy (ETA benchmark) by day", ("service_date", "predictor",
+                            *ACCURACY_MEASURES), ("route", "day_type", "predictor"),
+                            lambda s, f: _accuracy_rows(s, "service_date", f)),
+    "prediction-accuracy-by-route": ("Prediction accuracy (ETA benchmark) by route", ("route_id", "predictor",
+                                     *ACCURACY_MEASURES), ("route", "day_type", "predictor"),
+                                     lambda s, f: _accuracy_rows(s, "route_id", f)),
+}
+
+
+def report_names() -> list[str]:
+    return [*REPORTS, *SPECIAL]
 
 
 def _dated(stmt: Select[Any], model: Any, f: Filters) -> Select[Any]:
@@ -157,11 +207,13 @@ def _filtered(stmt: Select[Any], report: Report, f: Filters) -> Select[Any]:
 
 def run_report(session: Session, name: str, f: Filters) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
     """The report's columns and rows; a filter the report cannot honour is a 400, never silently ignored."""
-    if name == "on-time":
-        unsupported = f.given() - {"route", "day_type"}
+    if name in SPECIAL:
+        _title, columns, honoured, rows_of = SPECIAL[name]
+        unsupported = f.given() - set(honoured)
         if unsupported:
-            raise BadRequest(f"on-time cannot be filtered by {', '.join(sorted(unsupported))}")
-        return ON_TIME_COLUMNS, _on_time_rows(session, f)
+            raise BadRequest(f"{name} cannot be filtered by {', '.join(sorted(unsupported))}",
+                             field=sorted(unsupported)[0])
+        return columns, rows_of(session, f)
     report = REPORTS.get(name)
     if report is None:
         raise BadRequest(f"no report called {name!r}")

@@ -19,25 +19,29 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, distinct, select, text
+from sqlalchemy import delete, distinct, func, select, text
 from sqlalchemy.orm import Session
 
 from app.models import (
+    AccuracyDay,
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
     OdDay,
     OnTimeHour,
+    PredictionLog,
     ReportBoarding,
+    ReportState,
     RouteHour,
     StopDay,
     StopEvent,
     TopUpDay,
     Trip,
 )
-from app.reports.facts import LIVE_DATASET, copy_live_taps, day_type, forget_live_taps
+from app.reports.accuracy import rebuild_accuracy
+from app.reports.facts import LIVE_DATASET, LOOKBACK_IDS, copy_live_taps, day_type, forget_live_taps
 
-__all__ = ["RollupSettings", "rebuild", "rebuild_dates", "refresh"]
+__all__ = ["Refreshed", "RollupSettings", "rebuild", "rebuild_dates", "rebuild_on_time", "rebuild_top_ups", "refresh"]
 
 ONTIME_BUCKET_S = 30
 ONTIME_CLAMP = 60  # buckets either side: ±30 min
@@ -51,52 +55,59 @@ class RollupSettings:
 
 
 _CHAIN = """
+CREATE TEMPORARY TABLE report_chain AS
 WITH w AS (
     SELECT b.*, COALESCE(b.stop_id, 'route:' || b.route_id) AS zone,
         LAG(b.boarded_s) OVER r AS prev_s, LAG(b.vehicle_id) OVER r AS prev_vehicle,
         LEAD(COALESCE(b.stop_id, 'route:' || b.route_id)) OVER r AS next_zone
     FROM report_boardings b WHERE b.dataset = :dataset AND b.service_date = :day
     WINDOW r AS (PARTITION BY b.rider_key ORDER BY b.boarded_s, b.id)
-), t AS (
-    SELECT w.*,
-        CASE WHEN COALESCE(w.source_transfer, w.prev_s IS NOT NULL AND w.boarded_s - w.prev_s <= :window
-                           AND w.prev_vehicle <> w.vehicle_id) THEN 1 ELSE 0 END AS transfer,
-        CASE WHEN w.exit_stop_id IS NOT NULL THEN w.exit_stop_id
-             WHEN w.next_zone IS NOT NULL AND w.next_zone <> w.zone THEN w.next_zone ELSE '' END AS destination
-    FROM w
 )
+SELECT w.dataset, w.service_date, w.hour, w.day_type, w.route_id, w.stop_id, w.category, w.product, w.paid_by,
+    w.fare, w.zone,
+    CASE WHEN COALESCE(w.source_transfer, w.prev_s IS NOT NULL AND w.boarded_s - w.prev_s <= :window
+                       AND w.prev_vehicle <> w.vehicle_id) THEN 1 ELSE 0 END AS transfer,
+    CASE WHEN w.exit_stop_id IS NOT NULL THEN w.exit_stop_id
+         WHEN w.next_zone IS NOT NULL AND w.next_zone <> w.zone THEN w.next_zone ELSE '' END AS destination
+FROM w
 """
 
-_ROUTE_HOUR = _CHAIN + """
+_ROUTE_HOUR = """
 INSERT INTO report_route_hour (dataset, service_date, hour, route_id, category, product, paid_by, day_type,
                                boardings, transfers, revenue)
 SELECT dataset, service_date, hour, route_id, category, product, paid_by, MIN(day_type), COUNT(*), SUM(transfer),
        SUM(fare)
-FROM t GROUP BY dataset, service_date, hour, route_id, category, product, paid_by
+FROM report_chain GROUP BY dataset, service_date, hour, route_id, category, product, paid_by
 """
 
-_STOP_DAY = _CHAIN + """
+_STOP_DAY = """
 INSERT INTO report_stop_day (dataset, service_date, stop_id, route_id, category, day_type, boardings, transfers)
 SELECT dataset, service_date, COALESCE(stop_id, ''), route_id, category, MIN(day_type), COUNT(*), SUM(transfer)
-FROM t GROUP BY dataset, service_date, COALESCE(stop_id, ''), route_id, category
+FROM report_chain GROUP BY dataset, service_date, COALESCE(stop_id, ''), route_id, category
 """
 
-_OD_DAY = _CHAIN + """
+_OD_DAY = """
 INSERT INTO report_od_day (dataset, service_date, origin, destination, category, day_type, trips)
 SELECT dataset, service_date, zone, destination, category, MIN(day_type), COUNT(*)
-FROM t GROUP BY dataset, service_date, zone, destination, category
+FROM report_chain GROUP BY dataset, service_date, zone, destination, category
 """
 
 
 def rebuild_dates(session: Session, dataset: str, dates: Iterable[dt.date], settings: RollupSettings) -> int:
-    """Re-aggregate the boarding rollups of ``dataset`` for ``dates``; returns how many dates."""
+    """Re-aggregate the boarding rollups of ``dataset`` for ``dates``; returns how many dates.
+
+    Each date's chain (transfer flag and destination of every boarding) is worked out once into a
+    temporary table that the three rollups then group."""
     count = 0
+    if session.get_bind().dialect.name == "postgresql":  # a day's chain sorts ~1.5 M rows: in memory, not on disk
+        session.execute(text("SET LOCAL work_mem = '128MB'"))
     for day in sorted(set(dates)):
         for model in (RouteHour, StopDay, OdDay):
             session.execute(delete(model).where(model.dataset == dataset, model.service_date == day))
-        params = {"dataset": dataset, "day": day, "window": settings.transfer_window_s}
+        session.execute(text(_CHAIN), {"dataset": dataset, "day": day, "window": settings.transfer_window_s})
         for statement in (_ROUTE_HOUR, _STOP_DAY, _OD_DAY):
-            session.execute(text(statement), params)
+            session.execute(text(statement))
+        session.execute(text("DROP TABLE report_chain"))
         count += 1
     return count
 
@@ -105,24 +116,33 @@ def _utc(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def rebuild_top_ups(session: Session, tz: ZoneInfo) -> int:
-    """Top-ups per local day and channel, from the channel accounts' ledger postings (all dates)."""
-    rows = session.execute(
-        select(LedgerAccount.code, LedgerTransaction.created_at, LedgerEntry.amount)
-        .join(LedgerEntry, LedgerEntry.transaction_id == LedgerTransaction.id)
-        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
-        .where(LedgerTransaction.kind == "top_up", LedgerAccount.kind == "channel")).all()
+def rebuild_top_ups(session: Session, tz: ZoneInfo, dates: Iterable[dt.date] | None = None) -> int:
+    """Top-ups per local day and channel, from the channel accounts' ledger postings (all dates, or ``dates``)."""
+    stmt = (select(LedgerAccount.code, LedgerTransaction.created_at, LedgerEntry.amount)
+            .join(LedgerEntry, LedgerEntry.transaction_id == LedgerTransaction.id)
+            .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+            .where(LedgerTransaction.kind == "top_up", LedgerAccount.kind == "channel"))
+    wanted = None if dates is None else sorted(set(dates))
+    if wanted is not None:  # the local days' UTC bounds, a day of margin either side for the zone's offset
+        stmt = stmt.where(LedgerTransaction.created_at >= _midnight(wanted[0], tz),
+                          LedgerTransaction.created_at < _midnight(wanted[-1] + dt.timedelta(days=1), tz))
     counts: Counter[tuple[dt.date, str]] = Counter()
     amounts: Counter[tuple[dt.date, str]] = Counter()
-    for code, at, amount in rows:
+    for code, at, amount in session.execute(stmt):
         key = (_utc(at).astimezone(tz).date(), code.split(":", 1)[1])
-        counts[key] += 1
-        amounts[key] -= int(amount)  # the channel account is debited
-    session.execute(delete(TopUpDay))
+        if wanted is None or key[0] in wanted:
+            counts[key] += 1
+            amounts[key] -= int(amount)  # the channel account is debited
+    old = delete(TopUpDay)
+    session.execute(old if wanted is None else old.where(TopUpDay.service_date.in_(wanted)))
     if counts:
         session.add_all(TopUpDay(service_date=d, channel=c, day_type=day_type(d), top_ups=n, amount=amounts[d, c])
                         for (d, c), n in counts.items())
     return len(counts)
+
+
+def _midnight(day: dt.date, tz: ZoneInfo) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tz).astimezone(dt.UTC)
 
 
 def rebuild_on_time(session: Session, tz: ZoneInfo, dates: Iterable[dt.date] | None = None) -> int:
@@ -143,14 +163,68 @@ def rebuild_on_time(session: Session, tz: ZoneInfo, dates: Iterable[dt.date] | N
     return len(cells)
 
 
-def refresh(session: Session, settings: RollupSettings) -> set[dt.date]:
-    """Bring the rollups up to date with taps received since the last refresh; returns the dates rebuilt."""
-    dates = copy_live_taps(session, settings.tz, settings.is_pass)
-    rebuild_dates(session, LIVE_DATASET, dates, settings)
-    rebuild_top_ups(session, settings.tz)
+@dataclass(frozen=True)
+class Refreshed:
+    """What one incremental refresh rebuilt: boarding dates, top-up dates and operations (on-time and
+    accuracy) dates."""
+
+    boarding_dates: frozenset[dt.date]
+    top_up_dates: frozenset[dt.date]
+    operations_dates: frozenset[dt.date]
+
+    def describe(self) -> str:
+        def days(dates: frozenset[dt.date]) -> str:
+            return ",".join(d.isoformat() for d in sorted(dates)) or "-"
+        return (f"boardings={days(self.boarding_dates)} top_ups={days(self.top_up_dates)} "
+                f"on_time_accuracy={days(self.operations_dates)}")
+
+
+def _advance(session: Session, name: str, top: int) -> int:
+    """Move watermark ``name`` to ``top`` (locking it, so two refreshers take turns); returns the old value."""
+    state = session.get(ReportState, name, with_for_update=True)
+    if state is None:
+        state = ReportState(name=name, value=0)
+        session.add(state)
+    old = state.value
+    state.value, state.updated_at = max(old, top), dt.datetime.now(dt.UTC)
+    return old
+
+
+def _new_top_up_dates(session: Session, tz: ZoneInfo) -> set[dt.date]:
+    top = session.scalar(select(func.max(LedgerTransaction.id))) or 0
+    old = _advance(session, "top_up_txn_id", top)
+    if top <= old:
+        return set()
+    since = max(0, old - LOOKBACK_IDS)  # a margin for transactions that committed after a later id
+    stamps = session.scalars(select(LedgerTransaction.created_at)
+                             .where(LedgerTransaction.id > since, LedgerTransaction.kind == "top_up"))
+    return {_utc(at).astimezone(tz).date() for at in stamps}
+
+
+def _new_prediction_dates(session: Session) -> set[dt.date]:
+    top = session.scalar(select(func.max(PredictionLog.id))) or 0
+    old = _advance(session, "prediction_log_id", top)
+    if top <= old:
+        return set()
+    since = max(0, old - LOOKBACK_IDS)
+    return set(session.scalars(select(PredictionLog.service_date).where(PredictionLog.id > since).distinct()))
+
+
+def refresh(session: Session, settings: RollupSettings, open_days: int = 2) -> Refreshed:
+    """Bring the rollups up to date with what arrived since the last refresh, touching only the dates it
+    changed: taps past the tap watermark, top-ups past the ledger watermark, predictions past the log
+    watermark, and the ``open_days`` latest local service dates, whose stop events are still arriving
+    (stop events carry no id to hold a watermark on). Repeating it changes nothing."""
+    boarding_dates = copy_live_taps(session, settings.tz, settings.is_pass)
+    rebuild_dates(session, LIVE_DATASET, boarding_dates, settings)
+    top_up_dates = _new_top_up_dates(session, settings.tz)
+    if top_up_dates:
+        rebuild_top_ups(session, settings.tz, top_up_dates)
     today = dt.datetime.now(settings.tz).date()
-    rebuild_on_time(session, settings.tz, {today, today - dt.timedelta(days=1)})
-    return dates
+    operations = {today - dt.timedelta(days=i) for i in range(open_days)} | _new_prediction_dates(session)
+    rebuild_on_time(session, settings.tz, operations)
+    rebuild_accuracy(session, operations)
+    return Refreshed(frozenset(boarding_dates), frozenset(top_up_dates), frozenset(operations))
 
 
 def rebuild(session: Session, settings: RollupSettings) -> dict[str, int]:
@@ -162,5 +236,8 @@ def rebuild(session: Session, settings: RollupSettings) -> dict[str, int]:
     for model in (RouteHour, StopDay, OdDay):
         session.execute(delete(model))
     days = sum(rebuild_dates(session, dataset, [day], settings) for dataset, day in pairs)
+    prediction_days = set(session.scalars(select(PredictionLog.service_date).distinct()))
+    session.execute(delete(AccuracyDay))
     return {"dataset_days": days, "top_up_cells": rebuild_top_ups(session, settings.tz),
-            "on_time_cells": rebuild_on_time(session, settings.tz)}
+            "on_time_cells": rebuild_on_time(session, settings.tz),
+            "accuracy_cells": rebuild_accuracy(session, prediction_days)}

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from zoneinfo import ZoneInfo
 
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
 from app import get_db
-from app.reports.rollups import RollupSettings, rebuild, refresh
+from app.reports.rollups import Refreshed, RollupSettings, rebuild, refresh
 from app.ticketing.context import get_ticketing
 
-__all__ = ["rebuild_reports", "refresh_reports", "settings_for"]
+__all__ = ["rebuild_reports", "refresh_incremental", "refresh_reports", "settings_for"]
 
 
 def settings_for(app: Flask, session: Session) -> RollupSettings:
@@ -23,12 +22,21 @@ def settings_for(app: Flask, session: Session) -> RollupSettings:
     return RollupSettings(tz=tz, transfer_window_s=window, is_pass=profile.is_pass)
 
 
-def refresh_reports(app: Flask) -> set[dt.date]:
-    """Fold taps received since the last refresh into the rollups (one transaction)."""
+def refresh_incremental(session: Session, app: Flask | None = None) -> Refreshed:
+    """Fold what arrived since the last refresh (taps, top-ups, stop events, predictions) into the rollups.
+
+    For a worker or the demo loop to call each cycle inside its own unit of work: it does not commit.
+    Cheap when nothing arrived; idempotent; two callers at once take turns on the watermark rows.
+    """
+    return refresh(session, settings_for(app or current_app._get_current_object(), session))  # type: ignore[attr-defined]
+
+
+def refresh_reports(app: Flask) -> Refreshed:
+    """One incremental refresh in its own transaction."""
     with get_db(app).session() as session:
-        dates = refresh(session, settings_for(app, session))
+        done = refresh_incremental(session, app)
         session.commit()
-    return dates
+    return done
 
 
 def rebuild_reports(app: Flask) -> dict[str, int]:

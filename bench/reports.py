@@ -1,0 +1,276 @@
+"""Benchmark: a month of Almaty-scale boardings (≈ 45 M) in PostgreSQL, then every staff report timed.
+
+The load takes the production path from the boarding facts on: synthetic boardings are generated with numpy
+(riders with a home and a work stop, two to four boardings a day, concession categories, passes) and COPYed
+into ``report_boardings`` — the table ``copy_live_taps`` fills from live taps — with its indexes in place;
+then the boarding rollups are built by the same ``rebuild_dates`` that ``qala reports rebuild`` and the
+incremental refresh run. The on-time and prediction-accuracy rollups are generated directly at the
+cardinality a month of Almaty stop events would give (routes × hours × deviation buckets), because 20 M
+synthetic stop events would test the generator, not the reports.
+
+Each report is then timed with typical filters (a month, a week, one route, one stop, one day type) and
+the slowest answer of each is printed; the last line is ``slowest_report_ms=<n>`` (goal: ≤ 1,000 ms).
+
+    BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/qala_bench_rep \\
+    .venv/bin/python bench/reports.py [--days 30] [--taps-per-day 1500000] [--skip-load] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.db import make_engine  # noqa: E402
+from app.reports.facts import day_type  # noqa: E402
+from app.reports.queries import Filters, report_names, run_report  # noqa: E402
+from app.reports.rollups import ONTIME_CLAMP, RollupSettings, rebuild_dates  # noqa: E402
+from bench.benchdb import fresh_database  # noqa: E402
+from prediction.metrics import ETA_BUCKETS  # noqa: E402
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/qala_bench_rep"
+ALMATY = ZoneInfo("Asia/Almaty")
+FIRST_DAY = dt.date(2026, 3, 1)
+N_ROUTES, N_STOPS, N_RIDERS, BUSES_PER_ROUTE = 150, 3000, 1_200_000, 17
+CATEGORIES = np.array(["standard", "student", "school", "pensioner", "large_family", "free"])
+CATEGORY_P = [0.70, 0.10, 0.08, 0.10, 0.01, 0.01]
+FARES = np.array([20000, 10000, 8000, 0, 10000, 0])
+COLUMNS = ("dataset", "tap_id", "rider_key", "boarded_s", "service_date", "hour", "day_type", "route_id",
+           "stop_id", "vehicle_id", "category", "product", "paid_by", "fare")
+IntArray = npt.NDArray[np.int64]
+
+
+STOP_NAMES = np.array([f"S{i:04d}" for i in range(N_STOPS)])
+ROUTE_NAMES = np.array([f"R{i:03d}" for i in range(N_ROUTES)])
+
+
+def day_boardings(rng: np.random.Generator, day: dt.date, first_tap_id: int, n_taps: int) -> dict[str, Any]:
+    """One service day of boardings: each active rider alternates home → work → (errand) → home."""
+    per_rider = rng.choice([1, 2, 3, 4], size=n_taps // 2, p=[0.30, 0.50, 0.12, 0.08])
+    per_rider = per_rider[np.cumsum(per_rider) <= n_taps]
+    riders = rng.choice(N_RIDERS, size=per_rider.size, replace=False)
+    rider = np.repeat(riders, per_rider)
+    starts = np.cumsum(per_rider) - per_rider
+    nth = np.arange(rider.size) - np.repeat(starts, per_rider)
+    home, work = rider % N_STOPS, (rider * 7919 + 13) % N_STOPS
+    errand = rng.integers(0, N_STOPS, rider.size)
+    stop = np.where(nth == 0, home, np.where(nth == 1, work, np.where(nth == 2, errand, home)))
+    route = (stop * 7 + rng.integers(0, 3, rider.size)) % N_ROUTES
+    first = np.repeat(rng.normal(8.0 * 3600, 5400, per_rider.size).clip(5.5 * 3600, 20 * 3600), per_rider)
+    gaps = np.where(nth == 0, 0.0, rng.choice([1800.0, 9 * 3600.0, 3 * 3600.0], rider.size, p=[0.25, 0.55, 0.2]))
+    local_s = (first + _cumsum_within(gaps, starts, per_rider)).clip(5 * 3600, 86399).astype(np.int64)
+    category = np.repeat(rng.choice(len(CATEGORIES), per_rider.size, p=CATEGORY_P), per_rider)
+    has_pass = np.repeat(rng.random(per_rider.size) < 0.15, per_rider)
+    midnight = int(dt.datetime.combine(day, dt.time(), ALMATY).timestamp())
+    return {"tap_id": np.arange(first_tap_id, first_tap_id + rider.size), "rider": rider,
+            "boarded_s": midnight + local_s, "hour": local_s // 3600, "stop": stop, "route": route,
+            "vehicle": route * BUSES_PER_ROUTE + rng.integers(0, BUSES_PER_ROUTE, rider.size),
+            "category": category, "has_pass": has_pass, "fare": np.where(has_pass, 0, FARES[category])}
+
+
+# The staging table's columns and their PostgreSQL binary COPY types (big-endian, fixed width)
+STAGE = (("tap_id", ">i8", "bigint"), ("rider", ">i4", "integer"), ("boarded_s", ">i8", "bigint"),
+         ("hour", ">i2", "smallint"), ("stop", ">i2", "smallint"), ("route", ">i2", "smallint"),
+         ("vehicle", ">i4", "integer"), ("category", ">i2", "smallint"), ("has_pass", "?", "boolean"),
+         ("fare", ">i8", "bigint"))
+FROM_STAGE = """
+INSERT INTO report_boardings (dataset, tap_id, rider_key, boarded_s, service_date, hour, day_type, route_id,
+                              stop_id, vehicle_id, category, product, paid_by, fare)
+SELECT 'qala', tap_id, 'card:' || rider, boarded_s, %(day)s, hour, %(day_type)s, 'R' || lpad(route::text, 3, '0'),
+       'S' || lpad(stop::text, 4, '0'), vehicle::text, (%(categories)s::text[])[category + 1],
+       CASE WHEN has_pass THEN 'pass_month' ELSE 'ride' END,
+       CASE WHEN has_pass THEN 'pass' WHEN fare > 0 THEN 'stored_value' ELSE 'free' END, fare
+FROM bench_stage
+"""
+
+
+def binary_copy(columns: dict[str, Any]) -> bytes:
+    """The rows in PostgreSQL's binary COPY format, built by numpy without a Python loop per row."""
+    fields: list[tuple[str, str]] = [("n", ">i2")]
+    for name, kind, _sql in STAGE:
+        fields += [(f"{name}_len", ">i4"), (name, kind)]
+    rows = np.empty(len(columns["tap_id"]), dtype=np.dtype(fields))
+    rows["n"] = len(STAGE)
+    for name, kind, _sql in STAGE:
+        rows[f"{name}_len"] = np.dtype(kind).itemsize
+        rows[name] = columns[name]
+    header = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+    return header + rows.tobytes() + (-1).to_bytes(2, "big", signed=True)
+
+
+def _cumsum_within(values: npt.NDArray[np.float64], starts: IntArray, counts: IntArray) -> npt.NDArray[np.float64]:
+    """Running sum of ``values`` restarting at every rider's first boarding."""
+    total = np.cumsum(values)
+    before = np.repeat(total[starts] - values[starts], counts)
+    return total - before
+
+
+def copy_frame(conn: psycopg.Connection[Any], table: str, frame: pd.DataFrame) -> None:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, header=False, index=False)
+    with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN (FORMAT csv)") as cp:
+        cp.write(buffer.getvalue())
+
+
+def days(n: int) -> Iterator[dt.date]:
+    for i in range(n):
+        yield FIRST_DAY + dt.timedelta(days=i)
+
+
+def load_boardings(url: str, n_days: int, taps_per_day: int) -> int:
+    """Binary-COPY each day into an unlogged staging table, then one INSERT … SELECT into the facts."""
+    rng = np.random.default_rng(20260301)
+    total = 0
+    with psycopg.connect(url, autocommit=False) as conn:
+        # a bulk load drops the secondary indexes and builds them once at the end (as pg_restore does)
+        conn.execute("ALTER TABLE report_boardings DROP CONSTRAINT uq_report_boardings_tap_id")
+        conn.execute("DROP INDEX ix_report_boardings_day_rider")
+        conn.execute("CREATE UNLOGGED TABLE bench_stage ("
+                     + ", ".join(f"{name} {sql}" for name, _kind, sql in STAGE) + ")")
+        for day in days(n_days):
+            columns = day_boardings(rng, day, total + 1, taps_per_day)
+            conn.execute("TRUNCATE bench_stage")
+            with conn.cursor() as cur, cur.copy("COPY bench_stage FROM STDIN (FORMAT binary)") as cp:
+                cp.write(binary_copy(columns))
+            conn.execute(FROM_STAGE, {"day": day, "day_type": day_type(day), "categories": list(CATEGORIES)})
+            conn.commit()
+            total += len(columns["tap_id"])
+            print(f"  {day}: {len(columns['tap_id']):,} boardings (total {total:,})", flush=True)
+        conn.execute("DROP TABLE bench_stage")
+        conn.commit()
+        started = time.perf_counter()
+        conn.execute("SET maintenance_work_mem = '512MB'")
+        conn.execute("ALTER TABLE report_boardings ADD CONSTRAINT uq_report_boardings_tap_id UNIQUE (tap_id)")
+        conn.execute("CREATE INDEX ix_report_boardings_day_rider ON report_boardings "
+                     "(dataset, service_date, rider_key, boarded_s)")
+        conn.commit()
+        print(f"  indexes rebuilt in {time.perf_counter() - started:.0f} s", flush=True)
+    return total
+
+
+def load_operations_rollups(url: str, n_days: int) -> int:
+    """On-time cells (route × scheduled hour × 30 s deviation bucket) and accuracy cells per day."""
+    rng = np.random.default_rng(7)
+    cells = 0
+    with psycopg.connect(url) as conn:
+        for day in days(n_days):
+            hours = np.arange(5, 24)
+            r, h, b = np.meshgrid(np.arange(N_ROUTES), hours, np.arange(-10, 31), indexing="ij")
+            arrivals = rng.poisson(np.exp(-((b - 3) ** 2) / 60.0) * 40).ravel()
+            keep = arrivals > 0
+            ontime = pd.DataFrame({"service_date": day.isoformat(), "hour": h.ravel()[keep],
+                                   "route_id": ROUTE_NAMES[r.ravel()[keep]],
+                                   "bucket": np.clip(b.ravel()[keep], -ONTIME_CLAMP, ONTIME_CLAMP),
+                                   "day_type": day_type(day), "arrivals": arrivals[keep]})
+            copy_frame(conn, "report_ontime_hour", ontime)
+            r2, p2, k2 = np.meshgrid(np.arange(N_ROUTES), np.arange(2), np.arange(len(ETA_BUCKETS) + 1),
+                                     indexing="ij")
+            n = rng.integers(2000, 6000, r2.size)
+            accurate = (n * rng.uniform(0.5, 0.8, r2.size)).astype(np.int64)
+            accuracy = pd.DataFrame({"service_date": day.isoformat(), "route_id": ROUTE_NAMES[r2.ravel()],
+                                     "predictor": np.array(["hgb-v1", "schedule"])[p2.ravel()],
+                                     "bucket": k2.ravel(), "day_type": day_type(day), "predictions": n,
+                                     "accurate": accurate, "early": n // 10, "abs_error_s": n * 75,
+                                     "with_interval": n, "in_interval": (n * 0.8).astype(np.int64)})
+            copy_frame(conn, "report_accuracy_day", accuracy)
+            conn.commit()
+            cells += len(ontime) + len(accuracy)
+    return cells
+
+
+def build_rollups(url: str, n_days: int) -> None:
+    engine = make_engine(url)
+    settings = RollupSettings(tz=ALMATY)
+    with engine.connect() as conn:
+        from sqlalchemy.orm import Session
+
+        for day in days(n_days):
+            started = time.perf_counter()
+            with Session(bind=conn) as session:
+                rebuild_dates(session, "qala", [day], settings)
+                session.commit()
+            print(f"  rollups {day}: {time.perf_counter() - started:.1f} s", flush=True)
+    engine.dispose()
+
+
+def typical_filters(n_days: int) -> list[tuple[str, Filters]]:
+    last = FIRST_DAY + dt.timedelta(days=n_days - 1)
+    week = last - dt.timedelta(days=6)
+    return [("month", Filters(start=FIRST_DAY, end=last)),
+            ("week", Filters(start=week, end=last)),
+            ("month+route", Filters(start=FIRST_DAY, end=last, route="R042")),
+            ("month+stop", Filters(start=FIRST_DAY, end=last, stop="S0420")),
+            ("month+weekday", Filters(start=FIRST_DAY, end=last, day_type="weekday")),
+            ("week+category", Filters(start=week, end=last, category="student"))]
+
+
+def time_reports(url: str, n_days: int, repeat: int) -> float:
+    """Each report under each filter it honours, ``repeat`` times; returns the slowest median in ms."""
+    from sqlalchemy.orm import Session
+
+    from app.errors import BadRequest
+
+    engine = make_engine(url)
+    slowest = 0.0
+    with Session(engine) as session:
+        for name in report_names():
+            worst, worst_label, rows = 0.0, "", 0
+            for label, filters in typical_filters(n_days):
+                times = []
+                try:
+                    for _ in range(repeat):
+                        started = time.perf_counter()
+                        _, answer = run_report(session, name, filters)
+                        times.append((time.perf_counter() - started) * 1000)
+                except BadRequest:
+                    continue  # a filter this report does not offer
+                median = sorted(times)[len(times) // 2]
+                if median > worst:
+                    worst, worst_label, rows = median, label, len(answer)
+            print(f"{name:<24} {worst:8.1f} ms  (slowest with {worst_label}, {rows} rows)", flush=True)
+            slowest = max(slowest, worst)
+    engine.dispose()
+    return slowest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--taps-per-day", type=int, default=1_500_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-load", action="store_true", help="time the reports of an earlier load")
+    args = parser.parse_args()
+    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
+    if not args.skip_load:
+        fresh_database(url)
+        started = time.perf_counter()
+        taps = load_boardings(url, args.days, args.taps_per_day)
+        load_s = time.perf_counter() - started
+        started = time.perf_counter()
+        build_rollups(url, args.days)
+        cells = load_operations_rollups(url, args.days)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ANALYZE")
+        rollup_s = time.perf_counter() - started
+        print(f"boardings={taps} load_s={load_s:.0f} rollup_build_s={rollup_s:.0f} operations_cells={cells}")
+    slowest = time_reports(url, args.days, args.repeat)
+    print(f"slowest_report_ms={slowest:.0f}")
+
+
+if __name__ == "__main__":
+    main()
