@@ -1,14 +1,37 @@
-"""The home page renders with and without a schedule."""
+"""Rider pages through the Flask client: status, language choice, names from the feed's translations, live
+arrivals and vehicles rendered on the server, friendly 404 pages, and catalogs that are compiled."""
 
 from __future__ import annotations
 
+import gettext
 from pathlib import Path
 
+import numpy as np
+import pytest
+from babel.messages import pofile
+from flask import Flask
 from flask.testing import FlaskClient
 
 from app import get_db
 from app.schedule.importer import import_feed
+from app.web.i18n import LANGUAGES, TRANSLATIONS_DIR
+from app.web.rider import format_money
+from app.web.rider_data import thin_line
+from tests.api_feed import add_demo_feed
 from tests.feeds import write_feed
+from tests.rider_live import BETWEEN_S1_AND_S2, publish_live
+
+
+@pytest.fixture
+def demo(app: Flask) -> Flask:
+    add_demo_feed(app)
+    return app
+
+
+def page(client: FlaskClient, url: str, **headers: str) -> str:
+    response = client.get(url, headers=headers)
+    assert response.status_code == 200, response.status_code
+    return response.get_data(as_text=True)
 
 
 def test_home_without_a_feed_says_how_to_load_one(client: FlaskClient) -> None:
@@ -19,7 +42,128 @@ def test_home_without_a_feed_says_how_to_load_one(client: FlaskClient) -> None:
 
 def test_home_with_a_feed_names_it_and_links_the_api(client: FlaskClient, tmp_path: Path) -> None:
     import_feed(get_db(client.application), write_feed(tmp_path / "f"), canonical=False, label="tiny-almaty")
-    page = client.get("/").get_data(as_text=True)
-    assert "tiny-almaty" in page and "Asia/Almaty" in page
-    assert 'href="/api/v1/docs"' in page
-    assert client.get("/static/home.js").status_code == 200
+    text = page(client, "/")
+    assert "tiny-almaty" in text and "Asia/Almaty" in text
+    assert 'href="/api/v1/docs"' in text and 'name="viewport"' in text
+    for name in ("home.js", "rider.js", "map.js", "stop.js", "route.js", "card.js", "qala.css"):
+        assert client.get(f"/static/{name}").status_code == 200, name
+
+
+@pytest.mark.parametrize(("headers", "query", "lang", "word"), [
+    ({"Accept-Language": "en-US,en;q=0.9"}, "", "en", "Find a stop"),
+    ({"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.5"}, "", "ru", "Найти остановку"),
+    ({"Accept-Language": "kk-KZ,kk;q=0.9"}, "", "kk", "Аялдаманы табу"),
+    ({"Accept-Language": "de-DE"}, "", "ru", "Найти остановку"),  # nothing we speak: Russian
+    ({"Accept-Language": "en"}, "?lang=kk", "kk", "Аялдаманы табу"),  # an explicit choice wins
+    ({"Accept-Language": "en"}, "?lang=fr", "en", "Find a stop"),  # an unknown one is ignored
+])
+def test_language_comes_from_lang_then_cookie_then_accept_language(
+        demo: Flask, client: FlaskClient, headers: dict[str, str], query: str, lang: str, word: str) -> None:
+    text = page(client, "/" + query, **headers)
+    assert f'<html lang="{lang}">' in text and word in text
+
+
+def test_a_chosen_language_is_remembered_and_the_switcher_keeps_the_page(demo: Flask, client: FlaskClient) -> None:
+    first = client.get("/stops/S1?lang=kk", headers={"Accept-Language": "en"})
+    assert "qala_lang=kk" in first.headers["Set-Cookie"] and "Accept-Language" in first.headers["Vary"]
+    later = page(client, "/routes", **{"Accept-Language": "en"})
+    assert '<html lang="kk">' in later and "Бағыттар" in later
+    assert 'href="/routes?lang=ru"' in later and 'href="/routes?lang=en"' in later
+
+
+@pytest.mark.parametrize(("lang", "name", "heading"), [
+    ("en", "Abay — Dostyk", "Next buses"),
+    ("kk", "Абай — Достық", "Жақын автобустар"),
+    ("ru", "Абая — Достык", "Ближайшие автобусы"),  # the feed's own name: it is written in Russian
+])
+def test_stop_page_names_the_stop_in_the_chosen_language(demo: Flask, client: FlaskClient, lang: str, name: str,
+                                                         heading: str) -> None:
+    text = page(client, f"/stops/S1?lang={lang}")
+    assert f'<h1 id="stop-name">{name}</h1>' in text and heading in text
+    assert 'href="/routes/R12"' in text  # the routes calling there
+
+
+def test_stop_page_renders_live_and_scheduled_rows(demo: Flask, client: FlaskClient) -> None:
+    publish_live(demo, "S1", [("T12-a", 10, 6.5, "BUS-7")])
+    text = page(client, "/stops/S1?lang=en")
+    assert '<tr class="live">' in text and "6 min" in text and "Live predictions" in text
+    assert page(client, "/stops/S3?lang=en").count('<tr class="live">') == 0  # no board: timetable only
+
+
+def test_unknown_stop_and_route_get_a_friendly_page(demo: Flask, client: FlaskClient) -> None:
+    for url, words in (("/stops/NOPE?lang=ru", "Остановки NOPE нет"), ("/routes/R0?lang=en", "There is no route R0")):
+        response = client.get(url)
+        text = response.get_data(as_text=True)
+        assert response.status_code == 404 and response.mimetype == "text/html"
+        assert words in text and 'href="/"' in text
+
+
+def test_pages_without_a_schedule_say_so(client: FlaskClient) -> None:
+    response = client.get("/stops/S1?lang=en")
+    assert response.status_code == 503 and "qala gtfs import" in response.get_data(as_text=True)
+
+
+def test_route_page_lists_stops_per_direction_and_says_when_no_vehicle_runs(demo: Flask, client: FlaskClient) -> None:
+    text = page(client, "/routes/R12?lang=en")
+    assert text.count('class="direction"') == 2 and "Towards Seifullin St" in text and "Towards Abay — Dostyk" in text
+    assert 'id="no-vehicles" class="notice" role="status" >' in text  # shown, not hidden
+
+
+def test_route_page_places_live_vehicles_between_stops(demo: Flask, client: FlaskClient) -> None:
+    lat, lon = BETWEEN_S1_AND_S2
+    publish_live(demo, "S2", [("T12-a", 20, 2.0, "BUS-7")], vehicles=[("BUS-7", "T12-a", lat, lon),
+                                                                     ("BUS-9", "T92-a", 43.25, 76.93)])
+    text = page(client, "/routes/R12?lang=en")
+    assert 'data-vehicle-id="BUS-7"' in text and "BUS-9" not in text  # only this route's vehicles
+    assert "between Abay — Dostyk and Абай даңғылы — Фурманов" in text
+    body = client.get("/rider/routes/R12/vehicles.json").get_json()
+    [bus] = body["vehicles"]
+    assert (bus["vehicle_id"], bus["direction_id"], bus["after_stop"], bus["next_stop"]) == ("BUS-7", 0, 0, 1)
+    assert 0 < bus["fraction"] < 0.5 and body["snapshot_at"] is not None
+
+
+def test_vehicles_of_an_unknown_route_are_a_json_404(demo: Flask, client: FlaskClient) -> None:
+    response = client.get("/rider/routes/R0/vehicles.json")
+    assert response.status_code == 404 and response.get_json()["error"]["field"] == "route_id"
+
+
+def test_network_map_has_shapes_and_named_stops(demo: Flask, client: FlaskClient) -> None:
+    data = client.get("/rider/map.json?lang=en").get_json()
+    routes = {r["short_name"]: r for r in data["routes"]}
+    # route 92 has no shape here (the importer draws one for every real feed), so there is no line to draw
+    assert set(routes) == {"12"} and routes["12"]["color"] == "E4002B"
+    assert routes["12"]["lines"][0][0] == [76.957, 43.2389]
+    names = {s["stop_id"]: s["name"] for s in data["stops"]}
+    assert names["S1"] == "Abay — Dostyk" and names["S3"] == "Seifullin St" and "ST" not in names  # no stations
+    assert client.get("/rider/map.json?lang=kk").get_json()["stops"][0]["name"] == "Абай — Достық"
+
+
+def test_card_page_has_labelled_forms(demo: Flask, client: FlaskClient) -> None:
+    text = page(client, "/card?lang=en")
+    for field in ("card-number", "card-code", "login", "password"):
+        assert f'<label for="{field}">' in text and f'id="{field}"' in text
+
+
+def test_compiled_catalogs_match_their_sources() -> None:
+    """A .po edited without recompiling would serve old text: every translation must be in the .mo too."""
+    for lang in LANGUAGES:
+        po_path = TRANSLATIONS_DIR / lang / "LC_MESSAGES" / "messages.po"
+        if lang == "en":
+            assert not po_path.exists()  # English is the source language
+            continue
+        with po_path.open("rb") as f:
+            catalog = pofile.read_po(f, locale=lang)
+        with (po_path.with_suffix(".mo")).open("rb") as f:
+            compiled = gettext.GNUTranslations(f)
+        messages = [m for m in catalog if m.id and not isinstance(m.id, tuple)]
+        assert messages and all(m.string for m in messages), f"{lang}: untranslated messages"
+        stale = [m.id for m in messages if compiled.gettext(str(m.id)) != m.string]
+        assert not stale, f"{lang}: recompile with pybabel compile -d app/translations ({stale[:3]})"
+
+
+def test_money_and_map_lines_are_compact() -> None:
+    assert (format_money(123456), format_money(-12000), format_money(5)) == ("1\u202f234.56", "−120", "0.05")
+    lon = np.linspace(76.90, 76.91, 200)  # ≈ 810 m in 200 points
+    lat = np.full(200, 43.24)
+    line = thin_line(lon, lat)
+    assert line[0] == [76.9, 43.24] and line[-1] == [76.91, 43.24] and 25 <= len(line) <= 40

@@ -1,79 +1,79 @@
-// Home page: search stops through the JSON API and show the next buses at the chosen one.
+// Home page: find a stop by name, near the rider (geolocation), or on the network map; results link to stop pages.
 "use strict";
 (function () {
   const form = document.getElementById("search");
   if (!form) return;
+  const Q = window.Qala;
   const list = document.getElementById("stops");
-  const board = document.getElementById("board");
-  let current = null;
-  let timer = null;
+  const status = document.getElementById("search-status");
+  let map = null;
 
-  function el(tag, props, children) {
-    const node = Object.assign(document.createElement(tag), props || {});
-    (children || []).forEach((c) => node.append(c));
-    return node;
+  function stopItem(stop) {
+    const link = Q.el("a", { href: "/stops/" + encodeURIComponent(stop.stop_id), className: "stop-link" });
+    const name = Q.stopName(stop);
+    link.append(Q.el("span", { className: "stop-name", textContent: name }));
+    const details = [];
+    if (stop.code) details.push("№ " + stop.code);
+    if (stop.distance_m !== undefined) details.push(Q.t("distance_m", { m: Math.round(stop.distance_m) }));
+    const others = Object.values(stop.translations || {}).concat([stop.name]).filter((n, i, all) => n !== name && all.indexOf(n) === i);
+    if (others.length) details.push(others.join(" · "));
+    link.append(Q.el("small", { textContent: details.join(" · ") }));
+    const routes = Q.el("span", { className: "chips" });
+    (stop.routes || []).forEach((r) => routes.append(Q.routeBadge(r.route_short_name || r.route_id, r.route_color)));
+    link.append(routes);
+    return Q.el("li", {}, [link]);
   }
 
-  async function getJSON(url) {
-    const response = await fetch(url, { headers: { Accept: "application/json" } });
-    const body = await response.json();
-    if (!response.ok) throw new Error(body.error ? body.error.message : response.statusText);
-    return body;
+  function show(stops, heading) {
+    list.replaceChildren();
+    status.textContent = stops.length ? (heading || "") : Q.t("no_stops");
+    stops.forEach((stop) => list.append(stopItem(stop)));
+    if (map) map.highlight(stops.map((s) => s.stop_id));
   }
 
   async function search(event) {
-    event.preventDefault();
+    if (event) event.preventDefault();
     const q = document.getElementById("q").value.trim();
-    list.replaceChildren();
+    if (q.length < 2) return;
+    history.replaceState(null, "", "?q=" + encodeURIComponent(q));
     try {
-      const body = await getJSON("/api/v1/stops?limit=15&q=" + encodeURIComponent(q));
-      if (!body.stops.length) list.append(el("li", { textContent: "—" }));
-      body.stops.forEach((stop) => {
-        const names = Object.values(stop.translations || {}).filter((n) => n !== stop.name);
-        const button = el("button", { type: "button" }, [stop.name, " ", el("small", { textContent: names.join(" · ") })]);
-        button.addEventListener("click", () => show(stop));
-        list.append(el("li", {}, [button]));
-      });
+      const body = await Q.getJSON("/api/v1/stops?limit=20&q=" + encodeURIComponent(q));
+      show(body.stops);
     } catch (error) {
-      list.append(el("li", { textContent: error.message }));
+      status.textContent = error.message;
     }
   }
 
-  async function refresh() {
-    if (!current) return;
-    const rows = document.getElementById("arrivals");
-    try {
-      const body = await getJSON("/api/v1/stops/" + encodeURIComponent(current.stop_id) + "/arrivals?limit=12");
-      rows.replaceChildren();
-      body.arrivals.forEach((a) => {
-        const badge = el("span", { className: "route", textContent: a.route_short_name || a.route_id });
-        badge.style.background = "#" + (a.route_color || "00838f");
-        // live rows carry a predicted time; timetable rows only the scheduled one
-        const when = a.predicted_time || a.scheduled_time || "";
-        rows.append(el("tr", { className: a.realtime ? "live" : "scheduled" }, [
-          el("td", {}, [badge]), el("td", { textContent: a.headsign || "" }),
-          el("td", { textContent: when.slice(11, 16) + (a.realtime ? "" : " ≈") }),
-          el("td", { textContent: a.minutes_away }),
-        ]));
-      });
-      if (!body.arrivals.length) rows.append(el("tr", {}, [el("td", { colSpan: 4, textContent: "No buses soon" })]));
-      const live = body.arrivals.some((a) => a.realtime);
-      document.getElementById("board-meta").textContent =
-        (live ? "Live predictions, ≈ = timetable" : "Timetable times (≈)") +
-        " · updated " + (body.generated_at || "").slice(11, 19) + " (" + (body.timezone || "") + ")";
-    } catch (error) {
-      document.getElementById("board-meta").textContent = error.message;
-    }
+  function nearMe() {
+    if (!navigator.geolocation) { status.textContent = Q.t("geo_unsupported"); return; }
+    status.textContent = Q.t("locating");
+    navigator.geolocation.getCurrentPosition(async (position) => {
+      const { latitude, longitude } = position.coords;
+      try {
+        const near = latitude.toFixed(6) + "," + longitude.toFixed(6);
+        const body = await Q.getJSON("/api/v1/stops?limit=10&radius=1000&near=" + near);
+        show(body.stops, Q.t("stops_near"));
+        if (map) map.setMe(latitude, longitude);
+      } catch (error) {
+        status.textContent = error.message;
+      }
+    }, () => { status.textContent = Q.t("geo_denied"); }, { enableHighAccuracy: true, timeout: 15000 });
   }
 
-  function show(stop) {
-    current = stop;
-    board.hidden = false;
-    document.getElementById("board-title").textContent = stop.name;
-    refresh();
-    clearInterval(timer);
-    timer = setInterval(refresh, 30000);
+  async function loadMap() {
+    const svg = document.getElementById("map");
+    try {
+      const data = await Q.getJSON(svg.dataset.src);
+      const popup = document.getElementById("map-popup");
+      map = new window.QalaMap.QalaMap(svg, data, { onStop: (stop) => window.QalaMap.stopPopup(popup, stop) });
+      svg.dataset.ready = "true";
+    } catch (error) {
+      svg.replaceWith(Q.el("p", { className: "notice", textContent: error.message }));
+    }
   }
 
   form.addEventListener("submit", search);
+  document.getElementById("near-me").addEventListener("click", nearMe);
+  loadMap();
+  if (document.getElementById("q").value.trim()) search();
 })();

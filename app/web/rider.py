@@ -1,0 +1,195 @@
+"""Rider pages (kk / ru / en): find a stop by name, on the map or near me; a stop's arrivals; a route's stops and
+live vehicles; a card's balance and history through the rider API.
+
+Pages render their first state on the server (usable without JavaScript) and then refresh themselves from the
+public JSON API; the two small JSON answers only the pages need (the network map, a route's placed vehicles)
+live here under ``/rider/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+
+from app import get_db
+from app.errors import NoActiveFeed, NotFound
+from app.realtime.serving import arrivals_answer
+from app.schedule import queries
+from app.web import rider_data
+from app.web.i18n import current_language, remember_language
+from app.web.rider_vehicles import route_vehicles
+
+__all__ = ["bp", "format_clock", "format_money"]
+
+bp = Blueprint("rider", __name__)
+ARRIVALS_SHOWN = 20
+MAP_CACHE_SIZE = 16
+
+
+@bp.after_request
+def _remember(response: Response) -> Response:
+    return remember_language(response)
+
+
+def _app() -> Flask:
+    return current_app._get_current_object()  # type: ignore[attr-defined]
+
+
+def format_clock(iso: str | None) -> str:
+    """``HH:MM`` of an ISO time already in the agency's zone (the API writes them so)."""
+    return iso[11:16] if iso and len(iso) >= 16 else ""
+
+
+def format_money(tiyn: int) -> str:
+    """Tiyn as tenge with a thin space every three digits: 123456 → ``1 234.56``."""
+    sign = "−" if tiyn < 0 else ""
+    tenge, rest = divmod(abs(tiyn), 100)
+    return f"{sign}{tenge:,}".replace(",", "\u202f") + (f".{rest:02d}" if rest else "")
+
+
+bp.add_app_template_filter(format_clock, "clock")
+bp.add_app_template_filter(format_money, "money")
+
+
+def _missing(message: str) -> ResponseReturnValue:
+    return render_template("rider/not_found.html", message=message), 404
+
+
+def _no_feed() -> ResponseReturnValue:
+    return render_template("rider/not_found.html", message=_("No schedule is loaded yet."), no_feed=True), 503
+
+
+@bp.get("/")
+def home() -> ResponseReturnValue:
+    with get_db(_app()).session() as session:
+        try:
+            feed = queries.active_feed(session)
+        except NoActiveFeed:
+            feed = None
+    return render_template("home.html", feed=feed)
+
+
+@bp.get("/stops/<stop_id>")
+def stop(stop_id: str) -> ResponseReturnValue:
+    language = current_language()
+    app = _app()
+    try:
+        with get_db(app).session() as session:
+            info = rider_data.stop_page(session, stop_id, language)
+        answer = arrivals_answer(app, stop_id, at=None, window=app.config["ARRIVALS_WINDOW_MIN"], route=None,
+                                 limit=ARRIVALS_SHOWN)
+    except NotFound:
+        return _missing(_("There is no stop %(id)s.", id=stop_id))
+    except NoActiveFeed:
+        return _no_feed()
+    board = json.loads(answer.body)
+    return render_template("rider/stop.html", stop=info, board=board, etag=answer.etag)
+
+
+@bp.get("/routes")
+def routes() -> ResponseReturnValue:
+    try:
+        with get_db(_app()).session() as session:
+            items = rider_data.all_routes(session, current_language())
+    except NoActiveFeed:
+        return _no_feed()
+    return render_template("rider/routes.html", routes=items)
+
+
+@bp.get("/routes/<route_id>")
+def route(route_id: str) -> ResponseReturnValue:
+    try:
+        with get_db(_app()).session() as session:
+            info = rider_data.route_page(session, route_id, current_language())
+    except NotFound:
+        return _missing(_("There is no route %(id)s.", id=route_id))
+    except NoActiveFeed:
+        return _no_feed()
+    live = route_vehicles(_app(), info, dt.datetime.now(dt.UTC))
+    return render_template("rider/route.html", route=info, live=live, map_data=_route_map(info, live))
+
+
+def _route_map(info: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+    """The route page's map: this route's shapes and stops, drawn by the same script as the network map."""
+    lines = [d["shape"]["geometry"]["coordinates"] for d in info["directions"] if d.get("shape")]
+    stops: dict[str, dict[str, Any]] = {}
+    for direction in info["directions"]:
+        for s in direction["stops"]:
+            stops[s["stop_id"]] = {"stop_id": s["stop_id"], "name": s["display_name"], "lat": s["lat"],
+                                   "lon": s["lon"]}
+    route = {"route_id": info["route_id"], "short_name": info["route_short_name"] or info["route_id"],
+             "color": info["route_color"] or "00838f", "name": info["display_name"], "lines": lines}
+    return {"routes": [route], "stops": list(stops.values()), "vehicles": live["vehicles"]}
+
+
+@bp.get("/card")
+def card() -> ResponseReturnValue:
+    return render_template("rider/card.html")
+
+
+@bp.get("/rider/map.json")
+def network_map() -> ResponseReturnValue:
+    """Route shapes and stops for the home map; cached per feed version and language (the feed is immutable)."""
+    language = current_language()
+    app = _app()
+    cache: dict[tuple[int, str], dict[str, Any]] = app.extensions.setdefault("rider_map_cache", {})
+    with get_db(app).session() as session:
+        feed = queries.active_feed(session)
+        data = cache.get((feed.id, language))
+        if data is None:
+            data = rider_data.map_data(session, language)
+            if len(cache) >= MAP_CACHE_SIZE:
+                cache.clear()
+            cache[(feed.id, language)] = data
+    response = jsonify(data)
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.get("/rider/routes/<route_id>/vehicles.json")
+def vehicles(route_id: str) -> ResponseReturnValue:
+    with get_db(_app()).session() as session:
+        info = rider_data.route_page(session, route_id, current_language())
+    response = jsonify(route_vehicles(_app(), info, dt.datetime.now(dt.UTC)))
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def page_strings() -> dict[str, str]:
+    """UI words the page scripts write themselves, in the page's language."""
+    return {
+        "live": _("live"), "scheduled": _("scheduled"), "min": _("min"), "now": _("now"),
+        "no_buses": _("No buses in the next hour and a half."), "updated": _("Updated"),
+        "offline": _("Cannot reach the server; showing the last answer."),
+        "no_stops": _("No stops found."), "no_vehicles": _("No live vehicles on this route right now."),
+        "between": _("between %(a)s and %(b)s", a="{a}", b="{b}"), "at_start": _("at the first stop"),
+        "seen": _("seen %(s)s s ago", s="{s}"), "stops_near": _("Stops near you"),
+        "geo_denied": _("Location is not available; search by name instead."),
+        "geo_unsupported": _("This browser cannot share its location."),
+        "locating": _("Finding where you are…"), "distance_m": _("%(m)s m", m="{m}"),
+        "open_stop": _("Open stop"), "card_not_found": _("No card with this number and code."),
+        "too_many": _("Too many checks; try again in a minute."), "balance": _("Balance"),
+        "status_active": _("active"), "status_blocked": _("blocked"), "login_failed": _("Wrong login or password."),
+        "no_cards": _("No cards linked to this account yet."), "history": _("Trips and payments"),
+        "no_history": _("No trips or payments yet."),
+        "error": _("Something went wrong; try again."), "route": _("Route"),
+        "registered": _("Account created; you are logged in."), "linked": _("Card linked."),
+        "kind_top_up": _("Top-up"), "kind_fare": _("Ride"), "kind_fare_adjustment": _("Fare correction"),
+        "kind_pass_sale": _("Monthly pass"), "kind_balance_move": _("Balance moved"),
+        "outcome_accepted": _("ride"), "outcome_double_tap": _("repeat tap, not charged"),
+        "outcome_denied": _("denied"),
+    }
+
+
+@bp.app_context_processor
+def _rider_context() -> dict[str, Any]:
+    return {"page_strings": page_strings}
+
+
+def register_rider(app: Flask) -> None:
+    app.register_blueprint(bp)

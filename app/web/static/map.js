@@ -1,0 +1,223 @@
+// Our own SVG map (no tiles, no CDN): route shapes and stops from the database, with drag / pinch / wheel zoom.
+"use strict";
+window.QalaMap = (function () {
+  const NS = "http://www.w3.org/2000/svg";
+  const UNITS_PER_DEGREE = 1000;
+  const TAP_SLOP_PX = 8;
+  const PICK_RADIUS_PX = 22;
+
+  function svgEl(tag, attrs) {
+    const node = document.createElementNS(NS, tag);
+    Object.entries(attrs || {}).forEach(([k, v]) => node.setAttribute(k, v));
+    return node;
+  }
+
+  class QalaMap {
+    constructor(svg, data, options) {
+      this.svg = svg;
+      this.options = options || {};
+      this.stops = data.stops || [];
+      const points = [];
+      (data.routes || []).forEach((r) => r.lines.forEach((line) => line.forEach((p) => points.push(p))));
+      this.stops.forEach((s) => points.push([s.lon, s.lat]));
+      const lats = points.map((p) => p[1]);
+      const lons = points.map((p) => p[0]);
+      this.lat0 = points.length ? (Math.min(...lats) + Math.max(...lats)) / 2 : 43.24;
+      this.lon0 = points.length ? (Math.min(...lons) + Math.max(...lons)) / 2 : 76.94;
+      this.kx = Math.cos(this.lat0 * Math.PI / 180) * UNITS_PER_DEGREE;
+      this.layers = {};
+      ["routes", "stops", "vehicles", "me"].forEach((name) => {
+        this.layers[name] = svgEl("g", { class: "layer-" + name });
+        svg.append(this.layers[name]);
+      });
+      this.drawRoutes(data.routes || []);
+      this.drawStops();
+      this.fit(points);
+      this.listen();
+    }
+
+    project(lon, lat) { return [(lon - this.lon0) * this.kx, -(lat - this.lat0) * UNITS_PER_DEGREE]; }
+
+    drawRoutes(routes) {
+      routes.forEach((route) => route.lines.forEach((line) => {
+        const d = line.map((p, i) => (i ? "L" : "M") + this.project(p[0], p[1]).map((v) => v.toFixed(2)).join(" "))
+          .join("");
+        const path = svgEl("path", { d, stroke: "#" + route.color, class: "shape" });
+        path.append(Object.assign(svgEl("title"), { textContent: route.short_name + " " + (route.name || "") }));
+        this.layers.routes.append(path);
+      }));
+    }
+
+    drawStops() {
+      this.stops.forEach((stop) => {
+        const [x, y] = this.project(stop.lon, stop.lat);
+        stop._xy = [x, y];
+        const dot = svgEl("circle", { cx: x.toFixed(2), cy: y.toFixed(2), r: 1, class: "stop" });
+        dot.dataset.stopId = stop.stop_id;
+        stop._dot = dot;
+        this.layers.stops.append(dot);
+      });
+    }
+
+    setVehicles(vehicles, color) {
+      this.layers.vehicles.replaceChildren();
+      (vehicles || []).forEach((v) => {
+        const [x, y] = this.project(v.lon, v.lat);
+        const mark = svgEl("circle", { cx: x, cy: y, r: 1, class: "vehicle", fill: "#" + (color || "17202c") });
+        mark.dataset.vehicleId = v.vehicle_id;
+        mark.append(Object.assign(svgEl("title"), { textContent: v.vehicle_id }));
+        this.layers.vehicles.append(mark);
+      });
+      this.restyle();
+    }
+
+    setMe(lat, lon) {
+      this.layers.me.replaceChildren();
+      const [x, y] = this.project(lon, lat);
+      this.layers.me.append(svgEl("circle", { cx: x, cy: y, r: 1, class: "me" }));
+      this.centerOn(x, y, 2500);
+    }
+
+    highlight(stopIds) {
+      const chosen = new Set(stopIds);
+      this.stops.forEach((s) => s._dot.classList.toggle("chosen", chosen.has(s.stop_id)));
+    }
+
+    fit(points) {
+      if (!points.length) { this.view = { x: -50, y: -50, w: 100, h: 100 }; this.apply(); return; }
+      const xy = points.map((p) => this.project(p[0], p[1]));
+      const xs = xy.map((p) => p[0]);
+      const ys = xy.map((p) => p[1]);
+      const pad = 4;
+      const x = Math.min(...xs) - pad;
+      const y = Math.min(...ys) - pad;
+      this.view = { x, y, w: Math.max(...xs) - x + pad, h: Math.max(...ys) - y + pad };
+      this.home = Object.assign({}, this.view);
+      this.apply();
+    }
+
+    centerOn(x, y, metresAcross) {
+      const w = metresAcross / 111320 * UNITS_PER_DEGREE;
+      const aspect = this.view.h / this.view.w;
+      this.view = { x: x - w / 2, y: y - w * aspect / 2, w, h: w * aspect };
+      this.apply();
+    }
+
+    pixelsPerUnit() {
+      const box = this.svg.getBoundingClientRect();
+      return box.width > 0 ? Math.min(box.width / this.view.w, box.height / this.view.h) : 1;
+    }
+
+    apply() {
+      const v = this.view;
+      this.svg.setAttribute("viewBox", [v.x, v.y, v.w, v.h].map((n) => n.toFixed(3)).join(" "));
+      this.restyle();
+    }
+
+    // dots keep their size on screen whatever the zoom
+    restyle() {
+      const unit = 1 / this.pixelsPerUnit();
+      this.layers.stops.querySelectorAll("circle").forEach((c) => c.setAttribute("r", (c.classList.contains("chosen") ? 6 : 4) * unit));
+      this.layers.vehicles.querySelectorAll("circle").forEach((c) => {
+        c.setAttribute("r", 9 * unit); c.setAttribute("stroke-width", 3 * unit);
+      });
+      this.layers.me.querySelectorAll("circle").forEach((c) => {
+        c.setAttribute("r", 8 * unit); c.setAttribute("stroke-width", 3 * unit);
+      });
+      this.layers.stops.querySelectorAll("circle").forEach((c) => c.setAttribute("stroke-width", 1.5 * unit));
+    }
+
+    toUnits(clientX, clientY) {
+      const box = this.svg.getBoundingClientRect();
+      const scale = this.pixelsPerUnit();
+      // preserveAspectRatio xMidYMid meet: the view is centred in the box
+      const offsetX = (box.width - this.view.w * scale) / 2;
+      const offsetY = (box.height - this.view.h * scale) / 2;
+      return [this.view.x + (clientX - box.left - offsetX) / scale, this.view.y + (clientY - box.top - offsetY) / scale];
+    }
+
+    zoom(factor, clientX, clientY) {
+      const box = this.svg.getBoundingClientRect();
+      const [cx, cy] = clientX === undefined ? [this.view.x + this.view.w / 2, this.view.y + this.view.h / 2]
+        : this.toUnits(clientX, clientY);
+      const w = Math.min(Math.max(this.view.w / factor, 0.2), this.home ? this.home.w * 4 : 1e6);
+      const ratio = w / this.view.w;
+      this.view = { x: cx - (cx - this.view.x) * ratio, y: cy - (cy - this.view.y) * ratio, w, h: this.view.h * ratio };
+      this.apply();
+      return box;
+    }
+
+    nearestStop(clientX, clientY) {
+      const [x, y] = this.toUnits(clientX, clientY);
+      const limit = PICK_RADIUS_PX / this.pixelsPerUnit();
+      let best = null;
+      let bestD = limit * limit;
+      this.stops.forEach((s) => {
+        const d = (s._xy[0] - x) ** 2 + (s._xy[1] - y) ** 2;
+        if (d <= bestD) { best = s; bestD = d; }
+      });
+      return best;
+    }
+
+    listen() {
+      const pointers = new Map();
+      let moved = 0;
+      let pinch = null;
+      this.svg.addEventListener("pointerdown", (e) => {
+        this.svg.setPointerCapture(e.pointerId);
+        pointers.set(e.pointerId, [e.clientX, e.clientY]);
+        moved = 0;
+        pinch = null;
+      });
+      this.svg.addEventListener("pointermove", (e) => {
+        if (!pointers.has(e.pointerId)) return;
+        const [px, py] = pointers.get(e.pointerId);
+        if (pointers.size === 1) {
+          const scale = this.pixelsPerUnit();
+          this.view.x -= (e.clientX - px) / scale;
+          this.view.y -= (e.clientY - py) / scale;
+          moved += Math.abs(e.clientX - px) + Math.abs(e.clientY - py);
+          pointers.set(e.pointerId, [e.clientX, e.clientY]);
+          this.apply();
+          return;
+        }
+        pointers.set(e.pointerId, [e.clientX, e.clientY]);
+        const [a, b] = [...pointers.values()];
+        const span = Math.hypot(a[0] - b[0], a[1] - b[1]);
+        if (pinch) this.zoom(span / pinch, (a[0] + b[0]) / 2, (a[1] + b[1]) / 2);
+        pinch = span;
+        moved += TAP_SLOP_PX;
+      });
+      const release = (e) => {
+        if (!pointers.has(e.pointerId)) return;
+        pointers.delete(e.pointerId);
+        if (pointers.size < 2) pinch = null;
+        if (e.type === "pointerup" && moved < TAP_SLOP_PX && this.options.onStop) {
+          const stop = this.nearestStop(e.clientX, e.clientY);
+          if (stop) this.options.onStop(stop);
+        }
+      };
+      this.svg.addEventListener("pointerup", release);
+      this.svg.addEventListener("pointercancel", release);
+      this.svg.addEventListener("wheel", (e) => {
+        e.preventDefault();
+        this.zoom(e.deltaY < 0 ? 1.25 : 0.8, e.clientX, e.clientY);
+      }, { passive: false });
+      const wrap = this.svg.parentElement;
+      wrap.querySelectorAll("[data-zoom]").forEach((button) => button.addEventListener("click", () => {
+        this.zoom(button.dataset.zoom === "in" ? 1.5 : 1 / 1.5);
+      }));
+      window.addEventListener("resize", () => this.restyle());
+    }
+  }
+
+  // a popup naming the stop with a link to its page, inside the map's wrapper
+  function stopPopup(popup, stop) {
+    const link = Object.assign(document.createElement("a"), { href: "/stops/" + encodeURIComponent(stop.stop_id),
+                                                               textContent: window.Qala.t("open_stop") });
+    popup.replaceChildren(Object.assign(document.createElement("strong"), { textContent: stop.name }), " ", link);
+    popup.hidden = false;
+  }
+
+  return { QalaMap, stopPopup };
+})();

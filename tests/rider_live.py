@@ -1,0 +1,36 @@
+"""Live data for the rider page tests: predictions and vehicle positions published the way the worker does."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from flask import Flask
+
+from app import get_db, get_redis
+from app.realtime.boards import PredictedArrival
+from app.realtime.build import publish_predictions
+from app.realtime.catalog import StaticCatalog
+from app.realtime.gtfs_rt import VehicleState
+from app.realtime.publisher import BoardPublisher
+
+__all__ = ["BETWEEN_S1_AND_S2", "publish_live"]
+
+# a point on route 12's shape (tests/api_feed.py SH12) between its first two stops
+BETWEEN_S1_AND_S2 = (43.2394, 76.9510)
+
+
+def publish_live(app: Flask, stop: str, calls: list[tuple[str, int, float, str]],
+                 vehicles: Sequence[tuple[str, str, float, float]] = ()) -> None:
+    """Predictions at ``stop`` — (trip, stop_sequence, minutes from now, vehicle) — and vehicle positions
+    — (vehicle, trip, lat, lon) — as one worker cycle publishes them."""
+    now = dt.datetime.now(dt.UTC)
+    with get_db(app).session() as session:
+        catalog = StaticCatalog.load(session)
+    day = now.astimezone(catalog.timezone).date()
+    predictions = [PredictedArrival(trip, stop, seq, day, now + dt.timedelta(minutes=m), vehicle_id=v,
+                                    scheduled=now + dt.timedelta(minutes=m - 1)) for trip, seq, m, v in calls]
+    states = [VehicleState(vehicle, lat, lon, now, trip_id=trip, service_date=day)
+              for vehicle, trip, lat, lon in vehicles]
+    publish_predictions(BoardPublisher(get_redis(app), ttl_s=3600), catalog, predictions, states, now=now,
+                        window_min=90)

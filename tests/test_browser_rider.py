@@ -1,0 +1,170 @@
+"""Rider pages in real headless Chromium (Debian's, driven by playwright) at a phone's viewport.
+
+Set ``QALA_SCREENSHOTS=docs`` to also write ``docs/rider-*.png`` (``make screenshots`` does).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from app import get_db
+from app.ticketing import riders
+from tests.api_feed import STOPS, add_demo_feed
+from tests.rider_live import BETWEEN_S1_AND_S2, publish_live
+from tests.test_ticketing_helpers import make_card
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+sync_api = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian chromium is not installed")
+SHOTS = os.environ.get("QALA_SCREENSHOTS")
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+WAIT_MS = 8000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def server(app: Flask) -> Iterator[str]:
+    add_demo_feed(app)
+    http = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{http.server_port}"
+    http.shutdown()
+    thread.join(5)
+
+
+@pytest.fixture
+def phone(browser: Any) -> Iterator[Any]:
+    """A phone-sized page that would read English (the browser's default language here)."""
+    s1 = STOPS[0]
+    context = browser.new_context(**PHONE, timezone_id="Asia/Almaty", locale="en-US",
+                                  geolocation={"latitude": s1.lat + 0.0004, "longitude": s1.lon},
+                                  permissions=["geolocation"])
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    yield page
+    context.close()
+
+
+def shot(page: Any, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / name), full_page=True)
+
+
+def fits_the_phone(page: Any) -> bool:
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def test_rider_finds_a_stop_by_name_and_sees_arrivals_refresh(app: Flask, server: str, phone: Any) -> None:
+    publish_live(app, "S1", [("T12-a", 10, 6.5, "BUS-7")])
+    phone.goto(server + "/")
+    phone.fill("#q", "Абая")
+    phone.click("#search button[type=submit]")
+    phone.locator("#stops li a").first.click()
+    phone.wait_for_url("**/stops/S1")
+    assert phone.locator("#stop-name").inner_text() == "Abay — Dostyk"  # the browser asks for English
+    first = phone.locator("#arrivals tr").first
+    assert first.get_attribute("class") == "live" and first.locator(".route").inner_text() == "12"
+    assert first.locator(".kind").inner_text() == "live" and first.locator(".minutes").inner_text() == "6 min"
+    assert fits_the_phone(phone)
+    shot(phone, "rider-stop.png")
+
+    publish_live(app, "S1", [("T12-a", 10, 2.5, "BUS-7"), ("T12-b", 10, 17.5, "BUS-8")])
+    phone.goto(server + "/stops/S1?refresh=1")
+    publish_live(app, "S1", [("T12-b", 10, 16.5, "BUS-8")])  # BUS-7 has gone: the page follows by itself
+    phone.wait_for_function("document.querySelectorAll('#arrivals tr.live').length === 1")
+    assert phone.locator("#arrivals tr .minutes").first.inner_text() == "16 min"
+
+
+def test_language_switch_changes_ui_text_and_stop_names(app: Flask, server: str, phone: Any) -> None:
+    phone.goto(server + "/stops/S1")
+    expected = {"kk": ("Абай — Достық", "Жақын автобустар"), "ru": ("Абая — Достык", "Ближайшие автобусы"),
+                "en": ("Abay — Dostyk", "Next buses")}
+    for lang in ("kk", "ru", "en"):
+        phone.click(f"#langs a[data-lang={lang}]")
+        phone.wait_for_url(f"**lang={lang}")
+        assert phone.locator("html").get_attribute("lang") == lang
+        assert (phone.locator("#stop-name").inner_text(), phone.locator("#board-title").inner_text()) == expected[lang]
+    phone.click("#langs a[data-lang=kk]")
+    phone.goto(server + "/routes")  # the choice is remembered
+    assert phone.locator("h1").inner_text() == "Бағыттар"
+
+
+def test_route_page_shows_live_vehicles_on_the_route(app: Flask, server: str, phone: Any) -> None:
+    lat, lon = BETWEEN_S1_AND_S2
+    publish_live(app, "S2", [("T12-a", 20, 2.0, "BUS-7")], vehicles=[("BUS-7", "T12-a", lat, lon)])
+    phone.goto(server + "/routes/R12?lang=en&refresh=1")
+    assert phone.locator("#vehicles li").count() == 1
+    assert "between Abay — Dostyk and" in phone.locator("#vehicles li").inner_text()
+    assert phone.locator("#no-vehicles").is_hidden()
+    assert phone.locator("#route-map circle.vehicle").count() == 1
+    assert phone.locator('.direction[data-direction-id="0"] li[data-index="0"] .bus-tag').inner_text() == "● BUS-7"
+    assert fits_the_phone(phone)
+    shot(phone, "rider-route.png")
+
+    publish_live(app, "S2", [], vehicles=[])  # the bus went off duty: the page says so by itself
+    phone.locator("#no-vehicles").wait_for(state="visible")
+    assert phone.locator("#vehicles li").count() == 0 and phone.locator("#route-map circle.vehicle").count() == 0
+
+
+def test_card_balance_check_and_a_riders_own_cards(app: Flask, server: str, phone: Any) -> None:
+    _, number, code = make_card(app, balance=24000)
+    phone.goto(server + "/card?lang=en")
+    phone.fill("#card-number", number)
+    phone.fill("#card-code", str((int(code) + 1) % 1000).zfill(3))
+    phone.click("#balance-form button[type=submit]")
+    phone.wait_for_function("document.getElementById('balance-result').textContent.length > 0")
+    assert phone.locator("#balance-result").inner_text() == "No card with this number and code."
+    phone.fill("#card-code", code)
+    phone.click("#balance-form button[type=submit]")
+    phone.wait_for_function("document.getElementById('balance-result').textContent.includes('240')")
+    assert phone.locator("#balance-result").inner_text().startswith("Balance: 240 ₸")
+
+    with get_db(app).session() as session:
+        rider_id = riders.create_rider(session, "aigerim@example.kz", "secret-pass").id
+        session.commit()
+    make_card(app, balance=50000, rider_id=rider_id)
+    phone.fill("#login", "aigerim@example.kz")
+    phone.fill("#password", "secret-pass")
+    phone.click("#login-form button[type=submit]")
+    phone.locator("#my-cards li .balance").wait_for()
+    assert phone.locator("#my-cards li .balance").inner_text() == "500 ₸"
+    phone.locator("#my-cards li button").click()
+    phone.locator("#history-rows tr").first.wait_for()
+    assert "Top-up" in phone.locator("#history-rows").inner_text()
+    assert fits_the_phone(phone)
+    shot(phone, "rider-card.png")
+
+
+def test_map_draws_the_network_and_finds_stops_near_me(app: Flask, server: str, phone: Any) -> None:
+    phone.goto(server + "/?lang=ru")
+    phone.wait_for_selector("#map[data-ready=true]")
+    assert phone.locator("#map circle.stop").count() == 5 and phone.locator("#map path.shape").count() == 1
+    phone.click("#near-me")
+    phone.locator("#stops li a").first.wait_for()
+    assert phone.locator("#stops li a .stop-name").first.inner_text() == "Абая — Достык"
+    assert phone.locator("#map circle.me").count() == 1 and phone.locator("#map circle.chosen").count() >= 1
+    before = phone.locator("#map").get_attribute("viewBox")
+    phone.click(".map-zoom button[data-zoom=in]")
+    assert phone.locator("#map").get_attribute("viewBox") != before
+    assert fits_the_phone(phone)
+    shot(phone, "rider-home.png")
