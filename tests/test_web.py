@@ -63,6 +63,13 @@ def test_language_comes_from_lang_then_cookie_then_accept_language(
     assert f'<html lang="{lang}">' in text and word in text
 
 
+def test_home_searches_without_javascript(demo: Flask, client: FlaskClient) -> None:
+    text = page(client, "/?q=Seifullin&lang=en")
+    assert 'href="/stops/S3"' in text and "Seifullin St" in text and 'href="/stops/S1"' not in text
+    assert "No stops found." in page(client, "/?q=zzzz&lang=en")
+    assert "No stops found." in page(client, "/?q=--&lang=en")  # no letters: nothing, not an error
+
+
 def test_a_chosen_language_is_remembered_and_the_switcher_keeps_the_page(demo: Flask, client: FlaskClient) -> None:
     first = client.get("/stops/S1?lang=kk", headers={"Accept-Language": "en"})
     assert "qala_lang=kk" in first.headers["Set-Cookie"] and "Accept-Language" in first.headers["Vary"]

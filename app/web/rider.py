@@ -10,25 +10,27 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, render_template
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from sqlalchemy.orm import Session
 
 from app import get_db
-from app.errors import NoActiveFeed, NotFound
+from app.errors import BadRequest, NoActiveFeed, NotFound
 from app.realtime.serving import arrivals_answer
 from app.schedule import queries
 from app.web import rider_data
-from app.web.i18n import current_language, remember_language
+from app.web.i18n import current_language, localized_name, remember_language
 from app.web.rider_vehicles import route_vehicles
 
 __all__ = ["bp", "format_clock", "format_money"]
 
 bp = Blueprint("rider", __name__)
 ARRIVALS_SHOWN = 20
-MAP_CACHE_SIZE = 16
+CACHE_SIZE = 512
 
 
 @bp.after_request
@@ -64,6 +66,34 @@ def _no_feed() -> ResponseReturnValue:
     return render_template("rider/not_found.html", message=_("No schedule is loaded yet."), no_feed=True), 503
 
 
+def _cached(session: Session, kind: str, key: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``build()`` once per active feed version, kind, key and language: a feed version never changes, and the
+    route page's vehicle list is polled every few seconds by every rider looking at it."""
+    feed_id = queries.active_feed(session).id
+    cache: dict[tuple[int, str, str, str], dict[str, Any]] = _app().extensions.setdefault("rider_cache", {})
+    slot = (feed_id, kind, key, current_language())
+    found = cache.get(slot)
+    if found is None:
+        found = build()
+        if len(cache) >= CACHE_SIZE:
+            cache.clear()
+        cache[slot] = found
+    return found
+
+
+def _search(q: str) -> list[dict[str, Any]] | None:
+    """Server-side results for ``/?q=`` (the page works without JavaScript); ``None`` when there is no query."""
+    if len(q.strip()) < 2:
+        return None
+    with get_db(_app()).session() as session:
+        try:
+            found = queries.search_stops(session, q=q, near=None, radius_m=500, limit=20)
+        except BadRequest:
+            return []
+    language = current_language()
+    return [{**stop, "display_name": localized_name(stop, language)} for stop in found]
+
+
 @bp.get("/")
 def home() -> ResponseReturnValue:
     with get_db(_app()).session() as session:
@@ -71,7 +101,8 @@ def home() -> ResponseReturnValue:
             feed = queries.active_feed(session)
         except NoActiveFeed:
             feed = None
-    return render_template("home.html", feed=feed)
+    results = _search(request.args.get("q", "")) if feed is not None else None
+    return render_template("home.html", feed=feed, results=results)
 
 
 @bp.get("/stops/<stop_id>")
@@ -105,7 +136,7 @@ def routes() -> ResponseReturnValue:
 def route(route_id: str) -> ResponseReturnValue:
     try:
         with get_db(_app()).session() as session:
-            info = rider_data.route_page(session, route_id, current_language())
+            info = _route_info(session, route_id)
     except NotFound:
         return _missing(_("There is no route %(id)s.", id=route_id))
     except NoActiveFeed:
@@ -132,20 +163,15 @@ def card() -> ResponseReturnValue:
     return render_template("rider/card.html")
 
 
+def _route_info(session: Session, route_id: str) -> dict[str, Any]:
+    return _cached(session, "route", route_id, lambda: rider_data.route_page(session, route_id, current_language()))
+
+
 @bp.get("/rider/map.json")
 def network_map() -> ResponseReturnValue:
-    """Route shapes and stops for the home map; cached per feed version and language (the feed is immutable)."""
-    language = current_language()
-    app = _app()
-    cache: dict[tuple[int, str], dict[str, Any]] = app.extensions.setdefault("rider_map_cache", {})
-    with get_db(app).session() as session:
-        feed = queries.active_feed(session)
-        data = cache.get((feed.id, language))
-        if data is None:
-            data = rider_data.map_data(session, language)
-            if len(cache) >= MAP_CACHE_SIZE:
-                cache.clear()
-            cache[(feed.id, language)] = data
+    """Route shapes and stops for the home map."""
+    with get_db(_app()).session() as session:
+        data = _cached(session, "map", "", lambda: rider_data.map_data(session, current_language()))
     response = jsonify(data)
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
@@ -154,7 +180,7 @@ def network_map() -> ResponseReturnValue:
 @bp.get("/rider/routes/<route_id>/vehicles.json")
 def vehicles(route_id: str) -> ResponseReturnValue:
     with get_db(_app()).session() as session:
-        info = rider_data.route_page(session, route_id, current_language())
+        info = _route_info(session, route_id)
     response = jsonify(route_vehicles(_app(), info, dt.datetime.now(dt.UTC)))
     response.headers["Cache-Control"] = "no-cache"
     return response
