@@ -59,4 +59,5 @@ def load_config(environ: Mapping[str, str] | None = None, instance_path: str | P
         "JSON_SORT_KEYS": False,
         "CARD_HASH_KEY": card_hash_key,
         "FARE_PROFILE": env.get("QALA_FARE_PROFILE", "almaty_2024"),
+        "KEY_ENCRYPTION_KEY": env.get("QALA_KEY_ENCRYPTION_KEY") or None,  # seals device keys; see keycrypt.py
     }

@@ -67,6 +67,9 @@ def wipe_tables(app: Flask) -> None:
 def app(database_url: str, redis_settings: dict[str, Any], tmp_path: Path) -> Iterator[Flask]:
     application = create_app({"TESTING": True, "DATABASE_URL": database_url, **redis_settings})
     yield application
+    ticketing = application.extensions.get("ticketing")
+    if ticketing is not None:
+        ticketing.close()  # the online fast path's own connections (PostgreSQL)
     wipe_tables(application)
     client = application.extensions.get("redis")
     if client is not None:

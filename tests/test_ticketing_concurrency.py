@@ -74,8 +74,12 @@ def test_charges_are_identical_under_every_arrival_order(app: Flask, raw: list[t
     shuffled = list(requests)
     random.Random(seed).shuffle(shuffled)
     for start in range(0, len(shuffled), chunk):
-        apply_batch(get_db(app).session, ctx, shuffled[start:start + chunk])
-    apply_batch(get_db(app).session, ctx, shuffled)  # and the whole batch again: nothing changes
+        with get_db(app).session() as session:
+            apply_batch(session, ctx, shuffled[start:start + chunk])
+            session.commit()
+    with get_db(app).session() as session:
+        apply_batch(session, ctx, shuffled)  # and the whole batch again: nothing changes
+        session.commit()
     with get_db(app).session() as session:
         expected = {r.tap_id: r.fare for r in rate(ctx.profiles.get(session), "standard",
                                                    [TapIn(q.tap_key, q.tapped_at, q.vehicle_id, q.route_id)

@@ -55,7 +55,7 @@ def make_card(app: Flask, balance: int = 0, category: str = "standard", rider_id
 
 def make_device(app: Flask, name: str = "bus-1 validator") -> DeviceCredentials:
     with get_db(app).session() as session:
-        creds = devices.register_device(session, name)
+        creds = devices.register_device(session, name, get_ticketing(app).keys)
         session.commit()
         return creds
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import random
+from pathlib import Path
+
 import pytest
 from flask import Flask
-from sqlalchemy import event, select, text
+from sqlalchemy import event, func, select, text
 
 from app import get_db
 from app.models import Card, DenyListEntry, LedgerEntry, Tap
 from app.ticketing import cards, ledger
 from app.ticketing.context import get_ticketing
 from app.ticketing.errors import Conflict
+from app.ticketing.fares import TapIn, rate
+from app.ticketing.taps import TapRequest, TapResult, process_online_fast
 from tests.test_ticketing_helpers import (  # noqa: F401  (fixtures)
     T0,
     ledger_checked,
@@ -155,3 +161,80 @@ def test_an_online_tap_is_three_statements_on_postgresql(app: Flask) -> None:
     assert (result.decision, result.fare, result.balance) == ("accept", 12000, 14000)
     assert len(statements) == 3, [s.split()[:8] for s in statements]
     assert balance(app, card_id) == 14000
+
+
+def _fast(app: Flask, req: TapRequest) -> TapResult | None:
+    ctx = get_ticketing(app)
+    with get_db(app).session() as session:
+        profile = ctx.profiles.get(session)
+        ledger.system_account(session, "revenue")  # the function leaves creating it to the general path
+        session.commit()
+    return process_online_fast(ctx, profile, req)
+
+
+def test_the_one_round_trip_path_agrees_with_the_fare_engine(app: Flask) -> None:
+    """Random online taps on a few cards, each through the function when it takes it and the engine otherwise;
+    then every card's charges are what the engine gives for its whole day, and the function took most taps."""
+    if get_db(app).engine.dialect.name != "postgresql":
+        pytest.skip("the one-round-trip function is PostgreSQL's")
+    ctx = get_ticketing(app)
+    rng = random.Random(5)
+    made = [make_card(app, balance=rng.choice([0, 12000, 30000, 100000])) for _ in range(4)]
+    dev = make_device(app)
+    seconds = sorted(rng.sample(range(0, 6 * 3600), 40))
+    fast = 0
+    for seq, sec in enumerate(seconds, start=1):
+        card_id, number, _ = rng.choice(made)
+        req = tap_request(dev.device_id, seq, number, sec + rng.choice([0, 0, 1]), vehicle=rng.choice("ab"))
+        got = _fast(app, req)
+        fast += got is not None
+        if got is None:
+            got = send_tap(app, req)
+        assert got.outcome in ("accepted", "denied", "double_tap")
+    assert fast >= 20  # the function did take the common case
+    with get_db(app).session() as session:
+        profile = ctx.profiles.get(session)
+        for card_id, _, _ in made:
+            taps = session.scalars(select(Tap).where(Tap.card_id == card_id).order_by(Tap.tapped_at)).all()
+            rides = [t for t in taps if t.outcome != "denied"]
+            expected = {r.tap_id: r.fare for r in rate(profile, "standard",
+                                                       [TapIn(t.tap_key, t.tapped_at.astimezone(dt.UTC),
+                                                              t.vehicle_id, t.route_id) for t in rides])}
+            assert {t.tap_key: t.fare for t in rides} == expected
+
+
+def test_the_function_declines_what_the_engine_must_rate(app: Flask) -> None:
+    if get_db(app).engine.dialect.name != "postgresql":
+        pytest.skip("the one-round-trip function is PostgreSQL's")
+    _, number, _ = make_card(app, balance=100000)
+    dev = make_device(app)
+    assert _fast(app, tap_request(dev.device_id, 1, number, 0)) is not None
+    assert _fast(app, tap_request(dev.device_id, 1, number, 0)) is None  # a repeat: the stored result
+    assert _fast(app, tap_request(dev.device_id, 2, number, 1)) is None  # within 2 s of a ride: maybe a double tap
+    assert _fast(app, tap_request(dev.device_id, 3, number, -600)) is None  # before a ride: a late tap
+    assert _fast(app, tap_request(dev.device_id, 4, "1" * 19, 900)) is None  # unknown card
+    with get_db(app).session() as session:
+        assert session.scalar(select(func.count()).select_from(Tap)) == 1  # declining wrote nothing
+
+
+def test_an_online_tap_is_one_round_trip_on_postgresql(app: Flask, tmp_path: Path) -> None:
+    """libpq's own trace of the connection: exactly one Sync (one round trip) for the whole tap."""
+    if get_db(app).engine.dialect.name != "postgresql":
+        pytest.skip("the one-round-trip function is PostgreSQL's")
+    card_id, number, _ = make_card(app, balance=50000)
+    dev = make_device(app)
+    assert _fast(app, tap_request(dev.device_id, 1, number, 0)) is not None  # connects, caches the prices
+    fast = get_ticketing(app).fast
+    assert fast is not None
+    pgconn = fast.connection().pgconn
+    trace = tmp_path / "libpq.trace"
+    with trace.open("w") as out:
+        pgconn.trace(out.fileno())
+        try:
+            result = _fast(app, tap_request(dev.device_id, 2, number, 900))
+        finally:
+            pgconn.untrace()
+    assert result is not None and (result.decision, result.fare, result.balance) == ("accept", 12000, 26000)
+    sent = [line.split("\t")[3].split(" ")[0] for line in trace.read_text().splitlines() if "\tF\t" in line]
+    assert sent.count("Sync") + sent.count("Query") == 1, sent
+    assert balance(app, card_id) == 26000

@@ -8,6 +8,7 @@ import time
 
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import text
 
 from app import get_db
 from app.models import Card
@@ -63,12 +64,12 @@ def test_unsigned_stale_replayed_and_forged_requests_are_401(client: FlaskClient
 def test_key_rotation_keeps_the_old_key_during_the_overlap(client: FlaskClient, app: Flask) -> None:
     old = make_device(app)
     with get_db(app).session() as session:
-        new = devices.rotate_key(session, old.device_id, dt.timedelta(hours=1))
+        new = devices.rotate_key(session, old.device_id, dt.timedelta(hours=1), box=get_ticketing(app).keys)
         session.commit()
     assert signed(client, old, "GET", DENY, None).status_code == 200
     assert signed(client, new, "GET", DENY, None).status_code == 200
     with get_db(app).session() as session:
-        devices.rotate_key(session, old.device_id, dt.timedelta(0))
+        devices.rotate_key(session, old.device_id, dt.timedelta(0), box=get_ticketing(app).keys)
         session.commit()
     get_ticketing(app).device_keys.clear()  # workers remember keys for KEY_CACHE_S; this skips the wait
     assert signed(client, old, "GET", DENY, None).get_json()["error"]["code"] == "bad_signature"
@@ -148,3 +149,43 @@ def test_validator_endpoints_are_in_the_openapi_document(client: FlaskClient) ->
     assert "post" in paths[TAPS] and "post" in paths[BATCHES]
     since = paths[DENY]["get"]["parameters"][0]
     assert since["name"] == "since" and since["schema"]["minimum"] == 0
+
+
+def test_device_keys_are_sealed_at_rest_and_the_sealing_key_can_rotate(runner: FlaskCliRunner, client: FlaskClient,
+                                                                       app: Flask) -> None:
+    creds = make_device(app)
+    with get_db(app).session() as session:
+        rows = [tuple(str(v) for v in row) for row in session.execute(text("SELECT * FROM device_keys"))]
+    assert rows and not any(creds.secret in value for row in rows for value in row)
+    assert signed(client, creds, "GET", DENY, None).status_code == 200
+    app.config["KEY_ENCRYPTION_KEY"] = "a-new-key-encryption-key"  # the old one gone: the key no longer opens
+    app.extensions.pop("ticketing").close()
+    refused = signed(client, creds, "GET", DENY, None)
+    assert refused.status_code == 401 and refused.get_json()["error"]["code"] == "bad_signature"
+    app.config["KEY_ENCRYPTION_KEY"] = f"a-new-key-encryption-key,{app.config['CARD_HASH_KEY']}"  # new first, old too
+    app.extensions.pop("ticketing").close()
+    assert signed(client, creds, "GET", DENY, None).status_code == 200
+    resealed = runner.invoke(args=["devices", "reseal"])
+    assert resealed.exit_code == 0 and "resealed=1" in resealed.output
+    app.config["KEY_ENCRYPTION_KEY"] = "a-new-key-encryption-key"  # the old one retired after the reseal
+    app.extensions.pop("ticketing").close()
+    assert signed(client, creds, "GET", DENY, None).status_code == 200
+
+
+def test_batch_late_tap_adjusts_earlier_charges_and_repeats_in_one_batch(client: FlaskClient, app: Flask) -> None:
+    """Astana: a late 08:00 tap makes the already-charged 08:30 ride a free transfer (an adjustment entry); the
+    same tap twice in one batch counts once; a repeated key with another body is a conflict."""
+    app.extensions.pop("ticketing", None)
+    app.config["FARE_PROFILE"] = "astana"
+    creds = make_device(app)
+    card_id, number, _ = make_card(app, balance=100000)
+    first = signed(client, creds, "POST", BATCHES, {"taps": [tap_body(2, number, 1800, "b")]}).get_json()
+    assert first["results"][0]["fare"] == 10000
+    late = tap_body(1, number, 0, "a")
+    body = signed(client, creds, "POST", BATCHES, {"taps": [late, late, {**late, "vehicle_id": "c"}]}).get_json()
+    assert [r["decision"] for r in body["results"]] == ["accept", "accept", "conflict"]
+    assert balance(app, card_id) == 90000  # one fare for the journey
+    with get_db(app).session() as session:
+        kinds = session.execute(text("SELECT t.kind FROM ledger_transactions t JOIN taps p ON p.id = t.tap_id "
+                                     "WHERE p.device_seq = 2 ORDER BY t.id")).scalars().all()
+    assert kinds == ["fare", "fare_adjustment"]

@@ -13,7 +13,7 @@ __all__ = ["authenticate_device"]
 
 def authenticate_device() -> None:
     """Verify the request's HMAC signature and put the device id in ``g.device_id`` (401 otherwise)."""
-    keys = get_ticketing(current_app).device_keys
+    ctx = get_ticketing(current_app)
     with get_db(current_app).session() as session:
         g.device_id = verify_request(session, get_redis(current_app), request.headers, request.method,
-                                     request.path, request.get_data(), cache=keys)
+                                     request.path, request.get_data(), cache=ctx.device_keys, box=ctx.keys)

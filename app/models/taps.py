@@ -37,13 +37,14 @@ class Device(Base):
 
 
 class DeviceKey(Base):
-    """A signing key; during rotation the old key stays valid until ``expires_at`` (the overlap)."""
+    """A signing key, sealed at rest (``app.ticketing.keycrypt``); during rotation the old key stays valid until
+    ``expires_at`` (the overlap)."""
 
     __tablename__ = "device_keys"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
-    secret: Mapped[str] = mapped_column(String(128))
+    secret_sealed: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -25,7 +25,7 @@ def devices_group() -> None:
 def devices_register(name: str) -> None:
     """Register a validator called NAME; prints its device id, key id and secret key (shown once)."""
     with get_db(current_app).session() as session:
-        creds = devices.register_device(session, name)
+        creds = devices.register_device(session, name, get_ticketing(current_app).keys)
         session.commit()
     click.echo(f"device_id={creds.device_id}\nkey_id={creds.key_id}\nkey={creds.secret}")
 
@@ -39,11 +39,21 @@ def devices_rotate(device_id: str, overlap_hours: int) -> None:
 
     with get_db(current_app).session() as session:
         try:
-            creds = devices.rotate_key(session, device_id, dt.timedelta(hours=overlap_hours))
+            creds = devices.rotate_key(session, device_id, dt.timedelta(hours=overlap_hours),
+                                       box=get_ticketing(current_app).keys)
         except LookupError as exc:
             raise click.ClickException(str(exc)) from exc
         session.commit()
     click.echo(f"device_id={creds.device_id}\nkey_id={creds.key_id}\nkey={creds.secret}")
+
+
+@devices_group.command("reseal")
+def devices_reseal() -> None:
+    """Re-seal every device key under the first QALA_KEY_ENCRYPTION_KEY (after prepending a new one)."""
+    with get_db(current_app).session() as session:
+        count = devices.reseal_keys(session, get_ticketing(current_app).keys)
+        session.commit()
+    click.echo(f"resealed={count}")
 
 
 @devices_group.command("list")

@@ -8,6 +8,8 @@ from typing import Any
 from flask import Flask
 
 from app.ticketing.fareload import ProfileCache
+from app.ticketing.fastpath import FastPath
+from app.ticketing.keycrypt import KeyBox
 
 __all__ = ["Ticketing", "get_ticketing"]
 
@@ -16,13 +18,27 @@ __all__ = ["Ticketing", "get_ticketing"]
 class Ticketing:
     hash_key: str
     profiles: ProfileCache
+    keys: KeyBox = field(default_factory=lambda: KeyBox.from_secret("qala-dev-card-hash-key"))
     accounts: dict[str, int] = field(default_factory=dict)  # ids of system ledger accounts
-    device_keys: dict[str, Any] = field(default_factory=dict)  # see app.ticketing.devices.KeyCache
+    device_keys: dict[str, Any] = field(default_factory=dict)  # see app.ticketing.devices._key_secret
+    fast: FastPath | None = None  # the one-round-trip online tap (PostgreSQL only)
+
+    def close(self) -> None:
+        """Close the fast path's connections (tests create many applications)."""
+        if self.fast is not None:
+            self.fast.close_all()
 
 
 def get_ticketing(app: Flask) -> Ticketing:
     found = app.extensions.get("ticketing")
     if found is None:
-        found = Ticketing(hash_key=app.config["CARD_HASH_KEY"], profiles=ProfileCache(app.config["FARE_PROFILE"]))
+        from app import get_db
+
+        engine = get_db(app).engine
+        fast = None
+        if engine.dialect.name == "postgresql" and app.config.get("TAP_FAST_PATH", True):
+            fast = FastPath(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+        found = Ticketing(hash_key=app.config["CARD_HASH_KEY"], profiles=ProfileCache(app.config["FARE_PROFILE"]),
+                          keys=KeyBox.from_config(app.config), fast=fast)
         app.extensions["ticketing"] = found
     return found

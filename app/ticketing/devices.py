@@ -4,6 +4,7 @@ A validator signs every request with HMAC-SHA256 over ``METHOD\\nPATH\\nTIMESTAM
 and sends ``X-Qala-Device``, ``X-Qala-Key``, ``X-Qala-Timestamp`` (Unix seconds), ``X-Qala-Nonce`` and
 ``X-Qala-Signature`` (hex). Requests more than ``MAX_SKEW_S`` away from the server clock, with a nonce
 seen before (Redis ``SET NX`` with a TTL longer than the window), or with a bad signature are refused.
+Keys are stored sealed (``app.ticketing.keycrypt``) and opened when a worker first needs one.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from collections.abc import Mapping
@@ -24,8 +26,12 @@ from werkzeug.datastructures import Headers
 from app.cache import key
 from app.models import Device, DeviceKey
 from app.ticketing.errors import Unauthorized
+from app.ticketing.keycrypt import KeyBox, SealError
 
-__all__ = ["DeviceCredentials", "register_device", "rotate_key", "sign", "signing_headers", "verify_request"]
+__all__ = ["DeviceCredentials", "register_device", "reseal_keys", "rotate_key", "sign", "signing_headers",
+           "verify_request"]
+
+log = logging.getLogger(__name__)
 
 MAX_SKEW_S = 300
 NONCE_TTL_S = 2 * MAX_SKEW_S + 60
@@ -40,22 +46,31 @@ class DeviceCredentials:
     secret: str
 
 
-def register_device(session: Session, name: str) -> DeviceCredentials:
+def register_device(session: Session, name: str, box: KeyBox) -> DeviceCredentials:
     device = Device(id="dev_" + secrets.token_hex(8), name=name, active=True)
     session.add(device)
     session.flush()
-    return _new_key(session, device.id)
+    return _new_key(session, device.id, box)
 
 
-def _new_key(session: Session, device_id: str) -> DeviceCredentials:
+def _new_key(session: Session, device_id: str, box: KeyBox) -> DeviceCredentials:
     creds = DeviceCredentials(device_id, "key_" + secrets.token_hex(8), secrets.token_hex(32))
-    session.add(DeviceKey(id=creds.key_id, device_id=device_id, secret=creds.secret))
+    session.add(DeviceKey(id=creds.key_id, device_id=device_id, secret_sealed=box.seal(creds.key_id, creds.secret)))
     session.flush()
     return creds
 
 
+def reseal_keys(session: Session, box: KeyBox) -> int:
+    """Re-seal every device key under the first key-encryption key (after adding a new one); returns the count."""
+    rows = session.scalars(select(DeviceKey)).all()
+    for row in rows:
+        row.secret_sealed = box.seal(row.id, box.open(row.id, row.secret_sealed))
+    session.flush()
+    return len(rows)
+
+
 def rotate_key(session: Session, device_id: str, overlap: dt.timedelta = DEFAULT_OVERLAP,
-               now: dt.datetime | None = None) -> DeviceCredentials:
+               now: dt.datetime | None = None, *, box: KeyBox) -> DeviceCredentials:
     """A new key; the device's current keys stay valid for ``overlap`` so validators switch without a gap."""
     if session.get(Device, device_id) is None:
         raise LookupError(f"no device {device_id}")
@@ -63,7 +78,7 @@ def rotate_key(session: Session, device_id: str, overlap: dt.timedelta = DEFAULT
     for old in session.scalars(select(DeviceKey).where(DeviceKey.device_id == device_id)):
         if old.expires_at is None or _utc(old.expires_at) > until:
             old.expires_at = until
-    return _new_key(session, device_id)
+    return _new_key(session, device_id, box)
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -84,16 +99,25 @@ def signing_headers(creds: DeviceCredentials, method: str, path: str, body: byte
             "X-Qala-Nonce": nonce, "X-Qala-Signature": sign(creds.secret, method, path, timestamp, nonce, body)}
 
 
-def _key_secret(session: Session, device_id: str, key_id: str, now: dt.datetime,
+def _open(box: KeyBox, key_id: str, sealed: str) -> str | None:
+    """The opened key, or ``None`` (logged) when no configured key-encryption key opens it."""
+    try:
+        return box.open(key_id, sealed)
+    except SealError as exc:
+        log.error("%s; check QALA_KEY_ENCRYPTION_KEY", exc)
+        return None
+
+
+def _key_secret(session: Session, box: KeyBox, device_id: str, key_id: str, now: dt.datetime,
                 cache: dict[str, Any] | None) -> str | None:
-    """The secret of a valid key; remembered for ``KEY_CACHE_S`` (so a revoked key may work that long)."""
+    """The opened secret of a valid key; remembered for ``KEY_CACHE_S`` (so a revoked key may work that long)."""
     cached = cache.get(key_id) if cache is not None else None
     if cached is None or time.monotonic() - cached[3] > KEY_CACHE_S:
-        row = session.execute(select(DeviceKey.device_id, DeviceKey.secret, DeviceKey.expires_at)
+        row = session.execute(select(DeviceKey.device_id, DeviceKey.secret_sealed, DeviceKey.expires_at)
                               .join(Device, Device.id == DeviceKey.device_id)
                               .where(DeviceKey.id == key_id, Device.active.is_(True))).first()
-        cached = (row[0], row[1], _utc(row[2]) if row[2] else None, time.monotonic()) if row else \
-            ("", None, None, time.monotonic())
+        cached = (row[0], _open(box, key_id, row[1]), _utc(row[2]) if row[2] else None, time.monotonic()) if row \
+            else ("", None, None, time.monotonic())
         if cache is not None:
             cache[key_id] = cached
     owner, secret, expires_at, _ = cached
@@ -103,7 +127,8 @@ def _key_secret(session: Session, device_id: str, key_id: str, now: dt.datetime,
 
 
 def verify_request(session: Session, redis: Any, headers: Mapping[str, str] | Headers, method: str, path: str,
-                   body: bytes, now: dt.datetime | None = None, cache: dict[str, Any] | None = None) -> str:
+                   body: bytes, now: dt.datetime | None = None, cache: dict[str, Any] | None = None,
+                   *, box: KeyBox) -> str:
     """The authenticated device id; raises ``Unauthorized`` with a reason code otherwise."""
     names = ("X-Qala-Device", "X-Qala-Key", "X-Qala-Timestamp", "X-Qala-Nonce", "X-Qala-Signature")
     values = [headers.get(n) for n in names]
@@ -113,7 +138,7 @@ def verify_request(session: Session, redis: Any, headers: Mapping[str, str] | He
     current = now or dt.datetime.now(dt.UTC)
     if not timestamp.isdigit() or abs(current.timestamp() - int(timestamp)) > MAX_SKEW_S:
         raise Unauthorized("stale_request", f"the timestamp is more than {MAX_SKEW_S} s from the server clock")
-    secret = _key_secret(session, device_id, key_id, current, cache)
+    secret = _key_secret(session, box, device_id, key_id, current, cache)
     expected = sign(secret or "", method, path, timestamp, nonce, body)
     if secret is None or not hmac.compare_digest(expected, signature):
         raise Unauthorized("bad_signature", "the signature does not match (unknown or expired key, or bad MAC)")

@@ -24,6 +24,7 @@ __all__ = [
     "TapIn",
     "TimeframeRow",
     "TransferRule",
+    "flat_categories",
     "rate",
     "rating_window",
 ]
@@ -206,6 +207,18 @@ def rating_window(profile: FareProfile, at: dt.datetime) -> tuple[dt.datetime, d
     start = dt.datetime.combine(day, dt.time(), tzinfo=zone)
     end = dt.datetime.combine(day + dt.timedelta(days=length), dt.time(), tzinfo=zone)
     return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+
+def flat_categories(profile: FareProfile) -> frozenset[str]:
+    """Categories whose every ride costs its leg price whatever the card did before, unless it is a double tap,
+    a pass ride or denied: no daily or weekly cap, and no transfer rule that can change a fare (only "A + AB + B"
+    rules without a transfer product, whose next leg costs its full price). Such a ride can be priced without
+    reading the card's window; the database then only has to check the exceptions (``app.ticketing.fastpath``).
+    """
+    if any(rule.fare_transfer_type != 1 or rule.product_id is not None for rule in profile.transfer_rules):
+        return frozenset()
+    capped = set(profile.config.daily_cap) | set(profile.config.weekly_cap)
+    return frozenset(c for c in (*profile.categories, profile.default_category) if c not in capped)
 
 
 def rate(profile: FareProfile, category: str, taps: Iterable[TapIn], passes: Sequence[PassIn] = ()) -> list[RatedTap]:

@@ -29,7 +29,7 @@ from app.ticketing.context import Ticketing
 from app.ticketing.errors import Conflict, InsufficientFunds
 from app.ticketing.fares import FareProfile, PassIn, RatedTap, TapIn, rate, rating_window
 
-__all__ = ["TapRequest", "TapResult", "process_tap", "result_of"]
+__all__ = ["TapRequest", "TapResult", "process_online_fast", "process_tap", "result_of"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class TapRequest:
     tapped_at: dt.datetime
     offline: bool
     body_hash: str
+    card_hash: str | None = None  # number_hash of the card, when the caller already computed it
 
     @property
     def tap_key(self) -> str:
@@ -108,9 +109,23 @@ def _result(req: TapRequest, o: _Outcome, balance: int | None) -> TapResult:
                      o.reason, o.fare, balance)
 
 
+def process_online_fast(ctx: Ticketing, profile: FareProfile, req: TapRequest) -> TapResult | None:
+    """The online tap in one autocommitted round trip (``app.ticketing.fastpath``); ``None`` when the tap needs
+    the general path (nothing was written then)."""
+    if ctx.fast is None or req.offline:
+        return None
+    got = ctx.fast.apply(profile, tap_key=req.tap_key, device_id=req.device_id, device_seq=req.device_seq,
+                         body_hash=req.body_hash, card_hash=req.card_hash or number_hash(ctx.hash_key, req.card_number),
+                         vehicle_id=req.vehicle_id, route_id=req.route_id, tapped_at=req.tapped_at)
+    if got is None:
+        return None
+    outcome, reason, fare, balance, product = got
+    return _result(req, _Outcome(outcome, reason, fare, product), balance)
+
+
 def process_tap(session: Session, ctx: Ticketing, req: TapRequest) -> TapResult:
     """Apply one tap; a repeat of a known tap key returns the stored result (409 when its body differs)."""
-    state = _lock_card(session, number_hash(ctx.hash_key, req.card_number), req.tap_key)
+    state = _lock_card(session, req.card_hash or number_hash(ctx.hash_key, req.card_number), req.tap_key)
     if state is None or state.known_tap:
         existing = session.scalar(select(Tap).where(Tap.tap_key == req.tap_key))
         if existing is not None:
