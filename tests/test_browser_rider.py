@@ -17,6 +17,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from app import get_db
+from app.schedule.importer import import_feed
 from app.ticketing import riders
 from tests.api_feed import STOPS, add_demo_feed
 from tests.rider_live import BETWEEN_S1_AND_S2, publish_live
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian c
 SHOTS = os.environ.get("QALA_SCREENSHOTS")
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 WAIT_MS = 8000
+DEMO_FEED = Path(__file__).resolve().parent.parent / "gtfs_data" / "almaty"
 
 
 @pytest.fixture(scope="module")
@@ -167,4 +169,48 @@ def test_map_draws_the_network_and_finds_stops_near_me(app: Flask, server: str, 
     phone.click(".map-zoom button[data-zoom=in]")
     assert phone.locator("#map").get_attribute("viewBox") != before
     assert fits_the_phone(phone)
-    shot(phone, "rider-home.png")
+
+
+def test_map_pans_and_a_tapped_stop_opens_its_page(app: Flask, server: str, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    try:
+        page.goto(server + "/")
+        page.wait_for_selector("#map[data-ready=true]")
+        page.locator("#map").scroll_into_view_if_needed()
+        box = page.locator("#map").bounding_box()
+        before = page.locator("#map").get_attribute("viewBox")
+        page.mouse.move(box["x"] + 100, box["y"] + 100)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 160, box["y"] + 140, steps=5)
+        page.mouse.up()
+        assert page.locator("#map").get_attribute("viewBox") != before  # dragged
+        dot = page.locator('#map circle.stop[data-stop-id="S3"]').bounding_box()
+        page.mouse.click(dot["x"] + dot["width"] / 2, dot["y"] + dot["height"] / 2)
+        assert page.locator("#map-popup strong").inner_text() == "Seifullin St"
+        page.click("#map-popup a")
+        page.wait_for_url("**/stops/S3")
+        assert page.locator("#stop-name").inner_text() == "Seifullin St"
+    finally:
+        context.close()
+
+
+@pytest.mark.skipif(not SHOTS, reason="imports the whole Almaty demo feed (~20 s): only for make screenshots")
+def test_screenshot_of_the_almaty_network(app: Flask, phone: Any) -> None:
+    import_feed(get_db(app), DEMO_FEED, label="almaty", canonical=False)
+    http = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        phone.goto(f"http://127.0.0.1:{http.server_port}/?lang=kk")
+        phone.wait_for_selector("#map[data-ready=true]")
+        assert phone.locator("#map circle.stop").count() >= 200 and phone.locator("#map path.shape").count() >= 12
+        shot(phone, "rider-home.png")
+        phone.fill("#q", "Абай")
+        phone.click("#search button[type=submit]")
+        phone.wait_for_function("document.querySelectorAll('#stops li').length >= 10")
+        assert phone.locator("#map circle.chosen").count() >= 10  # the results light up on the map
+    finally:
+        http.shutdown()
+        thread.join(5)

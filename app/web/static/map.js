@@ -81,6 +81,7 @@ window.QalaMap = (function () {
     highlight(stopIds) {
       const chosen = new Set(stopIds);
       this.stops.forEach((s) => s._dot.classList.toggle("chosen", chosen.has(s.stop_id)));
+      this.restyle();
     }
 
     fit(points) {
@@ -117,14 +118,17 @@ window.QalaMap = (function () {
     // dots keep their size on screen whatever the zoom
     restyle() {
       const unit = 1 / this.pixelsPerUnit();
-      this.layers.stops.querySelectorAll("circle").forEach((c) => c.setAttribute("r", (c.classList.contains("chosen") ? 6 : 4) * unit));
+      // small dots over the whole city, bigger (easier to tap) as the rider zooms in
+      const zoomed = this.home ? Math.sqrt(Math.max(this.home.w / this.view.w, 1)) : 1;
+      const dot = Math.min(6, 2.5 * zoomed);
+      this.layers.stops.querySelectorAll("circle").forEach((c) => c.setAttribute("r", (c.classList.contains("chosen") ? dot + 2 : dot) * unit));
       this.layers.vehicles.querySelectorAll("circle").forEach((c) => {
         c.setAttribute("r", 9 * unit); c.setAttribute("stroke-width", 3 * unit);
       });
       this.layers.me.querySelectorAll("circle").forEach((c) => {
         c.setAttribute("r", 8 * unit); c.setAttribute("stroke-width", 3 * unit);
       });
-      this.layers.stops.querySelectorAll("circle").forEach((c) => c.setAttribute("stroke-width", 1.5 * unit));
+      this.layers.stops.querySelectorAll("circle").forEach((c) => c.setAttribute("stroke-width", 1.2 * unit));
     }
 
     toUnits(clientX, clientY) {
