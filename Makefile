@@ -41,7 +41,8 @@ chromium:
 	@test -x /usr/bin/chromium || apt-get install -y chromium
 
 screenshots: install chromium
-	QALA_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/test_browser_display.py tests/test_browser_rider.py
+	QALA_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/test_browser_display.py tests/test_browser_rider.py \
+		tests/test_browser_dashboard.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

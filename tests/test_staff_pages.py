@@ -122,3 +122,41 @@ def test_csv_matches_json(client: FlaskClient, runner: FlaskCliRunner, app: Flas
         return "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
     assert table[1:] == [[cell(row[c]) for c in body["columns"]] for row in body["rows"]]
+
+
+def publish_vehicles(app: Flask, vehicles: list[tuple[str, str | None, float, float]], age_s: float = 0) -> None:
+    """A VehiclePositions snapshot as the worker publishes it: (vehicle, trip, lat, lon), ``age_s`` old."""
+    from app import get_redis
+    from app.realtime.catalog import StaticCatalog
+    from app.realtime.gtfs_rt import VEHICLE_POSITIONS, VehicleState, vehicle_positions_feed
+    from app.realtime.publisher import BoardPublisher
+
+    at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age_s)
+    with get_db(app).session() as session:
+        catalog = StaticCatalog.load(session)
+    states = [VehicleState(v, lat, lon, at, trip, at.date()) for v, trip, lat, lon in vehicles]
+    feed = vehicle_positions_feed(catalog, states, at)
+    BoardPublisher(get_redis(app), ttl_s=600).publish_snapshot(VEHICLE_POSITIONS, feed.SerializeToString(), at)
+
+
+def test_live_map_data_says_when_there_is_no_live_data(client: FlaskClient, runner: FlaskCliRunner,
+                                                       app: Flask) -> None:
+    from tests.api_feed import add_demo_feed
+
+    add_demo_feed(app)
+    create_user(runner, "ana@qala.kz", "analyst")
+    assert client.get("/staff/live/vehicles.json").status_code == 302  # staff only
+    log_in(client, "ana@qala.kz")
+    assert client.get("/staff/live/vehicles.json").get_json()["status"] == "none"
+    routes = client.get("/staff/live/routes.json").get_json()["routes"]
+    r12 = next(r for r in routes if r["route_id"] == "R12")
+    assert r12["name"] == "12" and r12["color"] == "#E4002B" and len(r12["shapes"][0]) >= 2
+
+    publish_vehicles(app, [("BUS-7", "T12-a", 43.2380, 76.9450), ("BUS-9", None, 43.2500, 76.9000)])
+    live = client.get("/staff/live/vehicles.json").get_json()
+    assert live["status"] == "live" and live["age_s"] <= 5
+    assert {(v["id"], v["route_id"], v["lat"]) for v in live["vehicles"]} == {
+        ("BUS-7", "R12", 43.238), ("BUS-9", None, 43.25)}
+
+    publish_vehicles(app, [("BUS-7", "T12-a", 43.2380, 76.9450)], age_s=600)  # the worker stopped
+    assert client.get("/staff/live/vehicles.json").get_json()["status"] == "stale"

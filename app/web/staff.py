@@ -11,18 +11,32 @@ import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Blueprint, abort, current_app, g, make_response, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import get_db
+from app import get_db, get_redis
 from app.api.reports import COOKIE
 from app.errors import QalaError
 from app.models import AuditLog, Card, Rider
 from app.models.reports import STAFF_ROLES
+from app.realtime.store import REDIS_ERRORS
 from app.reports import access
-from app.reports.queries import REPORTS
+from app.reports.livemap import live_vehicles, route_lines
+from app.reports.queries import REPORTS, SPECIAL
 from app.ticketing import cards
 from app.ticketing.errors import Unauthorized
 
@@ -110,7 +124,31 @@ def logout(db: Session) -> ResponseReturnValue:
 @bp.get("/")
 @staff_page("analyst")
 def dashboard(db: Session) -> ResponseReturnValue:
-    return _render("staff/dashboard.html", reports={n: r.title for n, r in REPORTS.items()})
+    titles = {n: r.title for n, r in REPORTS.items()} | {n: spec[0] for n, spec in SPECIAL.items()}
+    every = max(1, min(300, request.args.get("live_every", 10, type=int) or 10))
+    return _render("staff/dashboard.html", reports=titles, live_every=every)
+
+
+@bp.get("/live/vehicles.json")
+@staff_page("analyst")
+def live_vehicles_json(db: Session) -> ResponseReturnValue:
+    """The vehicles in the latest GTFS-rt snapshot, with a status the map shows when there are none."""
+    try:
+        client = get_redis(current_app._get_current_object())  # type: ignore[attr-defined]
+    except REDIS_ERRORS:  # a Redis that cannot be reached is "no live data", not a 500
+        return jsonify(status="unavailable", feed_timestamp=None, age_s=None, vehicles=[])
+    response = jsonify(live_vehicles(client, _now()))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/live/routes.json")
+@staff_page("analyst")
+def live_routes_json(db: Session) -> ResponseReturnValue:
+    """Route lines of the active feed for the live map (they change only with the feed)."""
+    response = jsonify(routes=route_lines(db))
+    response.headers["Cache-Control"] = "private, max-age=300"
+    return response
 
 
 @bp.get("/audit")
