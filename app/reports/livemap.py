@@ -63,7 +63,7 @@ def route_lines(session: Session) -> list[dict[str, Any]]:
         .group_by(Trip.route_id, Trip.shape_id).order_by(Trip.route_id, func.count().desc())).all()
     chosen: dict[str, list[str]] = defaultdict(list)
     for route_id, shape_id, _n in used:
-        if len(chosen[route_id]) < SHAPES_PER_ROUTE:
+        if shape_id is not None and len(chosen[route_id]) < SHAPES_PER_ROUTE:
             chosen[route_id].append(shape_id)
     wanted = {s for shapes in chosen.values() for s in shapes}
     points: dict[str, list[list[float]]] = defaultdict(list)
