@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from flask import Flask
 
 from app import get_db, get_redis
+from app.models import FeedVersion, Translation
 from app.realtime.boards import PredictedArrival
 from app.realtime.build import publish_predictions
 from app.realtime.catalog import StaticCatalog
 from app.realtime.gtfs_rt import VehicleState
 from app.realtime.publisher import BoardPublisher
 
-__all__ = ["BETWEEN_S1_AND_S2", "publish_live"]
+__all__ = ["BETWEEN_S1_AND_S2", "publish_live", "translate_headsign"]
 
 # a point on route 12's shape (tests/api_feed.py SH12) between its first two stops
 BETWEEN_S1_AND_S2 = (43.2394, 76.9510)
@@ -34,3 +35,12 @@ def publish_live(app: Flask, stop: str, calls: list[tuple[str, int, float, str]]
               for vehicle, trip, lat, lon in vehicles]
     publish_predictions(BoardPublisher(get_redis(app), ttl_s=3600), catalog, predictions, states, now=now,
                         window_min=90)
+
+
+def translate_headsign(app: Flask, headsign: str, language: str, text: str) -> None:
+    """A translations.txt row for a trip headsign, keyed by the headsign itself (as the Almaty demo feed does)."""
+    with get_db(app).session() as session:
+        feed = session.query(FeedVersion).filter(FeedVersion.is_active.is_(True)).one()
+        session.add(Translation(feed_version_id=feed.id, table_name="trips", field_name="trip_headsign",
+                                language=language, translation=text, field_value=headsign))
+        session.commit()

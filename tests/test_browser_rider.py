@@ -20,7 +20,7 @@ from app import get_db
 from app.schedule.importer import import_feed
 from app.ticketing import riders
 from tests.api_feed import STOPS, add_demo_feed
-from tests.rider_live import BETWEEN_S1_AND_S2, publish_live
+from tests.rider_live import BETWEEN_S1_AND_S2, publish_live, translate_headsign
 from tests.test_ticketing_helpers import make_card
 
 CHROMIUM = "/usr/bin/chromium"
@@ -91,10 +91,12 @@ def test_rider_finds_a_stop_by_name_and_sees_arrivals_refresh(app: Flask, server
     shot(phone, "rider-stop.png")
 
     publish_live(app, "S1", [("T12-a", 10, 2.5, "BUS-7"), ("T12-b", 10, 17.5, "BUS-8")])
+    translate_headsign(app, "Сейфуллина", "en", "Seifullin terminus")
     phone.goto(server + "/stops/S1?refresh=1")
     publish_live(app, "S1", [("T12-b", 10, 16.5, "BUS-8")])  # BUS-7 has gone: the page follows by itself
     phone.wait_for_function("document.querySelectorAll('#arrivals tr.live').length === 1")
     assert phone.locator("#arrivals tr .minutes").first.inner_text() == "16 min"
+    assert phone.locator("#arrivals tr td").nth(1).inner_text() == "Seifullin terminus"  # translated by the script
 
 
 def test_language_switch_changes_ui_text_and_stop_names(app: Flask, server: str, phone: Any) -> None:

@@ -3,6 +3,7 @@ arrivals and vehicles rendered on the server, friendly 404 pages, and catalogs t
 
 from __future__ import annotations
 
+import datetime as dt
 import gettext
 from pathlib import Path
 
@@ -14,12 +15,14 @@ from flask.testing import FlaskClient
 
 from app import get_db
 from app.schedule.importer import import_feed
+from app.web import rider_data
 from app.web.i18n import LANGUAGES, TRANSLATIONS_DIR
 from app.web.rider import format_money
 from app.web.rider_data import thin_line
+from app.web.rider_vehicles import STALE_AFTER_S, place_vehicles, read_vehicle_snapshot
 from tests.api_feed import add_demo_feed
 from tests.feeds import write_feed
-from tests.rider_live import BETWEEN_S1_AND_S2, publish_live
+from tests.rider_live import BETWEEN_S1_AND_S2, publish_live, translate_headsign
 
 
 @pytest.fixture
@@ -92,8 +95,11 @@ def test_stop_page_names_the_stop_in_the_chosen_language(demo: Flask, client: Fl
 
 def test_stop_page_renders_live_and_scheduled_rows(demo: Flask, client: FlaskClient) -> None:
     publish_live(demo, "S1", [("T12-a", 10, 6.5, "BUS-7")])
+    translate_headsign(demo, "Сейфуллина", "en", "Seifullin terminus")
     text = page(client, "/stops/S1?lang=en")
     assert '<tr class="live">' in text and "6 min" in text and "Live predictions" in text
+    assert "<td>Seifullin terminus</td>" in text and '"Сейфуллина": "Seifullin terminus"' in text  # and for the script
+    assert "<td>Сейфуллина</td>" in page(client, "/stops/S1?lang=kk")  # no Kazakh headsign: the feed's own
     assert page(client, "/stops/S3?lang=en").count('<tr class="live">') == 0  # no board: timetable only
 
 
@@ -111,8 +117,11 @@ def test_pages_without_a_schedule_say_so(client: FlaskClient) -> None:
 
 
 def test_route_page_lists_stops_per_direction_and_says_when_no_vehicle_runs(demo: Flask, client: FlaskClient) -> None:
-    text = page(client, "/routes/R12?lang=en")
+    text = page(client, "/routes/R12?lang=en")  # no headsign translations: the last stop's name
     assert text.count('class="direction"') == 2 and "Towards Seifullin St" in text and "Towards Abay — Dostyk" in text
+    translate_headsign(demo, "Достык", "en", "Dostyk terminus")
+    client.application.extensions.pop("rider_cache", None)  # a new feed version would start a new cache
+    assert "Towards Dostyk terminus" in page(client, "/routes/R12?lang=en")
     assert 'id="no-vehicles" class="notice" role="status" >' in text  # shown, not hidden
 
 
@@ -127,6 +136,19 @@ def test_route_page_places_live_vehicles_between_stops(demo: Flask, client: Flas
     [bus] = body["vehicles"]
     assert (bus["vehicle_id"], bus["direction_id"], bus["after_stop"], bus["next_stop"]) == ("BUS-7", 0, 0, 1)
     assert 0 < bus["fraction"] < 0.5 and body["snapshot_at"] is not None
+
+
+def test_a_vehicle_not_heard_from_for_five_minutes_is_not_live(demo: Flask, client: FlaskClient) -> None:
+    lat, lon = BETWEEN_S1_AND_S2
+    publish_live(demo, "S2", [], vehicles=[("BUS-7", "T12-a", lat, lon)])
+    snapshot = read_vehicle_snapshot(demo)
+    assert snapshot is not None
+    with get_db(demo).session() as session:
+        route = rider_data.route_page(session, "R12", "en")
+    heard = dt.datetime.fromtimestamp(snapshot.timestamp, dt.UTC)
+    assert [v.vehicle_id for v in place_vehicles(snapshot.body, route, heard + dt.timedelta(seconds=STALE_AFTER_S))] \
+        == ["BUS-7"]
+    assert place_vehicles(snapshot.body, route, heard + dt.timedelta(seconds=STALE_AFTER_S + 1)) == []
 
 
 def test_vehicles_of_an_unknown_route_are_a_json_404(demo: Flask, client: FlaskClient) -> None:

@@ -17,7 +17,7 @@ from app.models import Route, ShapePoint, Stop, Translation, Trip
 from app.schedule import patterns, queries
 from app.web.i18n import localized_name
 
-__all__ = ["map_data", "route_names", "route_page", "stop_page"]
+__all__ = ["all_routes", "headsign_names", "map_data", "route_names", "route_page", "stop_page", "thin_line"]
 
 # Shape vertices closer than this to the last kept one are dropped from the map: invisible at city scale.
 MAP_VERTEX_SPACING_M = 25.0
@@ -44,6 +44,14 @@ def route_names(session: Session, feed_id: int, language: str) -> dict[str, str]
     return {rid: by_id.get(rid) or by_value.get(name or "") or name or "" for rid, name in rows}
 
 
+def headsign_names(session: Session, feed_id: int, language: str) -> dict[str, str]:
+    """``{headsign as the feed writes it: headsign in language}`` from translations keyed by the text itself.
+
+    Keyed by value, not trip_id, so the page script can translate the headsigns of live arrivals too.
+    """
+    return _translations(session, feed_id, "trips", "trip_headsign", language)[1]
+
+
 def _route_ref(ref: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
     return {**ref, "long_name": names.get(ref["route_id"], "")}
 
@@ -54,7 +62,8 @@ def stop_page(session: Session, stop_id: str, language: str) -> dict[str, Any]:
     stop = queries.stop_detail(session, stop_id)
     names = route_names(session, feed.id, language)
     return {**stop, "display_name": localized_name(stop, language), "timezone": feed.agency_timezone,
-            "routes": [_route_ref(r, names) for r in stop["routes"]]}
+            "routes": [_route_ref(r, names) for r in stop["routes"]],
+            "headsigns": headsign_names(session, feed.id, language)}
 
 
 def route_page(session: Session, route_id: str, language: str) -> dict[str, Any]:
@@ -62,9 +71,13 @@ def route_page(session: Session, route_id: str, language: str) -> dict[str, Any]
     feed = queries.active_feed(session)
     detail = patterns.route_detail(session, route_id, with_shape=True)
     detail["display_name"] = route_names(session, feed.id, language).get(route_id, "")
+    headsigns = headsign_names(session, feed.id, language)
     for direction in detail["directions"]:
         for stop in direction["stops"]:
             stop["display_name"] = localized_name(stop, language)
+        # the feed's headsign when it is translated, else the last stop's name (which usually is)
+        last = direction["stops"][-1]["display_name"] if direction["stops"] else ""
+        direction["display_headsign"] = headsigns.get(direction["headsign"] or "") or last or direction["headsign"]
     return detail
 
 

@@ -7,6 +7,7 @@
   const rows = document.getElementById("arrivals");
   const meta = document.getElementById("board-meta");
   const url = "/api/v1/stops/" + encodeURIComponent(board.dataset.stopId) + "/arrivals?limit=20";
+  const headsigns = JSON.parse(document.getElementById("headsigns").textContent);
   const everyMs = Math.min(Math.max(Number(board.dataset.refreshS) || 20, 1), 120) * 1000;
 
   function row(a) {
@@ -18,7 +19,7 @@
     return Q.el("tr", { className: a.realtime ? "live" : "scheduled" }, [
       Q.el("td", {}, [Q.routeBadge(a.route_short_name || a.route_id, a.route_color,
                                    "/routes/" + encodeURIComponent(a.route_id))]),
-      Q.el("td", { textContent: a.headsign || "" }), when,
+      Q.el("td", { textContent: headsigns[a.headsign || ""] || a.headsign || "" }), when,
       Q.el("td", { className: "minutes", textContent: minutes }),
     ]);
   }
