@@ -119,6 +119,10 @@ class OdDay(Base):
     day_type: Mapped[str] = mapped_column(String(8))
     trips: Mapped[int] = mapped_column(BigInteger)
 
+    # the od-matrix filtered by a stop finds its flows from either end without reading every day's cells
+    __table_args__ = (Index("ix_report_od_day_origin", "dataset", "origin", "service_date"),
+                      Index("ix_report_od_day_destination", "dataset", "destination", "service_date"))
+
 
 class TopUpDay(Base):
     """Top-ups received per local day and channel (tiyn)."""
