@@ -136,3 +136,38 @@ def test_on_time_window_is_applied_to_deviation_buckets(app: Flask) -> None:
                                        "on_time_share": 0.5}]
     assert report(app, "on-time", early_s=120, late_s=240)[0] | {} == {
         "route_id": "R1", "hour": 8, "early": 0, "on_time": 2, "late": 2, "on_time_share": 0.5}
+
+
+def _rollup_cells(app: Flask) -> dict[str, set[tuple[Any, ...]]]:
+    from sqlalchemy import text
+
+    with get_db(app).session() as session:
+        return {table: {tuple(r) for r in session.execute(text(f"SELECT * FROM {table}"))}
+                for table in ("report_route_hour", "report_stop_day", "report_od_day")}
+
+
+def test_new_boardings_fold_in_as_deltas_equal_to_a_rebuild(app: Flask) -> None:
+    from sqlalchemy import func, select
+
+    from app.models import ReportBoarding
+    from app.reports.delta import apply_new_boardings
+
+    settings = RollupSettings(tz=ALMATY)
+    first, later = DAY_ROWS[:4], DAY_ROWS[4:] + [
+        boarding("A", "07:45", "S4", "R3", "V9", 12000),  # arrives late but boarded first: A's 08:00 is a transfer now
+        boarding("B", "12:00", "S3", "R1", "V5", 6000, category="student"),  # chains B's morning trip to S3
+        boarding("E", "13:00", "S1", "R1", "V1", 12000),  # a new rider
+    ]
+    with get_db(app).session() as session:
+        rebuild_dates(session, "qala", insert_boardings(session, first), settings)
+        before = session.scalar(select(func.max(ReportBoarding.id)))
+        assert before is not None
+        for day in sorted(insert_boardings(session, later)):
+            apply_new_boardings(session, "qala", day, before, 3600)
+        session.commit()
+    incremental = _rollup_cells(app)
+    assert report(app, "transfers", route="R1", end=DAY)[0]["transfers"] == 1  # A's 08:00 after the 07:45 bus
+    with get_db(app).session() as session:
+        rebuild_dates(session, "qala", {DAY, DAY + dt.timedelta(days=5)}, settings)
+        session.commit()
+    assert _rollup_cells(app) == incremental

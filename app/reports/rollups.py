@@ -39,6 +39,8 @@ from app.models import (
     Trip,
 )
 from app.reports.accuracy import rebuild_accuracy
+from app.reports.chain import CHAIN_TEMPLATE
+from app.reports.delta import apply_new_boardings
 from app.reports.facts import LIVE_DATASET, LOOKBACK_IDS, copy_live_taps, day_type, forget_live_taps
 
 __all__ = ["Refreshed", "RollupSettings", "rebuild", "rebuild_dates", "rebuild_on_time", "rebuild_top_ups", "refresh"]
@@ -54,23 +56,7 @@ class RollupSettings:
     is_pass: Callable[[str], bool] = lambda product: False
 
 
-_CHAIN = """
-CREATE TEMPORARY TABLE report_chain AS
-WITH w AS (
-    SELECT b.*, COALESCE(b.stop_id, 'route:' || b.route_id) AS zone,
-        LAG(b.boarded_s) OVER r AS prev_s, LAG(b.vehicle_id) OVER r AS prev_vehicle,
-        LEAD(COALESCE(b.stop_id, 'route:' || b.route_id)) OVER r AS next_zone
-    FROM report_boardings b WHERE b.dataset = :dataset AND b.service_date = :day
-    WINDOW r AS (PARTITION BY b.rider_key ORDER BY b.boarded_s, b.id)
-)
-SELECT w.dataset, w.service_date, w.hour, w.day_type, w.route_id, w.stop_id, w.category, w.product, w.paid_by,
-    w.fare, w.zone,
-    CASE WHEN COALESCE(w.source_transfer, w.prev_s IS NOT NULL AND w.boarded_s - w.prev_s <= :window
-                       AND w.prev_vehicle <> w.vehicle_id) THEN 1 ELSE 0 END AS transfer,
-    CASE WHEN w.exit_stop_id IS NOT NULL THEN w.exit_stop_id
-         WHEN w.next_zone IS NOT NULL AND w.next_zone <> w.zone THEN w.next_zone ELSE '' END AS destination
-FROM w
-"""
+_CHAIN = CHAIN_TEMPLATE.format(table="report_chain", sign=1, only="")
 
 _ROUTE_HOUR = """
 INSERT INTO report_route_hour (dataset, service_date, hour, route_id, category, product, paid_by, day_type,
@@ -214,9 +200,12 @@ def refresh(session: Session, settings: RollupSettings, open_days: int = 2) -> R
     """Bring the rollups up to date with what arrived since the last refresh, touching only the dates it
     changed: taps past the tap watermark, top-ups past the ledger watermark, predictions past the log
     watermark, and the ``open_days`` latest local service dates, whose stop events are still arriving
-    (stop events carry no id to hold a watermark on). Repeating it changes nothing."""
+    (stop events carry no id to hold a watermark on). New boardings are added as deltas of their riders'
+    chains (``app.reports.delta``), not by re-aggregating their day. Repeating it changes nothing."""
+    before = session.scalar(select(func.max(ReportBoarding.id))) or 0  # the rollups hold every fact up to here
     boarding_dates = copy_live_taps(session, settings.tz, settings.is_pass)
-    rebuild_dates(session, LIVE_DATASET, boarding_dates, settings)
+    for day in sorted(boarding_dates):
+        apply_new_boardings(session, LIVE_DATASET, day, before, settings.transfer_window_s)
     top_up_dates = _new_top_up_dates(session, settings.tz)
     if top_up_dates:
         rebuild_top_ups(session, settings.tz, top_up_dates)
