@@ -153,7 +153,8 @@ def test_new_boardings_fold_in_as_deltas_equal_to_a_rebuild(app: Flask) -> None:
     from app.reports.delta import apply_new_boardings
 
     settings = RollupSettings(tz=ALMATY)
-    first, later = DAY_ROWS[:4], DAY_ROWS[4:] + [
+    first, later = DAY_ROWS[:4], [
+        *DAY_ROWS[4:],
         boarding("A", "07:45", "S4", "R3", "V9", 12000),  # arrives late but boarded first: A's 08:00 is a transfer now
         boarding("B", "12:00", "S3", "R1", "V5", 6000, category="student"),  # chains B's morning trip to S3
         boarding("E", "13:00", "S1", "R1", "V1", 12000),  # a new rider
