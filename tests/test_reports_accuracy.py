@@ -183,3 +183,14 @@ def test_predictions_for_a_past_day_are_scored_once_logged(app: Flask) -> None:
         {"service_date": past.isoformat(), "predictor": "hgb", "predictions": 1, "eta_benchmark": 1.0,
          "accuracy_0_3": 1.0, "accuracy_3_6": None, "accuracy_6_10": None, "accuracy_10_15": None,
          "mae_s": 30.0, "early_rate": 0.0, "interval_coverage": None}]
+
+
+def test_reports_refresh_command_says_what_it_rebuilt(app: Flask, runner: Any) -> None:
+    _, number, _ = make_card(app, balance=50000)
+    send_tap(app, tap_request(make_device(app).device_id, 1, number))
+    first = runner.invoke(args=["reports", "refresh"])
+    assert first.exit_code == 0, first.output
+    assert "boardings=2026-03-10" in first.output and "top_ups=" in first.output
+    second = runner.invoke(args=["reports", "refresh"])
+    assert "boardings=- top_ups=-" in second.output
+    assert runner.invoke(args=["reports", "follow", "--every", "0"]).exit_code != 0  # --every must be positive

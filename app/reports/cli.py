@@ -69,7 +69,8 @@ def reports_refresh(every: float | None) -> None:
 
 
 @reports_group.command("follow")
-@click.option("--every", type=float, default=10.0, show_default=True, help="Seconds between refreshes.")
+@click.option("--every", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Seconds between refreshes.")
 def reports_follow(every: float) -> None:
     """Keep the rollups current: an incremental refresh every EVERY seconds until interrupted."""
     _follow(every)
