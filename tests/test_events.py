@@ -37,6 +37,10 @@ def _score(network: SimNetwork, interval: float, tmp_path: Path) -> tuple[float,
     truth = day.events.assign(true_arrival=_seconds(day.events["arrival_time"]))
     both = truth.merge(events, on=["trip_id", "start_date", "stop_sequence"], how="left")
     found = both["arrival"].notna()
+    # known_at: the ping that made the event knowable, at or after the departure and one of the trip's pings
+    assert (events["known_at"] >= events["departure"]).all()
+    assert events["known_at"].isin(set(read_pings([tmp_path / "pings.csv"]).pings["t"])).all()
+    assert (events["known_at"] - events["departure"]).max() <= 2 * interval + 600.0
     return float((both["arrival"] - both["true_arrival"])[found].abs().mean()), float(found.mean())
 
 
