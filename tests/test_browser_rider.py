@@ -76,6 +76,15 @@ def fits_the_phone(page: Any) -> bool:
     return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
 
+def unlabelled(page: Any) -> list[str]:
+    """Form fields without a label and buttons or links without a name, as a screen reader would meet them."""
+    return list(page.evaluate("""() => [
+        ...[...document.querySelectorAll("input")].filter((i) => i.labels.length === 0).map((i) => "input#" + i.id),
+        ...[...document.querySelectorAll("button, a")].filter((b) => !(b.textContent.trim() ||
+            b.getAttribute("aria-label"))).map((b) => b.tagName + " " + b.outerHTML.slice(0, 60)),
+    ]"""))
+
+
 def test_rider_finds_a_stop_by_name_and_sees_arrivals_refresh(app: Flask, server: str, phone: Any) -> None:
     publish_live(app, "S1", [("T12-a", 10, 6.5, "BUS-7")])
     phone.goto(server + "/")
@@ -97,6 +106,9 @@ def test_rider_finds_a_stop_by_name_and_sees_arrivals_refresh(app: Flask, server
     phone.wait_for_function("document.querySelectorAll('#arrivals tr.live').length === 1")
     assert phone.locator("#arrivals tr .minutes").first.inner_text() == "16 min"
     assert phone.locator("#arrivals tr td").nth(1).inner_text() == "Seifullin terminus"  # translated by the script
+
+    phone.goto(server + "/")  # the phone remembers the stop
+    assert phone.locator("#recent-stops li a").inner_text() == "Abay — Dostyk"
 
 
 def test_language_switch_changes_ui_text_and_stop_names(app: Flask, server: str, phone: Any) -> None:
@@ -122,7 +134,7 @@ def test_route_page_shows_live_vehicles_on_the_route(app: Flask, server: str, ph
     assert phone.locator("#no-vehicles").is_hidden()
     assert phone.locator("#route-map circle.vehicle").count() == 1
     assert phone.locator('.direction[data-direction-id="0"] li[data-index="0"] .bus-tag').inner_text() == "● BUS-7"
-    assert fits_the_phone(phone)
+    assert fits_the_phone(phone) and unlabelled(phone) == []
     shot(phone, "rider-route.png")
 
     publish_live(app, "S2", [], vehicles=[])  # the bus went off duty: the page says so by itself
@@ -155,7 +167,7 @@ def test_card_balance_check_and_a_riders_own_cards(app: Flask, server: str, phon
     phone.locator("#my-cards li button").click()
     phone.locator("#history-rows tr").first.wait_for()
     assert "Top-up" in phone.locator("#history-rows").inner_text()
-    assert fits_the_phone(phone)
+    assert fits_the_phone(phone) and unlabelled(phone) == []
     shot(phone, "rider-card.png")
 
 
@@ -167,6 +179,7 @@ def test_map_draws_the_network_and_finds_stops_near_me(app: Flask, server: str, 
     phone.locator("#stops li a").first.wait_for()
     assert phone.locator("#stops li a .stop-name").first.inner_text() == "Абая — Достык"
     assert phone.locator("#map circle.me").count() == 1 and phone.locator("#map circle.chosen").count() >= 1
+    assert unlabelled(phone) == []
     before = phone.locator("#map").get_attribute("viewBox")
     phone.click(".map-zoom button[data-zoom=in]")
     assert phone.locator("#map").get_attribute("viewBox") != before
@@ -188,6 +201,10 @@ def test_map_pans_and_a_tapped_stop_opens_its_page(app: Flask, server: str, brow
         page.mouse.move(box["x"] + 160, box["y"] + 140, steps=5)
         page.mouse.up()
         assert page.locator("#map").get_attribute("viewBox") != before  # dragged
+        page.locator("#map").focus()
+        dragged = page.locator("#map").get_attribute("viewBox")
+        page.keyboard.press("ArrowLeft")
+        assert page.locator("#map").get_attribute("viewBox") != dragged  # and by keyboard
         dot = page.locator('#map circle.stop[data-stop-id="S3"]').bounding_box()
         page.mouse.click(dot["x"] + dot["width"] / 2, dot["y"] + dot["height"] / 2)
         assert page.locator("#map-popup strong").inner_text() == "Seifullin St"

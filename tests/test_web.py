@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gettext
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from flask.testing import FlaskClient
 from app import get_db
 from app.schedule.importer import import_feed
 from app.web import rider_data
+from app.web.colors import badge_style, contrast_ratio
 from app.web.i18n import LANGUAGES, TRANSLATIONS_DIR
 from app.web.rider import format_money
 from app.web.rider_data import thin_line
@@ -196,3 +198,28 @@ def test_money_and_map_lines_are_compact() -> None:
     lat = np.full(200, 43.24)
     line = thin_line(lon, lat)
     assert line[0] == [76.9, 43.24] and line[-1] == [76.91, 43.24] and 25 <= len(line) <= 40
+
+
+def _css_colours() -> dict[str, str]:
+    css = (Path(__file__).resolve().parent.parent / "app" / "web" / "static" / "qala.css").read_text()
+    return {name: value.upper() for name, value in re.findall(r"--([a-z]+):\s*#([0-9a-fA-F]{6})", css)}
+
+
+def test_page_colours_meet_wcag_aa() -> None:
+    """Text pairs the pages use, at the 4.5:1 AA contrast for body text."""
+    c = {**_css_colours(), "white": "FFFFFF"}
+    pairs = [("ink", "paper"), ("muted", "paper"), ("muted", "white"), ("white", "accent"), ("accent", "white"),
+             ("live", "white"), ("white", "live"), ("bad", "white"), ("ink", "warn")]
+    low = {(a, b): round(contrast_ratio(c[a], c[b]), 2) for a, b in pairs if contrast_ratio(c[a], c[b]) < 4.5}
+    assert not low, low
+
+
+@pytest.mark.parametrize(("color", "text", "expected"), [
+    ("E4002B", "FFFFFF", "background:#E4002B;color:#FFFFFF"),  # the feed's pair is legible: kept
+    ("FFD100", "FFFFFF", "background:#FFD100;color:#17202C"),  # white on yellow is not: dark text instead
+    ("FFD100", None, "background:#FFD100;color:#17202C"),
+    ("0057B8", None, "background:#0057B8;color:#FFFFFF"),
+    ("nonsense", "zz", "background:#00838F;color:#FFFFFF"),
+])
+def test_route_badges_keep_their_number_legible(color: str, text: str | None, expected: str) -> None:
+    assert badge_style(color, text) == expected

@@ -23,6 +23,7 @@ from app.errors import BadRequest, NoActiveFeed, NotFound
 from app.realtime.serving import arrivals_answer
 from app.schedule import queries
 from app.web import rider_data
+from app.web.colors import badge_style
 from app.web.i18n import current_language, localized_name, remember_language
 from app.web.rider_vehicles import route_vehicles
 
@@ -214,7 +215,7 @@ def page_strings() -> dict[str, str]:
 
 @bp.app_context_processor
 def _rider_context() -> dict[str, Any]:
-    return {"page_strings": page_strings}
+    return {"page_strings": page_strings, "badge_style": badge_style}
 
 
 def register_rider(app: Flask) -> None:

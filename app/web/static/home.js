@@ -72,7 +72,18 @@
     }
   }
 
+  function showRecent() {
+    const recent = Q.recentStops();
+    if (!recent.length) return;
+    document.getElementById("recent-stops").replaceChildren(...recent.map((s) => Q.el("li", {}, [
+      Q.el("a", { className: "stop-link", href: "/stops/" + encodeURIComponent(s.stop_id) },
+           [Q.el("span", { className: "stop-name", textContent: s.names[Q.lang] || Object.values(s.names)[0] })]),
+    ])));
+    document.getElementById("recent").hidden = false;
+  }
+
   form.addEventListener("submit", search);
+  showRecent();
   document.getElementById("near-me").addEventListener("click", nearMe);
   loadMap();
   if (document.getElementById("q").value.trim()) search();

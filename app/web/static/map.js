@@ -207,6 +207,23 @@ window.QalaMap = (function () {
         e.preventDefault();
         this.zoom(e.deltaY < 0 ? 1.25 : 0.8, e.clientX, e.clientY);
       }, { passive: false });
+      // keyboard: arrows move, + and - zoom (the search list is the map's text alternative)
+      this.svg.setAttribute("tabindex", "0");
+      this.svg.addEventListener("keydown", (e) => {
+        const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+        if (moves[e.key]) {
+          this.view.x += moves[e.key][0] * this.view.w * 0.15;
+          this.view.y += moves[e.key][1] * this.view.h * 0.15;
+          this.apply();
+        } else if (e.key === "+" || e.key === "=") {
+          this.zoom(1.5);
+        } else if (e.key === "-") {
+          this.zoom(1 / 1.5);
+        } else {
+          return;
+        }
+        e.preventDefault();
+      });
       const wrap = this.svg.parentElement;
       wrap.querySelectorAll("[data-zoom]").forEach((button) => button.addEventListener("click", () => {
         this.zoom(button.dataset.zoom === "in" ? 1.5 : 1 / 1.5);

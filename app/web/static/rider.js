@@ -40,11 +40,31 @@ window.Qala = (function () {
     return (stop.translations && stop.translations[lang]) || stop.name;
   }
 
-  function routeBadge(shortName, color, href, title) {
+  // WCAG contrast, as app/web/colors.py: the feed's text colour if legible on the route colour, else black or white
+  function luminance(hex) {
+    const channel = (i) => {
+      const c = parseInt(hex.slice(i, i + 2), 16) / 255;
+      return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    };
+    return 0.2126 * channel(0) + 0.7152 * channel(2) + 0.0722 * channel(4);
+  }
+  function contrast(a, b) {
+    const [high, low] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+    return (high + 0.05) / (low + 0.05);
+  }
+  const HEX = /^[0-9A-Fa-f]{6}$/;
+
+  function routeBadge(shortName, color, href, title, textColor) {
     const badge = el(href ? "a" : "span", { className: "route", textContent: shortName });
     if (href) badge.href = href;
     if (title) badge.title = title;
-    badge.style.background = "#" + (color || "00838f");
+    const background = HEX.test(color || "") ? color : "00838F";
+    let text = HEX.test(textColor || "") ? textColor : null;
+    if (text === null || contrast(background, text) < 3) {
+      text = contrast(background, "FFFFFF") >= contrast(background, "17202C") ? "FFFFFF" : "17202C";
+    }
+    badge.style.background = "#" + background;
+    badge.style.color = "#" + text;
     return badge;
   }
 
@@ -58,5 +78,18 @@ window.Qala = (function () {
     return sign + tenge + (rest ? "." + String(rest).padStart(2, "0") : "") + " ₸";
   }
 
-  return { t, el, getJSON, postJSON, lang, stopName, routeBadge, clock, money };
+  // the last few stops this phone opened, with their names in each language seen, newest first
+  const RECENT = "qala_recent_stops";
+  function recentStops() {
+    try { return JSON.parse(localStorage.getItem(RECENT) || "[]"); } catch (ignored) { return []; }
+  }
+  function rememberStop(stopId, name) {
+    const known = recentStops();
+    const old = known.find((s) => s.stop_id === stopId);
+    const names = Object.assign({}, old ? old.names : {}, { [lang]: name });
+    const next = [{ stop_id: stopId, names }].concat(known.filter((s) => s.stop_id !== stopId)).slice(0, 5);
+    try { localStorage.setItem(RECENT, JSON.stringify(next)); } catch (ignored) { /* private mode: no memory */ }
+  }
+
+  return { t, el, getJSON, postJSON, lang, stopName, routeBadge, clock, money, recentStops, rememberStop };
 })();

@@ -18,7 +18,7 @@
     const minutes = a.minutes_away <= 0 ? Q.t("now") : a.minutes_away + " " + Q.t("min");
     return Q.el("tr", { className: a.realtime ? "live" : "scheduled" }, [
       Q.el("td", {}, [Q.routeBadge(a.route_short_name || a.route_id, a.route_color,
-                                   "/routes/" + encodeURIComponent(a.route_id))]),
+                                   "/routes/" + encodeURIComponent(a.route_id), "", a.route_text_color)]),
       Q.el("td", { textContent: headsigns[a.headsign || ""] || a.headsign || "" }), when,
       Q.el("td", { className: "minutes", textContent: minutes }),
     ]);
@@ -39,6 +39,7 @@
     }
   }
 
+  Q.rememberStop(board.dataset.stopId, document.getElementById("stop-name").textContent);
   setInterval(refresh, everyMs);
   document.addEventListener("visibilitychange", refresh);
 })();
