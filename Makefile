@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 DEMO_FEED ?= gtfs_data/almaty
 
-.PHONY: install demo test lint typecheck pytest bench clean chromium screenshots
+.PHONY: install demo test lint typecheck pytest bench bench-ticketing clean chromium screenshots
 
 $(BIN)/qala: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ test: lint typecheck pytest
 
 bench: install
 	$(BIN)/python bench/gtfs_import.py
+
+# Ticketing benchmarks (PostgreSQL from BENCH_DATABASE_URL, Redis from BENCH_REDIS_URL; see docs/ticketing.md).
+# bench/faults.py restarts the local PostgreSQL server twice (FAULTS_ARGS="--pg-restarts 0" leaves it alone).
+bench-ticketing: install
+	$(BIN)/python bench/taps.py
+	$(BIN)/python bench/taps.py --rate 500
+	$(BIN)/python bench/backlog.py
+	$(BIN)/python bench/faults.py $(FAULTS_ARGS)
 
 # Browser tests and screenshots use Debian's chromium (never `playwright install`).
 chromium:

@@ -1,13 +1,15 @@
 """Benchmark: a backlog of offline taps applied through the batch endpoint while online taps keep flowing.
 
 Prepares a fresh database (as ``bench/taps.py`` does), starts gunicorn, measures online taps alone, then
-uploads the backlog (yesterday's taps, several validators uploading batches concurrently, signed HTTP)
-while the same online validators keep tapping. The last line is
+uploads the backlog — yesterday's taps of ``--uploaders`` validators, each sending its own taps in batches in
+sequence order, signed, over keep-alive HTTP, from a separate process — while the online validators (another
+process, open loop at ``--online-rate`` taps/s) keep tapping. The last line is
 ``backlog_taps=<n> seconds=<s> backlog_taps_per_s=<r> projected_1m_s=<s> online_p99_ms=<p> online_alone_p99_ms=<p>``;
-``projected_1m_s`` is a straight-line extrapolation of the measured rate to 1,000,000 taps.
+``projected_1m_s`` is a straight-line extrapolation of the measured rate to 1,000,000 taps (with ``--taps
+1000000`` it is the measured time itself).
 
     BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/qala_bench_taps \\
-    BENCH_REDIS_URL=redis://127.0.0.1:6379/6 .venv/bin/python bench/backlog.py [--taps 20000] [--uploaders 4]
+    BENCH_REDIS_URL=redis://127.0.0.1:6379/6 .venv/bin/python bench/backlog.py [--taps 200000] [--uploaders 4]
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import multiprocessing
 import os
 import random
 import secrets
@@ -24,13 +27,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-import requests
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.ticketing import devices  # noqa: E402
-from bench.taps import DEFAULT_REDIS, DEFAULT_URL, HASH_KEY, Validator, fresh_database, prepare, start_gunicorn  # noqa: E402
+from bench.taps import (  # noqa: E402
+    DEFAULT_REDIS,
+    DEFAULT_URL,
+    HASH_KEY,
+    HttpClient,
+    drive,
+    fresh_database,
+    prepare,
+    signed_headers,
+    start_gunicorn,
+)
 
 PORT = 18743
 BATCHES = "/api/v1/validators/batches"
@@ -49,98 +59,90 @@ def backlog(numbers: list[str], n_taps: int, n_devices: int, seed: int = 7) -> l
     return taps
 
 
-class Uploader(threading.Thread):
+def _upload(creds: tuple[str, str, str], taps: list[dict[str, Any]], batch_size: int, out: list[int]) -> None:
     """One validator back online: its backlog in batches, each retried until acknowledged."""
-
-    def __init__(self, creds: Any, taps: list[dict[str, Any]], batch_size: int) -> None:
-        super().__init__(daemon=True)
-        self.creds, self.taps, self.batch_size = creds, taps, batch_size
-        self.applied = 0
-        self.failures = 0
-
-    def run(self) -> None:
-        http = requests.Session()
-        for start in range(0, len(self.taps), self.batch_size):
-            body = json.dumps({"taps": self.taps[start:start + self.batch_size]}).encode()
-            while True:
-                headers = devices.signing_headers(self.creds, "POST", BATCHES, body)
-                response = http.post(f"http://127.0.0.1:{PORT}{BATCHES}", data=body, timeout=600,
-                                     headers={**headers, "Content-Type": "application/json"})
-                if response.status_code == 200:
-                    self.applied += len(response.json()["results"])
-                    break
-                self.failures += 1
+    http = HttpClient(PORT, timeout=600)
+    device_id, key_id, secret = creds
+    for start in range(0, len(taps), batch_size):
+        body = json.dumps({"taps": taps[start:start + batch_size]}).encode()
+        while True:
+            try:
+                status, payload = http.request("POST", BATCHES, body,
+                                               signed_headers(device_id, key_id, secret, BATCHES, body))
+            except OSError:
+                status, payload = 0, b""
+            if status == 200:
+                out[0] += len(json.loads(payload)["results"])
+                break
+            out[1] += 1
+            time.sleep(0.2)
 
 
-def online(creds: list[Any], numbers: list[str], seconds: float, clients: int, seq_base: int,
-           stop: threading.Event | None = None) -> tuple[float, float, int]:
-    """Online taps for ``seconds`` (or until ``stop`` is set): taps/s, p99 ms, errors."""
-    deadline = time.perf_counter() + seconds
-    threads = [Validator(PORT, creds[i % len(creds)], numbers, deadline, seq_base + i * 10_000_000, True)
-               for i in range(clients)]
+def _upload_process(creds: list[tuple[str, str, str]], per_device: list[list[dict[str, Any]]], batch_size: int,
+                    queue: Any) -> None:
+    counts = [[0, 0] for _ in creds]
     started = time.perf_counter()
+    threads = [threading.Thread(target=_upload, args=(c, taps, batch_size, n), daemon=True)
+               for c, taps, n in zip(creds, per_device, counts, strict=True)]
     for t in threads:
         t.start()
-    if stop is not None:
-        stop.wait(seconds)
-        for t in threads:
-            t.deadline = 0.0
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - started
-    latencies = sorted(x for t in threads for x in t.latencies)
-    p99 = latencies[int(0.99 * (len(latencies) - 1))] * 1000 if latencies else float("nan")
-    return len(latencies) / elapsed, p99, sum(t.errors for t in threads)
-
-
-def _set_when_joined(threads: list[Uploader], done: threading.Event) -> None:
-    for t in threads:
-        t.join()
-    done.set()
+    cpu = os.times()
+    queue.put((sum(n[0] for n in counts), sum(n[1] for n in counts), time.perf_counter() - started,
+               cpu.user + cpu.system))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--taps", type=int, default=20_000, help="backlog size")
-    parser.add_argument("--cards", type=int, default=0, help="default: one card per 4 backlog taps (max 10,000)")
+    parser.add_argument("--taps", type=int, default=200_000, help="backlog size")
+    parser.add_argument("--cards", type=int, default=100_000)
     parser.add_argument("--uploaders", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--online", type=int, default=8, help="concurrent online validators")
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--online", type=int, default=16, help="concurrent online validators")
+    parser.add_argument("--online-rate", type=float, default=100.0, help="offered online taps/s in all")
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS)
     fresh_database(url)
-    numbers, creds = prepare(url, redis_url, args.cards or min(10_000, max(100, args.taps // 4)),
-                             args.uploaders + args.online)
+    numbers, creds = prepare(url, redis_url, args.cards, args.uploaders + args.online)
     uploader_creds, online_creds = creds[:args.uploaders], creds[args.uploaders:]
+    per_device = backlog(numbers, args.taps, args.uploaders)
     env = {"DATABASE_URL": url, "REDIS_URL": redis_url, "CARD_HASH_KEY": HASH_KEY,
            "SECRET_KEY": secrets.token_hex(16)}
+    mp = multiprocessing.get_context("fork")
     proc = start_gunicorn("app:create_app()", PORT, env, args.workers, args.threads)
     try:
-        online(online_creds, numbers, 1.0, args.online, seq_base=1)  # warm-up
-        alone = online(online_creds, numbers, 10.0, args.online, seq_base=1_000_000)
-        print(f"online alone: {alone[0]:.0f} taps/s, p99 {alone[1]:.1f} ms, {alone[2]} errors", flush=True)
-        uploaders = [Uploader(c, taps, args.batch)
-                     for c, taps in zip(uploader_creds, backlog(numbers, args.taps, args.uploaders), strict=True)]
-        done = threading.Event()
-        started = time.perf_counter()
-        for u in uploaders:
-            u.start()
-        threading.Thread(target=_set_when_joined, args=(uploaders, done), daemon=True).start()
-        during = online(online_creds, numbers, 3600.0, args.online, seq_base=2_000_000, stop=done)
-        seconds = time.perf_counter() - started
+        drive(PORT, online_creds, numbers, 2.0, args.online, seq_base=1)  # warm-up
+        alone = drive(PORT, online_creds, numbers, 10.0, args.online, seq_base=1_000_000, rate=args.online_rate)
+        print(f"online alone: {alone.taps_per_s:.0f} taps/s, p99 {alone.p99_ms:.1f} ms, {alone.errors} errors",
+              flush=True)
+        queue = mp.Queue()
+        plain = [(c.device_id, c.key_id, c.secret) for c in uploader_creds]
+        uploader = mp.Process(target=_upload_process, args=(plain, per_device, args.batch, queue))
+        stop = mp.Event()
+        uploader.start()
+        result: list[Any] = []
+        waiter = threading.Thread(target=lambda: (result.append(queue.get()), stop.set()), daemon=True)
+        waiter.start()
+        during = drive(PORT, online_creds, numbers, 3600.0, args.online, seq_base=2_000_000, rate=args.online_rate,
+                       stop=stop)
+        waiter.join()
+        uploader.join()
     finally:
         proc.terminate()
         proc.wait(10)
-    applied = sum(u.applied for u in uploaders)
-    rate = applied / seconds
-    print(f"backlog: {applied} taps in {seconds:.1f} s ({rate:.0f} taps/s, {sum(u.failures for u in uploaders)} "
-          f"retried batches); online meanwhile: {during[0]:.0f} taps/s, p99 {during[1]:.1f} ms, {during[2]} errors; "
-          f"load average {os.getloadavg()[0]:.2f}", flush=True)
-    print(f"backlog_taps={applied} seconds={seconds:.1f} backlog_taps_per_s={rate:.0f} "
-          f"projected_1m_s={1_000_000 / rate:.0f} online_p99_ms={during[1]:.1f} online_alone_p99_ms={alone[1]:.1f}")
+    applied, retried, upload_s, upload_cpu = result[0]
+    rate = applied / upload_s
+    print(f"backlog: {applied} taps in {upload_s:.1f} s ({rate:.0f} taps/s, {retried} retried batches of "
+          f"{args.batch}; uploader used {upload_cpu:.1f} CPU-s); online meanwhile: {during.taps_per_s:.0f} taps/s, "
+          f"p50 {during.p50_ms:.1f} ms, p99 {during.p99_ms:.1f} ms, {during.errors} errors; "
+          f"{args.workers}x{args.threads} gunicorn; load average {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"backlog_taps={applied} seconds={upload_s:.1f} backlog_taps_per_s={rate:.0f} "
+          f"projected_1m_s={1_000_000 / rate:.0f} online_p99_ms={during.p99_ms:.1f} "
+          f"online_alone_p99_ms={alone.p99_ms:.1f}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
-"""Fault injection: taps keep flowing while workers die, database connections drop and responses get lost.
+"""Fault injection: taps keep flowing while workers die, PostgreSQL restarts and responses get lost.
 
 For each schedule (a seed): start gunicorn on a fresh PostgreSQL database, run simulated validators that send
 online taps and offline batches (shuffled, some sent 2-3 times, some responses dropped so the validator
-retries), while a fault thread kill -9s a gunicorn worker mid-request and terminates the service's database
-connections (``pg_terminate_backend`` on the bench database only: the server is shared, so it is not
-restarted). Afterwards every tap is retried until acknowledged, and the ledger is checked: every acknowledged
-tap is in the database exactly once, no tap is charged twice, and the invariants hold. The last line is
-``schedules=<n> lost=0 duplicated=0`` (any other figure is a failure).
+retries), while a fault thread kill -9s a gunicorn worker mid-request, terminates the service's database
+connections, and — in the first ``--pg-restarts`` schedules, once each — restarts the PostgreSQL server itself
+(``pg_ctlcluster --skip-systemctl-redirect <version> main restart``: a fast shutdown that aborts every open
+transaction, then a start). Afterwards every tap is retried until acknowledged, and the ledger is checked:
+every acknowledged tap is in the database exactly once, no tap is charged twice, and the invariants hold.
+The last line is ``schedules=<n> lost=0 duplicated=0`` (any other figure is a failure).
+
+The server is shared on this machine, so restarts are few (default 2 in a run) and only this bench does them;
+``--pg-restarts 0`` leaves the server alone.
 
     BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/qala_bench_faults .venv/bin/python bench/faults.py
 """
@@ -108,19 +112,36 @@ def worker_pids(master: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def inject_faults(master: int, url: str, deadline: float, rng: random.Random, log: list[str]) -> None:
+def restart_postgres() -> str:
+    """Restart the local PostgreSQL cluster (fast shutdown: open transactions abort, connections drop)."""
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    started = time.monotonic()
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True,
+                   capture_output=True, timeout=120)
+    return f"restarted PostgreSQL {version} in {time.monotonic() - started:.1f} s"
+
+
+def inject_faults(master: int, url: str, deadline: float, rng: random.Random, log: list[str],
+                  restart_pg: bool) -> None:
     engine = make_engine(url)
+    restart_at = time.monotonic() + rng.uniform(2.0, 5.0) if restart_pg else float("inf")
     while time.monotonic() < deadline:
         time.sleep(rng.uniform(0.5, 2.0))
-        if rng.random() < 0.5 and (pids := worker_pids(master)):
+        if time.monotonic() >= restart_at:
+            restart_at = float("inf")
+            log.append(restart_postgres())
+        elif rng.random() < 0.6 and (pids := worker_pids(master)):
             pid = rng.choice(pids)
             os.kill(pid, signal.SIGKILL)
             log.append(f"kill -9 worker {pid}")
         else:
-            with engine.begin() as conn:
-                n = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
-            log.append(f"terminated {n} database connections")
+            try:
+                with engine.begin() as conn:
+                    n = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+                log.append(f"terminated {n} database connections")
+            except Exception as exc:  # the server may be coming back from a restart
+                log.append(f"could not terminate connections: {type(exc).__name__}")
     engine.dispose()
 
 
@@ -137,7 +158,8 @@ def verify(url: str, redis_url: str, validators: list[Validator]) -> tuple[int, 
     return lost, duplicated, problems
 
 
-def run_schedule(seed: int, seconds: float, url: str, redis_url: str) -> tuple[int, int, list[str]]:
+def run_schedule(seed: int, seconds: float, url: str, redis_url: str,
+                 restart_pg: bool) -> tuple[int, int, list[str]]:
     rng = random.Random(seed)
     fresh_database(url)
     numbers, creds = prepare(url, redis_url, 200, 6)
@@ -146,7 +168,8 @@ def run_schedule(seed: int, seconds: float, url: str, redis_url: str) -> tuple[i
     deadline = time.monotonic() + seconds
     validators = [Validator(c, numbers, deadline, random.Random(rng.random())) for c in creds]
     log: list[str] = []
-    faults = threading.Thread(target=inject_faults, args=(proc.pid, url, deadline, rng, log), daemon=True)
+    faults = threading.Thread(target=inject_faults, args=(proc.pid, url, deadline, rng, log, restart_pg),
+                              daemon=True)
     for thread in (*validators, faults):
         thread.start()
     for thread in (*validators, faults):
@@ -167,7 +190,9 @@ def run_schedule(seed: int, seconds: float, url: str, redis_url: str) -> tuple[i
     unacked = sum(len(v.unacked) for v in validators)
     taps = sum(len(v.acked) for v in validators)
     print(f"schedule {seed}: {taps} taps acknowledged, {unacked} never acknowledged, {len(log)} faults "
-          f"({sum('kill' in f for f in log)} worker kills), lost={lost} duplicated={duplicated} "
+          f"({sum('kill' in f for f in log)} worker kills, {sum('restarted' in f for f in log)} PostgreSQL "
+          f"restarts, {sum('terminated' in f for f in log)} connection terminations), lost={lost} "
+          f"duplicated={duplicated} "
           f"invariants={'ok' if not problems else problems[:3]}", flush=True)
     return lost + unacked, duplicated, problems
 
@@ -176,12 +201,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--schedules", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--pg-restarts", type=int, default=2, help="schedules (the first ones) that restart "
+                        "PostgreSQL once; the server is shared, keep this small")
     args = parser.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS)
     lost = duplicated = broken = 0
     for seed in range(args.schedules):
-        schedule_lost, schedule_duplicated, problems = run_schedule(seed, args.seconds, url, redis_url)
+        schedule_lost, schedule_duplicated, problems = run_schedule(seed, args.seconds, url, redis_url,
+                                                                    restart_pg=seed < args.pg_restarts)
         lost += schedule_lost
         duplicated += schedule_duplicated
         broken += bool(problems)

@@ -102,6 +102,9 @@ class FareProfile:
     transfer_rules: tuple[TransferRule, ...] = ()
     timeframes: tuple[TimeframeRow, ...] = ()
     route_networks: Mapping[str, str] = field(default_factory=dict)
+    # leg prices by (category, route) when the profile has no timeframes (the price then ignores the time)
+    _legs: dict[tuple[str, str | None], tuple[str, int, str | None]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def product_amount(self, product_id: str, category: str) -> int | None:
         """The price of ``product_id`` for ``category`` (falling back to the default category)."""
@@ -127,6 +130,14 @@ class FareProfile:
 
     def leg_price(self, category: str, route_id: str | None, at: dt.datetime) -> tuple[str, int, str | None]:
         """(product, amount, leg group) of one ride: the best-priority matching rule, cheapest product."""
+        if not self.timeframes:
+            found = self._legs.get((category, route_id))
+            if found is None:
+                found = self._legs[(category, route_id)] = self._leg_price(category, route_id, at)
+            return found
+        return self._leg_price(category, route_id, at)
+
+    def _leg_price(self, category: str, route_id: str | None, at: dt.datetime) -> tuple[str, int, str | None]:
         local = at.astimezone(ZoneInfo(self.config.timezone))
         local_s = local.hour * 3600 + local.minute * 60 + local.second
         network = self.route_networks.get(route_id or "")

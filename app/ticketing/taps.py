@@ -16,7 +16,7 @@ ledger service's ordinary postings.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, literal, null, or_, select, text, type_coerce, union_all, update
@@ -61,7 +61,9 @@ class TapResult:
     duplicate: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"tap_key": self.tap_key, "device_seq": self.device_seq, "decision": self.decision,
+                "outcome": self.outcome, "reason": self.reason, "fare": self.fare, "balance": self.balance,
+                "duplicate": self.duplicate}
 
 
 @dataclass(frozen=True)
