@@ -14,11 +14,14 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from app import get_db
+from app.models import Trip
 from app.schedule.importer import import_feed
 from app.ticketing import riders
+from app.web import rider_data
 from tests.api_feed import STOPS, add_demo_feed
 from tests.rider_live import BETWEEN_S1_AND_S2, publish_live, translate_headsign
 from tests.test_ticketing_helpers import make_card
@@ -66,10 +69,10 @@ def phone(browser: Any) -> Iterator[Any]:
     context.close()
 
 
-def shot(page: Any, name: str) -> None:
+def shot(page: Any, name: str, *, full_page: bool = True) -> None:
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / name), full_page=True)
+        page.screenshot(path=str(Path(SHOTS) / name), full_page=full_page)
 
 
 def fits_the_phone(page: Any) -> bool:
@@ -135,7 +138,6 @@ def test_route_page_shows_live_vehicles_on_the_route(app: Flask, server: str, ph
     assert phone.locator("#route-map circle.vehicle").count() == 1
     assert phone.locator('.direction[data-direction-id="0"] li[data-index="0"] .bus-tag').inner_text() == "● BUS-7"
     assert fits_the_phone(phone) and unlabelled(phone) == []
-    shot(phone, "rider-route.png")
 
     publish_live(app, "S2", [], vehicles=[])  # the bus went off duty: the page says so by itself
     phone.locator("#no-vehicles").wait_for(state="visible")
@@ -215,6 +217,12 @@ def test_map_pans_and_a_tapped_stop_opens_its_page(app: Flask, server: str, brow
         context.close()
 
 
+def session_trip(app: Flask, route_id: str, direction_id: int) -> str:
+    with get_db(app).session() as session:
+        return str(session.scalars(select(Trip.trip_id).where(
+            Trip.route_id == route_id, Trip.direction_id == direction_id).order_by(Trip.trip_id).limit(1)).one())
+
+
 @pytest.mark.skipif(not SHOTS, reason="imports the whole Almaty demo feed (~20 s): only for make screenshots")
 def test_screenshot_of_the_almaty_network(app: Flask, phone: Any) -> None:
     import_feed(get_db(app), DEMO_FEED, label="almaty", canonical=False)
@@ -230,6 +238,20 @@ def test_screenshot_of_the_almaty_network(app: Flask, phone: Any) -> None:
         phone.click("#search button[type=submit]")
         phone.wait_for_function("document.querySelectorAll('#stops li').length >= 10")
         assert phone.locator("#map circle.chosen").count() >= 10  # the results light up on the map
+
+        # two buses of route 2 out on the road, one each way, each a third of the way from its start
+        with get_db(app).session() as session:
+            route = rider_data.route_page(session, "R2", "en")
+        buses = []
+        for direction, share in zip(route["directions"], (0.33, 0.33), strict=True):
+            line = direction["shape"]["geometry"]["coordinates"]
+            lon, lat = line[int(len(line) * share)]
+            trip = session_trip(app, "R2", direction["direction_id"])
+            buses.append((f"BUS-2{direction['direction_id']}", trip, lat, lon))
+        publish_live(app, route["directions"][0]["stops"][5]["stop_id"], [], vehicles=buses)
+        phone.goto(f"http://127.0.0.1:{http.server_port}/routes/R2?lang=en")
+        assert phone.locator("#vehicles li").count() == 2 and phone.locator("#route-map circle.vehicle").count() == 2
+        shot(phone, "rider-route.png", full_page=False)  # the first screen: title, buses, map
     finally:
         http.shutdown()
         thread.join(5)

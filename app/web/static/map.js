@@ -89,7 +89,8 @@ window.QalaMap = (function () {
       const xy = points.map((p) => this.project(p[0], p[1]));
       const xs = xy.map((p) => p[0]);
       const ys = xy.map((p) => p[1]);
-      const pad = 4;
+      // a margin of a tenth of the extent keeps line ends clear of the zoom buttons
+      const pad = Math.max(0.5, 0.1 * Math.max(Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys)));
       const x = Math.min(...xs) - pad;
       const y = Math.min(...ys) - pad;
       this.view = { x, y, w: Math.max(...xs) - x + pad, h: Math.max(...ys) - y + pad };
