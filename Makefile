@@ -16,11 +16,10 @@ $(BIN)/qala: pyproject.toml
 
 install: $(BIN)/qala
 
+# migrate, import the feed, simulate 2 days and train a model (first run only), then serve the web app and run the
+# worker with today's simulated city streaming live; Ctrl-C stops every process (app/demo.py)
 demo: install
-	$(BIN)/qala db upgrade
-	$(BIN)/qala gtfs import $(DEMO_FEED) --if-changed
-	@echo "Qala is serving on http://$(HOST):$(PORT) (Ctrl-C stops it)"
-	$(BIN)/qala run --host $(HOST) --port $(PORT)
+	$(BIN)/qala demo --feed $(DEMO_FEED) --host $(HOST) --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check app prediction tests bench gtfs_data migrations/env.py

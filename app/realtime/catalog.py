@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.models import Route, Stop, Trip
 from app.realtime.boards import BoardRow, PredictedArrival
 from app.schedule.queries import active_feed, stop_items
+from prediction.schedule import ScheduleFeed
 
 __all__ = ["RouteInfo", "StaticCatalog", "TripInfo"]
 
@@ -57,6 +58,25 @@ class StaticCatalog:
         stops = session.scalars(select(Stop).where(Stop.feed_version_id == feed.id)).all()
         items = {item["stop_id"]: item for item in stop_items(session, feed.id, stops, routes=False)}
         return cls(feed.id, ZoneInfo(feed.agency_timezone), routes, trips, items)
+
+    @classmethod
+    def from_schedule(cls, feed: ScheduleFeed, feed_id: int = 0) -> StaticCatalog:
+        """A catalog straight from a read feed (benchmarks, tools): stop items carry ids, names and positions."""
+        def text(value: Any) -> str | None:
+            return None if value is None or (isinstance(value, float) and value != value) else str(value)
+
+        routes = {str(r.route_id): RouteInfo(str(r.route_id), text(getattr(r, "route_short_name", None)),
+                                             text(getattr(r, "route_color", None)),
+                                             text(getattr(r, "route_text_color", None)))
+                  for r in feed.routes.itertuples(index=False)}
+        trips = {str(t.trip_id): TripInfo(str(t.trip_id), str(t.route_id), text(getattr(t, "trip_headsign", None)),
+                                          None if text(getattr(t, "direction_id", None)) is None
+                                          else int(t.direction_id))
+                 for t in feed.trips.itertuples(index=False)}
+        stops = {str(s.stop_id): {"stop_id": str(s.stop_id), "name": text(getattr(s, "stop_name", None)),
+                                  "lat": float(s.stop_lat), "lon": float(s.stop_lon)}
+                 for s in feed.stops.itertuples(index=False)}
+        return cls(feed_id, ZoneInfo(feed.timezone), routes, trips, stops)
 
     def knows(self, prediction: PredictedArrival) -> bool:
         trip = self.trips.get(prediction.trip_id)

@@ -56,6 +56,7 @@ class RowFormatter:
         self.stop_known = np.array([s in catalog.stops for s in net.stop_ids.tolist()], dtype=bool)
         self._times: dict[int, str] = {}
         self._dates: dict[str, str] = {}
+        self._rows: dict[tuple[object, ...], str] = {}
 
     def time(self, epoch: float) -> str:
         second = math.floor(epoch)
@@ -75,17 +76,36 @@ class RowFormatter:
     def row(self, trip: int, seq: int, start_date: str, scheduled: float | None, predicted: float,
             lower: float | None, upper: float | None, vehicle: str | None, realtime: bool, last_update: float | None,
             now: float) -> str:
+        """One row's JSON; rows repeat across cycles (timetable rows, unchanged predictions), so they are cached
+        by everything they show, to the second."""
+        minutes = max(0, math.floor((predicted - now) / 60))
+        key = (trip, seq, start_date, _second(scheduled), math.floor(predicted), _second(lower), _second(upper),
+               vehicle, realtime, _second(last_update), minutes)
+        text = self._rows.get(key)
+        if text is None:
+            if len(self._rows) > 400_000:
+                self._rows.clear()
+            text = self._rows[key] = self._render(trip, seq, start_date, scheduled, predicted, lower, upper, vehicle,
+                                                  realtime, last_update, minutes)
+        return text
+
+    def _render(self, trip: int, seq: int, start_date: str, scheduled: float | None, predicted: float,
+                lower: float | None, upper: float | None, vehicle: str | None, realtime: bool,
+                last_update: float | None, minutes: int) -> str:
         prefix = self.trip_prefix[trip]
         assert prefix is not None
         interval = "null" if lower is None or upper is None else \
             f'{{"early":"{self.time(lower)}","late":"{self.time(upper)}"}}'
-        minutes = max(0, math.floor((predicted - now) / 60))
         return (f'{prefix}"stop_sequence":{seq},"service_date":"{self.date(start_date)}",'
                 f'"scheduled_time":{"null" if scheduled is None else chr(34) + self.time(scheduled) + chr(34)},'
                 f'"predicted_time":"{self.time(predicted)}","interval":{interval},'
                 f'"vehicle_id":{"null" if vehicle is None else _dump(vehicle)},"minutes_away":{minutes},'
                 f'"realtime":{"true" if realtime else "false"},'
                 f'"last_update":{"null" if last_update is None else chr(34) + self.time(last_update) + chr(34)}}}')
+
+
+def _second(value: float | None) -> int | None:
+    return None if value is None else math.floor(value)
 
 
 class TimetableWindow:

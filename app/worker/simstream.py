@@ -21,14 +21,17 @@ def _epoch(text: pd.Series) -> np.ndarray:
 
 
 class LiveCity:
-    """Pings and taps of the service days around ``now`` (yesterday's late trips, today's), released by time."""
+    """Pings and taps of today's service day (and yesterday's, in the small hours), released by time."""
 
-    def __init__(self, net: SimNetwork, now: float, *, seed: int = 0, ping_interval_s: float = 10.0,
+    def __init__(self, net: SimNetwork, now: float, *, seed: int = 0, ping_interval_s: float = 15.0,
                  warmup_s: float = 900.0) -> None:
-        today = dt.datetime.fromtimestamp(now, net.tz).date()
+        local = dt.datetime.fromtimestamp(now, net.tz)
+        today = local.date()
+        # yesterday's service runs past midnight: simulate it too only in the small hours
+        days = [today - dt.timedelta(days=1), today] if local.hour < 4 else [today]
         sim = CitySimulator(net, seed=seed)
         ping_parts, tap_parts = [], []
-        for day in (today - dt.timedelta(days=1), today):
+        for day in days:
             result = sim.run_day(day, ping_interval_s=ping_interval_s)
             ping_parts.append(result.pings)
             taps = result.taps.copy()
