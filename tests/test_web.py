@@ -14,7 +14,7 @@ from babel.messages import pofile
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import get_db
+from app import create_app, get_db
 from app.schedule.importer import import_feed
 from app.web import rider_data
 from app.web.colors import badge_style, contrast_ratio
@@ -151,6 +151,18 @@ def test_a_vehicle_not_heard_from_for_five_minutes_is_not_live(demo: Flask, clie
     assert [v.vehicle_id for v in place_vehicles(snapshot.body, route, heard + dt.timedelta(seconds=STALE_AFTER_S))] \
         == ["BUS-7"]
     assert place_vehicles(snapshot.body, route, heard + dt.timedelta(seconds=STALE_AFTER_S + 1)) == []
+
+
+def test_pages_keep_working_when_redis_is_unreachable(demo: Flask, database_url: str) -> None:
+    """No Redis: arrivals come from the timetable and the route page says no vehicle is live — never a 5xx."""
+    cut_off = create_app({"TESTING": True, "DATABASE_URL": database_url, "REDIS_URL": "redis://127.0.0.1:1/0"})
+    client = cut_off.test_client()
+    try:
+        assert "Timetable times" in page(client, "/stops/S1?lang=en")
+        assert 'id="no-vehicles" class="notice" role="status" >' in page(client, "/routes/R12?lang=en")
+        assert client.get("/rider/routes/R12/vehicles.json").get_json()["vehicles"] == []
+    finally:
+        get_db(cut_off).engine.dispose()
 
 
 def test_vehicles_of_an_unknown_route_are_a_json_404(demo: Flask, client: FlaskClient) -> None:
