@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 import time
 from pathlib import Path
@@ -48,14 +49,17 @@ def main() -> None:
     batch = np.floor((pings["t"].to_numpy() - pings["t"].min()) / args.batch_s)
     service, total = AvlService(), IngestReport(received=0)
     settings = IngestSettings(max_age_s=None, assign_trips=False)  # as `qala avl ingest` for files with trips
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for _, group in pings.groupby(batch, sort=True):
         with db.session() as session:
             total.add(service.ingest(session, group, "csv", settings=settings))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     rejected = {reason: n for reason, n in total.rejected.items() if n}
     print(f"{total.received} pings ({total.stored} stored, rejected {rejected}), "
           f"{total.stop_events} stop-event upserts, {elapsed:.1f} s, batches of {args.batch_s:.0f} s city time")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"this process: {cpu:.1f} s CPU ({total.received / max(cpu, 1e-9):.0f} pings per CPU second); "
+          f"load average {load} on {os.cpu_count()} cores")
     print(f"pings_per_s={total.received / elapsed:.0f}")
 
 

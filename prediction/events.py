@@ -10,18 +10,20 @@ are flagged.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from prediction.matching import MatchSettings, ShapeLine, project_progress
+from prediction.matching import MatchSettings, ShapeLine, _first_pick
 from prediction.servicedays import service_day_start
 from prediction.sim_network import SimNetwork
 
-__all__ = ["EventSettings", "derive_events", "resolve_start_dates"]
+__all__ = ["EVENT_FIELDS", "EventContext", "EventSettings", "VehicleFollower", "derive_events", "resolve_start_dates"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -74,91 +76,42 @@ def derive_events(net: SimNetwork, pings: pd.DataFrame, settings: EventSettings 
 
     Returns trip_id, start_date, stop_sequence, stop_id, arrival and departure (epoch seconds),
     passed_between_pings and known_at: epoch seconds of the ping that made the event knowable, the first usable
-    ping past the stop's zone (for an event interpolated between pings at t1 and t2, t2), never before the
-    departure. Event times use no later ping, except that the projection checks each ping against the next one
-    for GPS spikes and picks segments on looping shapes with the whole trip in view. Stops the pings cannot place
-    (before the first or after the last usable ping) are left out rather than guessed.
+    ping past the stop's zone (for an event interpolated between pings at t1 and t2, t2; for a trip's last stop,
+    the first ping inside its zone), never before the departure. Stops the pings cannot place (before the first
+    or after the last usable ping) are left out rather than guessed.
+
+    Each vehicle's pings go through a ``VehicleFollower`` in time order, the very code the service runs as pings
+    arrive, so stored events and these agree by construction; no event uses a ping after its ``known_at``, except
+    that each ping is checked against the next one for a GPS spike. A trip run claimed by two vehicles keeps the
+    events of the one with more of its pings.
     """
-    cfg = settings or EventSettings()
     frame = pings.sort_values(["vehicle_id", "t"], kind="stable").drop_duplicates(["vehicle_id", "t"])
     frame = frame.reset_index(drop=True)
     frame["start_date"] = resolve_start_dates(frame, net)
-    index = pd.Series(np.arange(len(net.trip_ids)), index=net.trip_ids)
-    frame["_trip"] = index.reindex(frame["trip_id"].to_numpy()).to_numpy()
-    usable = frame[frame["_trip"].notna() & frame["start_date"].notna()]
-    arrays = _PingArrays(frame["vehicle_id"].to_numpy(), frame["t"].to_numpy(dtype=float),
-                         frame["latitude"].to_numpy(dtype=float), frame["longitude"].to_numpy(dtype=float))
-    parts = []
-    for (trip_id, start_date), group in usable.groupby(["trip_id", "start_date"], sort=False):
-        vehicle = group["vehicle_id"].value_counts().index[0]  # a trip claimed by two buses: trust the usual one
-        rows = group.index[group["vehicle_id"] == vehicle].to_numpy()
-        part = _trip_events(net, arrays, int(group["_trip"].iloc[0]), rows, cfg)
-        if part is not None:
-            part.insert(0, "start_date", start_date)
-            part.insert(0, "trip_id", trip_id)
-            parts.append(part)
-    columns = ["trip_id", "start_date", "stop_sequence", "stop_id", "arrival", "departure", "passed_between_pings",
-               "known_at"]
-    if not parts:
-        return pd.DataFrame(columns=columns)
-    return pd.concat(parts, ignore_index=True)[columns]
-
-
-@dataclass(frozen=True)
-class _PingArrays:
-    """All pings sorted by vehicle and time, as arrays (so per-trip work never touches the whole frame)."""
-
-    vehicle: npt.NDArray[np.object_]
-    t: FloatArray
-    lat: FloatArray
-    lon: FloatArray
-
-
-def _trip_events(net: SimNetwork, pings: _PingArrays, trip: int, rows: IntArray,
-                 cfg: EventSettings) -> pd.DataFrame | None:
-    line = net.lines[str(net.trip_shape[trip])]
-    t = pings.t[rows]
-    progress = project_progress(line, pings.lat[rows], pings.lon[rows], t, cfg.match)
-    good = ~np.isnan(progress.dist_m)
-    t, d = t[good], progress.dist_m[good]
-    t, d = _bridge(pings, rows, line, t, d, cfg)
-    if len(t) < 2:
-        return None
-    visits = np.arange(net.visit_ptr[trip], net.visit_ptr[trip + 1])
-    stops = net.visit_dist[visits]
-    arr_ref, dep_ref = _reference(net, visits, cfg.default_dwell_s)
-    arrival, departure, passed, known = _stop_times(t, d, stops, arr_ref, dep_ref, cfg.stop_radius_m,
-                                                    cfg.pace_window_s, cfg.pace_min_pings)
-    keep = ~np.isnan(arrival) & ~np.isnan(departure)
-    if not keep.any():
-        return None
-    return pd.DataFrame({
-        "stop_sequence": net.visit_seq[visits][keep], "stop_id": net.stop_ids[net.visit_stop[visits]][keep],
-        "arrival": arrival[keep], "departure": departure[keep], "passed_between_pings": passed[keep],
-        "known_at": known[keep],
-    })
-
-
-def _bridge(pings: _PingArrays, rows: IntArray, line: ShapeLine, t: FloatArray, d: FloatArray,
-            cfg: EventSettings) -> tuple[FloatArray, FloatArray]:
-    """Borrow the vehicle's ping just before and just after this trip when it stands at the trip's ends:
-    feeds switch to the next trip the moment a bus arrives, so the arrival at the last stop is only
-    visible under the next trip's id (and the departure from the first, sometimes, under the previous one)."""
-    vehicles, times = pings.vehicle, pings.t
-    for neighbour, at_end in ((int(rows[-1]) + 1, True), (int(rows[0]) - 1, False)):
-        if not 0 <= neighbour < len(times) or vehicles[neighbour] != vehicles[rows[0]]:
-            continue
-        if abs(times[neighbour] - (t[-1] if at_end and len(t) else t[0] if len(t) else times[rows[0]])) \
-                > cfg.bridge_gap_s:
-            continue
-        along, offset = line.nearest(pings.lat[[neighbour]], pings.lon[[neighbour]])
-        if offset[0] > cfg.match.off_route_m:
-            continue
-        if at_end and along[0] >= line.length_m - cfg.bridge_distance_m:
-            t, d = np.append(t, times[neighbour]), np.append(d, max(along[0], d[-1] if len(d) else 0.0))
-        elif not at_end and along[0] <= cfg.bridge_distance_m:
-            t, d = np.insert(t, 0, times[neighbour]), np.insert(d, 0, min(along[0], d[0] if len(d) else along[0]))
-    return t, d
+    ctx = EventContext(net, settings)
+    vehicles = frame["vehicle_id"].astype(str).to_numpy()
+    t = frame["t"].to_numpy(dtype=float)
+    lat, lon = frame["latitude"].to_numpy(dtype=float), frame["longitude"].to_numpy(dtype=float)
+    trips = frame["trip_id"].astype(object).where(frame["trip_id"].notna(), None).to_numpy()
+    dates = frame["start_date"].astype(object).where(frame["start_date"].notna(), None).to_numpy()
+    bounds = np.flatnonzero(np.concatenate([[True], vehicles[1:] != vehicles[:-1], [True]]))
+    rows: list[EventTuple] = []
+    owner: list[str] = []
+    for lo, hi in itertools.pairwise(bounds):
+        follower = VehicleFollower(ctx, vehicles[lo])
+        found = follower.feed(t[lo:hi], lat[lo:hi], lon[lo:hi], trips[lo:hi], dates[lo:hi]) + follower.close()
+        rows.extend(found)
+        owner.extend([vehicles[lo]] * len(found))
+    events = pd.DataFrame(rows, columns=list(EVENT_FIELDS))
+    if events.empty:
+        return events.astype({"arrival": float, "departure": float, "known_at": float,
+                              "passed_between_pings": bool})
+    events["_vehicle"] = owner
+    claims = frame.assign(vehicle_id=vehicles).groupby(["trip_id", "start_date", "vehicle_id"]).size()
+    claims = claims.reset_index(name="n").sort_values(["n", "vehicle_id"], ascending=[False, True])
+    usual = claims.drop_duplicates(["trip_id", "start_date"]).rename(columns={"vehicle_id": "_vehicle"})
+    events = events.merge(usual[["trip_id", "start_date", "_vehicle"]], on=["trip_id", "start_date", "_vehicle"])
+    return events.drop(columns="_vehicle").reset_index(drop=True)
 
 
 def _reference(net: SimNetwork, visits: IntArray, default_dwell: float) -> tuple[FloatArray, FloatArray]:
@@ -176,72 +129,321 @@ def _reference(net: SimNetwork, visits: IntArray, default_dwell: float) -> tuple
     return reach, leave
 
 
-def _stop_times(t: FloatArray, d: FloatArray, stops: FloatArray, reach: FloatArray, leave: FloatArray,
-                radius: float, pace_window_s: float = 300.0, pace_min_pings: int = 5
-                ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], FloatArray]:
-    """Arrival, departure, passed-between-pings and ``known_at`` of every stop (NaN where not placeable).
+# --- the incremental engine: one vehicle's pings in time order, events as soon as they are known ---------------
 
-    Every event uses only pings up to the first one past the stop's zone, whose time is its ``known_at``: the
-    pace that stretches the approach and the exit is measured from the trip's first ping to that ping, so a
-    later ping never moves an event that was already known (the incremental tracker relies on this).
+EventTuple = tuple[str, str, int, str, float, float, bool, float]
+EVENT_FIELDS = ("trip_id", "start_date", "stop_sequence", "stop_id", "arrival", "departure", "passed_between_pings",
+                "known_at")
+
+
+@dataclass(frozen=True)
+class _TripPlan:
+    """What every run of one trip shares: its shape's segments, its stops along it and the reference curve."""
+
+    line: ShapeLine
+    ax: FloatArray
+    ay: FloatArray
+    dx: FloatArray
+    dy: FloatArray
+    seg2: FloatArray
+    d0: FloatArray
+    dd: FloatArray
+    stops: FloatArray
+    reach: FloatArray
+    leave: FloatArray
+    knots_x: FloatArray
+    knots_y: FloatArray
+    seq: IntArray
+    stop_ids: npt.NDArray[np.object_]
+
+    def candidates(self, lat: FloatArray, lon: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Like ``ShapeLine.segment_candidates`` with the segment arrays computed once per trip plan."""
+        line = self.line
+        scale = np.pi / 180.0 * 6_371_008.8
+        px = np.asarray(lon, dtype=float) * scale * np.cos(np.radians(line.lat0))
+        py = np.asarray(lat, dtype=float) * scale
+        if len(self.ax) == 0:
+            offset = np.hypot(px - line.x[0], py - line.y[0])[:, None]
+            return np.zeros_like(offset), offset
+        u = np.clip(((px[:, None] - self.ax) * self.dx + (py[:, None] - self.ay) * self.dy) / self.seg2, 0.0, 1.0)
+        offset = np.hypot(px[:, None] - (self.ax + u * self.dx), py[:, None] - (self.ay + u * self.dy))
+        return self.d0 + u * self.dd, offset
+
+
+class EventContext:
+    """A network and settings with per-trip plans cached, shared by every vehicle's follower."""
+
+    def __init__(self, net: SimNetwork, settings: EventSettings | None = None) -> None:
+        self.net = net
+        self.cfg = settings or EventSettings()
+        self.trip_index = {str(trip_id): i for i, trip_id in enumerate(net.trip_ids)}
+        self._plans: dict[int, _TripPlan] = {}
+
+    def plan(self, trip: int) -> _TripPlan:
+        plan = self._plans.get(trip)
+        if plan is None:
+            plan = self._plans[trip] = self._build(trip)
+        return plan
+
+    def _build(self, trip: int) -> _TripPlan:
+        net = self.net
+        line = net.lines[str(net.trip_shape[trip])]
+        visits = np.arange(net.visit_ptr[trip], net.visit_ptr[trip + 1])
+        reach, leave = _reference(net, visits, self.cfg.default_dwell_s)
+        stops = net.visit_dist[visits].astype(float)
+        return _TripPlan(
+            line, line.x[:-1], line.y[:-1], np.diff(line.x), np.diff(line.y),
+            np.maximum(np.diff(line.x) ** 2 + np.diff(line.y) ** 2, 1e-9), line.dist[:-1], np.diff(line.dist),
+            stops, reach, leave, np.repeat(stops, 2), np.column_stack([reach, leave]).ravel(),
+            net.visit_seq[visits], net.stop_ids[net.visit_stop[visits]])
+
+
+class _Run:
+    """One vehicle's progress along one trip run: decided pings (time, distance, reference seconds), the ping
+    awaiting its GPS-spike check, and the stops whose events are already out."""
+
+    def __init__(self, key: tuple[str, str], plan: _TripPlan, before: tuple[float, float, float] | None) -> None:
+        self.key = key
+        self.plan = plan
+        self.before = before  # the vehicle's previous ping (t, lat, lon): may close this trip's start
+        self.t: list[float] = []
+        self.d: list[float] = []
+        self.ref: list[float] = []
+        self.pending: tuple[float, FloatArray, FloatArray, float] | None = None  # t, along, offset, nearest d
+        self.prev_near = np.nan  # nearest distance of the ping before the pending one
+        self.pings = 0
+        self.next_stop = 0
+        self.running = -np.inf
+        self.done: list[EventTuple] = []
+
+
+class VehicleFollower:
+    """One vehicle's pings, fed in time order (in any batches), give the same events as ``derive_events`` over
+    all of them: each stop's event is emitted once, when the ping that makes it known has been decided.
+
+    A ping is decided when the next one arrives (it may be a GPS spike only in view of its neighbours), or when
+    the run ends: a ping of another trip (or of none) closes the run, and may close the trip's last stop.
     """
-    knots_x = np.repeat(stops, 2)
-    knots_y = np.column_stack([reach, leave]).ravel()
-    ref = np.interp(d, knots_x, knots_y)  # reference seconds of each ping's position
-    n = len(t)
-    a = np.searchsorted(d, stops - radius, side="left") - 1  # last ping before the stop's zone
-    e = np.searchsorted(d, stops + radius, side="right")  # first ping after it
-    seen = e > a + 1
-    has_a, has_e = a >= 0, e < n
-    ai, ei = np.clip(a, 0, n - 1), np.clip(e, 0, n - 1)
-    bi, ci = np.clip(a + 1, 0, n - 1), np.clip(e - 1, 0, n - 1)
-    pace = _pace(t, ref, ei, pace_window_s, pace_min_pings)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac_arr = (reach - ref[ai]) / (ref[ei] - ref[ai])
-        frac_dep = (leave - ref[ai]) / (ref[ei] - ref[ai])
-    between_arr = t[ai] + (t[ei] - t[ai]) * np.clip(frac_arr, 0.0, 1.0)
-    between_dep = t[ai] + (t[ei] - t[ai]) * np.clip(frac_dep, 0.0, 1.0)
-    seen_arr = np.where(has_a, np.clip(t[ai] + (reach - ref[ai]) * pace, t[ai], t[bi]), np.nan)
-    seen_dep = np.where(has_e, np.clip(t[ei] - (ref[ei] - leave) * pace, t[ci], t[ei]), np.nan)
-    arrival = np.where(seen, seen_arr, np.where(has_a & has_e, between_arr, np.nan))
-    departure = np.where(seen, seen_dep, np.where(has_a & has_e, between_dep, np.nan))
-    arrival[0] = departure[0]  # GTFS convention: a trip's first arrival is its departure, its last departure
-    departure[-1] = arrival[-1]  # its arrival
-    known = np.where(has_e, t[ei], np.nan)
-    if seen[-1]:  # the last stop has no departure: its arrival is known from the first ping in its zone
-        known[-1] = t[bi[-1]]
-        if np.isnan(arrival[-1]):
-            arrival[-1] = departure[-1] = t[bi[-1]]
-    arrival, departure = _monotone(arrival, departure), _monotone_dep(arrival, departure)
-    known = np.where(np.isnan(arrival) | np.isnan(departure), np.nan, np.fmax(known, departure))
-    return arrival, departure, ~seen, known
+
+    def __init__(self, ctx: EventContext, vehicle_id: str) -> None:
+        self.ctx = ctx
+        self.vehicle_id = vehicle_id
+        self.run: _Run | None = None
+        self.last: tuple[float, float, float] | None = None  # previous ping (t, lat, lon)
+        self.finished: list[tuple[str, str]] = []  # recent trip runs already closed: never reopened
+
+    def feed(self, t: FloatArray, lat: FloatArray, lon: FloatArray, trip_id: npt.ArrayLike,
+             start_date: npt.ArrayLike) -> list[EventTuple]:
+        """Pings later than every ping fed so far (earlier ones are ignored); returns the events now known."""
+        out: list[EventTuple] = []
+        trips, dates = np.asarray(trip_id, dtype=object), np.asarray(start_date, dtype=object)
+        i, n = 0, len(t)
+        while i < n:
+            if self.last is not None and t[i] <= self.last[0]:
+                i += 1
+                continue
+            key = _key(trips[i], dates[i])
+            if key is not None and (key in self.finished or key[0] not in self.ctx.trip_index):
+                key = None
+            if self.run is not None and key != self.run.key:
+                out.extend(self._close(float(t[i]), float(lat[i]), float(lon[i])))
+            if key is not None and self.run is None:
+                self.run = _Run(key, self.ctx.plan(self.ctx.trip_index[key[0]]), self.last)
+            j = i + 1  # a stretch of pings of the same key goes to the run in one call
+            while j < n and _key(trips[j], dates[j]) == key and t[j] > t[j - 1]:
+                j += 1
+            if self.run is not None:
+                out.extend(self._advance(self.run, t[i:j], lat[i:j], lon[i:j]))
+            self.last = (float(t[j - 1]), float(lat[j - 1]), float(lon[j - 1]))
+            i = j
+        return out
+
+    def close(self) -> list[EventTuple]:
+        """End of the data: decide the last ping and emit what it makes known."""
+        return self._close(None, None, None)
+
+    def _close(self, t: float | None, lat: float | None, lon: float | None) -> list[EventTuple]:
+        run = self.run
+        if run is None:
+            return []
+        self.run = None
+        self.finished = [*self.finished[-7:], run.key]
+        if run.pending is not None:
+            p_t, p_along, p_offset, _ = run.pending
+            run.pending = None
+            self._decide(run, p_t, p_along, p_offset, False)
+        if t is not None and lat is not None and lon is not None and run.t:
+            self._bridge_end(run, t, lat, lon)
+        self._emit(run)
+        return run.done
+
+    def _advance(self, run: _Run, t: FloatArray, lat: FloatArray, lon: FloatArray) -> list[EventTuple]:
+        along, offset = run.plan.candidates(lat, lon)
+        near = along[np.arange(len(t)), np.argmin(offset, axis=1)]
+        if run.pending is not None:  # the pending ping is decided now, with the new ones but the last
+            p_t, p_along, p_offset, p_near = run.pending
+            t = np.concatenate([[p_t], t])
+            along, offset = np.vstack([p_along[None, :], along]), np.vstack([p_offset[None, :], offset])
+            near = np.concatenate([[p_near], near])
+        m = len(t) - 1
+        run.pending = (float(t[m]), along[m], offset[m], float(near[m]))
+        if m > 0:
+            margin = self.ctx.cfg.match.back_tolerance_m
+            before = np.concatenate([[run.prev_near], near[:m - 1]])
+            spike = (near[:m] > before + margin) & (near[:m] > near[1:m + 1] + margin)  # NaN: never the first
+            run.prev_near = float(near[m - 1])
+            self._decide_rows(run, t[:m], along[:m], offset[:m], spike)
+        self._emit(run)
+        out, run.done = run.done, []
+        return out
+
+    def _decide_rows(self, run: _Run, t: FloatArray, along: FloatArray, offset: FloatArray,
+                     spike: npt.NDArray[np.bool_]) -> None:
+        """Decide pings in order; when every nearest fit is a plausible step forward, all at once."""
+        cfg = self.ctx.cfg.match
+        start = 0
+        while start < len(t) and not run.d:
+            self._decide(run, float(t[start]), along[start], offset[start], bool(spike[start]))
+            start += 1
+        if start >= len(t):
+            return
+        t, along, offset, spike = t[start:], along[start:], offset[start:], spike[start:]
+        rows = np.arange(len(t))
+        best = np.argmin(offset, axis=1)
+        d, o = along[rows, best], offset[rows, best]
+        on = (o <= cfg.off_route_m) & ~spike
+        d_on, t_on = d[on], t[on]
+        ahead = np.maximum.accumulate(np.concatenate([[run.d[-1]], d_on]))
+        last_t = np.concatenate([[run.t[-1]], t_on[:-1]])
+        back = d_on < ahead[:-1] - cfg.back_tolerance_m
+        jump = d_on > ahead[:-1] + cfg.max_speed_mps * np.maximum(t_on - last_t, 0.0) + cfg.jump_slack_m
+        if back.any() or jump.any():
+            for k in range(len(t)):
+                self._decide(run, float(t[k]), along[k], offset[k], bool(spike[k]))
+            return
+        run.pings += len(t)
+        self._extend(run, t_on, ahead[1:])
+
+    def _decide(self, run: _Run, t: float, along: FloatArray, offset: FloatArray, spike: bool) -> None:
+        """The stepwise monotone projection of ``prediction.matching`` for one ping."""
+        run.pings += 1
+        cfg = self.ctx.cfg.match
+        if spike:
+            return
+        near = offset <= cfg.off_route_m
+        if not near.any():
+            return
+        a, o = along[near], offset[near]
+        if not run.d:
+            self._start(run, t, float(a[_first_pick(a, o)]))
+            return
+        prev_d, prev_t = run.d[-1], run.t[-1]
+        reach = prev_d + cfg.max_speed_mps * max(t - prev_t, 0.0) + cfg.jump_slack_m
+        window = (a >= prev_d - cfg.back_tolerance_m) & (a <= reach)
+        if not window.any():
+            return
+        pick = int(np.flatnonzero(window)[np.argmin(o[window])])
+        self._append(run, t, max(prev_d, float(a[pick])))
+
+    def _extend(self, run: _Run, t: FloatArray, d: FloatArray) -> None:
+        run.t.extend(t.tolist())
+        run.d.extend(d.tolist())
+        run.ref.extend(np.interp(d, run.plan.knots_x, run.plan.knots_y).tolist())
+
+    def _start(self, run: _Run, t: float, d: float) -> None:
+        """The first usable ping; the vehicle's ping just before, standing at the trip's start, goes first."""
+        cfg = self.ctx.cfg
+        before = run.before
+        if before is not None and abs(before[0] - t) <= cfg.bridge_gap_s:
+            along, offset = run.plan.line.nearest(np.array([before[1]]), np.array([before[2]]))
+            if offset[0] <= cfg.match.off_route_m and along[0] <= cfg.bridge_distance_m:
+                self._append(run, before[0], min(float(along[0]), d))
+        self._append(run, t, d)
+
+    def _bridge_end(self, run: _Run, t: float, lat: float, lon: float) -> None:
+        cfg = self.ctx.cfg
+        if abs(t - run.t[-1]) > cfg.bridge_gap_s:
+            return
+        along, offset = run.plan.line.nearest(np.array([lat]), np.array([lon]))
+        if offset[0] <= cfg.match.off_route_m and along[0] >= run.plan.line.length_m - cfg.bridge_distance_m:
+            self._append(run, t, max(float(along[0]), run.d[-1]))
+
+    def _append(self, run: _Run, t: float, d: float) -> None:
+        run.t.append(t)
+        run.d.append(d)
+        run.ref.append(float(np.interp(d, run.plan.knots_x, run.plan.knots_y)))
+
+    def _emit(self, run: _Run) -> None:
+        """Events of the stops the decided pings now place, in stop order."""
+        plan, n = run.plan, len(run.t)
+        if n < 2:
+            return
+        last = len(plan.stops) - 1
+        radius = self.ctx.cfg.stop_radius_m
+        while run.next_stop <= last:
+            k = run.next_stop
+            a = bisect.bisect_left(run.d, plan.stops[k] - radius) - 1
+            e = bisect.bisect_right(run.d, plan.stops[k] + radius)
+            seen = e > a + 1
+            if e >= n and not (k == last and seen):
+                return
+            run.next_stop += 1
+            self._stop_event(run, k, a, e, seen, k == last)
+
+    def _stop_event(self, run: _Run, k: int, a: int, e: int, seen: bool, is_last: bool) -> None:
+        plan, t, ref = run.plan, run.t, run.ref
+        n = len(t)
+        has_a, has_e = a >= 0, e < n
+        ai, ei, bi, ci = min(max(a, 0), n - 1), min(e, n - 1), min(a + 1, n - 1), max(min(e - 1, n - 1), 0)
+        reach, leave = float(plan.reach[k]), float(plan.leave[k])
+        if seen:
+            pace_arr = self._pace(run, bi if is_last else ei)
+            arrival = min(max(t[ai] + (reach - ref[ai]) * pace_arr, t[ai]), t[bi]) if has_a else np.nan
+            departure = min(max(t[ei] - (ref[ei] - leave) * pace_arr, t[ci]), t[ei]) if has_e else np.nan
+        elif has_a and has_e:
+            span = ref[ei] - ref[ai]
+            arrival = t[ai] + (t[ei] - t[ai]) * _clip01((reach - ref[ai]) / span if span else np.nan)
+            departure = t[ai] + (t[ei] - t[ai]) * _clip01((leave - ref[ai]) / span if span else np.nan)
+        else:
+            arrival = departure = np.nan
+        known = t[ei] if has_e else np.nan
+        if k == 0:
+            arrival = departure
+        if is_last:
+            if seen:
+                known = t[bi]
+                if np.isnan(arrival):
+                    arrival = t[bi]
+            departure = arrival
+        if not np.isnan(arrival):
+            arrival = max(arrival, run.running)
+            run.running = arrival
+        if not np.isnan(departure):
+            departure = max(departure, run.running)
+            run.running = departure
+        if np.isnan(arrival) or np.isnan(departure):
+            return
+        known = departure if np.isnan(known) else max(known, departure)
+        run.done.append((run.key[0], run.key[1], int(plan.seq[k]), str(plan.stop_ids[k]), float(arrival),
+                         float(departure), not seen, float(known)))
+
+    def _pace(self, run: _Run, upto: int) -> float:
+        cfg = self.ctx.cfg
+        t, ref = run.t, run.ref
+        first = min(bisect.bisect_left(t, t[upto] - cfg.pace_window_s), max(upto - cfg.pace_min_pings, 0))
+        span = ref[upto] - ref[first]
+        if span <= 30.0:
+            return 1.0
+        return min(max((t[upto] - t[first]) / span, 0.3), 3.0)
 
 
-def _pace(t: FloatArray, ref: FloatArray, upto: IntArray, window_s: float, min_pings: int) -> FloatArray:
-    """Observed ÷ reference seconds over the last ``window_s`` (at least ``min_pings`` pings) up to ping
-    ``upto`` (per stop), clipped to 0.3–3.
-
-    Local, because traffic changes along a trip (the whole trip's pace gave 4.2 s MAE at 20 s pings, the last
-    5 min 3.1 s); causal, so the pace an event uses is fixed once the ping that makes it known has arrived.
-    """
-    first = np.searchsorted(t, t[upto] - window_s, side="left")
-    first = np.minimum(first, np.maximum(upto - min_pings, 0))
-    span = ref[upto] - ref[first]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pace = np.clip((t[upto] - t[first]) / span, 0.3, 3.0)
-    return np.where(span > 30.0, pace, 1.0)
+def _clip01(x: float) -> float:
+    return x if np.isnan(x) else min(max(x, 0.0), 1.0)
 
 
-def _interleaved(arrival: FloatArray, departure: FloatArray) -> FloatArray:
-    times = np.column_stack([arrival, departure]).ravel()
-    filled = np.where(np.isnan(times), -np.inf, times)
-    running = np.maximum.accumulate(filled)
-    return np.where(np.isnan(times), np.nan, running)
-
-
-def _monotone(arrival: FloatArray, departure: FloatArray) -> FloatArray:
-    return _interleaved(arrival, departure)[0::2]
-
-
-def _monotone_dep(arrival: FloatArray, departure: FloatArray) -> FloatArray:
-    return _interleaved(arrival, departure)[1::2]
+def _key(trip_id: object, start_date: object) -> tuple[str, str] | None:
+    if trip_id is None or start_date is None or trip_id is pd.NA or start_date is pd.NA:
+        return None
+    if isinstance(trip_id, float) or isinstance(start_date, float):
+        return None
+    return str(trip_id), str(start_date)

@@ -91,7 +91,7 @@ class AvlService:
             if network is not None and not good.empty:
                 good = _with_trips(good, network, cfg)
             if network is not None:
-                self.tracker.prepare(session, good)
+                self.tracker.prepare(session, good, network)
             self.partitions.ensure(session, _utc_days(good["t"]))
             report.stored = insert_pings(session, good, PING_SOURCES[source])
             report.rejected["duplicate"] += len(good) - report.stored

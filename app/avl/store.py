@@ -138,9 +138,17 @@ _EVENT_UPDATES = ("stop_id", "vehicle_id", "arrival_at", "departure_at", "schedu
                   "scheduled_departure_at", "deviation_s", "passed_between_pings")
 
 
+_EVENT_COLUMNS = ("feed_version_id", "trip_id", "service_date", "stop_sequence", *_EVENT_UPDATES)
+_EVENT_STAGE = "avl_stop_events_stage"
+
+
 def upsert_events(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert or refine stop events (a trip's later pings can move its earlier events)."""
+    """Insert stop events, or replace them (a re-ingested or replayed trip); on PostgreSQL through ``COPY`` into a
+    staging table and one ``INSERT … ON CONFLICT DO UPDATE``."""
     if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        _copy_events(session, rows)
         return
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = dialect.insert(StopEvent)
@@ -149,3 +157,21 @@ def upsert_events(session: Session, rows: list[dict[str, Any]]) -> None:
         set_={name: statement.excluded[name] for name in _EVENT_UPDATES})
     session.execute(statement, rows)
 
+
+
+def _copy_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    columns = ", ".join(_EVENT_COLUMNS)
+    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in _EVENT_UPDATES)
+    latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:  # one row per key, the last given (ON CONFLICT cannot touch a row twice)
+        latest[(row["feed_version_id"], row["trip_id"], row["service_date"], row["stop_sequence"])] = row
+    with raw.cursor() as cur:
+        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_EVENT_STAGE} (LIKE avl_stop_events) ON COMMIT DELETE ROWS")
+        with cur.copy(f"COPY {_EVENT_STAGE} ({columns}) FROM STDIN") as copy:
+            for row in latest.values():
+                copy.write_row(tuple(row[name] for name in _EVENT_COLUMNS))
+        cur.execute(f"INSERT INTO avl_stop_events ({columns}) SELECT {columns} FROM {_EVENT_STAGE} "
+                    f"ON CONFLICT (feed_version_id, trip_id, service_date, stop_sequence) DO UPDATE SET {updates}")
+        cur.execute(f"DELETE FROM {_EVENT_STAGE}")
