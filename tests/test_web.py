@@ -111,6 +111,8 @@ def test_unknown_stop_and_route_get_a_friendly_page(demo: Flask, client: FlaskCl
         text = response.get_data(as_text=True)
         assert response.status_code == 404 and response.mimetype == "text/html"
         assert words in text and 'href="/"' in text
+    echoed = client.get("/stops/%3Cb%3Ex?lang=en").get_data(as_text=True)
+    assert "There is no stop &lt;b&gt;x." in echoed and "<b>x" not in echoed  # the id is shown, escaped
 
 
 def test_pages_without_a_schedule_say_so(client: FlaskClient) -> None:
