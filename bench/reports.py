@@ -195,7 +195,7 @@ def load_operations_rollups(url: str, n_days: int) -> int:
     return cells
 
 
-def build_rollups(url: str, n_days: int, missing_only: bool = False) -> None:
+def build_rollups(url: str, n_days: int, missing_only: bool = False, only: tuple[int, int] = (1, 31)) -> None:
     engine = make_engine(url)
     settings = RollupSettings(tz=ALMATY)
     with engine.connect() as conn:
@@ -205,7 +205,7 @@ def build_rollups(url: str, n_days: int, missing_only: bool = False) -> None:
         built = set(conn.execute(text("SELECT DISTINCT service_date FROM report_route_hour")).scalars())
         conn.commit()
         for day in days(n_days):
-            if missing_only and day in built:
+            if (missing_only and day in built) or not only[0] <= (day - FIRST_DAY).days + 1 <= only[1]:
                 continue
             started = time.perf_counter()
             with Session(bind=conn) as session:
@@ -299,11 +299,18 @@ def main() -> None:
     parser.add_argument("--skip-load", action="store_true", help="time the reports of an earlier load")
     parser.add_argument("--resume-rollups", action="store_true",
                         help="keep the loaded boardings; build the rollups of the days that have none yet")
+    parser.add_argument("--rollup-days", default="1-31", help="with --resume-rollups: which days, e.g. 8-18 "
+                        "(run two ranges at once to use both cores)")
+    parser.add_argument("--no-operations", action="store_true", help="with --resume-rollups: boardings only")
     args = parser.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     if args.resume_rollups:
         started = time.perf_counter()
-        build_rollups(url, args.days, missing_only=True)
+        first, last = (int(x) for x in args.rollup_days.split("-"))
+        build_rollups(url, args.days, missing_only=True, only=(first, last))
+        if args.no_operations:
+            print(f"rollups of days {args.rollup_days} built in {time.perf_counter() - started:.0f} s")
+            return
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("DELETE FROM report_ontime_hour")
             conn.execute("DELETE FROM report_accuracy_day")
