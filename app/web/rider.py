@@ -88,7 +88,7 @@ def _search(q: str) -> list[dict[str, Any]] | None:
         return None
     with get_db(_app()).session() as session:
         try:
-            found = queries.search_stops(session, q=q, near=None, radius_m=500, limit=20)
+            found = queries.search_stops(session, q=q[:100], near=None, radius_m=500, limit=20)
         except BadRequest:
             return []
     language = current_language()
