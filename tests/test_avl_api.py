@@ -56,7 +56,7 @@ def test_bad_json_names_the_field_and_stores_nothing(client: FlaskClient, feed_a
         ({"pings": [ping(10), ping(5, start_date="tomorrow")]}, "pings[1].start_date"),
         ({"pings": [ping(10), "not a ping"]}, "pings[1]"),
         ({"pings": []}, "pings"),
-        ([1, 2, 3], "pings"),
+        ([1, 2, 3], "body"),
     ]
     for body, field in cases:
         response = signed(client, creds, "POST", PINGS, body)

@@ -30,9 +30,9 @@ def register_api(app: Flask) -> None:
     from app.api.ticketing import register_ticketing_api
 
     register_ticketing_api(app)
-    from app.api.avl import bp as avl_bp
+    from app.api.avl import register_avl_api
 
-    app.register_blueprint(avl_bp)
+    register_avl_api(app)
     from app.api.reports import register_reports_api
 
     register_reports_api(app)

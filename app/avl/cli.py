@@ -184,3 +184,91 @@ def avl_ingest_gtfsrt(source: str, interval: float | None, polls: int | None, ma
             raise click.ClickException(f"{exc}; nothing was stored") from exc
         return
     poll(source, interval, handle, lambda exc: click.echo(f"poll failed: {exc}", err=True), polls=polls)
+
+
+@avl_group.group("vehicles")
+def avl_vehicles() -> None:
+    """Vehicles allowed to send pings: once any is registered, pings of unknown vehicles are rejected."""
+
+
+@avl_vehicles.command("register")
+@click.argument("vehicle_ids", nargs=-1, required=True)
+@click.option("--label", default=None, help="Fleet number or plate shown to staff (one vehicle only).")
+@with_appcontext
+def avl_vehicles_register(vehicle_ids: tuple[str, ...], label: str | None) -> None:
+    """Register VEHICLE_IDS (the ids their pings carry), or reactivate them and update the label."""
+    from app.models import Vehicle
+
+    if label is not None and len(vehicle_ids) > 1:
+        raise click.UsageError("--label names one vehicle; register the others separately")
+    for vehicle_id in vehicle_ids:
+        if not 1 <= len(vehicle_id.strip()) <= 64:
+            raise click.BadParameter(f"{vehicle_id!r}: an id is 1 to 64 characters", param_hint="VEHICLE_IDS")
+    if label is not None and len(label) > 200:
+        raise click.BadParameter("at most 200 characters", param_hint="--label")
+    db, _ = _service()
+    with db.session() as session:
+        for vehicle_id in (v.strip() for v in vehicle_ids):
+            vehicle = session.get(Vehicle, vehicle_id)
+            if vehicle is None:
+                session.add(Vehicle(id=vehicle_id, label=label, active=True))
+                click.echo(f"registered {vehicle_id}")
+            else:
+                vehicle.active = True
+                vehicle.label = label if label is not None else vehicle.label
+                click.echo(f"updated {vehicle_id}")
+        session.commit()
+
+
+@avl_vehicles.command("deactivate")
+@click.argument("vehicle_ids", nargs=-1, required=True)
+@with_appcontext
+def avl_vehicles_deactivate(vehicle_ids: tuple[str, ...]) -> None:
+    """Stop accepting pings from VEHICLE_IDS (their stored pings and events are kept)."""
+    from app.models import Vehicle
+
+    db, _ = _service()
+    with db.session() as session:
+        missing = [v for v in vehicle_ids if session.get(Vehicle, v) is None]
+        if missing:
+            raise click.ClickException(f"not registered: {', '.join(missing)}; nothing was changed")
+        for vehicle_id in vehicle_ids:
+            vehicle = session.get(Vehicle, vehicle_id)
+            assert vehicle is not None
+            vehicle.active = False
+        session.commit()
+    click.echo(f"deactivated {len(vehicle_ids)} vehicle(s)")
+
+
+@avl_vehicles.command("list")
+@with_appcontext
+def avl_vehicles_list() -> None:
+    """Registered vehicles: id, active or not, label."""
+    from sqlalchemy import select
+
+    from app.models import Vehicle
+
+    db, _ = _service()
+    with db.session() as session:
+        vehicles = session.scalars(select(Vehicle).order_by(Vehicle.id)).all()
+        for vehicle in vehicles:
+            click.echo(f"{vehicle.id}\t{'active' if vehicle.active else 'inactive'}\t{vehicle.label or ''}")
+    if not vehicles:
+        click.echo("no vehicles registered: pings from any vehicle are accepted", err=True)
+
+
+@avl_group.command("prune")
+@click.option("--keep-days", type=click.IntRange(1), required=True,
+              help="Keep pings of this many most recent UTC days (today included).")
+@with_appcontext
+def avl_prune(keep_days: int) -> None:
+    """Drop old pings: whole day partitions on PostgreSQL. Stop events are kept."""
+    from app.avl.store import prune_pings
+
+    db, _ = _service()
+    before = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=keep_days - 1)
+    with db.session() as session:
+        dropped, deleted = prune_pings(session, before)
+        session.commit()
+    what = f"{len(dropped)} day partition(s)" + (f" ({dropped[0]} … {dropped[-1]})" if dropped else "")
+    click.echo(f"pings before {before.isoformat()} removed: {what}, {deleted} row(s) deleted")

@@ -13,13 +13,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.models import AvlRejection, Ping, StopEvent
 
-__all__ = ["PING_COLUMNS", "PartitionSet", "add_rejections", "existing_keys", "insert_pings", "upsert_events"]
+__all__ = ["PING_COLUMNS", "PartitionSet", "add_rejections", "existing_keys", "insert_pings", "prune_pings",
+           "upsert_events"]
 
 PING_COLUMNS = ("vehicle_id", "recorded_at", "lat_e6", "lon_e6", "trip_id", "route_id", "service_date", "bearing",
                 "speed", "source")
@@ -175,3 +176,33 @@ def _copy_events(session: Session, rows: list[dict[str, Any]]) -> None:
         cur.execute(f"INSERT INTO avl_stop_events ({columns}) SELECT {columns} FROM {_EVENT_STAGE} "
                     f"ON CONFLICT (feed_version_id, trip_id, service_date, stop_sequence) DO UPDATE SET {updates}")
         cur.execute(f"DELETE FROM {_EVENT_STAGE}")
+
+
+def prune_pings(session: Session, before: dt.date) -> tuple[list[str], int]:
+    """Drop the pings recorded before ``before`` (UTC day): whole day partitions on PostgreSQL (a catalogue change,
+    no row-by-row delete), a ``DELETE`` on SQLite. Returns the partitions dropped and the rows deleted.
+
+    Stop events are kept: they are the observed history every prediction is scored against."""
+    if session.get_bind().dialect.name != "postgresql":
+        cutoff = dt.datetime.combine(before, dt.time(), dt.UTC)
+        deleted = session.execute(delete(Ping).where(Ping.recorded_at < cutoff))
+        return [], int(getattr(deleted, "rowcount", 0) or 0)
+    names = session.scalars(text(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'avl_pings' ORDER BY c.relname")).all()
+    dropped = []
+    for name in names:
+        day = _partition_day(name)
+        if day is not None and day < before:
+            session.execute(text(f'DROP TABLE "{name}"'))
+            dropped.append(name)
+    return dropped, 0
+
+
+def _partition_day(name: str) -> dt.date | None:
+    if not (name.startswith("avl_pings_p") and len(name) == len("avl_pings_p20260101")):
+        return None
+    try:
+        return dt.date(int(name[-8:-4]), int(name[-4:-2]), int(name[-2:]))
+    except ValueError:
+        return None
