@@ -45,7 +45,8 @@ def test_registered_vehicles_are_listed_and_only_they_may_ping(feed_app: Flask, 
     missing = runner.invoke(args=["avl", "vehicles", "deactivate", "bus-9"])
     assert missing.exit_code != 0 and "not registered: bus-9" in missing.output
     lat, lon = ON_ROUTE
-    rows = [{"vehicle_id": v, "t": NOW - 10, "latitude": lat, "longitude": lon} for v in ("bus-1", "bus-3", "bus-7")]
+    rows: list[dict[str, object]] = [{"vehicle_id": v, "t": NOW - 10, "latitude": lat, "longitude": lon}
+                                     for v in ("bus-1", "bus-3", "bus-7")]
     with get_db(feed_app).session() as session:
         report = get_avl(feed_app).ingest(session, frame(rows), "api", now=NOW)
     assert report.stored == 1 and report.rejected["unknown_vehicle"] == 2
@@ -103,7 +104,8 @@ def test_prune_drops_old_days_and_keeps_recent_ones(feed_app: Flask, runner: Fla
     lat, lon = ON_ROUTE
     today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     times = [(today - dt.timedelta(days=back, hours=-1)).timestamp() for back in (0, 1, 5, 9)]
-    rows = [{"vehicle_id": "bus-1", "t": t, "latitude": lat, "longitude": lon} for t in times]
+    rows: list[dict[str, object]] = [{"vehicle_id": "bus-1", "t": t, "latitude": lat, "longitude": lon}
+                                     for t in times]
     from app.avl.ingest import IngestSettings
 
     with get_db(feed_app).session() as session:
