@@ -51,7 +51,7 @@ def seed_week(app: Flask) -> None:
             for predictor, base in (("hgb-v1", 0.70), ("schedule", 0.48)):
                 for bucket in range(4):
                     n = 400 - 60 * bucket
-                    share = base + 0.03 * ((i * 5 + bucket) % 4) - 0.04 * bucket
+                    share = base + 0.025 * ((i * 3) % 5 - 2) + 0.01 * ((i + bucket) % 3) - 0.04 * bucket
                     session.add(AccuracyDay(service_date=day, route_id="R12", predictor=predictor, bucket=bucket,
                                             day_type=day_type(day), predictions=n, accurate=int(n * share),
                                             early=n // 12, abs_error_s=n * 80, with_interval=n,
