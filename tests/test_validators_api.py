@@ -189,3 +189,18 @@ def test_batch_late_tap_adjusts_earlier_charges_and_repeats_in_one_batch(client:
         kinds = session.execute(text("SELECT t.kind FROM ledger_transactions t JOIN taps p ON p.id = t.tap_id "
                                      "WHERE p.device_seq = 2 ORDER BY t.id")).scalars().all()
     assert kinds == ["fare", "fare_adjustment"]
+
+
+def test_a_large_batch_commits_in_card_chunks_and_charges_each_tap_once(client: FlaskClient, app: Flask) -> None:
+    """More than CHUNK_TAPS taps: applied chunk by chunk, each card rated with all its taps; sent again, nothing
+    is charged twice."""
+    creds = make_device(app)
+    made = [make_card(app, balance=1_000_000) for _ in range(6)]
+    taps = [tap_body(seq, made[seq % 6][1], seconds=seq * 60, vehicle=f"v{seq % 7}") for seq in range(1, 301)]
+    first = signed(client, creds, "POST", BATCHES, {"taps": taps}).get_json()
+    assert first["counts"] == {"accept": 300, "deny": 0, "conflict": 0, "duplicates": 0}
+    assert [r["device_seq"] for r in first["results"]] == list(range(1, 301))
+    again = signed(client, creds, "POST", BATCHES, {"taps": taps}).get_json()
+    assert again["counts"]["duplicates"] == 300
+    for card_id, _, _ in made:
+        assert balance(app, card_id) == 1_000_000 - 50 * 12000

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from app import get_db, get_redis
@@ -27,6 +28,8 @@ __all__ = ["bp", "parse_tap"]
 bp = Blueprint("validators", __name__, url_prefix="/api/v1/validators")
 
 MAX_BATCH = 5000
+CHUNK_TAPS = 250  # taps per transaction of a large batch sent without an Idempotency-Key
+ATTEMPTS = 3
 SIGNED = ("Signed like every validator request (headers X-Qala-Device, X-Qala-Key, X-Qala-Timestamp, "
           "X-Qala-Nonce, X-Qala-Signature; 401 with a reason code otherwise). ")
 
@@ -100,7 +103,9 @@ def tap() -> ResponseReturnValue:
 @bp.post("/batches")
 @endpoint("Offline taps, late, duplicated or out of order: each charged at most once, rated by its own time",
           request="BatchRequest", response="BatchResult", tag="validators", errors=[401, 409],
-          description=SIGNED + "The batch is applied in one transaction: each card is locked once, its taps are "
+          description=SIGNED + "A batch with an Idempotency-Key, or of at most 250 taps, is applied in one "
+                      "transaction; a larger one commits per chunk of about 250 taps (a card's taps stay together). "
+                      "Each card is locked once, its taps are "
                       "rated with the card's earlier taps by their own times, and earlier taps whose price a late "
                       "tap changes get adjustment entries. A tap whose key was stored with a different body is "
                       "reported as a `conflict` result; a repeated tap returns its stored result "
@@ -112,15 +117,60 @@ def batch() -> ResponseReturnValue:
     if not isinstance(taps, list) or not 1 <= len(taps) <= MAX_BATCH:
         raise BadRequest(f"taps must be a list of 1 to {MAX_BATCH} taps", field="taps")
     requests = [parse_tap(ctx, g.device_id, item, offline=True) for item in taps]
+    if "Idempotency-Key" not in request.headers and len(requests) > CHUNK_TAPS:
+        results = _apply_in_chunks(ctx, requests)
+        with get_db(current_app).session() as session:
+            return jsonify(_batch_body(results, sequence_gaps(session, g.device_id)))
 
     def work(session: Session) -> tuple[dict[str, Any], int]:
-        results = apply_batch(session, ctx, requests)
-        summary = {k: sum(1 for r in results if r["decision"] == k) for k in ("accept", "deny", "conflict")}
-        duplicates = sum(1 for r in results if r.get("duplicate"))
-        return {"results": results, "counts": {**summary, "duplicates": duplicates},
-                "gaps": sequence_gaps(session, g.device_id)}, 200
+        return _batch_body(apply_batch(session, ctx, requests), sequence_gaps(session, g.device_id)), 200
 
     return run_mutation(f"device:{g.device_id}", work)
+
+
+def _batch_body(results: list[dict[str, Any]], gaps: list[list[int]]) -> dict[str, Any]:
+    summary = {k: sum(1 for r in results if r["decision"] == k) for k in ("accept", "deny", "conflict")}
+    duplicates = sum(1 for r in results if r.get("duplicate"))
+    return {"results": results, "counts": {**summary, "duplicates": duplicates}, "gaps": gaps}
+
+
+def _chunks(requests: list[TapRequest]) -> list[list[int]]:
+    """Indices of the batch in chunks of about ``CHUNK_TAPS`` taps; a card's taps (and every copy of a tap key)
+    stay in one chunk, so each card is still rated once with all its taps of the batch."""
+    by_card: dict[str, list[int]] = {}
+    card_of_key: dict[str, str] = {}
+    for i, req in enumerate(requests):
+        card = card_of_key.setdefault(req.tap_key, req.card_hash or "")
+        by_card.setdefault(card, []).append(i)
+    chunks: list[list[int]] = [[]]
+    for indices in by_card.values():
+        if chunks[-1] and len(chunks[-1]) + len(indices) > CHUNK_TAPS:
+            chunks.append([])
+        chunks[-1].extend(indices)
+    return chunks
+
+
+def _apply_in_chunks(ctx: Ticketing, requests: list[TapRequest]) -> list[dict[str, Any]]:
+    """A large batch without an Idempotency-Key commits per chunk of cards: card locks are held for one chunk's
+    work instead of the whole batch's, so online taps on those cards wait less. Each tap is still charged at most
+    once (a retry after a failure returns the stored results of the chunks already committed)."""
+    db = get_db(current_app)
+    results: list[dict[str, Any]] = [{} for _ in requests]
+    for indices in _chunks(requests):
+        part = [requests[i] for i in indices]
+        for attempt in range(ATTEMPTS):
+            with db.session() as session:
+                try:
+                    applied = apply_batch(session, ctx, part)
+                    session.commit()
+                    break
+                except (IntegrityError, OperationalError):
+                    session.rollback()
+                    if attempt == ATTEMPTS - 1:
+                        raise
+        for i, result in zip(indices, applied, strict=True):
+            results[i] = result
+    return results
 
 
 @bp.get("/deny-list")
