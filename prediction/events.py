@@ -275,7 +275,17 @@ class VehicleFollower:
         if t is not None and lat is not None and lon is not None and run.t:
             self._bridge_end(run, t, lat, lon)
         self._emit(run)
+        if len(run.t) == 1:
+            self._lone_ping(run)
         return run.done
+
+    def _lone_ping(self, run: _Run) -> None:
+        """A run with one usable ping (a sparse feed's snapshot): if it stands at a stop, the bus was there at that
+        time — the event is that instant (arrival ≤ t ≤ departure, so off by at most the dwell); else nothing."""
+        plan, t, d = run.plan, run.t[0], run.d[0]
+        k = int(np.argmin(np.abs(plan.stops - d)))
+        if abs(plan.stops[k] - d) <= self.ctx.cfg.stop_radius_m:
+            run.done.append((run.key[0], run.key[1], int(plan.seq[k]), str(plan.stop_ids[k]), t, t, False, t))
 
     def _advance(self, run: _Run, t: FloatArray, lat: FloatArray, lon: FloatArray) -> list[EventTuple]:
         along, offset = run.plan.candidates(lat, lon)
