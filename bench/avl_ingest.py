@@ -57,10 +57,31 @@ def main() -> None:
     rejected = {reason: n for reason, n in total.rejected.items() if n}
     print(f"{total.received} pings ({total.stored} stored, rejected {rejected}), "
           f"{total.stop_events} stop-event upserts, {elapsed:.1f} s, batches of {args.batch_s:.0f} s city time")
+    bare = _bare_copy_seconds(db, pings)
+    print(f"baseline: a bare COPY of the same pings into an unindexed temporary table took {bare:.1f} s "
+          f"({total.received / bare:.0f} pings/s); ingest is {elapsed / bare:.1f}x that")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"this process: {cpu:.1f} s CPU ({total.received / max(cpu, 1e-9):.0f} pings per CPU second); "
           f"load average {load} on {os.cpu_count()} cores")
     print(f"pings_per_s={total.received / elapsed:.0f}")
+
+
+def _bare_copy_seconds(db: Database, pings: pd.DataFrame) -> float:
+    """The floor: the same rows, converted as ingest converts them, copied with no checks, matching or events."""
+    from app.avl.store import PING_COLUMNS, _rows
+
+    with db.session() as session:
+        raw = session.connection().connection.driver_connection
+        assert raw is not None
+        started = time.perf_counter()
+        rows = _rows(pings.assign(start_date=None), 3)
+        with raw.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE bare_pings (LIKE avl_pings)")
+            with cur.copy(f"COPY bare_pings ({', '.join(PING_COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        session.commit()
+        return time.perf_counter() - started
 
 
 if __name__ == "__main__":
