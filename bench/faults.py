@@ -90,7 +90,8 @@ class Validator(threading.Thread):
             if result:
                 self.ack(result)
             return
-        for _ in range(self.rng.randrange(1, 20)):
+        # now and then a large backlog, so batches over 250 taps (committed per chunk of cards) are faulted too
+        for _ in range(self.rng.randrange(260, 400) if self.rng.random() < 0.1 else self.rng.randrange(1, 20)):
             self.new_tap()
         self.flush(repeats=self.rng.randrange(1, 4))
 
