@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,7 +92,7 @@ class DemoTaps:
         ctx = get_ticketing(self.app)
         for row in taps.itertuples(index=False):
             self.seq += 1
-            number = self.numbers[hash(str(row.card_id)) % len(self.numbers)]
+            number = self.numbers[zlib.crc32(str(row.card_id).encode()) % len(self.numbers)]
             at = dt.datetime.fromtimestamp(float(row.t), dt.UTC)
             body = f"{self.device_id}|{self.seq}|{row.vehicle_id}|{row.route_id}|{at.isoformat()}"
             req = TapRequest(device_id=self.device_id, device_seq=self.seq, card_number=number,

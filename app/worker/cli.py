@@ -93,11 +93,13 @@ def _source(app: object, worker: object, *, simulate: bool, taps: bool, gtfs_rt:
             return decode_vehicle_positions(fetch(gtfs_rt), gtfs_rt).pings
 
         return IngestSource(db.session, produce, source="gtfsrt"), None
+    from sqlalchemy import select
+
     from app.models import FeedVersion
 
     with db.session() as session:
-        feed_id = session.query(FeedVersion.id).filter(FeedVersion.is_active.is_(True)).scalar()
-    return DatabaseSource(db.session, int(feed_id)), None
+        feed_id = session.scalar(select(FeedVersion.id).where(FeedVersion.is_active.is_(True)))
+    return DatabaseSource(db.session, int(feed_id or 0)), None
 
 
 def _loop(worker: object, source: object, tapper: object, *, cycle_s: float, cycles: int | None,

@@ -1,11 +1,10 @@
-"""What the worker remembers of the observed stop events: each run's furthest event and each segment's latest
-traversal — all that ``LiveState`` needs — turned into a small ``KnownEvents`` every cycle.
+"""What the worker remembers of the observed stop events, turned into a small ``KnownEvents`` every cycle.
 
-A replay builds ``LiveState`` over a whole day's events; a live worker cannot (the table only grows), so it
-keeps the state that survives ``LiveState.advance`` (the furthest visit per run, the newest run time per
-segment, the last departure per route and stop for headways) and hands ``LiveState`` one row per run plus
-one row per recently traversed segment. Segment rows are given runs of their own, stamped as known long
-ago, so they feed the ``recent``/``kalman``/``network_pace`` features without making a run look active.
+A replay builds ``LiveState`` over a whole day's events; a live worker cannot (the table only grows), so it keeps
+what ``LiveState`` needs: every event of the runs still live (a trip's events feed its pace features), the newest
+traversal of every segment (recent run times, network and route pace) and the last departure per route and stop
+(headways). Segment rows are given runs of their own, stamped as known long ago, so they feed segment features
+without ever making a run look active.
 """
 
 from __future__ import annotations
