@@ -14,6 +14,5 @@ __all__ = ["authenticate_device"]
 def authenticate_device() -> None:
     """Verify the request's HMAC signature and put the device id in ``g.device_id`` (401 otherwise)."""
     ctx = get_ticketing(current_app)
-    with get_db(current_app).session() as session:
-        g.device_id = verify_request(session, get_redis(current_app), request.headers, request.method,
-                                     request.path, request.get_data(), cache=ctx.device_keys, box=ctx.keys)
+    g.device_id = verify_request(get_db(current_app).session, get_redis(current_app), request.headers, request.method,
+                                 request.path, request.get_data(), cache=ctx.device_keys, box=ctx.keys)

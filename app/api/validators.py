@@ -88,8 +88,10 @@ def tap() -> ResponseReturnValue:
     ctx = get_ticketing(current_app)
     req = parse_tap(ctx, g.device_id, _json_body(), offline=False)
     if ctx.fast is not None and "Idempotency-Key" not in request.headers:
-        with get_db(current_app).session() as session:  # connects only when the profile is rechecked
-            profile = ctx.profiles.get(session)
+        profile = ctx.profiles.fresh()
+        if profile is None:
+            with get_db(current_app).session() as session:
+                profile = ctx.profiles.get(session)
         fast = process_online_fast(ctx, profile, req)
         if fast is not None:
             return jsonify(fast.as_json())

@@ -15,7 +15,7 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,14 +108,16 @@ def _open(box: KeyBox, key_id: str, sealed: str) -> str | None:
         return None
 
 
-def _key_secret(session: Session, box: KeyBox, device_id: str, key_id: str, now: dt.datetime,
+def _key_secret(sessions: Callable[[], Session], box: KeyBox, device_id: str, key_id: str, now: dt.datetime,
                 cache: dict[str, Any] | None) -> str | None:
-    """The opened secret of a valid key; remembered for ``KEY_CACHE_S`` (so a revoked key may work that long)."""
+    """The opened secret of a valid key; remembered for ``KEY_CACHE_S`` (so a revoked key may work that long).
+    A session is opened only on a miss: most requests need no database before the tap itself."""
     cached = cache.get(key_id) if cache is not None else None
     if cached is None or time.monotonic() - cached[3] > KEY_CACHE_S:
-        row = session.execute(select(DeviceKey.device_id, DeviceKey.secret_sealed, DeviceKey.expires_at)
-                              .join(Device, Device.id == DeviceKey.device_id)
-                              .where(DeviceKey.id == key_id, Device.active.is_(True))).first()
+        with sessions() as session:
+            row = session.execute(select(DeviceKey.device_id, DeviceKey.secret_sealed, DeviceKey.expires_at)
+                                  .join(Device, Device.id == DeviceKey.device_id)
+                                  .where(DeviceKey.id == key_id, Device.active.is_(True))).first()
         cached = (row[0], _open(box, key_id, row[1]), _utc(row[2]) if row[2] else None, time.monotonic()) if row \
             else ("", None, None, time.monotonic())
         if cache is not None:
@@ -126,8 +128,8 @@ def _key_secret(session: Session, box: KeyBox, device_id: str, key_id: str, now:
     return str(secret)
 
 
-def verify_request(session: Session, redis: Any, headers: Mapping[str, str] | Headers, method: str, path: str,
-                   body: bytes, now: dt.datetime | None = None, cache: dict[str, Any] | None = None,
+def verify_request(sessions: Callable[[], Session], redis: Any, headers: Mapping[str, str] | Headers, method: str,
+                   path: str, body: bytes, now: dt.datetime | None = None, cache: dict[str, Any] | None = None,
                    *, box: KeyBox) -> str:
     """The authenticated device id; raises ``Unauthorized`` with a reason code otherwise."""
     names = ("X-Qala-Device", "X-Qala-Key", "X-Qala-Timestamp", "X-Qala-Nonce", "X-Qala-Signature")
@@ -138,7 +140,7 @@ def verify_request(session: Session, redis: Any, headers: Mapping[str, str] | He
     current = now or dt.datetime.now(dt.UTC)
     if not timestamp.isdigit() or abs(current.timestamp() - int(timestamp)) > MAX_SKEW_S:
         raise Unauthorized("stale_request", f"the timestamp is more than {MAX_SKEW_S} s from the server clock")
-    secret = _key_secret(session, box, device_id, key_id, current, cache)
+    secret = _key_secret(sessions, box, device_id, key_id, current, cache)
     expected = sign(secret or "", method, path, timestamp, nonce, body)
     if secret is None or not hmac.compare_digest(expected, signature):
         raise Unauthorized("bad_signature", "the signature does not match (unknown or expired key, or bad MAC)")

@@ -60,6 +60,12 @@ class ProfileCache:
     _built: dict[int | None, FareProfile] = field(default_factory=dict)
     _checked_at: float = -1e9
 
+    def fresh(self) -> FareProfile | None:
+        """The built profile when the active feed version was checked within ``recheck_s`` (no session needed)."""
+        if self._built and time.monotonic() - self._checked_at < self.recheck_s:
+            return next(iter(self._built.values()))
+        return None
+
     def get(self, session: Session) -> FareProfile:
         if self._built and time.monotonic() - self._checked_at < self.recheck_s:
             return next(iter(self._built.values()))
