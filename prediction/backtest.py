@@ -1,8 +1,9 @@
 """Backtest: train strictly before a cutoff, then replay the rest as the live service would and score it.
 
-The replay runs in memory: every ``step`` seconds a ``LiveState`` takes in only the stop events known by then
-(``known_at`` = the first ping after the departure), every active trip gets a row per downstream stop, and each
-predictor's ETA is scored against the observed arrival with ``prediction.metrics``.
+Every ``step`` seconds a ``LiveState`` takes in only the stop events known by then (``known_at`` = the first ping
+of the vehicle after the departure), every active trip gets a row per downstream stop and per stop of the next
+trip of its block, and each predictor's ETA is scored against the observed arrival with ``prediction.metrics``.
+Where the events come from (a temporary database in ``qala backtest``) is the caller's business.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from prediction.models import BASELINES, QuantileETAModel
 from prediction.predict_snapshot import LiveState
 from prediction.sim_network import SimNetwork
 
-__all__ = ["Predictions", "TrainingSet", "backtest", "format_table", "replay", "training_set"]
+__all__ = ["Predictions", "TrainingSet", "backtest", "fit_predictors", "format_table", "replay", "score_all",
+           "training_set"]
 
 FloatArray = npt.NDArray[np.float64]
 Progress = Callable[[Iterable[float]], Iterable[float]]
-# made_at, actual arrival, predicted arrival per predictor, interval low, high (epoch s)
-_Chunk = tuple[FloatArray, FloatArray, dict[str, FloatArray], FloatArray | None, FloatArray | None]
+# made_at, actual arrival, predicted arrival per predictor, interval low, high (epoch s), block_ahead
+_Chunk = tuple[FloatArray, FloatArray, dict[str, FloatArray], FloatArray | None, FloatArray | None, FloatArray]
 
 
 @dataclass
@@ -80,6 +82,7 @@ class Predictions:
     predicted: dict[str, FloatArray]
     lower: FloatArray | None
     upper: FloatArray | None
+    block_ahead: FloatArray  # 1 for rows of the next trip of the bus's block
 
 
 def _predict_all(predictors: dict[str, BaseEstimator], frame: pd.DataFrame
@@ -110,7 +113,8 @@ def replay(net: SimNetwork, known: KnownEvents, history: SegmentHistory, predict
     def flush() -> None:
         if pending:
             frame, actual = _labelled(pd.concat(pending, ignore_index=True), truth, net)
-            chunks.append((frame["made_at"].to_numpy(float), actual, *_predict_all(predictors, frame)))
+            chunks.append((frame["made_at"].to_numpy(float), actual, *_predict_all(predictors, frame),
+                           frame["block_ahead"].to_numpy(float)))
             pending.clear()
 
     buffered = 0
@@ -135,6 +139,7 @@ def _merge(chunks: list[_Chunk], names: list[str]) -> Predictions:
         made_at=cat([c[0] for c in chunks]), actual=cat([c[1] for c in chunks]),
         predicted={n: cat([c[2][n] for c in chunks]) for n in names},
         lower=cat(lowers) if lowers else None, upper=cat(uppers) if uppers else None,
+        block_ahead=cat([c[5] for c in chunks]),
     )
 
 
@@ -147,9 +152,11 @@ def fit_predictors(training: TrainingSet, model: QuantileETAModel | None = None)
 
 
 def backtest(net: SimNetwork, known: KnownEvents, cutoff: float, *, step_s: float = 30.0,
-             progress: Progress | None = None, model: QuantileETAModel | None = None) -> dict[str, object]:
-    """Train before ``cutoff``, replay after it, and return the report in the issue's JSON shape."""
-    training = training_set(net, known, cutoff)
+             train_step_s: float = 300.0, progress: Progress | None = None,
+             model: QuantileETAModel | None = None) -> dict[str, object]:
+    """Train before ``cutoff`` (snapshots every ``train_step_s``), replay after it every ``step_s``, and return
+    the report in the issue's JSON shape (plus ``current_trips`` / ``next_trips`` splits when a feed has blocks)."""
+    training = training_set(net, known, cutoff, step_s=train_step_s)
     predictors = fit_predictors(training, model)
     end = float(known.known_at.max()) + step_s
     result = replay(net, known, training.history, predictors, cutoff, end, step_s=step_s, progress=progress)
@@ -162,11 +169,24 @@ def backtest(net: SimNetwork, known: KnownEvents, cutoff: float, *, step_s: floa
         "arrivals_observed": observed, "training_rows": len(training.rows), "kalman_gain": training.history.gain,
         "predictors": {},
     }
-    for name, predicted in result.predicted.items():
-        interval = (result.lower, result.upper) if name == "model" else (None, None)
-        score = score_predictions(result.made_at, predicted, result.actual, *interval)
-        report["predictors"][name] = score.as_dict()  # type: ignore[index]
+    report["predictors"] = score_all(result)
+    following = result.block_ahead == 1
+    if following.any():
+        report["next_trips"] = score_all(result, following)
+        report["current_trips"] = score_all(result, ~following)
     return report
+
+
+def score_all(result: Predictions, rows: npt.NDArray[np.bool_] | None = None) -> dict[str, object]:
+    """Every predictor's AccuracyReport (as a dict) on ``rows`` of the replay (all rows when None)."""
+    pick = np.ones(len(result.made_at), dtype=bool) if rows is None else rows
+    out: dict[str, object] = {}
+    for name, predicted in result.predicted.items():
+        low, high = (result.lower, result.upper) if name == "model" else (None, None)
+        out[name] = score_predictions(result.made_at[pick], predicted[pick], result.actual[pick],
+                                      None if low is None else low[pick], None if high is None else high[pick]
+                                      ).as_dict()
+    return out
 
 
 def _pct(value: object) -> str:

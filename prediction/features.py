@@ -1,8 +1,9 @@
 """Prediction features from observed stop events, built exactly as a live service would see them at time T.
 
-An event becomes *known* when the first ping after its departure arrives (``known_at``); a snapshot at T uses only
-events known by T. Segment history (historical run times by segment, hour and day type; dwell by stop) is fitted
-on training events only.
+Stop events are interpolated between pings, so an event is *known* only once the bus has been seen past it: at the
+first ping of the same vehicle strictly after the event's departure (``known_at``; the AVL event table's own
+``known_at`` column is used when the events carry one). A snapshot at T uses only events known by T. Segment
+history (historical run times by segment, hour and day type; dwell by stop) is fitted on training events only.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from prediction.events import resolve_start_dates
 from prediction.servicedays import service_day_start
 from prediction.sim_network import SimNetwork
 
@@ -25,10 +27,11 @@ IntArray = npt.NDArray[np.int64]
 FEATURES = (
     "remaining_dist_m", "remaining_stops", "sched_remaining_s", "elapsed_s", "deviation_s", "hour", "day_type",
     "route", "direction", "hist_remaining_s", "recent_remaining_s", "recent_share", "kalman_remaining_s",
-    "hist_dwell_ahead_s", "headway_s", "network_pace",
+    "hist_dwell_ahead_s", "headway_s", "network_pace", "route_pace", "trip_pace", "trip_observed_s",
+    "pace_adjust_s", "block_ahead", "layover_slack_s",
 )
 _SLOTS = 48  # hour of day × (weekday, weekend)
-_KNOWN_FALLBACK_S = 60.0  # no later ping of the trip (its last stop): assume the next report within a minute
+_KNOWN_FALLBACK_S = 60.0  # no later ping of the vehicle: assume the next report within a minute
 
 
 @dataclass
@@ -44,6 +47,7 @@ class KnownEvents:
     origin: FloatArray  # epoch of GTFS time 0 of the run's service day
     segment_run: FloatArray  # arrival − previous stop's departure of the same run (NaN when not observed)
     headway: FloatArray  # departure − the previous departure from this stop on the same route (NaN: none)
+    slot: IntArray  # hour of day × (weekday, weekend) of the arrival, the SegmentHistory column
 
     def __len__(self) -> int:
         return len(self.run)
@@ -59,7 +63,7 @@ def _slot(epoch: FloatArray, tz: object) -> IntArray:
 
 
 def prepare_events(net: SimNetwork, events: pd.DataFrame, pings: pd.DataFrame) -> KnownEvents:
-    """Attach visits, schedule origins and ``known_at`` (first ping of the trip at/after the departure)."""
+    """Attach visits, schedule origins and ``known_at`` (first ping of the vehicle after the departure)."""
     visits = pd.DataFrame({"trip_id": net.trip_ids[net.visit_trip], "stop_sequence": net.visit_seq,
                            "visit": np.arange(len(net.visit_seq))})
     frame = events.astype({"trip_id": str, "start_date": str}).merge(visits, on=["trip_id", "stop_sequence"])
@@ -70,7 +74,12 @@ def prepare_events(net: SimNetwork, events: pd.DataFrame, pings: pd.DataFrame) -
     frame = frame.sort_values(["run", "visit"]).reset_index(drop=True)
     same = frame["run"].eq(frame["run"].shift()) & frame["visit"].eq(frame["visit"].shift() + 1)
     frame["segment_run"] = np.where(same, frame["arrival"] - frame["departure"].shift(), np.nan)
-    frame["known_at"] = _known_at(frame, pings)
+    known_at = frame["known_at"].to_numpy(float) if "known_at" in frame else np.full(len(frame), np.nan)
+    if np.isnan(known_at).any():  # events without the AVL ``known_at`` (older files, stored rows)
+        known_at = np.where(np.isnan(known_at), _known_at(net, frame, pings), known_at)
+    # passing a later stop proves the earlier ones were passed: known_at never decreases along a run
+    frame["known_at"] = pd.Series(known_at[::-1], index=frame.index[::-1]).groupby(
+        frame["run"].to_numpy()[::-1]).cummin().sort_index()
     frame["route_stop"] = net.trip_route[net.visit_trip[frame["visit"]]] * len(net.stop_ids) \
         + net.visit_stop[frame["visit"]]
     frame = frame.sort_values(["route_stop", "departure"])
@@ -83,14 +92,26 @@ def prepare_events(net: SimNetwork, events: pd.DataFrame, pings: pd.DataFrame) -
         arrival=frame["arrival"].to_numpy(float), departure=frame["departure"].to_numpy(float),
         known_at=frame["known_at"].to_numpy(float), origin=frame["origin"].to_numpy(float),
         segment_run=frame["segment_run"].to_numpy(float), headway=frame["headway"].to_numpy(float),
+        slot=_slot(frame["arrival"].to_numpy(float), net.tz),
     )
 
 
-def _known_at(frame: pd.DataFrame, pings: pd.DataFrame) -> FloatArray:
-    left = frame[["trip_id", "departure"]].reset_index().sort_values("departure")
-    right = pings.loc[pings["trip_id"].notna(), ["trip_id", "t"]].astype({"trip_id": str}).sort_values("t")
-    merged = pd.merge_asof(left, right, left_on="departure", right_on="t", by="trip_id", direction="forward",
-                           tolerance=1800.0)
+def _known_at(net: SimNetwork, frame: pd.DataFrame, pings: pd.DataFrame) -> FloatArray:
+    """First ping of the run's vehicle strictly after the departure: an event placed between two pings (or at
+    the edge of a stop zone) is only certain once the later ping is in. The vehicle, not the trip, so the last
+    stop of a trip becomes known by the first ping of the bus's next trip."""
+    pings = pings.assign(start_date=resolve_start_dates(pings, net))
+    with_trip = pings.loc[pings["trip_id"].notna() & pings["start_date"].notna()]
+    counts = with_trip.groupby([with_trip["trip_id"].astype(str), with_trip["start_date"].astype(str),
+                                "vehicle_id"]).size().rename("n").reset_index()
+    vehicle = counts.sort_values("n", ascending=False).drop_duplicates(["trip_id", "start_date"])
+    left = frame[["trip_id", "start_date", "departure"]].reset_index().merge(
+        vehicle[["trip_id", "start_date", "vehicle_id"]], on=["trip_id", "start_date"], how="left")
+    left["vehicle_id"] = left["vehicle_id"].astype(str)
+    left = left.sort_values("departure")
+    right = pings[["vehicle_id", "t"]].astype({"vehicle_id": str}).sort_values("t")
+    merged = pd.merge_asof(left, right, left_on="departure", right_on="t", by="vehicle_id", direction="forward",
+                           tolerance=1800.0, allow_exact_matches=False)
     known = merged["t"].fillna(merged["departure"] + _KNOWN_FALLBACK_S)
     out = np.empty(len(frame))
     out[merged["index"].to_numpy()] = np.maximum(known.to_numpy(float), merged["departure"].to_numpy(float))

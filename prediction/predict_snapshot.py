@@ -3,6 +3,11 @@
 ``LiveState.advance(T)`` takes in the events that became known by T (in ``known_at`` order, never later ones);
 ``LiveState.snapshot(T)`` returns the rows the predictors score. The same code builds training rows and replays
 a backtest, so training and serving see identical features.
+
+Besides the downstream stops of the active trip, a bus also predicts the stops of the **next trip of its block**
+(feeds with ``block_id``): the bus must first reach its terminal, then leaves at the later of the next trip's
+scheduled departure and its own arrival. Those rows have ``block_ahead`` = 1. A bus standing at the terminal of a
+finished trip keeps predicting its next trip until that trip's first departure is known.
 """
 
 from __future__ import annotations
@@ -14,10 +19,31 @@ import pandas as pd
 from prediction.features import FEATURES, KnownEvents, SegmentHistory
 from prediction.sim_network import SimNetwork
 
-__all__ = ["LiveState"]
+__all__ = ["OUTPUT_COLUMNS", "LiveState", "next_trips"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+# every snapshot column after FEATURES; ``run`` is -1 for a next trip with no observed event in ``known``
+OUTPUT_COLUMNS = ("run", "visit", "trip", "origin", "made_at", "sched_eta_s", "kalman_eta_s", "block_deviation_s")
+_PACE_PRIOR_S = 300.0  # shrinks a trip's own pace toward 1 until it has run a few minutes
+_ROUTE_PRIOR_S = 600.0
+_SOURCES = ("hist", "recent", "kalman")
+
+
+def next_trips(net: SimNetwork) -> IntArray:
+    """For every trip, the next trip of its block on the same service (by scheduled start), or -1."""
+    out = np.full(len(net.trip_ids), -1, dtype=np.int64)
+    has = np.flatnonzero(np.array([b is not None for b in net.trip_block], dtype=bool))
+    if not len(has):
+        return out
+    start = net.visit_dep[net.visit_ptr[has]]
+    key = pd.factorize(pd.Series(net.trip_block[has].astype(str)) + "\x1f" + net.trip_service[has].astype(str))[0]
+    order = has[np.lexsort((start, key))]
+    same = key[np.lexsort((start, key))]
+    follow = same[1:] == same[:-1]
+    out[order[:-1][follow]] = order[1:][follow]
+    return out
 
 
 class LiveState:
@@ -32,18 +58,52 @@ class LiveState:
         self.run_trip[known.run] = known.trip
         self.run_origin = np.zeros(runs)
         self.run_origin[known.run] = known.origin
+        run_key = self.run_origin.astype(np.int64) * len(net.trip_ids) + self.run_trip
+        self._key_order = np.argsort(run_key, kind="stable")
+        self._keys = run_key[self._key_order]
         self.last_visit = np.full(runs, -1, dtype=np.int64)
         self.last_dep = np.full(runs, np.nan)
         self.last_known = np.full(runs, -np.inf)
         self.last_headway = np.full(runs, np.nan)
+        self.pace_obs = np.zeros(runs)  # observed run seconds of the run so far (known events only)
+        self.pace_hist = np.zeros(runs)  # historical seconds of the same segments
         self.recent_run = np.full(net.segment_count, np.nan)
         self.recent_at = np.full(net.segment_count, -np.inf)
+        self.recent_route = np.zeros(net.segment_count, dtype=np.int64)
         self.now = -np.inf
         self._next = 0
+        self._cum_obs, self._cum_hist = self._trip_pace_sums()
         directions = net.feed.trips.drop_duplicates("trip_id").set_index("trip_id")
         column = directions["direction_id"] if "direction_id" in directions else pd.Series(0, index=directions.index)
         self.trip_direction = pd.to_numeric(column.reindex(net.trip_ids), errors="coerce").fillna(0).to_numpy(float)
         self.trip_end = net.visit_ptr[1:] - 1
+        self.next_trip = next_trips(net)
+
+    def _trip_pace_sums(self) -> tuple[FloatArray, FloatArray]:
+        """Per event: observed and historical run seconds of its run up to and including it (in visit order), so
+        taking in an event gives the run's pace so far without touching its earlier events again."""
+        k, hist = self.known, self.history
+        seg = self.net.visit_segment[k.visit]
+        ok = np.isfinite(k.segment_run) & (seg >= 0)
+        obs = np.where(ok, k.segment_run, 0.0)
+        expected = np.where(ok, hist.run_s[np.maximum(seg, 0), k.slot], 0.0)
+        order = np.lexsort((k.visit, k.run))
+        start = np.r_[True, k.run[order][1:] != k.run[order][:-1]]
+        cum_obs, cum_hist = np.empty(len(k)), np.empty(len(k))
+        for values, out in ((obs, cum_obs), (expected, cum_hist)):
+            total = np.cumsum(values[order])
+            group_start = np.maximum.accumulate(np.where(start, np.arange(len(order)), 0))
+            before = np.where(group_start > 0, total[np.maximum(group_start - 1, 0)], 0.0)
+            out[order] = total - before
+        return cum_obs, cum_hist
+
+    def run_of(self, trips: IntArray, origins: FloatArray) -> IntArray:
+        """The run numbers of (trip, service-day origin) pairs; -1 where no event of that run is in ``known``."""
+        key = origins.astype(np.int64) * len(self.net.trip_ids) + trips
+        pos = np.clip(np.searchsorted(self._keys, key), 0, max(len(self._keys) - 1, 0))
+        if not len(self._keys):
+            return np.full(len(key), -1, dtype=np.int64)
+        return np.where(self._keys[pos] == key, self._key_order[pos], -1).astype(np.int64)
 
     def advance(self, now: float) -> None:
         """Take in every event known at or before ``now``."""
@@ -63,15 +123,25 @@ class LiveState:
         runs = k.run[last]
         self.last_visit[runs], self.last_dep[runs] = k.visit[last], k.departure[last]
         self.last_known[runs], self.last_headway[runs] = k.known_at[last], k.headway[last]
+        self.pace_obs[runs], self.pace_hist[runs] = self._cum_obs[last], self._cum_hist[last]
         seg_rows = rows[np.isfinite(k.segment_run[rows])]
         seg_rows = seg_rows[np.argsort(k.arrival[seg_rows], kind="stable")]
         segment = self.net.visit_segment[k.visit[seg_rows]]
         self.recent_run[segment], self.recent_at[segment] = k.segment_run[seg_rows], k.arrival[seg_rows]
+        self.recent_route[segment] = self.net.trip_route[k.trip[seg_rows]]
 
     def active_runs(self, now: float) -> IntArray:
+        """Runs seen recently and not finished — or finished but with a next trip of the block still to start."""
         runs = np.flatnonzero((self.last_visit >= 0) & (self.last_known >= now - self.stale_s))
-        visit = self.last_visit[runs]
-        live = (visit < self.trip_end[self.run_trip[runs]]) & (now - self.last_dep[runs] <= self.max_elapsed_s)
+        visit, trip = self.last_visit[runs], self.run_trip[runs]
+        running = visit < self.trip_end[trip]
+        waiting = ~running & (self.next_trip[trip] >= 0)
+        if waiting.any():
+            following = self.run_of(self.next_trip[trip[waiting]], self.run_origin[runs[waiting]])
+            started = np.zeros(len(following), dtype=bool)
+            started[following >= 0] = self.last_visit[following[following >= 0]] >= 0
+            waiting[np.flatnonzero(waiting)] = ~started
+        live = (running | waiting) & (now - self.last_dep[runs] <= self.max_elapsed_s)
         return runs[live]
 
     def _cumulative(self, now: float, visits: IntArray) -> dict[str, FloatArray]:
@@ -90,7 +160,7 @@ class LiveState:
         return {"hist": np.cumsum(run_h + dwell), "recent": np.cumsum(run_r + dwell),
                 "kalman": np.cumsum(run_k + dwell), "fresh": np.cumsum(np.where(fresh, run_h, 0.0)),
                 "run": np.cumsum(run_h), "dwell": np.cumsum(dwell), "dwell_at": dwell,
-                "pace": np.array([self._network_pace(now, slot)]),
+                "pace": np.array([self._network_pace(now, slot)]), "route_pace": self._route_pace(now, slot),
                 "hour": np.array([stamp.hour + stamp.minute / 60.0]),
                 "day_type": np.array([max(stamp.day_of_week - 4, 0)])}  # weekday 0, Saturday 1, Sunday 2
 
@@ -100,6 +170,15 @@ class LiveState:
         fresh = now - self.recent_at <= self.recent_s
         expected = float(self.history.run_s[fresh, slot].sum())
         return float(self.recent_run[fresh].sum()) / expected if expected > 0 else 1.0
+
+    def _route_pace(self, now: float, slot: int) -> FloatArray:
+        """The same per route (segments last traversed by a bus of that route), shrunk toward 1."""
+        fresh = np.flatnonzero(now - self.recent_at <= self.recent_s)
+        routes = len(self.net.route_ids)
+        route = self.recent_route[fresh]
+        observed = np.bincount(route, weights=self.recent_run[fresh], minlength=routes)
+        expected = np.bincount(route, weights=self.history.run_s[fresh, slot], minlength=routes)
+        return (observed + _ROUTE_PRIOR_S) / (expected + _ROUTE_PRIOR_S)
 
     def _trip_visits(self, trips: IntArray) -> tuple[IntArray, IntArray]:
         """The visits of ``trips`` (unique) concatenated, and where each trip starts in that array."""
@@ -111,50 +190,139 @@ class LiveState:
 
     @staticmethod
     def _empty() -> pd.DataFrame:
-        columns = [*FEATURES, "run", "visit", "made_at", "sched_eta_s", "kalman_eta_s"]
-        frame = pd.DataFrame({name: np.zeros(0) for name in columns})
-        return frame.astype({"run": np.int64, "visit": np.int64})
+        frame = pd.DataFrame({name: np.zeros(0) for name in (*FEATURES, *OUTPUT_COLUMNS)})
+        return frame.astype({"run": np.int64, "visit": np.int64, "trip": np.int64})
+
+    @staticmethod
+    def _expand(first: IntArray, counts: IntArray) -> tuple[IntArray, IntArray]:
+        """(owner index, visit) for ``counts[i]`` consecutive visits from ``first[i]``."""
+        owner = np.repeat(np.arange(len(first)), counts)
+        step = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        return owner, np.repeat(first, counts) + step
 
     def snapshot(self, now: float, *, max_ahead_s: float | None = None) -> pd.DataFrame:
-        """One row per downstream stop of every active trip: FEATURES plus run, visit, made_at and baseline ETAs
-        (``sched_eta_s``, ``kalman_eta_s``; seconds from ``now``)."""
+        """One row per downstream stop of every active trip and of the next trip of its block: FEATURES, then
+        OUTPUT_COLUMNS (run, visit, trip, origin, made_at and the baseline inputs ``sched_eta_s``,
+        ``kalman_eta_s`` and ``block_deviation_s``; ETAs in seconds from ``now``). ``max_ahead_s`` limits rows to
+        stops scheduled at most that long after the bus's last departure."""
         self.advance(now)
         runs = self.active_runs(now)
         if not len(runs):
             return self._empty()
         net = self.net
-        k = self.last_visit[runs]
-        counts = self.trip_end[self.run_trip[runs]] - k
-        run = np.repeat(runs, counts)
-        base = np.repeat(k, counts)
-        j = base + 1 + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
-        trip = self.run_trip[run]
-        if max_ahead_s is not None:
-            keep = net.visit_arr[j] - net.visit_dep[base] <= max_ahead_s
-            run, base, j, trip = run[keep], base[keep], j[keep], trip[keep]
-        trips, slot_of = np.unique(trip, return_inverse=True)
+        trip_all = self.run_trip[runs]
+        nxt = self.next_trip[trip_all]
+        trips = np.unique(np.concatenate([trip_all, nxt[nxt >= 0]]))
         visits, offset = self._trip_visits(trips)
         c = self._cumulative(now, visits)
-        shift = offset[slot_of] - net.visit_ptr[trip]  # net visit index -> position in ``visits``
-        pj, pb = j + shift, base + shift
-        dwell_j = c["dwell_at"][pj]
-        ahead = {name: c[name][pj] - c[name][pb] - dwell_j for name in ("hist", "recent", "kalman")}
-        run_total = np.maximum(c["run"][pj] - c["run"][pb], 1.0)
-        elapsed = now - self.last_dep[run]
-        sched_dep = self.run_origin[run] + net.visit_dep[base]
-        sched_arr = self.run_origin[run] + net.visit_arr[j]
-        frame = pd.DataFrame({
-            "remaining_dist_m": net.visit_dist[j] - net.visit_dist[base], "remaining_stops": (j - base).astype(float),
-            "sched_remaining_s": (net.visit_arr[j] - net.visit_dep[base]).astype(float), "elapsed_s": elapsed,
-            "deviation_s": self.last_dep[run] - sched_dep, "hour": np.full(len(j), c["hour"][0]),
-            "day_type": np.full(len(j), float(c["day_type"][0])), "route": net.trip_route[trip].astype(float),
-            "direction": self.trip_direction[trip], "hist_remaining_s": ahead["hist"],
-            "recent_remaining_s": ahead["recent"], "recent_share": (c["fresh"][pj] - c["fresh"][pb]) / run_total,
-            "kalman_remaining_s": ahead["kalman"], "hist_dwell_ahead_s": c["dwell"][pj] - c["dwell"][pb] - dwell_j,
-            "headway_s": self.last_headway[run], "network_pace": np.full(len(j), c["pace"][0]),
-        })
-        frame["run"], frame["visit"], frame["made_at"] = run, j, now
-        frame["sched_eta_s"] = sched_arr - now
-        frame["kalman_eta_s"] = np.maximum(frame["kalman_remaining_s"] - elapsed, 0.0)
+        pos = np.full(len(net.trip_ids), -1, dtype=np.int64)
+        pos[trips] = offset - net.visit_ptr[trips]  # net visit index + pos[trip] = position in ``visits``
+        current = self._current_rows(now, runs, c, pos, max_ahead_s)
+        following = self._next_rows(now, runs, c, pos, max_ahead_s)
+        frame = pd.concat([current, following], ignore_index=True) if len(following) else current
         assert list(frame.columns[: len(FEATURES)]) == list(FEATURES)
         return frame
+
+    def _ahead(self, c: dict[str, FloatArray], pb: IntArray, pj: IntArray) -> dict[str, FloatArray]:
+        """Seconds from the departure at position ``pb`` to the arrival at ``pj`` (same trip), by source; run
+        and dwell sums and the fresh share's numerator along the way."""
+        dwell_j = c["dwell_at"][pj]
+        out = {name: c[name][pj] - c[name][pb] - dwell_j for name in _SOURCES}
+        out["run"] = c["run"][pj] - c["run"][pb]
+        out["fresh"] = c["fresh"][pj] - c["fresh"][pb]
+        out["dwell"] = c["dwell"][pj] - c["dwell"][pb] - dwell_j
+        return out
+
+    def _run_features(self, now: float, run: IntArray, c: dict[str, FloatArray]) -> dict[str, FloatArray]:
+        """Features of the bus itself, repeated on each of its rows."""
+        base, trip = self.last_visit[run], self.run_trip[run]
+        pace = (self.pace_obs[run] + _PACE_PRIOR_S) / (self.pace_hist[run] + _PACE_PRIOR_S)
+        return {"elapsed_s": now - self.last_dep[run],
+                "deviation_s": self.last_dep[run] - (self.run_origin[run] + self.net.visit_dep[base]),
+                "hour": np.full(len(run), c["hour"][0]), "day_type": np.full(len(run), float(c["day_type"][0])),
+                "headway_s": self.last_headway[run], "network_pace": np.full(len(run), c["pace"][0]),
+                "trip_pace": pace, "trip_observed_s": self.pace_hist[run],
+                "route_pace": c["route_pace"][self.net.trip_route[trip]]}
+
+    def _frame(self, now: float, run: IntArray, c: dict[str, FloatArray], ahead: dict[str, FloatArray],
+               *, trip: IntArray, visit: IntArray, dist: FloatArray, stops: FloatArray, sched_remaining: FloatArray,
+               block_ahead: float, slack: FloatArray, block_deviation: FloatArray | None) -> pd.DataFrame:
+        bus = self._run_features(now, run, c)
+        run_total = np.maximum(ahead["run"], 1.0)
+        columns = {
+            "remaining_dist_m": dist, "remaining_stops": stops, "sched_remaining_s": sched_remaining,
+            "elapsed_s": bus["elapsed_s"], "deviation_s": bus["deviation_s"], "hour": bus["hour"],
+            "day_type": bus["day_type"], "route": self.net.trip_route[trip].astype(float),
+            "direction": self.trip_direction[trip], "hist_remaining_s": ahead["hist"],
+            "recent_remaining_s": ahead["recent"], "recent_share": ahead["fresh"] / run_total,
+            "kalman_remaining_s": ahead["kalman"], "hist_dwell_ahead_s": ahead["dwell"],
+            "headway_s": bus["headway_s"], "network_pace": bus["network_pace"], "route_pace": bus["route_pace"],
+            "trip_pace": bus["trip_pace"], "trip_observed_s": bus["trip_observed_s"],
+            "pace_adjust_s": (bus["trip_pace"] - 1.0) * ahead["run"], "block_ahead": np.full(len(run), block_ahead),
+            "layover_slack_s": slack,
+        }
+        frame = pd.DataFrame(columns)
+        origin = self.run_origin[run]
+        frame["run"] = run if block_ahead == 0 else self.run_of(trip, origin)
+        frame["visit"], frame["trip"], frame["origin"], frame["made_at"] = visit, trip, origin, now
+        frame["sched_eta_s"] = origin + self.net.visit_arr[visit] - now
+        frame["kalman_eta_s"] = np.maximum(frame["kalman_remaining_s"] - bus["elapsed_s"], 0.0)
+        frame["block_deviation_s"] = bus["deviation_s"] if block_deviation is None else block_deviation
+        return frame
+
+    def _current_rows(self, now: float, runs: IntArray, c: dict[str, FloatArray], pos: IntArray,
+                      max_ahead_s: float | None) -> pd.DataFrame:
+        net = self.net
+        k = self.last_visit[runs]
+        owner, j = self._expand(k + 1, self.trip_end[self.run_trip[runs]] - k)
+        run, base = runs[owner], k[owner]
+        if max_ahead_s is not None:
+            keep = net.visit_arr[j] - net.visit_dep[base] <= max_ahead_s
+            run, base, j = run[keep], base[keep], j[keep]
+        trip = self.run_trip[run]
+        ahead = self._ahead(c, base + pos[trip], j + pos[trip])
+        return self._frame(now, run, c, ahead, trip=trip, visit=j, dist=net.visit_dist[j] - net.visit_dist[base],
+                           stops=(j - base).astype(float),
+                           sched_remaining=(net.visit_arr[j] - net.visit_dep[base]).astype(float), block_ahead=0.0,
+                           slack=np.zeros(len(j)), block_deviation=None)
+
+    def _next_rows(self, now: float, runs: IntArray, c: dict[str, FloatArray], pos: IntArray,
+                   max_ahead_s: float | None) -> pd.DataFrame:
+        """Rows for the next trip of each bus's block: reach the terminal, leave at max(scheduled, arrival)."""
+        net = self.net
+        runs = runs[self.next_trip[self.run_trip[runs]] >= 0]
+        if not len(runs):
+            return self._empty()
+        trip, base = self.run_trip[runs], self.last_visit[runs]
+        end, nxt = self.trip_end[trip], self.next_trip[trip]
+        first = net.visit_ptr[nxt]
+        elapsed = now - self.last_dep[runs]
+        to_end = self._ahead(c, base + pos[trip], end + pos[trip])
+        running = end > base
+        origin = self.run_origin[runs]
+        slack = origin + net.visit_dep[first] - now  # until the next trip's scheduled departure
+        leave = {name: np.maximum(slack, np.where(running, np.maximum(to_end[name] - elapsed, 0.0), 0.0))
+                 for name in _SOURCES}
+        owner, j = self._expand(first + 1, net.visit_ptr[nxt + 1] - first - 1)
+        if max_ahead_s is not None:
+            keep = net.visit_arr[j] - net.visit_dep[base[owner]] <= max_ahead_s
+            owner, j = owner[keep], j[keep]
+        if not len(j):
+            return self._empty()
+        t2 = nxt[owner]
+        along = self._ahead(c, first[owner] + pos[t2], j + pos[t2])
+        ahead = {name: leave[name][owner] + elapsed[owner] + along[name] for name in _SOURCES}
+        end_o, base_o = end[owner], base[owner]
+        run_end = np.where(running[owner], to_end["run"][owner], 0.0)
+        ahead["run"] = run_end + along["run"]
+        ahead["fresh"] = np.where(running[owner], to_end["fresh"][owner], 0.0) + along["fresh"]
+        ahead["dwell"] = np.where(running[owner], to_end["dwell"][owner], 0.0) + along["dwell"]
+        deviation = self.last_dep[runs] - (origin + net.visit_dep[base])
+        terminal = origin + net.visit_arr[end] + deviation  # OneBusAway: the deviation carried to the terminal
+        block_deviation = np.maximum(terminal - (origin + net.visit_dep[first]), 0.0)
+        dist = (net.visit_dist[end_o] - net.visit_dist[base_o]) + (net.visit_dist[j] - net.visit_dist[first[owner]])
+        return self._frame(now, runs[owner], c, ahead, trip=t2, visit=j, dist=dist,
+                           stops=((end_o - base_o) + (j - first[owner]) + 1).astype(float),
+                           sched_remaining=(net.visit_arr[j] - net.visit_dep[base_o]).astype(float),
+                           block_ahead=1.0, slack=(slack - np.maximum(to_end["kalman"] - elapsed, 0.0))[owner],
+                           block_deviation=block_deviation[owner])

@@ -1,4 +1,5 @@
-"""Backtest on a tiny simulated line: every predictor is scored, nothing from the future leaks into the past."""
+"""Backtest on a tiny simulated line with blocks: every predictor is scored (also on the next trips of each bus's
+block), nothing from the future leaks into the past, and ``qala backtest`` replays from a temporary database."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from prediction.features import KnownEvents, SegmentHistory, prepare_events
 from prediction.models import QuantileETAModel
 from prediction.predict_snapshot import LiveState
 from prediction.schedule import read_schedule
-from prediction.sim_network import SimNetwork, build_network
+from prediction.sim_network import SimNetwork, build_network, infer_blocks
 from prediction.simulate import CitySimulator
 from tests.test_simulate_feed import write_line_feed
 
@@ -25,9 +26,20 @@ DAYS = [dt.date(2026, 3, 2), dt.date(2026, 3, 3)]
 SMALL_MODEL = QuantileETAModel(max_iter=30)
 
 
+def write_block_feed(folder: Path) -> Path:
+    """The test line with a ``block_id`` per trip: the chains the simulator would roster anyway."""
+    write_line_feed(folder)
+    net = build_network(read_schedule(folder, canonical=False))
+    vehicle = infer_blocks(net, np.arange(len(net.trip_ids)))
+    trips = pd.read_csv(folder / "trips.txt", dtype=str)
+    trips["block_id"] = trips["trip_id"].map(dict(zip(net.trip_ids, (f"B{v}" for v in vehicle), strict=True)))
+    trips.to_csv(folder / "trips.txt", index=False)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def city(tmp_path_factory: pytest.TempPathFactory) -> tuple[SimNetwork, KnownEvents, pd.DataFrame]:
-    net = build_network(read_schedule(write_line_feed(tmp_path_factory.mktemp("feed")), canonical=False))
+    net = build_network(read_schedule(write_block_feed(tmp_path_factory.mktemp("feed")), canonical=False))
     sim = CitySimulator(net, seed=3)
     pings = []
     for day, factor in zip(DAYS, sim.day_factors(DAYS[0], len(DAYS)), strict=True):
@@ -56,6 +68,30 @@ def test_every_predictor_is_scored(city: tuple[SimNetwork, KnownEvents, pd.DataF
     assert model["eta_benchmark"]["overall"] > predictors["schedule"]["eta_benchmark"]["overall"]
     json.dumps(report)  # the report is plain JSON
     assert "kalman" in format_table(report)
+    following, current = report["next_trips"], report["current_trips"]
+    assert isinstance(following, dict) and isinstance(current, dict)
+    assert following["model"]["n"] > 50 and following["model"]["n"] + current["model"]["n"] == model["n"]
+
+
+def test_a_bus_predicts_the_next_trip_of_its_block(city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
+    net, known, _ = city
+    cutoff = _cutoff(net)
+    state = LiveState(net, SegmentHistory.fit(net, known.select(known.arrival < cutoff)), known)
+    frames = [state.snapshot(float(now)) for now in np.arange(cutoff + 3 * 3600.0, cutoff + 5 * 3600.0, 300.0)]
+    rows = pd.concat(frames, ignore_index=True)
+    following = rows[rows["block_ahead"] == 1]
+    assert len(following) > 50
+    # every next-trip row belongs to the trip that follows, in the block, a trip some bus is on right now
+    current_trips = set(rows.loc[rows["block_ahead"] == 0, "trip"]) | set(state.run_trip[state.last_visit >= 0])
+    blocks = pd.Series(net.trip_block)
+    for trip in following["trip"].unique():
+        before = [t for t in current_trips if state.next_trip[t] == trip]
+        assert before and blocks[before[0]] == blocks[trip]
+    # the bus leaves at the earliest at the next trip's scheduled departure, so no stop of it is predicted earlier
+    first_dep = following["origin"] + net.visit_dep[net.visit_ptr[following["trip"].to_numpy()]]
+    assert (following["made_at"] + following["kalman_eta_s"] >= first_dep - 1e-6).all()
+    scorable = following[following["run"] >= 0]
+    assert len(scorable) and (state.run_trip[scorable["run"]] == scorable["trip"]).all()
 
 
 def _poisoned(known: KnownEvents, after: float) -> KnownEvents:
@@ -83,9 +119,24 @@ def test_poisoned_future_does_not_change_past_predictions(city: tuple[SimNetwork
     a, b = pd.concat(seen, ignore_index=True), pd.concat(poisoned, ignore_index=True)
     pd.testing.assert_frame_equal(a, b)
     np.testing.assert_array_equal(model.predict(a), model.predict(b))
-    assert len(a) > 100
+    assert len(a) > 100 and (a["block_ahead"] == 1).sum() > 10  # next-trip rows are covered too
     after = clean.snapshot(moment + 1800.0)
     assert not after.equals(dirty.snapshot(moment + 1800.0))  # the poison is real
+
+
+def test_an_event_between_pings_is_known_at_the_later_ping(city: tuple[SimNetwork, KnownEvents, pd.DataFrame]
+                                                          ) -> None:
+    net, _, pings = city
+    events = derive_events(net, pings).drop(columns=["known_at"], errors="ignore")  # as read from the database
+    known = prepare_events(net, events, pings)
+    assert (known.known_at > known.departure).all()
+    ping_times = np.sort(pings["t"].to_numpy(float))
+    at_ping = np.isin(known.known_at, ping_times)
+    assert at_ping.mean() > 0.95  # a real ping made it known (the rest: the vehicle's last ping, + 60 s)
+    # known_at never decreases along a run: passing a stop proves the earlier ones were passed
+    order = np.lexsort((known.visit, known.run))
+    same = known.run[order][1:] == known.run[order][:-1]
+    assert (np.diff(known.known_at[order])[same] >= 0).all()
 
 
 def test_training_uses_only_the_past(city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
@@ -118,3 +169,29 @@ def test_backtest_command_writes_the_report(city: tuple[SimNetwork, KnownEvents,
                                                   "interval_coverage"}
     late = CliRunner().invoke(backtest_command, [*args, "--train-until", "2026-03-10T00:00:00+05:00"])
     assert late.exit_code != 0 and "both before and after" in late.output
+
+
+def test_backtest_replays_what_the_database_holds(city: tuple[SimNetwork, KnownEvents, pd.DataFrame],
+                                                  tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from sqlalchemy import func, select
+
+    from app.db import Database
+    from app.models import FeedVersion, StopEvent
+    from app.prediction_cli import backtest_command
+    from prediction.avlio import write_csv
+
+    net, known, pings = city
+    write_csv(pings.drop(columns=["t"]), tmp_path / "pings.csv")
+    url = f"sqlite:///{tmp_path / 'kept.db'}"
+    args = ["--gtfs", net.feed.source, "--pings", str(tmp_path / "pings.csv"), "--json", str(tmp_path / "a.json"),
+            "--step", "600", "--train-until", "2026-03-03T07:30:00+05:00", "--database", url]
+    result = CliRunner().invoke(backtest_command, args)
+    assert result.exit_code == 0, result.output
+    db = Database.from_url(url)
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(FeedVersion)) == 1
+        assert session.scalar(select(func.count()).select_from(StopEvent)) == len(known)
+    db.engine.dispose()
+    again = CliRunner().invoke(backtest_command, args)
+    assert again.exit_code != 0 and "must be empty" in again.output
