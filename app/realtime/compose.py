@@ -14,6 +14,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -56,7 +57,7 @@ class RowFormatter:
         self.stop_known = np.array([s in catalog.stops for s in net.stop_ids.tolist()], dtype=bool)
         self._times: dict[int, str] = {}
         self._dates: dict[str, str] = {}
-        self._rows: dict[tuple[object, ...], str] = {}
+        self.rows: dict[tuple[Any, ...], str] = {}
 
     def time(self, epoch: float) -> str:
         second = math.floor(epoch)
@@ -73,39 +74,24 @@ class RowFormatter:
             text = self._dates[start_date] = f"{start_date[:4]}-{start_date[4:6]}-{start_date[6:8]}"
         return text
 
-    def row(self, trip: int, seq: int, start_date: str, scheduled: float | None, predicted: float,
-            lower: float | None, upper: float | None, vehicle: str | None, realtime: bool, last_update: float | None,
-            now: float) -> str:
-        """One row's JSON; rows repeat across cycles (timetable rows, unchanged predictions), so they are cached
-        by everything they show, to the second."""
-        minutes = max(0, math.floor((predicted - now) / 60))
-        key = (trip, seq, start_date, _second(scheduled), math.floor(predicted), _second(lower), _second(upper),
-               vehicle, realtime, _second(last_update), minutes)
-        text = self._rows.get(key)
-        if text is None:
-            if len(self._rows) > 400_000:
-                self._rows.clear()
-            text = self._rows[key] = self._render(trip, seq, start_date, scheduled, predicted, lower, upper, vehicle,
-                                                  realtime, last_update, minutes)
-        return text
-
-    def _render(self, trip: int, seq: int, start_date: str, scheduled: float | None, predicted: float,
-                lower: float | None, upper: float | None, vehicle: str | None, realtime: bool,
-                last_update: float | None, minutes: int) -> str:
+    def render(self, key: tuple[Any, ...]) -> str:
+        """The JSON of one row, cached by everything it shows to the second: (trip index, stop_sequence, service
+        date, scheduled, predicted, (early, late) or None, vehicle, realtime, last update, minutes away)."""
+        trip, seq, day, scheduled, predicted, bounds, vehicle, realtime, last_update, minutes = key
         prefix = self.trip_prefix[trip]
         assert prefix is not None
-        interval = "null" if lower is None or upper is None else \
-            f'{{"early":"{self.time(lower)}","late":"{self.time(upper)}"}}'
-        return (f'{prefix}"stop_sequence":{seq},"service_date":"{self.date(start_date)}",'
+        interval = "null" if bounds is None else \
+            f'{{"early":"{self.time(bounds[0])}","late":"{self.time(bounds[1])}"}}'
+        text = (f'{prefix}"stop_sequence":{seq},"service_date":"{self.date(day)}",'
                 f'"scheduled_time":{"null" if scheduled is None else chr(34) + self.time(scheduled) + chr(34)},'
                 f'"predicted_time":"{self.time(predicted)}","interval":{interval},'
                 f'"vehicle_id":{"null" if vehicle is None else _dump(vehicle)},"minutes_away":{minutes},'
                 f'"realtime":{"true" if realtime else "false"},'
                 f'"last_update":{"null" if last_update is None else chr(34) + self.time(last_update) + chr(34)}}}')
-
-
-def _second(value: float | None) -> int | None:
-    return None if value is None else math.floor(value)
+        if len(self.rows) > 400_000:
+            self.rows.clear()
+        self.rows[key] = text
+        return text
 
 
 class TimetableWindow:
@@ -174,25 +160,41 @@ def compose_rows(net: SimNetwork, formatter: RowFormatter, timetable: TimetableW
     chosen = order[np.arange(len(order)) - group_start < limit]
     out: dict[str, list[tuple[str, bool, str]]] = {}
     n_live = len(live)
-    stop_ids = net.stop_ids
-    for i in chosen.tolist():
-        if i < n_live:
-            j = int(live[i])
-            lower = None if p.lower is None else float(p.lower[j])
-            upper = None if p.upper is None else float(p.upper[j])
-            vehicle = p.vehicle_id[j]
-            text = formatter.row(int(p.trip[j]), int(net.visit_seq[p.visit[j]]), str(p.start_date[j]),
-                                 float(p.scheduled[j]), float(p.predicted[j]), lower, upper,
-                                 None if vehicle is None else str(vehicle), True, float(p.observed_at[j]), now)
-            key, realtime, stop_index = f"{math.floor(p.predicted[j]):011d}", True, int(net.visit_stop[p.visit[j]])
-        else:
-            k = i - n_live
-            visit = int(s_visit[k])
-            text = formatter.row(int(s_trip[k]), int(net.visit_seq[visit]), str(s_date[k]), float(s_time[k]),
-                                 float(s_time[k]), None, None, None, False, None, now)
-            key, realtime, stop_index = f"{math.floor(s_time[k]):011d}", False, int(net.visit_stop[visit])
-        out.setdefault(str(stop_ids[stop_index]), []).append((key, realtime, text))
+    picked = chosen[chosen < n_live]
+    j = live[picked]  # live rows: indexes into the predictions
+    seconds = np.floor(p.predicted[j]).astype(np.int64)
+    bounds: list[tuple[int, int] | None] = [None] * len(j) if p.lower is None or p.upper is None else \
+        list(zip(np.floor(p.lower[j]).astype(np.int64).tolist(), np.floor(p.upper[j]).astype(np.int64).tolist(),
+                 strict=True))
+    _add_rows(out, formatter, now, stop_ids=net.stop_ids[net.visit_stop[p.visit[j]]].tolist(),
+              trips=p.trip[j].tolist(), seqs=net.visit_seq[p.visit[j]].tolist(), dates=p.start_date[j].tolist(),
+              scheduled=np.floor(p.scheduled[j]).astype(np.int64).tolist(), predicted=seconds.tolist(),
+              minutes=np.maximum(0, np.floor((p.predicted[j] - now) / 60)).astype(np.int64).tolist(),
+              bounds=bounds, vehicles=p.vehicle_id[j].tolist(),
+              observed=np.floor(p.observed_at[j]).astype(np.int64).tolist(), realtime=True)
+    k = chosen[chosen >= n_live] - n_live  # timetable rows
+    times = np.floor(s_time[k]).astype(np.int64)
+    _add_rows(out, formatter, now, stop_ids=net.stop_ids[net.visit_stop[s_visit[k]]].tolist(),
+              trips=s_trip[k].tolist(), seqs=net.visit_seq[s_visit[k]].tolist(), dates=s_date[k].tolist(),
+              scheduled=times.tolist(), predicted=times.tolist(),
+              minutes=np.maximum(0, np.floor((s_time[k] - now) / 60)).astype(np.int64).tolist(),
+              bounds=[None] * len(k), vehicles=[None] * len(k), observed=[None] * len(k), realtime=False)
     return BoardRows(out, n_live, len(s_visit))
+
+
+def _add_rows(out: dict[str, list[tuple[str, bool, str]]], formatter: RowFormatter, now: float, *,
+              stop_ids: list[str], trips: list[int], seqs: list[int], dates: list[str], scheduled: list[int],
+              predicted: list[int], minutes: list[int], bounds: list[tuple[int, int] | None],
+              vehicles: list[str | None], observed: list[int | None], realtime: bool) -> None:
+    """Append rendered rows (plain Python values: numpy scalars cost more than the formatting) per stop."""
+    cache = formatter.rows
+    for stop_id, trip, seq, day, sched, pred, mins, bound, vehicle, seen in zip(
+            stop_ids, trips, seqs, dates, scheduled, predicted, minutes, bounds, vehicles, observed, strict=True):
+        key = (trip, seq, day, sched, pred, bound, vehicle, realtime, seen, mins)
+        text = cache.get(key)
+        if text is None:
+            text = formatter.render(key)
+        out.setdefault(stop_id, []).append((f"{pred:011d}", realtime, text))
 
 
 def _no_calls() -> tuple[IntArray, IntArray, FloatArray, npt.NDArray[np.object_]]:
