@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import bindparam, exists, literal, select
 from sqlalchemy.orm import Session
 
 from app.avl.network import FeedNetwork, NetworkCache
@@ -140,11 +140,15 @@ class AvlService:
 
 def _unknown_vehicles(session: Session, vehicles: pd.Series) -> np.ndarray:
     """Pings of vehicles not registered — checked only once any vehicle is registered."""
-    if vehicles.empty or not session.scalar(select(exists().where(Vehicle.id.is_not(None)))):
+    if vehicles.empty:
         return np.zeros(len(vehicles), dtype=bool)
     distinct = [str(v) for v in vehicles.unique()]
-    known = set(session.scalars(select(Vehicle.id).where(Vehicle.id.in_(bindparam("ids", expanding=True)),
-                                                         Vehicle.active.is_(True)), {"ids": distinct}))
+    # one round trip: the batch's active vehicles, and "" (never an id) when any vehicle is registered at all
+    query = select(Vehicle.id).where(Vehicle.id.in_(bindparam("ids", expanding=True)), Vehicle.active.is_(True)) \
+        .union_all(select(literal("")).where(exists().where(Vehicle.id.is_not(None))))
+    known = set(session.scalars(query, {"ids": distinct}))
+    if "" not in known:
+        return np.zeros(len(vehicles), dtype=bool)
     return ~vehicles.isin(known).to_numpy()
 
 
