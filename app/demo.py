@@ -192,6 +192,7 @@ def demo_command(feed: Path, host: str, port: int, history_days: int, instance: 
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)  # also when started in the background, where SIGINT is inherited ignored
     try:
         web = subprocess.Popen(_qala("run", "--host", host, "--port", str(port), "--with-threads"), env=env,
                                start_new_session=True)
