@@ -284,30 +284,40 @@ def assign_trips(pings: pd.DataFrame, trips: pd.DataFrame, lines: dict[str, Shap
     start = base + trips["start_s"].to_numpy(dtype=float)
     end = base + trips["end_s"].to_numpy(dtype=float)
     sub = pings.loc[todo].sort_values(["vehicle_id", "t"], kind="stable")
+    trip_ids = trips["trip_id"].astype(str).to_numpy(dtype=object)
+    shape_ids = trips["shape_id"].astype(str).to_numpy(dtype=object)
+    order = np.argsort(start - max_deviation_s, kind="stable")  # trips by earliest time they can be live
+    opens = (start - max_deviation_s)[order]
     current: dict[str, str] = {}
     for idx, vehicle, t, lat, lon in zip(sub.index, sub["vehicle_id"], sub["t"], sub["latitude"], sub["longitude"],
                                          strict=True):
-        live = np.flatnonzero((start - max_deviation_s <= t) & (t <= end + max_deviation_s))
-        choice = _temporal_choice(trips.iloc[live], start[live], end[live], lines, float(t), float(lat), float(lon),
-                                  max_offset_m, current.get(str(vehicle)))
+        candidates = order[:np.searchsorted(opens, t, side="right")]
+        live = np.sort(candidates[t <= end[candidates] + max_deviation_s])  # feed order, as before
+        choice = _temporal_choice(trip_ids[live], shape_ids[live], start[live], end[live], lines, float(t),
+                                  float(lat), float(lon), max_offset_m, current.get(str(vehicle)))
         if choice is not None:
             current[str(vehicle)] = choice
             out.loc[idx] = choice
     return out
 
 
-def _temporal_choice(live: pd.DataFrame, start: FloatArray, end: FloatArray, lines: dict[str, ShapeLine], t: float,
-                     lat: float, lon: float, max_offset_m: float, sticky: str | None) -> str | None:
+def _temporal_choice(trip_ids: npt.NDArray[np.object_], shape_ids: npt.NDArray[np.object_], start: FloatArray,
+                     end: FloatArray, lines: dict[str, ShapeLine], t: float, lat: float, lon: float,
+                     max_offset_m: float, sticky: str | None) -> str | None:
     best, best_dev = None, np.inf
     one_lat, one_lon = np.array([lat]), np.array([lon])
-    for trip_id, shape_id, s, e in zip(live["trip_id"], live["shape_id"], start, end, strict=True):
-        line = lines[str(shape_id)]
-        along, offset = line.nearest(one_lat, one_lon)
-        if offset[0] > max_offset_m:
+    fits: dict[str, tuple[float, float]] = {}  # trips of one shape share the projection
+    for trip_id, shape_id, s, e in zip(trip_ids, shape_ids, start, end, strict=True):
+        line = lines[shape_id]
+        if shape_id not in fits:
+            along, offset = line.nearest(one_lat, one_lon)
+            fits[shape_id] = (float(along[0]), float(offset[0]))
+        at, off = fits[shape_id]
+        if off > max_offset_m:
             continue
-        expected = s + (e - s) * along[0] / max(line.length_m, 1.0)  # schedule position, at uniform pace
+        expected = s + (e - s) * at / max(line.length_m, 1.0)  # schedule position, at uniform pace
         deviation = abs(t - expected)
-        finished = along[0] >= line.length_m - 50.0 and t > e
+        finished = at >= line.length_m - 50.0 and t > e
         if trip_id == sticky and deviation < 1800.0 and not finished:
             return str(trip_id)
         if finished:
