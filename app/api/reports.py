@@ -68,6 +68,7 @@ _PARAMS = [
     Param("predictor", String(max_length=32), "prediction accuracy: one predictor (model or baseline name)"),
     Param("early_s", Integer(0, 3600), "on-time: earlier than this many seconds is early", default=60),
     Param("late_s", Integer(0, 3600), "on-time: this many seconds late or more is late", default=300),
+    Param("limit", Integer(1, 1_000_000), "od-matrix: only the busiest flows, most trips first"),
     Param("format", String(max_length=4), "json or csv", default="json"),
 ]
 
@@ -77,12 +78,12 @@ _PARAMS = [
           params=_PARAMS, errors=[401, 403])
 def report(name: str, start: dt.date | None, end: dt.date | None, route: str | None, stop: str | None,
            category: str | None, day_type: str | None, dataset: str, predictor: str | None, early_s: int,
-           late_s: int, format: str) -> ResponseReturnValue:
+           late_s: int, limit: int | None, format: str) -> ResponseReturnValue:
     if day_type is not None and day_type not in DAY_TYPES:
         raise BadRequest(f"day_type must be one of {', '.join(DAY_TYPES)}", field="day_type")
     if format not in ("json", "csv"):
         raise BadRequest("format must be json or csv", field="format")
-    filters = Filters(dataset, start, end, route, stop, category, day_type, early_s, late_s, predictor)
+    filters = Filters(dataset, start, end, route, stop, category, day_type, early_s, late_s, predictor, limit)
     with get_db(current_app).session() as session:
         current_staff(session)
         columns, rows = run_report(session, name, filters)

@@ -5,6 +5,7 @@ from app.models.ledger import LedgerAccount, LedgerEntry, LedgerTransaction
 from app.models.reports import (
     AccuracyDay,
     OdDay,
+    OdZoneDay,
     OnTimeHour,
     PredictionLog,
     ReportBoarding,
@@ -12,6 +13,7 @@ from app.models.reports import (
     RouteHour,
     StaffSession,
     StopDay,
+    StopZone,
     TopUpDay,
 )
 from app.models.schedule import (
@@ -66,6 +68,7 @@ __all__ = [
     "LedgerTransaction",
     "Network",
     "OdDay",
+    "OdZoneDay",
     "OnTimeHour",
     "Ping",
     "PredictionLog",
@@ -84,6 +87,7 @@ __all__ = [
     "StopDay",
     "StopEvent",
     "StopTime",
+    "StopZone",
     "Tap",
     "Timeframe",
     "TopUpDay",

@@ -9,7 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, SmallInteger, String, func
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -18,6 +30,7 @@ from app.models.ticketing import bigint_pk
 __all__ = [
     "AccuracyDay",
     "OdDay",
+    "OdZoneDay",
     "OnTimeHour",
     "PredictionLog",
     "ReportBoarding",
@@ -25,6 +38,7 @@ __all__ = [
     "RouteHour",
     "StaffSession",
     "StopDay",
+    "StopZone",
     "TopUpDay",
 ]
 
@@ -122,6 +136,33 @@ class OdDay(Base):
     # the od-matrix filtered by a stop finds its flows from either end without reading every day's cells
     __table_args__ = (Index("ix_report_od_day_origin", "dataset", "origin", "service_date"),
                       Index("ix_report_od_day_destination", "dataset", "destination", "service_date"))
+
+
+class StopZone(Base):
+    """The zone each stop of the active feed falls in, for the zone-level OD rollup: ``zone:<GTFS zone_id>``
+    when the feed gives one, else ``grid<m>:<row>:<col>``, a square cell of ``m`` metres (``app.reports.zones``)."""
+
+    __tablename__ = "report_stop_zone"
+
+    stop_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    zone: Mapped[str] = mapped_column(String(255))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+
+
+class OdZoneDay(Base):
+    """``report_od_day`` summed over the zones of its stops (an origin without a zone stays itself; ``''`` =
+    unchained), so a month's matrix reads zones × zones cells instead of every stop pair."""
+
+    __tablename__ = "report_od_zone_day"
+
+    dataset: Mapped[str] = mapped_column(String(32), primary_key=True)
+    service_date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    origin_zone: Mapped[str] = mapped_column(String(255), primary_key=True)
+    destination_zone: Mapped[str] = mapped_column(String(255), primary_key=True)
+    category: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day_type: Mapped[str] = mapped_column(String(8))
+    trips: Mapped[int] = mapped_column(BigInteger)
 
 
 class TopUpDay(Base):

@@ -3,7 +3,8 @@
 A new boarding can change only its own rider's chain that day: its transfer flag depends on the rider's
 previous boarding, and it becomes the destination of the rider's previous trip. So for the riders with new
 boardings on a date, the rollups receive (their chain with the new boardings) − (their chain without them),
-added cell by cell; cells that drop to zero are removed. The result equals a rebuild of the date (a test checks
+added cell by cell (the zone OD rollup receives the same delta through the stop → zone mapping); cells that
+drop to zero are removed. The result equals a rebuild of the date (a test checks
 it, out-of-order taps included) at a cost proportional to those riders' boardings, not to the day's.
 """
 
@@ -51,10 +52,21 @@ SELECT dataset, service_date, zone, destination, category, MIN(day_type), SUM(si
 FROM {_BOTH} WHERE true GROUP BY dataset, service_date, zone, destination, category
 ON CONFLICT (dataset, service_date, origin, destination, category) DO UPDATE SET trips = t.trips + excluded.trips
 """
+_OD_ZONE_DAY = f"""
+INSERT INTO report_od_zone_day AS t (dataset, service_date, origin_zone, destination_zone, category, day_type, trips)
+SELECT d.dataset, d.service_date, COALESCE(a.zone, d.zone), COALESCE(z.zone, d.destination), d.category,
+       MIN(d.day_type), SUM(d.sign)
+FROM {_BOTH}
+LEFT JOIN report_stop_zone a ON a.stop_id = d.zone LEFT JOIN report_stop_zone z ON z.stop_id = d.destination
+WHERE true GROUP BY d.dataset, d.service_date, COALESCE(a.zone, d.zone), COALESCE(z.zone, d.destination), d.category
+ON CONFLICT (dataset, service_date, origin_zone, destination_zone, category)
+DO UPDATE SET trips = t.trips + excluded.trips
+"""
 _EMPTY = (
     "DELETE FROM report_route_hour WHERE dataset = :dataset AND service_date = :day AND boardings = 0",
     "DELETE FROM report_stop_day WHERE dataset = :dataset AND service_date = :day AND boardings = 0",
     "DELETE FROM report_od_day WHERE dataset = :dataset AND service_date = :day AND trips = 0",
+    "DELETE FROM report_od_zone_day WHERE dataset = :dataset AND service_date = :day AND trips = 0",
 )
 _TEMPORARY = ("report_delta_riders", "report_delta_after", "report_delta_before")
 
@@ -62,7 +74,7 @@ _TEMPORARY = ("report_delta_riders", "report_delta_after", "report_delta_before"
 def apply_new_boardings(session: Session, dataset: str, day: dt.date, before: int, transfer_window_s: int) -> None:
     """Add the boardings of ``day`` with ``id > before`` to the rollups, which hold those up to ``before``."""
     params = {"dataset": dataset, "day": day, "before": before, "window": transfer_window_s}
-    for statement in (_RIDERS, _AFTER, _BEFORE, _ROUTE_HOUR, _STOP_DAY, _OD_DAY, *_EMPTY):
+    for statement in (_RIDERS, _AFTER, _BEFORE, _ROUTE_HOUR, _STOP_DAY, _OD_DAY, _OD_ZONE_DAY, *_EMPTY):
         session.execute(text(statement), params)
     for table in _TEMPORARY:
         session.execute(text(f"DROP TABLE {table}"))

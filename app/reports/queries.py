@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.errors import BadRequest
-from app.models import AccuracyDay, OdDay, OnTimeHour, RouteHour, StopDay, TopUpDay
+from app.models import AccuracyDay, OdDay, OdZoneDay, OnTimeHour, RouteHour, StopDay, StopZone, TopUpDay
 from app.reports.accuracy import benchmark
 from app.reports.rollups import ONTIME_BUCKET_S
 from prediction.metrics import ETA_BUCKETS
@@ -35,9 +35,10 @@ class Filters:
     early_s: int = 60
     late_s: int = 300
     predictor: str | None = None
+    limit: int | None = None  # od-matrix: the top flows only
 
     def given(self) -> set[str]:
-        return {name for name in FILTERS if getattr(self, name) is not None}
+        return {name for name in (*FILTERS, "limit") if getattr(self, name) is not None}
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,6 @@ def _transfer_rate(rows: list[dict[str, Any]], _f: Filters) -> list[dict[str, An
             for r in rows]
 
 
-def _unchained(rows: list[dict[str, Any]], _f: Filters) -> list[dict[str, Any]]:
-    return [{**r, "destination": r["destination"] or None, "chained": bool(r["destination"])} for r in rows]
-
-
 def _stop_or_unknown(rows: list[dict[str, Any]], _f: Filters) -> list[dict[str, Any]]:
     return [{**r, "stop_id": r["stop_id"] or None} for r in rows]
 
@@ -101,9 +98,6 @@ REPORTS: dict[str, Report] = {
                         finish=_transfer_rate, columns=("route_id", "boardings", "transfers", "transfer_rate")),
     "pass-use": Report("Boardings by how they were paid", RouteHour, ("paid_by",), ("boardings",), _ROUTE_FILTERS,
                        finish=_shares, columns=("paid_by", "boardings", "share")),
-    "od-matrix": Report("Origin-destination by trip chaining", OdDay, ("origin", "destination"), ("trips",),
-                        ("stop", "category", "day_type"), finish=_unchained,
-                        columns=("origin", "destination", "chained", "trips")),
 }
 
 
@@ -163,9 +157,58 @@ def _accuracy_rows(session: Session, group: str, f: Filters) -> list[dict[str, A
     return rows
 
 
+OD_COLUMNS = ("origin", "destination", "chained", "trips", "level", "origin_lat", "origin_lon", "destination_lat",
+              "destination_lon")
+
+
+def _places(session: Session, level: str) -> dict[str, tuple[float, float]]:
+    """Where each stop is, or each zone's centroid (the mean of its stops), for the map and the table."""
+    m = StopZone
+    if level == "stop":
+        stmt = select(m.stop_id, m.lat, m.lon)
+    else:
+        stmt = select(m.zone, func.avg(m.lat), func.avg(m.lon)).group_by(m.zone)
+    return {key: (round(float(lat), 5), round(float(lon), 5)) for key, lat, lon in session.execute(stmt)}
+
+
+def _od_rows(session: Session, f: Filters) -> list[dict[str, Any]]:
+    """Trips between origins and destinations: zones × zones over the zone rollup (a month reads a few hundred
+    thousand cells), or stop pairs touching the filtered stop. ``limit`` keeps the busiest flows."""
+    if f.limit is not None and f.limit < 1:
+        raise BadRequest("limit must be at least 1", field="limit")
+    level = "zone" if f.stop is None else "stop"
+    if level == "zone":
+        m: Any = OdZoneDay
+        origin, destination = m.origin_zone, m.destination_zone
+    else:
+        m = OdDay
+        origin, destination = m.origin, m.destination
+    trips = func.sum(m.trips)
+    stmt = _dated(select(origin, destination, trips).where(m.dataset == f.dataset).group_by(origin, destination),
+                  m, f)
+    if f.stop is not None:
+        stmt = stmt.where(or_(origin == f.stop, destination == f.stop))
+    if f.category is not None:
+        stmt = stmt.where(m.category == f.category)
+    if f.day_type is not None:
+        stmt = stmt.where(m.day_type == f.day_type)
+    stmt = (stmt.order_by(origin, destination) if f.limit is None
+            else stmt.order_by(trips.desc(), origin, destination).limit(f.limit))
+    places = _places(session, level)
+    rows = []
+    for o, d, n in session.execute(stmt):
+        o_at, d_at = places.get(o, (None, None)), places.get(d, (None, None))
+        rows.append({"origin": o, "destination": d or None, "chained": bool(d), "trips": int(n), "level": level,
+                     "origin_lat": o_at[0], "origin_lon": o_at[1], "destination_lat": d_at[0],
+                     "destination_lon": d_at[1]})
+    return rows
+
+
 # Reports not declared in REPORTS: (title, columns, filters, rows)
 SPECIAL: dict[str, tuple[str, tuple[str, ...], tuple[str, ...],
                          Callable[[Session, Filters], list[dict[str, Any]]]]] = {
+    "od-matrix": ("Origin-destination by trip chaining (zones; stops with a stop filter)", OD_COLUMNS,
+                  ("stop", "category", "day_type", "limit"), lambda s, f: _od_rows(s, f)),
     "on-time": ("On-time performance by route and hour", ON_TIME_COLUMNS, ("route", "day_type"),
                 lambda s, f: _on_time_rows(s, f)),
     "prediction-accuracy": ("Prediction accuracy (ETA benchmark) by day", ("service_date", "predictor",
@@ -197,7 +240,7 @@ def _filtered(stmt: Select[Any], report: Report, f: Filters) -> Select[Any]:
     if f.route is not None:
         stmt = stmt.where(m.route_id == f.route)
     if f.stop is not None:
-        stmt = stmt.where(or_(m.origin == f.stop, m.destination == f.stop) if m is OdDay else m.stop_id == f.stop)
+        stmt = stmt.where(m.stop_id == f.stop)
     if f.category is not None:
         stmt = stmt.where(m.category == f.category)
     if f.day_type is not None:

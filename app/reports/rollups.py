@@ -9,6 +9,9 @@ chain come from window functions over each rider's boardings of that date:
 * a boarding's **destination** is its observed exit (metro) when known, else the origin of the rider's
   next boarding that day; the day's last boarding, and one whose next origin is the same place, are
   **unchained** (``''``). Origins are stops, or ``route:<id>`` when the source names none.
+
+The zone-level OD rollup is summed from a day's stop-level OD rows through the stop → zone mapping
+(``app.reports.zones``), right after them, so the two never disagree.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from app.models import (
     LedgerEntry,
     LedgerTransaction,
     OdDay,
+    OdZoneDay,
     OnTimeHour,
     PredictionLog,
     ReportBoarding,
@@ -42,6 +46,7 @@ from app.reports.accuracy import rebuild_accuracy
 from app.reports.chain import CHAIN_TEMPLATE
 from app.reports.delta import apply_new_boardings
 from app.reports.facts import LIVE_DATASET, LOOKBACK_IDS, copy_live_taps, day_type, forget_live_taps
+from app.reports.zones import GRID_M, assign_zones, feed_stops, rebuild_zone_days, sync_stop_zones
 
 __all__ = ["Refreshed", "RollupSettings", "rebuild", "rebuild_dates", "rebuild_on_time", "rebuild_top_ups", "refresh"]
 
@@ -54,6 +59,7 @@ class RollupSettings:
     tz: ZoneInfo
     transfer_window_s: int = 3600
     is_pass: Callable[[str], bool] = lambda product: False
+    grid_m: int = GRID_M  # OD zone cell size for stops without a GTFS zone_id
 
 
 _CHAIN = CHAIN_TEMPLATE.format(table="report_chain", sign=1, only="")
@@ -83,7 +89,7 @@ def rebuild_dates(session: Session, dataset: str, dates: Iterable[dt.date], sett
     """Re-aggregate the boarding rollups of ``dataset`` for ``dates``; returns how many dates.
 
     Each date's chain (transfer flag and destination of every boarding) is worked out once into a
-    temporary table that the three rollups then group."""
+    temporary table that the three rollups then group; the zone OD rollup then sums the day's OD rows."""
     count = 0
     if session.get_bind().dialect.name == "postgresql":  # a day's chain sorts ~1.5 M rows: in memory, not on disk
         session.execute(text("SET LOCAL work_mem = '128MB'"))
@@ -94,6 +100,7 @@ def rebuild_dates(session: Session, dataset: str, dates: Iterable[dt.date], sett
         for statement in (_ROUTE_HOUR, _STOP_DAY, _OD_DAY):
             session.execute(text(statement))
         session.execute(text("DROP TABLE report_chain"))
+        rebuild_zone_days(session, dataset, day)
         count += 1
     return count
 
@@ -202,6 +209,7 @@ def refresh(session: Session, settings: RollupSettings, open_days: int = 2) -> R
     watermark, and the ``open_days`` latest local service dates, whose stop events are still arriving
     (stop events carry no id to hold a watermark on). New boardings are added as deltas of their riders'
     chains (``app.reports.delta``), not by re-aggregating their day. Repeating it changes nothing."""
+    sync_stop_zones(session, settings.grid_m)  # a new feed or grid size re-derives the zone rollup first
     before = session.scalar(select(func.max(ReportBoarding.id))) or 0  # the rollups hold every fact up to here
     boarding_dates = copy_live_taps(session, settings.tz, settings.is_pass)
     for day in sorted(boarding_dates):
@@ -222,7 +230,8 @@ def rebuild(session: Session, settings: RollupSettings) -> dict[str, int]:
     copy_live_taps(session, settings.tz, settings.is_pass)
     pairs = session.execute(select(distinct(ReportBoarding.dataset), ReportBoarding.service_date)
                             .group_by(ReportBoarding.dataset, ReportBoarding.service_date)).all()
-    for model in (RouteHour, StopDay, OdDay):
+    assign_zones(session, feed_stops(session), settings.grid_m)
+    for model in (RouteHour, StopDay, OdDay, OdZoneDay):
         session.execute(delete(model))
     days = sum(rebuild_dates(session, dataset, [day], settings) for dataset, day in pairs)
     prediction_days = set(session.scalars(select(PredictionLog.service_date).distinct()))

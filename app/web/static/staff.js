@@ -7,10 +7,17 @@
   var svg = document.getElementById("chart");
   var NS = "http://www.w3.org/2000/svg";
 
+  // Inputs marked data-only="<report>" (the OD matrix's top-flows limit) are sent to that report only, and
+  // shown only while it is selected: every other report refuses a parameter it cannot honour.
   function query() {
+    var name = document.getElementById("report").value;
     var params = new URLSearchParams();
     Array.prototype.forEach.call(form.elements, function (el) {
+      if (el.dataset.only && el.dataset.only !== name) { return; }
       if (el.name && el.name !== "report" && el.value) { params.set(el.name, el.value); }
+    });
+    Array.prototype.forEach.call(form.querySelectorAll("label[data-only]"), function (label) {
+      label.hidden = label.dataset.only !== name;
     });
     return params;
   }
@@ -31,7 +38,7 @@
   function labelOf(columns, row) {
     if (columns[0] === "route_id" && columns[1] === "hour") { return row.route_id + " " + row.hour + "h"; }
     if (columns[1] === "predictor") { return row[columns[0]] + " " + row.predictor; }
-    if (columns[0] === "origin") { return row.origin + "→" + (row.destination || "?"); }
+    if (columns[0] === "origin") { return row.origin + "→" + (row.destination || "unchained"); }
     return String(row[columns[0]] === null ? "(none)" : row[columns[0]]);
   }
 
