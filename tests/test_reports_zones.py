@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from app import get_db
 from app.errors import BadRequest
-from app.models import FeedVersion, OdDay, OdZoneDay, Stop, StopZone
+from app.models import FeedVersion, OdDay, OdZoneDay, OdZoneTotalDay, Stop, StopZone
 from app.reports.facts import insert_boardings
 from app.reports.rollups import RollupSettings, rebuild_dates
 from app.reports.zones import StopPoint, assign_zones, sync_stop_zones, zone_of
@@ -30,9 +30,11 @@ CELL = zone_of(STOPS[0], 2000)
 
 def _zone_cells(app: Flask) -> set[tuple[Any, ...]]:
     with get_db(app).session() as session:
-        m = OdZoneDay
-        return {tuple(r) for r in session.execute(select(m.dataset, m.service_date, m.origin_zone, m.destination_zone,
-                                                         m.category, m.day_type, m.trips))}
+        m, t = OdZoneDay, OdZoneTotalDay
+        return ({tuple(r) for r in session.execute(select(m.dataset, m.service_date, m.origin_zone,
+                                                          m.destination_zone, m.category, m.day_type, m.trips))}
+                | {("total", *r) for r in session.execute(select(t.dataset, t.service_date, t.origin_zone,
+                                                                 t.destination_zone, t.day_type, t.trips))})
 
 
 @pytest.fixture
@@ -65,7 +67,16 @@ def test_zone_cells_are_the_sums_of_their_stop_cells(zoned: Flask) -> None:
         held = {(d, o, dest, cat): n for d, o, dest, cat, n in session.execute(
             select(OdZoneDay.service_date, OdZoneDay.origin_zone, OdZoneDay.destination_zone, OdZoneDay.category,
                    OdZoneDay.trips))}
+        totals = {(d, o, dest): n for d, o, dest, n in session.execute(
+            select(OdZoneTotalDay.service_date, OdZoneTotalDay.origin_zone, OdZoneTotalDay.destination_zone,
+                   OdZoneTotalDay.trips))}
     assert held == dict(summed) and sum(held.values()) == len(DAY_ROWS)
+    over_categories: Counter[tuple[Any, ...]] = Counter()
+    for (d, o, dest, _cat), n in held.items():
+        over_categories[d, o, dest] += n
+    assert totals == dict(over_categories)
+    assert report(zoned, "od-matrix", end=DAY, category="pensioner") == [
+        next(r for r in rows if r["destination"] is None and r["origin"] == CELL) | {"trips": 2}]
 
 
 def test_centroids_stop_filter_and_top_flows(zoned: Flask) -> None:
@@ -102,6 +113,7 @@ def test_deltas_keep_the_zones_in_step_with_a_rebuild(app: Flask) -> None:
     incremental = _zone_cells(app)
     assert ("qala", DAY, "S4", CELL, "standard", "weekday", 1) in incremental  # S4 has no zone: itself
     assert ("qala", DAY, CELL, "zone:Z9", "student", "weekday", 1) in incremental  # B chained to S3 now
+    assert ("total", "qala", DAY, CELL, "zone:Z9", "weekday", 2) in incremental  # with A's S2→S3
     with get_db(app).session() as session:
         rebuild_dates(session, "qala", {DAY, DAY + dt.timedelta(days=5)}, settings)
         session.commit()

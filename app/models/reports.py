@@ -31,6 +31,7 @@ __all__ = [
     "AccuracyDay",
     "OdDay",
     "OdZoneDay",
+    "OdZoneTotalDay",
     "OnTimeHour",
     "PredictionLog",
     "ReportBoarding",
@@ -161,6 +162,20 @@ class OdZoneDay(Base):
     origin_zone: Mapped[str] = mapped_column(String(255), primary_key=True)
     destination_zone: Mapped[str] = mapped_column(String(255), primary_key=True)
     category: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day_type: Mapped[str] = mapped_column(String(8))
+    trips: Mapped[int] = mapped_column(BigInteger)
+
+
+class OdZoneTotalDay(Base):
+    """``report_od_zone_day`` summed over rider categories: the month's matrix for all riders, the one planners
+    open first, reads ≈ 14,000 cells a day instead of ≈ 51,000 (bench figures in docs/reports.md)."""
+
+    __tablename__ = "report_od_zone_total_day"
+
+    dataset: Mapped[str] = mapped_column(String(32), primary_key=True)
+    service_date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    origin_zone: Mapped[str] = mapped_column(String(255), primary_key=True)
+    destination_zone: Mapped[str] = mapped_column(String(255), primary_key=True)
     day_type: Mapped[str] = mapped_column(String(8))
     trips: Mapped[int] = mapped_column(BigInteger)
 

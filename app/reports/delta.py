@@ -62,11 +62,21 @@ WHERE true GROUP BY d.dataset, d.service_date, COALESCE(a.zone, d.zone), COALESC
 ON CONFLICT (dataset, service_date, origin_zone, destination_zone, category)
 DO UPDATE SET trips = t.trips + excluded.trips
 """
+_OD_ZONE_TOTAL_DAY = f"""
+INSERT INTO report_od_zone_total_day AS t (dataset, service_date, origin_zone, destination_zone, day_type, trips)
+SELECT d.dataset, d.service_date, COALESCE(a.zone, d.zone), COALESCE(z.zone, d.destination), MIN(d.day_type),
+       SUM(d.sign)
+FROM {_BOTH}
+LEFT JOIN report_stop_zone a ON a.stop_id = d.zone LEFT JOIN report_stop_zone z ON z.stop_id = d.destination
+WHERE true GROUP BY d.dataset, d.service_date, COALESCE(a.zone, d.zone), COALESCE(z.zone, d.destination)
+ON CONFLICT (dataset, service_date, origin_zone, destination_zone) DO UPDATE SET trips = t.trips + excluded.trips
+"""
 _EMPTY = (
     "DELETE FROM report_route_hour WHERE dataset = :dataset AND service_date = :day AND boardings = 0",
     "DELETE FROM report_stop_day WHERE dataset = :dataset AND service_date = :day AND boardings = 0",
     "DELETE FROM report_od_day WHERE dataset = :dataset AND service_date = :day AND trips = 0",
     "DELETE FROM report_od_zone_day WHERE dataset = :dataset AND service_date = :day AND trips = 0",
+    "DELETE FROM report_od_zone_total_day WHERE dataset = :dataset AND service_date = :day AND trips = 0",
 )
 _TEMPORARY = ("report_delta_riders", "report_delta_after", "report_delta_before")
 
@@ -74,7 +84,8 @@ _TEMPORARY = ("report_delta_riders", "report_delta_after", "report_delta_before"
 def apply_new_boardings(session: Session, dataset: str, day: dt.date, before: int, transfer_window_s: int) -> None:
     """Add the boardings of ``day`` with ``id > before`` to the rollups, which hold those up to ``before``."""
     params = {"dataset": dataset, "day": day, "before": before, "window": transfer_window_s}
-    for statement in (_RIDERS, _AFTER, _BEFORE, _ROUTE_HOUR, _STOP_DAY, _OD_DAY, _OD_ZONE_DAY, *_EMPTY):
+    for statement in (_RIDERS, _AFTER, _BEFORE, _ROUTE_HOUR, _STOP_DAY, _OD_DAY, _OD_ZONE_DAY, _OD_ZONE_TOTAL_DAY,
+                      *_EMPTY):
         session.execute(text(statement), params)
     for table in _TEMPORARY:
         session.execute(text(f"DROP TABLE {table}"))

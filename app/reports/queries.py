@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.errors import BadRequest
-from app.models import AccuracyDay, OdDay, OdZoneDay, OnTimeHour, RouteHour, StopDay, StopZone, TopUpDay
+from app.models import AccuracyDay, OdDay, OdZoneDay, OdZoneTotalDay, OnTimeHour, RouteHour, StopDay, StopZone, TopUpDay
 from app.reports.accuracy import benchmark
 from app.reports.rollups import ONTIME_BUCKET_S
 from prediction.metrics import ETA_BUCKETS
@@ -178,7 +178,7 @@ def _od_rows(session: Session, f: Filters) -> list[dict[str, Any]]:
         raise BadRequest("limit must be at least 1", field="limit")
     level = "zone" if f.stop is None else "stop"
     if level == "zone":
-        m: Any = OdZoneDay
+        m: Any = OdZoneDay if f.category is not None else OdZoneTotalDay
         origin, destination = m.origin_zone, m.destination_zone
     else:
         m = OdDay

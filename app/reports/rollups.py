@@ -32,6 +32,7 @@ from app.models import (
     LedgerTransaction,
     OdDay,
     OdZoneDay,
+    OdZoneTotalDay,
     OnTimeHour,
     PredictionLog,
     ReportBoarding,
@@ -231,7 +232,7 @@ def rebuild(session: Session, settings: RollupSettings) -> dict[str, int]:
     pairs = session.execute(select(distinct(ReportBoarding.dataset), ReportBoarding.service_date)
                             .group_by(ReportBoarding.dataset, ReportBoarding.service_date)).all()
     assign_zones(session, feed_stops(session), settings.grid_m)
-    for model in (RouteHour, StopDay, OdDay, OdZoneDay):
+    for model in (RouteHour, StopDay, OdDay, OdZoneDay, OdZoneTotalDay):
         session.execute(delete(model))
     days = sum(rebuild_dates(session, dataset, [day], settings) for dataset, day in pairs)
     prediction_days = set(session.scalars(select(PredictionLog.service_date).distinct()))

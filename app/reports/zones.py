@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
-from app.models import FeedVersion, OdZoneDay, Stop, StopZone
+from app.models import FeedVersion, OdZoneDay, OdZoneTotalDay, Stop, StopZone
 
 __all__ = ["GRID_M", "StopPoint", "assign_zones", "feed_stops", "rebuild_zone_days", "sync_stop_zones", "zone_of"]
 
@@ -38,6 +38,13 @@ LEFT JOIN report_stop_zone a ON a.stop_id = o.origin
 LEFT JOIN report_stop_zone b ON b.stop_id = o.destination
 WHERE {where}
 GROUP BY o.dataset, o.service_date, COALESCE(a.zone, o.origin), COALESCE(b.zone, o.destination), o.category
+"""
+# ... and over rider categories, for the matrix of all riders
+_TOTAL_FROM_ZONES = """
+INSERT INTO report_od_zone_total_day (dataset, service_date, origin_zone, destination_zone, day_type, trips)
+SELECT dataset, service_date, origin_zone, destination_zone, MIN(day_type), SUM(trips)
+FROM report_od_zone_day o WHERE {where}
+GROUP BY dataset, service_date, origin_zone, destination_zone
 """
 
 
@@ -83,14 +90,14 @@ def assign_zones(session: Session, stops: Iterable[StopPoint], grid_m: int) -> b
 
 
 def rebuild_zone_days(session: Session, dataset: str | None = None, day: dt.date | None = None) -> None:
-    """Re-derive the zone rollup from the stop-level OD rows: of one dataset's day, or of everything."""
-    if dataset is not None and day is not None:
-        session.execute(delete(OdZoneDay).where(OdZoneDay.dataset == dataset, OdZoneDay.service_date == day))
-        session.execute(text(_FROM_OD_DAY.format(where="o.dataset = :dataset AND o.service_date = :day")),
-                        {"dataset": dataset, "day": day})
-        return
-    session.execute(delete(OdZoneDay))
-    session.execute(text(_FROM_OD_DAY.format(where="true")))
+    """Re-derive the zone rollups from the stop-level OD rows: of one dataset's day, or of everything."""
+    one_day = dataset is not None and day is not None
+    where = "o.dataset = :dataset AND o.service_date = :day" if one_day else "true"
+    for model in (OdZoneDay, OdZoneTotalDay):
+        stmt = delete(model)
+        session.execute(stmt.where(model.dataset == dataset, model.service_date == day) if one_day else stmt)
+    for statement in (_FROM_OD_DAY, _TOTAL_FROM_ZONES):
+        session.execute(text(statement.format(where=where)), {"dataset": dataset, "day": day} if one_day else {})
 
 
 def sync_stop_zones(session: Session, grid_m: int) -> bool:
