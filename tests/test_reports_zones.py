@@ -20,6 +20,7 @@ from app.models import FeedVersion, OdDay, OdZoneDay, OdZoneTotalDay, Stop, Stop
 from app.reports.facts import insert_boardings
 from app.reports.rollups import RollupSettings, rebuild_dates
 from app.reports.zones import StopPoint, assign_zones, sync_stop_zones, zone_of
+from tests.test_browser_dashboard import browser, page, server  # noqa: F401 (the dashboard's browser fixtures)
 from tests.test_reports_rollups import ALMATY, DAY, DAY_ROWS, boarding, report
 from tests.test_staff_pages import create_user, log_in
 
@@ -148,3 +149,29 @@ def test_od_csv_matches_json(client: FlaskClient, runner: FlaskCliRunner, zoned:
                               else str(row[c]) for c in body["columns"]] for row in body["rows"]]
     refused = client.get("/api/v1/reports/od-matrix?limit=0")
     assert refused.status_code == 400 and "limit" in str(refused.get_json())
+
+
+def test_dashboard_asks_for_the_top_flows_only_of_the_od_matrix(
+        app: Flask, server: str, page: Any) -> None:  # noqa: F811 (the imported fixtures)
+    """In Chromium: the top-flows input shows, and is sent, with the OD matrix only (other reports refuse it)."""
+    from tests.test_staff_pages import PASSWORD
+
+    page.goto(f"{server}/staff/")
+    page.fill("input[name=login]", "ana@qala.kz")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#chart rect.bar")
+    page.select_option("#report", "od-matrix")
+    page.wait_for_function("document.getElementById('csv').href.indexOf('od-matrix') >= 0")
+    page.wait_for_function("document.querySelectorAll('#table tbody tr').length > 2")
+    assert page.locator("label[data-only=od-matrix]").is_visible()
+    assert "limit=50" in (page.get_attribute("#csv", "href") or "")
+    page.fill("input[name=limit]", "2")
+    page.dispatch_event("input[name=limit]", "change")
+    page.wait_for_function("document.querySelectorAll('#table tbody tr').length === 2")
+    assert page.locator("#chart rect.bar").count() == 2
+    page.select_option("#report", "boardings-by-hour")
+    page.wait_for_function("document.getElementById('csv').href.indexOf('boardings-by-hour') >= 0")
+    assert not page.locator("label[data-only=od-matrix]").is_visible()
+    assert "limit" not in (page.get_attribute("#csv", "href") or "")
+    page.wait_for_function("document.querySelectorAll('#chart rect.bar').length > 2")

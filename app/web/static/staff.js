@@ -17,7 +17,7 @@
       if (el.name && el.name !== "report" && el.value) { params.set(el.name, el.value); }
     });
     Array.prototype.forEach.call(form.querySelectorAll("label[data-only]"), function (label) {
-      label.hidden = label.dataset.only !== name;
+      label.style.display = label.dataset.only === name ? "" : "none";
     });
     return params;
   }
