@@ -200,11 +200,13 @@ class LiveState:
         step = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
         return owner, np.repeat(first, counts) + step
 
-    def snapshot(self, now: float, *, max_ahead_s: float | None = None) -> pd.DataFrame:
+    def snapshot(self, now: float, *, max_ahead_s: float | None = None, next_trip_ahead_s: float = 3600.0
+                 ) -> pd.DataFrame:
         """One row per downstream stop of every active trip and of the next trip of its block: FEATURES, then
         OUTPUT_COLUMNS (run, visit, trip, origin, made_at and the baseline inputs ``sched_eta_s``,
         ``kalman_eta_s`` and ``block_deviation_s``; ETAs in seconds from ``now``). ``max_ahead_s`` limits rows to
-        stops scheduled at most that long after the bus's last departure."""
+        stops scheduled at most that long after the bus's last departure; next-trip rows are always limited to
+        ``next_trip_ahead_s`` (an hour: beyond it the rider sees the timetable, and a cycle stays cheap)."""
         self.advance(now)
         runs = self.active_runs(now)
         if not len(runs):
@@ -218,7 +220,8 @@ class LiveState:
         pos = np.full(len(net.trip_ids), -1, dtype=np.int64)
         pos[trips] = offset - net.visit_ptr[trips]  # net visit index + pos[trip] = position in ``visits``
         current = self._current_rows(now, runs, c, pos, max_ahead_s)
-        following = self._next_rows(now, runs, c, pos, max_ahead_s)
+        limit = next_trip_ahead_s if max_ahead_s is None else min(max_ahead_s, next_trip_ahead_s)
+        following = self._next_rows(now, runs, c, pos, limit)
         frame = pd.concat([current, following], ignore_index=True) if len(following) else current
         assert list(frame.columns[: len(FEATURES)]) == list(FEATURES)
         return frame
