@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,19 +16,17 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
-from werkzeug.serving import make_server
 
 from app import get_db
 from app.models import AccuracyDay
 from app.reports.facts import day_type, insert_boardings
 from app.reports.rollups import RollupSettings, rebuild_dates
 from tests.api_feed import add_demo_feed
-from tests.test_browser_display import CHROMIUM, CHROMIUM_ARGS, SHOTS
+from tests.browser import SHOTS, chromium, live_server, needs_chromium
 from tests.test_reports_rollups import ALMATY, DAY, boarding
 from tests.test_staff_pages import PASSWORD, create_user, publish_vehicles
 
-sync_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not __import__("shutil").which(CHROMIUM), reason="Debian chromium is not installed")
+pytestmark = needs_chromium
 WEEK = [DAY + dt.timedelta(days=i) for i in range(7)]  # Monday to Sunday
 
 
@@ -61,10 +58,8 @@ def seed_week(app: Flask) -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -72,12 +67,8 @@ def server(app: Flask, runner: FlaskCliRunner) -> Iterator[str]:
     add_demo_feed(app)
     seed_week(app)
     create_user(runner, "ana@qala.kz", "analyst")
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{http.server_port}"
-    http.shutdown()
-    thread.join(5)
+    with live_server(app) as url:
+        yield url
 
 
 @pytest.fixture

@@ -6,16 +6,12 @@ Set ``QALA_SCREENSHOTS=docs`` to also write screenshots (``make screenshots`` do
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
 
 from app import get_db, get_redis
 from app.realtime.boards import PredictedArrival
@@ -23,32 +19,22 @@ from app.realtime.build import publish_predictions
 from app.realtime.catalog import StaticCatalog
 from app.realtime.publisher import BoardPublisher
 from tests.api_feed import add_demo_feed
+from tests.browser import SHOTS, chromium, live_server, needs_chromium
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-sync_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian chromium is not installed")
-SHOTS = os.environ.get("QALA_SCREENSHOTS")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
 def server(app: Flask) -> Iterator[str]:
     add_demo_feed(app)
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{http.server_port}"
-    http.shutdown()
-    thread.join(5)
+    with live_server(app) as url:
+        yield url
 
 
 @pytest.fixture

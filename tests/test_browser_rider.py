@@ -5,9 +5,6 @@ Set ``QALA_SCREENSHOTS=docs`` to also write ``docs/rider-*.png`` (``make screens
 
 from __future__ import annotations
 
-import os
-import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +12,6 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from app import get_db
 from app.models import Trip
@@ -23,15 +19,11 @@ from app.schedule.importer import import_feed
 from app.ticketing import riders
 from app.web import rider_data
 from tests.api_feed import STOPS, add_demo_feed
+from tests.browser import SHOTS, chromium, live_server, needs_chromium
 from tests.rider_live import BETWEEN_S1_AND_S2, publish_live, translate_headsign
 from tests.test_ticketing_helpers import make_card
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-sync_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian chromium is not installed")
-SHOTS = os.environ.get("QALA_SCREENSHOTS")
+pytestmark = needs_chromium
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 WAIT_MS = 8000
 DEMO_FEED = Path(__file__).resolve().parent.parent / "gtfs_data" / "almaty"
@@ -39,21 +31,15 @@ DEMO_FEED = Path(__file__).resolve().parent.parent / "gtfs_data" / "almaty"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
 def server(app: Flask) -> Iterator[str]:
     add_demo_feed(app)
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{http.server_port}"
-    http.shutdown()
-    thread.join(5)
+    with live_server(app) as url:
+        yield url
 
 
 @pytest.fixture
@@ -226,11 +212,8 @@ def session_trip(app: Flask, route_id: str, direction_id: int) -> str:
 @pytest.mark.skipif(not SHOTS, reason="imports the whole Almaty demo feed (~20 s): only for make screenshots")
 def test_screenshot_of_the_almaty_network(app: Flask, phone: Any) -> None:
     import_feed(get_db(app), DEMO_FEED, label="almaty", canonical=False)
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    try:
-        phone.goto(f"http://127.0.0.1:{http.server_port}/?lang=kk")
+    with live_server(app) as base:
+        phone.goto(f"{base}/?lang=kk")
         phone.wait_for_selector("#map[data-ready=true]")
         assert phone.locator("#map circle.stop").count() >= 200 and phone.locator("#map path.shape").count() >= 12
         shot(phone, "rider-home.png")
@@ -249,9 +232,6 @@ def test_screenshot_of_the_almaty_network(app: Flask, phone: Any) -> None:
             trip = session_trip(app, "R2", direction["direction_id"])
             buses.append((f"BUS-2{direction['direction_id']}", trip, lat, lon))
         publish_live(app, route["directions"][0]["stops"][5]["stop_id"], [], vehicles=buses)
-        phone.goto(f"http://127.0.0.1:{http.server_port}/routes/R2?lang=en")
+        phone.goto(f"{base}/routes/R2?lang=en")
         assert phone.locator("#vehicles li").count() == 2 and phone.locator("#route-map circle.vehicle").count() == 2
         shot(phone, "rider-route.png", full_page=False)  # the first screen: title, buses, map
-    finally:
-        http.shutdown()
-        thread.join(5)
