@@ -200,11 +200,15 @@ def demo_command(feed: Path, host: str, port: int, history_days: int, instance: 
         _wait_ready(f"http://{host}:{port}/readyz", web, 60)
         children.append(subprocess.Popen(_qala("worker", "--simulate", "--taps", "--seed", str(seed), "--quiet"),
                                          env=env, start_new_session=True))
+        # the staff reports' rollups follow the taps, stop events and logged predictions as they arrive
+        children.append(subprocess.Popen(_qala("reports", "follow", "--every", "30"), env=env,
+                                         stdout=subprocess.DEVNULL, start_new_session=True))
         click.echo(f"Qala is serving on http://{host}:{port} with the simulated city live (Ctrl-C stops it)",
                    err=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
-        failed = [name for name, c in zip(("web server", "worker"), children, strict=False) if c.poll() is not None]
+        names = ("web server", "worker", "reports follower")
+        failed = [name for name, c in zip(names, children, strict=False) if c.poll() is not None]
         click.echo(f"the {' and '.join(failed)} exited; stopping the rest", err=True)
     except KeyboardInterrupt:
         click.echo("stopping…", err=True)
