@@ -92,3 +92,12 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is absent (a fresh clone has no shared data)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium for the browser tests (one per test module)."""
+    from tests.browser import chromium  # playwright is imported only by the modules that drive a browser
+
+    with chromium() as launched:
+        yield launched

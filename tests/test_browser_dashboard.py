@@ -22,7 +22,7 @@ from app.models import AccuracyDay
 from app.reports.facts import day_type, insert_boardings
 from app.reports.rollups import RollupSettings, rebuild_dates
 from tests.api_feed import add_demo_feed
-from tests.browser import SHOTS, chromium, live_server, needs_chromium
+from tests.browser import SHOTS, live_server, needs_chromium
 from tests.test_reports_rollups import ALMATY, DAY, boarding
 from tests.test_staff_pages import PASSWORD, create_user, publish_vehicles
 
@@ -54,12 +54,6 @@ def seed_week(app: Flask) -> None:
                                             early=n // 12, abs_error_s=n * 80, with_interval=n,
                                             in_interval=int(n * 0.8)))
         session.commit()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

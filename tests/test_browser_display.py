@@ -19,15 +19,9 @@ from app.realtime.build import publish_predictions
 from app.realtime.catalog import StaticCatalog
 from app.realtime.publisher import BoardPublisher
 from tests.api_feed import add_demo_feed
-from tests.browser import SHOTS, chromium, live_server, needs_chromium
+from tests.browser import SHOTS, live_server, needs_chromium
 
 pytestmark = needs_chromium
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

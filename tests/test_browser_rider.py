@@ -19,7 +19,7 @@ from app.schedule.importer import import_feed
 from app.ticketing import riders
 from app.web import rider_data
 from tests.api_feed import STOPS, add_demo_feed
-from tests.browser import SHOTS, chromium, live_server, needs_chromium
+from tests.browser import SHOTS, live_server, needs_chromium
 from tests.rider_live import BETWEEN_S1_AND_S2, publish_live, translate_headsign
 from tests.test_ticketing_helpers import make_card
 
@@ -27,12 +27,6 @@ pytestmark = needs_chromium
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 WAIT_MS = 8000
 DEMO_FEED = Path(__file__).resolve().parent.parent / "gtfs_data" / "almaty"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture
