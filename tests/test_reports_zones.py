@@ -20,7 +20,7 @@ from app.models import FeedVersion, OdDay, OdZoneDay, OdZoneTotalDay, Stop, Stop
 from app.reports.facts import insert_boardings
 from app.reports.rollups import RollupSettings, rebuild_dates
 from app.reports.zones import StopPoint, assign_zones, sync_stop_zones, zone_of
-from tests.test_browser_dashboard import browser, page, server  # noqa: F401 (the dashboard's browser fixtures)
+from tests.test_browser_dashboard import page, server  # noqa: F401 (the dashboard's browser fixtures)
 from tests.test_reports_rollups import ALMATY, DAY, DAY_ROWS, boarding, report
 from tests.test_staff_pages import create_user, log_in
 
