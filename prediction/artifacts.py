@@ -24,7 +24,8 @@ from prediction.models import DeviationBaseline, QuantileETAModel
 
 __all__ = ["FORMAT_VERSION", "ArtifactError", "LoadedPredictor", "list_models", "load_predictor", "save_model"]
 
-FORMAT_VERSION = 2  # 2: trip/route pace and next-trip features, calibrated interval
+# 2: trip/route pace and next-trip features, calibrated interval; 3: one median booster + conformal interval
+FORMAT_VERSION = 3
 FALLBACK_BASELINE = "deviation"  # the best baseline that needs no fitted state (kalman needs segment history)
 
 
@@ -49,7 +50,8 @@ def save_model(folder: Path, model: QuantileETAModel, history: SegmentHistory, *
         "format_version": FORMAT_VERSION, "created_at": stamp, "file": path.name,
         "training_window": {"from": train_from, "until": train_until},
         "feed": {"source": feed_source, "sha256": feed_sha256}, "features": list(FEATURES),
-        "params": model.get_params(), "interval_scale": [float(x) for x in model.interval_scale_],
+        "params": model.get_params(), "interval_offsets": model.interval_offsets_.tolist(),
+        "interval_calibrated": model.calibrated_,
         "metrics": metrics or {}, "libraries": library_versions(),
     }
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=str))
