@@ -10,6 +10,7 @@ from flask import Flask
 
 from app.config import load_config
 from app.db import Database
+from app.sessions import CookieSessionInterface
 
 __all__ = ["create_app", "get_db", "get_redis"]
 
@@ -22,6 +23,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(load_config(instance_path=app.instance_path))
     if config:
         app.config.update(config)
+    app.session_interface = CookieSessionInterface()
     register_extensions(app)
     register_blueprints(app)
     register_cli(app)

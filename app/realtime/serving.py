@@ -23,7 +23,15 @@ from app.realtime.build import BOARD_LIMIT
 from app.realtime.store import REDIS_ERRORS, RedisBreaker, StoredBoard, read_board
 from app.schedule import timetable
 
-__all__ = ["CACHE_CONTROL", "Answer", "arrivals_answer", "breaker", "conditional_response", "fetch_board"]
+__all__ = [
+    "CACHE_CONTROL",
+    "Answer",
+    "arrivals_answer",
+    "board_response",
+    "breaker",
+    "conditional_response",
+    "fetch_board",
+]
 
 # Displays poll every few seconds; shared caches may hold an answer that long and must then revalidate.
 CACHE_CONTROL = "public, max-age=5, must-revalidate"
@@ -87,14 +95,30 @@ def _dumps(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def board_response(app: Flask, stop_id: str) -> Response | None:
+    """The displays' poll (no filters): the stored board's bytes as they are, or 304; ``None`` without a board.
+
+    This is the hot path of the API: one Redis round trip, no JSON parsing, no database session.
+    """
+    stored = fetch_board(app, stop_id)
+    if stored is None:
+        return None
+    return conditional_response(Answer(stored.body, stored.etag, "board"))
+
+
 def conditional_response(answer: Answer) -> Response:
     """200 with the body, or 304 when the client's ``If-None-Match`` already names this ETag."""
-    tag, _ = unquote_etag(answer.etag)
-    if tag is not None and request.if_none_match.contains_weak(tag):
-        response = Response(status=304)
-    else:
-        response = Response(answer.body, mimetype="application/json")
-    response.headers["ETag"] = answer.etag
-    response.headers["Cache-Control"] = CACHE_CONTROL
-    response.headers["X-Qala-Source"] = answer.source
-    return response
+    headers = {"ETag": answer.etag, "Cache-Control": CACHE_CONTROL, "X-Qala-Source": answer.source}
+    if _not_modified(answer.etag):
+        return Response(status=304, headers=headers)
+    return Response(answer.body, mimetype="application/json", headers=headers)
+
+
+def _not_modified(etag: str) -> bool:
+    sent = request.environ.get("HTTP_IF_NONE_MATCH")
+    if not sent:
+        return False
+    if sent == etag:  # a display sends back exactly the tag it was given: no header parsing needed
+        return True
+    tag, _ = unquote_etag(etag)  # lists of tags, "*", strong/weak spellings: weak comparison (RFC 9110)
+    return tag is not None and request.if_none_match.contains_weak(tag)
