@@ -14,5 +14,7 @@ __all__ = ["authenticate_device"]
 def authenticate_device() -> None:
     """Verify the request's HMAC signature and put the device id in ``g.device_id`` (401 otherwise)."""
     ctx = get_ticketing(current_app)
-    g.device_id = verify_request(get_db(current_app).session, get_redis(current_app), request.headers, request.method,
-                                 request.path, request.get_data(), cache=ctx.device_keys, box=ctx.keys)
+    redis = get_redis(current_app)
+    g.device_id = verify_request(get_db(current_app).session, redis, request.headers, request.method,
+                                 request.path, request.get_data(), cache=ctx.device_keys, box=ctx.keys,
+                                 nonces=ctx.nonce_claims(redis))

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask
 
+from app.ticketing.devices import NonceClaims
 from app.ticketing.fareload import ProfileCache
 from app.ticketing.fastpath import FastPath
 from app.ticketing.keycrypt import KeyBox
@@ -22,6 +23,14 @@ class Ticketing:
     accounts: dict[str, int] = field(default_factory=dict)  # ids of system ledger accounts
     device_keys: dict[str, Any] = field(default_factory=dict)  # see app.ticketing.devices._key_secret
     fast: FastPath | None = None  # the one-round-trip online tap (PostgreSQL only)
+    nonces: NonceClaims | None = None  # nonce claims of concurrent requests, pipelined (see device_auth)
+
+    def nonce_claims(self, redis: Any) -> NonceClaims:
+        """The nonce claimer for this Redis client (made again if the client changed)."""
+        found = self.nonces
+        if found is None or found.redis is not redis:
+            found = self.nonces = NonceClaims(redis)
+        return found
 
     def close(self) -> None:
         """Close the fast path's connections (tests create many applications)."""

@@ -25,11 +25,12 @@ from werkzeug.datastructures import Headers
 
 from app.cache import key
 from app.models import Device, DeviceKey
+from app.ticketing.coalesce import Coalescer
 from app.ticketing.errors import Unauthorized
 from app.ticketing.keycrypt import KeyBox, SealError
 
-__all__ = ["DeviceCredentials", "register_device", "reseal_keys", "rotate_key", "sign", "signing_headers",
-           "verify_request"]
+__all__ = ["DeviceCredentials", "NonceClaims", "register_device", "reseal_keys", "rotate_key", "sign",
+           "signing_headers", "verify_request"]
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +129,30 @@ def _key_secret(sessions: Callable[[], Session], box: KeyBox, device_id: str, ke
     return str(secret)
 
 
+class NonceClaims:
+    """``claim(key)`` is Redis ``SET key 1 NX EX NONCE_TTL_S``; the claims concurrent requests of one process make
+    together go to Redis as one pipeline (one round trip; see ``app.ticketing.coalesce``)."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self._group: Coalescer[str, bool] = Coalescer(self._claim_all, 64)
+
+    def _claim_all(self, keys: list[str]) -> list[bool]:
+        if len(keys) == 1:
+            return [bool(self.redis.set(keys[0], 1, nx=True, ex=NONCE_TTL_S))]
+        pipe = self.redis.pipeline(transaction=False)
+        for k in keys:
+            pipe.set(k, 1, nx=True, ex=NONCE_TTL_S)
+        return [bool(v) for v in pipe.execute()]
+
+    def claim(self, nonce_key: str) -> bool:
+        """True when the key was new (and is now taken)."""
+        return self._group.submit(nonce_key)
+
+
 def verify_request(sessions: Callable[[], Session], redis: Any, headers: Mapping[str, str] | Headers, method: str,
                    path: str, body: bytes, now: dt.datetime | None = None, cache: dict[str, Any] | None = None,
-                   *, box: KeyBox) -> str:
+                   *, box: KeyBox, nonces: NonceClaims | None = None) -> str:
     """The authenticated device id; raises ``Unauthorized`` with a reason code otherwise."""
     names = ("X-Qala-Device", "X-Qala-Key", "X-Qala-Timestamp", "X-Qala-Nonce", "X-Qala-Signature")
     values = [headers.get(n) for n in names]
@@ -144,6 +166,9 @@ def verify_request(sessions: Callable[[], Session], redis: Any, headers: Mapping
     expected = sign(secret or "", method, path, timestamp, nonce, body)
     if secret is None or not hmac.compare_digest(expected, signature):
         raise Unauthorized("bad_signature", "the signature does not match (unknown or expired key, or bad MAC)")
-    if len(nonce) > 64 or not redis.set(key("nonce", device_id, nonce), 1, nx=True, ex=NONCE_TTL_S):
+    nonce_key = key("nonce", device_id, nonce)
+    fresh = len(nonce) <= 64 and (nonces.claim(nonce_key) if nonces is not None
+                                  else redis.set(nonce_key, 1, nx=True, ex=NONCE_TTL_S))
+    if not fresh:
         raise Unauthorized("replayed_nonce", "this nonce was already used")
     return device_id

@@ -12,23 +12,36 @@ the function return no outcome without writing anything, and the caller takes th
 Flat means the engine's answer is the leg price whatever the card did earlier (``fares.flat_categories``),
 so the two paths agree by construction; ``tests/test_ticketing_taps.py`` checks them against each other.
 
-Connections: one psycopg connection per worker thread, in autocommit, reopened after a failure. The
-SQLAlchemy pool would ping each checkout (``pool_pre_ping``), one more round trip per tap.
+Group commit: concurrent online taps of one worker process go to the database together
+(``app.ticketing.coalesce``): one ``qala_online_taps`` call (migration 0013) applies the group in one
+transaction, so one round trip and one commit serve every tap of the group, each tap with the same rules and
+its own outcome (a declined tap goes to the general path alone). A request answers only after the group's
+commit, so an acknowledged tap is durable; if the call fails (a lost connection, a deadlock) every tap of the
+group takes the general path, where its key dedupes a group that did commit.
+
+Connections: one psycopg connection per worker thread (the group's leader uses its own), in autocommit,
+reopened after a failure. The SQLAlchemy pool would ping each checkout (``pool_pre_ping``), one more round trip.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.ticketing.coalesce import Coalescer
 from app.ticketing.fares import FareProfile, flat_categories, rating_window
 
-__all__ = ["FastPath", "FlatPrices", "flat_prices"]
+__all__ = ["CALL", "GROUP_CALL", "FastPath", "FlatPrices", "flat_prices", "group_params"]
 
 CALL = ("SELECT r_outcome, r_reason, r_fare, r_balance, r_product FROM qala_online_tap("
         "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+GROUP_CALL = "SELECT r_i, r_outcome, r_reason, r_fare, r_balance, r_product FROM qala_online_taps(%s, %s)"
+MAX_GROUP = 32  # taps per group: bounds how long a group holds its cards' locks
+
+Outcome = tuple[str, str | None, int, int, str | None]
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,20 @@ class _PriceCache:
     profile: FareProfile | None = None
     flat: frozenset[str] = frozenset()
     by_route: dict[str | None, FlatPrices | None] = field(default_factory=dict)
+
+
+def group_params(taps: list[tuple[dict[str, Any], FlatPrices]]) -> tuple[str, str]:
+    """The two JSON parameters of ``qala_online_taps``: the taps, and their price sets (shared by identity)."""
+    sets: dict[int, str] = {}
+    prices: dict[str, dict[str, list[Any]]] = {}
+    rows = []
+    for tap, flat in taps:
+        ref = sets.get(id(flat))
+        if ref is None:
+            ref = sets[id(flat)] = str(len(sets))
+            prices[ref] = {c: [p, a] for c, p, a in zip(flat.categories, flat.products, flat.prices, strict=True)}
+        rows.append({**tap, "p": ref})
+    return json.dumps(rows), json.dumps(prices)
 
 
 def flat_prices(profile: FareProfile, route_id: str | None, at: dt.datetime) -> FlatPrices | None:
@@ -70,6 +97,7 @@ class FastPath:
         self._prices = _PriceCache()
         self._lock = threading.Lock()
         self._all: list[Any] = []
+        self.group = Coalescer(self._apply_group, MAX_GROUP)
 
     def _connection(self) -> Any:
         import psycopg
@@ -102,24 +130,34 @@ class FastPath:
               card_hash: str, vehicle_id: str, route_id: str | None,
               tapped_at: dt.datetime) -> tuple[str, str | None, int, int, str | None] | None:
         """(outcome, reason, fare, balance, product) of an applied tap, or ``None`` (nothing was written)."""
-        import psycopg
-
         prices = self.prices(profile, route_id, tapped_at)
         if prices is None:
             return None
         start, end = rating_window(profile, tapped_at)
-        params = (tap_key, device_id, device_seq, body_hash, card_hash, vehicle_id, route_id, tapped_at, start, end,
-                  profile.config.double_tap_s, prices.categories, prices.products, prices.prices)
+        tap = {"k": tap_key, "d": device_id, "s": device_seq, "b": body_hash, "c": card_hash, "v": vehicle_id,
+               "r": route_id, "t": tapped_at.isoformat(), "ws": start.isoformat(), "we": end.isoformat(),
+               "dt": profile.config.double_tap_s}
         try:
-            row = self._connection().execute(CALL, params).fetchone()
-        except psycopg.errors.UniqueViolation:
-            return None  # the tap key arrived concurrently with another body: the general path says 409
-        except psycopg.OperationalError:
-            self.close()
-            return None  # the general path retries on a fresh pooled connection; the tap key dedupes
-        if row is None or row[0] is None:
+            return self.group.submit((tap, prices))
+        except Exception:  # the group failed as a whole: the general path takes each of its taps
             return None
-        return str(row[0]), row[1], int(row[2]), int(row[3]), row[4]
+
+    def _apply_group(self, taps: list[tuple[dict[str, Any], FlatPrices]]) -> list[Outcome | None]:
+        """One round trip and one commit for the group; an outcome per tap (``None``: declined, nothing written)."""
+        import psycopg
+
+        conn = self._connection()
+        try:
+            rows = conn.execute(GROUP_CALL, group_params(taps)).fetchall()
+        except psycopg.Error:
+            if conn.broken or conn.closed:
+                self.close()
+            raise
+        out: list[Outcome | None] = [None] * len(taps)
+        for i, outcome, reason, fare, balance, product in rows:
+            if outcome is not None:
+                out[i - 1] = (str(outcome), reason, int(fare), int(balance), product)
+        return out
 
     def close_all(self) -> None:
         """Close every thread's connection."""

@@ -1,0 +1,241 @@
+"""Group commit of online taps: the coalescer, the ``qala_online_taps`` group function, and pipelined nonces."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from app import get_db, get_redis
+from app.models import Card, Tap
+from app.ticketing import cards, devices, ledger
+from app.ticketing.cardnumbers import number_hash
+from app.ticketing.coalesce import Coalescer
+from app.ticketing.context import get_ticketing
+from app.ticketing.fares import rating_window
+from app.ticketing.fastpath import FlatPrices
+from tests.test_ticketing_helpers import (  # noqa: F401  (fixtures)
+    T0,
+    ledger_checked,
+    make_card,
+    make_device,
+    signed,
+    tap_request,
+)
+
+
+def _wait_until(check: Any, what: str) -> None:
+    for _ in range(500):
+        if check():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def test_the_coalescer_groups_what_arrives_while_a_group_runs() -> None:
+    release = threading.Event()
+    calls: list[list[int]] = []
+
+    def run(items: list[int]) -> list[int]:
+        calls.append(list(items))
+        if len(calls) == 1:
+            release.wait(10)
+        return [x * 10 for x in items]
+
+    group: Coalescer[int, int] = Coalescer(run)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        first = pool.submit(group.submit, 1)
+        _wait_until(lambda: calls, "the first group")
+        rest = [pool.submit(group.submit, x) for x in range(2, 7)]
+        _wait_until(lambda: len(group._waiting) == 5, "five waiting items")
+        release.set()
+        assert first.result() == 10
+        assert sorted(f.result() for f in rest) == [20, 30, 40, 50, 60]
+    assert calls[0] == [1] and sorted(calls[1]) == [2, 3, 4, 5, 6]  # one call for the five that waited
+    assert (group.groups, group.items) == (2, 6)
+
+
+def test_a_failing_group_fails_each_of_its_submitters_and_the_next_group_runs() -> None:
+    fail = threading.Event()
+    fail.set()
+
+    def run(items: list[str]) -> list[str]:
+        if fail.is_set():
+            raise RuntimeError("database gone")
+        return [s.upper() for s in items]
+
+    group: Coalescer[str, str] = Coalescer(run)
+    with pytest.raises(RuntimeError, match="database gone"):
+        group.submit("a")
+    fail.clear()
+    assert group.submit("b") == "B"
+
+
+def test_the_coalescer_caps_a_group() -> None:
+    release = threading.Event()
+    sizes: list[int] = []
+
+    def run(items: list[int]) -> list[int]:
+        sizes.append(len(items))
+        if len(sizes) == 1:
+            release.wait(10)
+        return items
+
+    group: Coalescer[int, int] = Coalescer(run, max_items=3)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        futures = [pool.submit(group.submit, 0)]
+        _wait_until(lambda: sizes, "the first group")
+        futures += [pool.submit(group.submit, x) for x in range(1, 8)]
+        _wait_until(lambda: len(group._waiting) == 7, "seven waiting items")
+        release.set()
+        assert sorted(f.result() for f in futures) == list(range(8))
+    assert sizes[0] == 1 and max(sizes) == 3 and sum(sizes) == 8
+
+
+def _group(app: Flask, taps: list[dict[str, Any]]) -> list[Any]:
+    """``taps`` through ``qala_online_taps`` in one call (one group), with the profile's flat prices."""
+    ctx = get_ticketing(app)
+    assert ctx.fast is not None
+    with get_db(app).session() as session:
+        profile = ctx.profiles.get(session)
+        ledger.system_account(session, "revenue")
+        session.commit()
+    items = []
+    for tap in taps:
+        at = T0 + dt.timedelta(seconds=tap.pop("sec"))
+        start, end = rating_window(profile, at)
+        prices = ctx.fast.prices(profile, "R12", at)
+        assert isinstance(prices, FlatPrices)
+        items.append(({"b": "h" * 64, "v": "bus-1", "r": "R12", "t": at.isoformat(), "ws": start.isoformat(),
+                       "we": end.isoformat(), "dt": profile.config.double_tap_s, **tap}, prices))
+    return ctx.fast._apply_group(items)
+
+
+def _pg(app: Flask) -> None:
+    if get_db(app).engine.dialect.name != "postgresql":
+        pytest.skip("the group function is PostgreSQL's (SQLite takes the general path)")
+
+
+def test_a_group_applies_each_tap_by_the_single_tap_rules(app: Flask) -> None:
+    _pg(app)
+    ctx = get_ticketing(app)
+    rich_id, rich, _ = make_card(app, balance=50000)
+    poor_id, poor, _ = make_card(app, balance=5000)
+    blocked_id, blocked, _ = make_card(app, balance=50000)
+    with get_db(app).session() as session:
+        cards.block(session, session.get_one(Card, blocked_id), None, "lost")
+        session.commit()
+    dev = make_device(app).device_id
+    h = ctx.hash_key
+
+    def tap(seq: int, number: str, sec: int) -> dict[str, Any]:
+        return {"k": f"{dev}:{seq}", "d": dev, "s": seq, "c": number_hash(h, number), "sec": sec}
+
+    out = _group(app, [tap(1, rich, 0), tap(2, poor, 0), tap(3, blocked, 0), tap(4, "9" * 19, 0),
+                       tap(5, rich, 1),  # within 2 s of tap 1 in the same group: left to the engine
+                       tap(6, rich, 600)])  # later in the same group: sees tap 1's charge
+    assert out[0] == ("accepted", None, 12000, 38000, "ride")
+    assert out[1] == ("denied", "insufficient_balance", 0, 5000, "ride")
+    assert out[2] is None and out[3] is None and out[4] is None
+    assert out[5] == ("accepted", None, 12000, 26000, "ride")
+    with get_db(app).session() as session:
+        stored = set(session.scalars(select(Tap.tap_key)))
+        assert stored == {f"{dev}:1", f"{dev}:2", f"{dev}:6"}  # declined taps wrote nothing
+        assert ledger.card_account(session, rich_id).balance == 26000
+        assert ledger.card_account(session, poor_id).balance == 5000
+        assert ledger.card_account(session, blocked_id).balance == 50000
+
+
+def test_a_tap_whose_key_is_taken_fails_alone(app: Flask) -> None:
+    """A unique conflict on one tap (here a device sequence stored under another key) leaves the others applied."""
+    _pg(app)
+    ctx = get_ticketing(app)
+    card_id, number, _ = make_card(app, balance=50000)
+    dev = make_device(app).device_id
+    c = number_hash(ctx.hash_key, number)
+    assert _group(app, [{"k": f"{dev}:1", "d": dev, "s": 1, "c": c, "sec": 0}])[0] is not None
+    out = _group(app, [{"k": "other-key", "d": dev, "s": 1, "c": c, "sec": 600},
+                       {"k": f"{dev}:2", "d": dev, "s": 2, "c": c, "sec": 1200}])
+    assert out[0] is None
+    assert out[1] == ("accepted", None, 12000, 26000, "ride")
+    with get_db(app).session() as session:
+        assert session.scalar(select(func.count()).select_from(Tap)) == 2
+        assert ledger.card_account(session, card_id).balance == 26000
+
+
+def test_a_failed_group_sends_its_taps_to_the_general_path(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    _pg(app)
+    ctx = get_ticketing(app)
+    assert ctx.fast is not None
+    card_id, number, _ = make_card(app, balance=50000)
+    creds = make_device(app)
+
+    def broken(taps: list[Any]) -> list[Any]:
+        raise RuntimeError("connection lost mid-group")
+
+    monkeypatch.setattr(ctx.fast.group, "_run", broken)
+    body = {"seq": 1, "card": number, "vehicle_id": "bus-1", "route_id": "R12", "tapped_at": T0.isoformat()}
+    response = signed(app.test_client(), creds, "POST", "/api/v1/validators/taps", body)
+    assert response.status_code == 200, response.get_json()
+    assert (response.get_json()["decision"], response.get_json()["balance"]) == ("accept", 38000)
+    with get_db(app).session() as session:
+        assert ledger.card_account(session, card_id).balance == 38000
+
+
+def test_concurrent_online_taps_on_many_cards_are_grouped_and_each_charged_once(app: Flask) -> None:
+    _pg(app)
+    ctx = get_ticketing(app)
+    assert ctx.fast is not None
+    made = [make_card(app, balance=3 * 12000) for _ in range(6)]
+    creds = make_device(app)
+
+    def one(seq: int) -> dict[str, Any]:
+        _, number, _ = made[seq % len(made)]
+        body = {"seq": seq, "card": number, "vehicle_id": f"bus-{seq}", "route_id": "R12",
+                "tapped_at": (T0 + dt.timedelta(seconds=seq * 60)).isoformat()}
+        response = signed(app.test_client(), creds, "POST", "/api/v1/validators/taps", body)
+        assert response.status_code == 200, response.get_json()
+        payload: dict[str, Any] = response.get_json()
+        return payload
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(one, range(1, 49)))  # 8 taps per card, 3 fares each
+    assert [r["decision"] for r in results].count("accept") == 18
+    with get_db(app).session() as session:
+        for card_id, _, _ in made:
+            assert ledger.card_account(session, card_id).balance == 0
+        assert session.scalar(select(func.count()).select_from(Tap)) == 48
+
+
+def test_nonce_claims_of_one_group_are_first_come(app: Flask) -> None:
+    ctx = get_ticketing(app)
+    claims = ctx.nonce_claims(get_redis(app))
+    assert claims._claim_all(["qala-test:n1", "qala-test:n2", "qala-test:n1"]) == [True, True, False]
+    assert claims.claim("qala-test:n2") is False
+    assert claims.claim("qala-test:n3") is True
+
+
+def test_a_nonce_replayed_concurrently_is_accepted_once(app: Flask) -> None:
+    _, number, _ = make_card(app, balance=100000)
+    creds = make_device(app)
+    body = {"seq": 1, "card": number, "vehicle_id": "bus-1", "route_id": "R12", "tapped_at": T0.isoformat()}
+    raw = json.dumps(body).encode()
+    headers = devices.signing_headers(creds, "POST", "/api/v1/validators/taps", raw, nonce="same-nonce-everywhere")
+
+    def one(_: int) -> int:
+        response = app.test_client().post("/api/v1/validators/taps", data=raw, headers=headers,
+                                          content_type="application/json")
+        if response.status_code == 401:
+            assert response.get_json()["error"]["code"] == "replayed_nonce"
+        return response.status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(one, range(8)))
+    assert sorted(codes) == [200] + [401] * 7
