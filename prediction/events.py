@@ -13,7 +13,10 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import itertools
+import multiprocessing
+import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -71,7 +74,11 @@ def resolve_start_dates(pings: pd.DataFrame, net: SimNetwork) -> pd.Series:
     return out
 
 
-def derive_events(net: SimNetwork, pings: pd.DataFrame, settings: EventSettings | None = None) -> pd.DataFrame:
+PARALLEL_MIN_PINGS = 300_000  # below this a process pool costs more than it saves
+
+
+def derive_events(net: SimNetwork, pings: pd.DataFrame, settings: EventSettings | None = None, *,
+                  workers: int | None = None) -> pd.DataFrame:
     """Stop events of every trip seen in ``pings`` (vehicle_id, t, latitude, longitude, trip_id, start_date).
 
     Returns trip_id, start_date, stop_sequence, stop_id, arrival and departure (epoch seconds),
@@ -83,25 +90,39 @@ def derive_events(net: SimNetwork, pings: pd.DataFrame, settings: EventSettings 
     Each vehicle's pings go through a ``VehicleFollower`` in time order, the very code the service runs as pings
     arrive, so stored events and these agree by construction; no event uses a ping after its ``known_at``, except
     that each ping is checked against the next one for a GPS spike. A trip run claimed by two vehicles keeps the
-    events of the one with more of its pings.
+    events of the one with more of its pings. Vehicles are independent, so with ``workers`` > 1 (by default one
+    per core for ``PARALLEL_MIN_PINGS`` pings or more) they are shared out among forked processes; the result is
+    the same row for row.
     """
     frame = pings.sort_values(["vehicle_id", "t"], kind="stable").drop_duplicates(["vehicle_id", "t"])
     frame = frame.reset_index(drop=True)
     frame["start_date"] = resolve_start_dates(frame, net)
-    ctx = EventContext(net, settings)
     vehicles = frame["vehicle_id"].astype(str).to_numpy()
-    t = frame["t"].to_numpy(dtype=float)
-    lat, lon = frame["latitude"].to_numpy(dtype=float), frame["longitude"].to_numpy(dtype=float)
-    trips = frame["trip_id"].astype(object).where(frame["trip_id"].notna(), None).to_numpy()
-    dates = frame["start_date"].astype(object).where(frame["start_date"].notna(), None).to_numpy()
+    columns = (
+        vehicles, frame["t"].to_numpy(dtype=float),
+        frame["latitude"].to_numpy(dtype=float), frame["longitude"].to_numpy(dtype=float),
+        frame["trip_id"].astype(object).where(frame["trip_id"].notna(), None).to_numpy(),
+        frame["start_date"].astype(object).where(frame["start_date"].notna(), None).to_numpy(),
+    )
     bounds = np.flatnonzero(np.concatenate([[True], vehicles[1:] != vehicles[:-1], [True]]))
-    rows: list[EventTuple] = []
-    owner: list[str] = []
-    for lo, hi in itertools.pairwise(bounds):
-        follower = VehicleFollower(ctx, vehicles[lo])
-        found = follower.feed(t[lo:hi], lat[lo:hi], lon[lo:hi], trips[lo:hi], dates[lo:hi]) + follower.close()
-        rows.extend(found)
-        owner.extend([vehicles[lo]] * len(found))
+    if not len(frame):
+        bounds = bounds[:1]  # no vehicles at all
+    job = (EventContext(net, settings), bounds, columns)
+    if workers is None:
+        workers = (os.cpu_count() or 1) if len(frame) >= PARALLEL_MIN_PINGS else 1
+    parts = _parts(bounds, max(workers, 1) * 4)
+    if workers > 1 and len(parts) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        global _JOB
+        _JOB = job  # handed to the forked children by the fork itself, not pickled
+        try:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                results = pool.map(_follow_part, parts, chunksize=1)
+        finally:
+            _JOB = None
+    else:
+        results = [_follow(job, part) for part in parts]
+    rows = [row for found, _ in results for row in found]
+    owner = [vehicle for _, owners in results for vehicle in owners]
     events = pd.DataFrame(rows, columns=list(EVENT_FIELDS))
     if events.empty:
         return events.astype({"arrival": float, "departure": float, "known_at": float,
@@ -112,6 +133,38 @@ def derive_events(net: SimNetwork, pings: pd.DataFrame, settings: EventSettings 
     usual = claims.drop_duplicates(["trip_id", "start_date"]).rename(columns={"vehicle_id": "_vehicle"})
     events = events.merge(usual[["trip_id", "start_date", "_vehicle"]], on=["trip_id", "start_date", "_vehicle"])
     return events.drop(columns="_vehicle").reset_index(drop=True)
+
+
+_Job = tuple["EventContext", IntArray, tuple[Any, ...]]
+_JOB: _Job | None = None
+
+
+def _parts(bounds: IntArray, count: int) -> list[tuple[int, int]]:
+    """Vehicles ``[i, j)`` (vehicle v's pings are ``bounds[v]:bounds[v + 1]``) cut into about ``count``
+    consecutive runs of similar ping counts."""
+    vehicles = len(bounds) - 1
+    cuts = np.searchsorted(bounds, np.linspace(0, bounds[-1], count + 1)[1:-1])
+    edges = np.unique(np.concatenate([[0], np.clip(cuts, 0, vehicles), [vehicles]]))
+    return [(int(i), int(j)) for i, j in itertools.pairwise(edges) if j > i]
+
+
+def _follow_part(part: tuple[int, int]) -> tuple[list[EventTuple], list[str]]:
+    assert _JOB is not None
+    return _follow(_JOB, part)
+
+
+def _follow(job: _Job, part: tuple[int, int]) -> tuple[list[EventTuple], list[str]]:
+    """The events of vehicles ``part`` = [i, j), each vehicle's pings through its own follower."""
+    ctx, bounds, (vehicles, t, lat, lon, trips, dates) = job
+    rows: list[EventTuple] = []
+    owner: list[str] = []
+    for v in range(*part):
+        lo, hi = bounds[v], bounds[v + 1]
+        follower = VehicleFollower(ctx, vehicles[lo])
+        found = follower.feed(t[lo:hi], lat[lo:hi], lon[lo:hi], trips[lo:hi], dates[lo:hi]) + follower.close()
+        rows.extend(found)
+        owner.extend([vehicles[lo]] * len(found))
+    return rows, owner
 
 
 def _reference(net: SimNetwork, visits: IntArray, default_dwell: float) -> tuple[FloatArray, FloatArray]:

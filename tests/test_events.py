@@ -116,3 +116,14 @@ def test_austin_events_for_most_trips_with_monotone_times(shared_data: Path) -> 
     lone_events = events[keys.isin(lone)]
     assert len(lone_events) >= 1 and set(lone_events["arrival"]) <= set(mine["t"])
     assert (lone_events["arrival"] == lone_events["departure"]).all()
+
+
+def test_forked_workers_give_the_same_events(network: SimNetwork) -> None:
+    """Vehicles are independent: sharing them out among processes changes nothing, row for row."""
+    pings = CitySimulator(network, seed=3).run_day(DAY, ping_interval_s=30.0).pings
+    pings = pings.assign(t=_seconds(pings["timestamp"]))
+    alone = derive_events(network, pings, workers=1)
+    shared = derive_events(network, pings, workers=2)
+    assert pings["vehicle_id"].nunique() >= 2 and len(alone) > 100
+    pd.testing.assert_frame_equal(alone, shared)
+    assert derive_events(network, pings.iloc[:0], workers=2).empty
