@@ -30,7 +30,7 @@ import pandas as pd
 from prediction.assign_index import NearShapes, ShapeIndex, TripTable
 from prediction.sim_network import SimNetwork
 
-__all__ = ["AssignSettings", "TripAssigner", "VehicleTrack", "assign_pings"]
+__all__ = ["AssignSettings", "TripAssigner", "VehicleTrack", "assign_pings", "fill_trips"]
 
 FloatArray = npt.NDArray[np.float64]
 _NONE = -1  # the "no trip" state's slot
@@ -47,7 +47,8 @@ class AssignSettings:
     back_tolerance_m: float = 40.0
     jump_slack_m: float = 150.0
     start_m: float = 150.0  # this close to a run's start: standing at its first stop
-    end_m: float = 150.0  # this close to its end: finished
+    arrived_m: float = 50.0  # this close to the last stop: arrived
+    alight_s: float = 20.0  # from arriving at the last stop to being on the next run
     wait_ahead_s: float = 1800.0  # a bus may stand at a run's start this long before its departure
     late_start_s: float = 1800.0  # a run may leave this late
     max_deviation_s: float = 2400.0  # further from schedule than this en route costs ``off_schedule`` per ping
@@ -60,7 +61,7 @@ class AssignSettings:
     overstay: float = 2.0
     off_schedule: float = 2.0
     stall_s: float = 150.0
-    stall: float = 1.0
+    stall: float = 2.0
     block: float = 0.5
     switch: float = 4.0
     cold: float = 6.0
@@ -80,7 +81,7 @@ class _Hypothesis:
         self.d_safe = d  # the distance before the last step forward: that step may have been a GPS spike
         self.t_moved = t  # when it last moved on along the shape
         self.departed = departed
-        self.done_t: float | None = None
+        self.done_t: float | None = None  # when the bus reached the last stop
         self.misses = 0
 
 
@@ -124,20 +125,26 @@ class VehicleTrack:
         w = 1.0 if self.last_t is None else min(max((t - self.last_t) / cfg.ping_s, 0.2), 4.0)
         groups = _by_shape(near, row)
         before = max(self.hyps.values(), key=lambda h: h.score)
+        # runs whose bus reached the last stop (and let its riders off) by this ping: it may be on another run now,
+        # so those runs' states at the previous ping lead to the next runs
+        finished = []
         hit_best = False
         for h in self.hyps.values():
             if h.slot == _NONE:
                 h.score -= cfg.none * w
-            elif self._advance(h, t, w, near, groups.get(self.a.table.slots[h.slot].shape)) and h is before:
+                continue
+            prior = (h.slot, h.score, h.path)
+            if self._advance(h, t, w, near, groups.get(self.a.table.slots[h.slot].shape)) and h is before:
                 hit_best = True
+            if h.done_t is not None and t >= h.done_t + cfg.alight_s:
+                finished.append(prior)
         if self.count == 0:
             self.hyps[_NONE].score = -cfg.to_none
         self._none_from(before, w)
-        finished = [h for h in self.hyps.values() if h.done_t is not None]
-        for h in finished:
-            after = self.a.table.slots[h.slot].after
+        for slot, score, path in finished:
+            after = self.a.table.slots[slot].after
             if after >= 0:
-                self._birth_at_start(after, t, near, groups, h.score - cfg.block, h.path, block=True)
+                self._birth_at_start(after, t, near, groups, score - cfg.block, path, block=True)
         if groups:
             self._births(t, near, groups, before, finished, hit_best)
         self._prune()
@@ -177,10 +184,12 @@ class VehicleTrack:
                 h.score += _late_cost(t_prev - slot.start)  # already paid while waiting
             else:  # standing at the first stop explains the ping no better than being out of service
                 h.score -= _late_cost(t - slot.start) - _late_cost(t_prev - slot.start) + cfg.wait * w
-        if h.d >= self.a.index.length[slot.shape] - cfg.end_m:
-            if h.done_t is None:
-                h.done_t = t
-            else:
+        end = slot.stop_dist[-1]
+        if h.d >= end - cfg.arrived_m:
+            if h.done_t is None:  # between the pings: the scheduled running time from the one before
+                run_s = slot.scheduled_at(end) - slot.scheduled_at(h.d_safe)
+                h.done_t = min(max(t_prev + run_s, t_prev), t)
+            elif t > h.done_t + cfg.alight_s + cfg.ping_s:
                 h.score -= cfg.overstay * w
         elif h.departed:
             if abs(t - slot.scheduled_at(h.d)) > cfg.max_deviation_s:
@@ -198,13 +207,13 @@ class VehicleTrack:
             none.score, none.path = score, self._path(_NONE, before.path)
 
     def _births(self, t: float, near: NearShapes, groups: dict[int, tuple[int, int]], before: _Hypothesis,
-                finished: list[_Hypothesis], hit_best: bool) -> None:
+                finished: list[tuple[int, float, _Path | None]], hit_best: bool) -> None:
         cfg = self.cfg
         cold = before.score - (cfg.cold if self.count else 0.0)  # the first ping: any state is a start
-        done = max(finished, key=lambda h: h.score, default=None)
+        done = max(finished, key=lambda f: f[1], default=None)
         base, parent = (cold, before.path)
-        if done is not None and done.score - cfg.switch > cold:
-            base, parent = done.score - cfg.switch, done.path
+        if done is not None and done[1] - cfg.switch > cold:
+            base, parent = done[1] - cfg.switch, done[2]
         search_mid = not hit_best or before.slot == _NONE or self.count % cfg.cold_every == 0
         table = self.a.table
         for shape, (lo, hi) in groups.items():
@@ -242,7 +251,7 @@ class VehicleTrack:
             return
         for r in range(lo, hi):
             a = near.along[r]
-            if a <= run.stop_dist[0] + cfg.start_m or a >= length - cfg.end_m:
+            if a <= run.stop_dist[0] + cfg.start_m or a >= run.stop_dist[-1] - cfg.arrived_m:
                 continue
             deviation = abs(t - run.scheduled_at(a))
             if deviation > cfg.max_deviation_s:
@@ -332,3 +341,12 @@ def assign_pings(assigner: TripAssigner, pings: pd.DataFrame, *, smooth: bool = 
     trip[order] = [labels[s][0] for s in slots.tolist()]
     date[order] = [labels[s][1] for s in slots.tolist()]
     return pd.DataFrame({"trip_id": trip, "start_date": date}, index=pings.index)
+
+
+def fill_trips(net: SimNetwork, pings: pd.DataFrame, settings: AssignSettings | None = None) -> pd.DataFrame:
+    """``pings`` with trip_id and start_date assigned in batch when none of them gives a trip; a file that does
+    give trips is trusted where it gives none (a bus laying over) and returned as it is."""
+    if pings.empty or pings["trip_id"].notna().any():
+        return pings
+    found = assign_pings(TripAssigner(net, settings), pings, smooth=True)
+    return pings.assign(trip_id=found["trip_id"], start_date=found["start_date"])

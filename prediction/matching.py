@@ -1,4 +1,5 @@
-"""Matching: place GPS pings on a trip's shape (distance along it), and find the trip when a ping has none.
+"""Matching: place GPS pings on a trip's shape (distance along it); ``prediction.assign`` finds the trip when a
+ping has none.
 
 Projection works in a local flat frame per shape (metres east/north of the shape's mean latitude), which at
 city scale differs from the haversine distance by far less than GPS noise. Progress along a trip is kept
@@ -20,7 +21,6 @@ __all__ = [
     "MatchSettings",
     "ProgressResult",
     "ShapeLine",
-    "assign_trips",
     "project_progress",
     "shape_lines",
     "stop_distances",
@@ -260,68 +260,3 @@ def _first_pick(along: FloatArray, offset: FloatArray) -> int:
     """The first ping prefers the earliest pass among near-equal fits: a bus at a loop's terminal is at the start."""
     good = offset <= offset.min() + 20.0
     return int(np.flatnonzero(good)[np.argmin(along[good])])
-
-
-def assign_trips(pings: pd.DataFrame, trips: pd.DataFrame, lines: dict[str, ShapeLine],
-                 service_day_start: dict[str, float], *, max_offset_m: float = 60.0,
-                 max_deviation_s: float = 1800.0) -> pd.Series:
-    """Fill in ``trip_id`` for pings without one: spatial, then temporal matching (TheTransitClock's approach).
-
-    Spatial: trips whose shape passes within ``max_offset_m`` of the ping. Temporal: of those, the trip whose
-    schedule puts it at that distance closest to the ping's time, within ``max_deviation_s``. A vehicle keeps its
-    trip while it still fits, so a bus is not flipped between overlapping routes ping by ping.
-
-    ``pings`` needs vehicle_id, t (epoch s), latitude, longitude and trip_id (missing as NA);
-    ``trips`` needs trip_id, shape_id, service day key ``day`` and ``start_s``/``end_s``;
-    ``service_day_start`` maps the day key to the epoch second of GTFS time 0.
-    Returns trip ids aligned with ``pings`` (NA where nothing fits: parked or out of service).
-    """
-    out = pings["trip_id"].astype("string").copy()
-    todo = pings.index[out.isna()]
-    if todo.empty:
-        return out
-    base = trips["day"].map(service_day_start).to_numpy(dtype=float)
-    start = base + trips["start_s"].to_numpy(dtype=float)
-    end = base + trips["end_s"].to_numpy(dtype=float)
-    sub = pings.loc[todo].sort_values(["vehicle_id", "t"], kind="stable")
-    trip_ids = trips["trip_id"].astype(str).to_numpy(dtype=object)
-    shape_ids = trips["shape_id"].astype(str).to_numpy(dtype=object)
-    order = np.argsort(start - max_deviation_s, kind="stable")  # trips by earliest time they can be live
-    opens = (start - max_deviation_s)[order]
-    current: dict[str, str] = {}
-    for idx, vehicle, t, lat, lon in zip(sub.index, sub["vehicle_id"], sub["t"], sub["latitude"], sub["longitude"],
-                                         strict=True):
-        candidates = order[:np.searchsorted(opens, t, side="right")]
-        live = np.sort(candidates[t <= end[candidates] + max_deviation_s])  # feed order, as before
-        choice = _temporal_choice(trip_ids[live], shape_ids[live], start[live], end[live], lines, float(t),
-                                  float(lat), float(lon), max_offset_m, current.get(str(vehicle)))
-        if choice is not None:
-            current[str(vehicle)] = choice
-            out.loc[idx] = choice
-    return out
-
-
-def _temporal_choice(trip_ids: npt.NDArray[np.object_], shape_ids: npt.NDArray[np.object_], start: FloatArray,
-                     end: FloatArray, lines: dict[str, ShapeLine], t: float, lat: float, lon: float,
-                     max_offset_m: float, sticky: str | None) -> str | None:
-    best, best_dev = None, np.inf
-    one_lat, one_lon = np.array([lat]), np.array([lon])
-    fits: dict[str, tuple[float, float]] = {}  # trips of one shape share the projection
-    for trip_id, shape_id, s, e in zip(trip_ids, shape_ids, start, end, strict=True):
-        line = lines[shape_id]
-        if shape_id not in fits:
-            along, offset = line.nearest(one_lat, one_lon)
-            fits[shape_id] = (float(along[0]), float(offset[0]))
-        at, off = fits[shape_id]
-        if off > max_offset_m:
-            continue
-        expected = s + (e - s) * at / max(line.length_m, 1.0)  # schedule position, at uniform pace
-        deviation = abs(t - expected)
-        finished = at >= line.length_m - 50.0 and t > e
-        if trip_id == sticky and deviation < 1800.0 and not finished:
-            return str(trip_id)
-        if finished:
-            continue  # a bus standing at the end of its trip is laying over for the next one
-        if deviation < best_dev:
-            best, best_dev = str(trip_id), deviation
-    return best

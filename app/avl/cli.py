@@ -89,6 +89,7 @@ def avl_events(gtfs: Path, pings: tuple[Path, ...], more: tuple[Path, ...], out:
     """Derive arrival/departure at every stop from ping CSVs (stateless) and write them as CSV."""
     import pandas as pd
 
+    from prediction.assign import fill_trips
     from prediction.avlio import EVENT_COLUMNS, PingFileError, iso_times, read_pings, write_csv
     from prediction.events import derive_events
     from prediction.sim_network import build_network
@@ -102,7 +103,7 @@ def avl_events(gtfs: Path, pings: tuple[Path, ...], more: tuple[Path, ...], out:
         click.echo(f"rejected {count} pings: {reason}", err=True)
     for example in read.examples[:5]:
         click.echo(f"  e.g. {example}", err=True)
-    events = derive_events(net, read.pings)
+    events = derive_events(net, fill_trips(net, read.pings))  # pings without any trip id are matched first
     frame = pd.DataFrame({column: events[column] for column in EVENT_COLUMNS[:4]})
     frame["arrival_time"] = iso_times(events["arrival"].to_numpy(dtype=float), net.tz)
     frame["departure_time"] = iso_times(events["departure"].to_numpy(dtype=float), net.tz)

@@ -25,8 +25,6 @@ from app.avl.tracker import TripTracker
 from app.models import Vehicle
 from app.models.avl import PING_SOURCES
 from prediction.events import resolve_start_dates
-from prediction.matching import assign_trips
-from prediction.servicedays import service_day_start
 
 __all__ = ["FRAME_COLUMNS", "AvlService", "IngestReport", "IngestSettings", "empty_frame"]
 
@@ -89,7 +87,7 @@ class AvlService:
             network = self.networks.active(session, time.monotonic())
             good = self._validate(session, frame, clock, cfg, network, report)
             if network is not None and not good.empty:
-                good = _with_trips(good, network, cfg)
+                good = _with_trips(good, network, cfg, self.tracker)
             if network is not None:
                 self.tracker.prepare(session, good, network)
             self.partitions.ensure(session, _utc_days(good["t"]))
@@ -167,39 +165,20 @@ def _drop_stored(session: Session, frame: pd.DataFrame, report: IngestReport) ->
     return frame[~seen]
 
 
-def _with_trips(frame: pd.DataFrame, network: FeedNetwork, cfg: IngestSettings) -> pd.DataFrame:
-    """Trip ids for pings without one (spatial then temporal matching) and the service day of every trip."""
+def _with_trips(frame: pd.DataFrame, network: FeedNetwork, cfg: IngestSettings,
+                tracker: TripTracker) -> pd.DataFrame:
+    """Trip ids for pings without one (each vehicle's track, ``prediction.assign``) and the service day of every
+    trip."""
     frame = frame.reset_index(drop=True).copy()
-    if cfg.assign_trips and frame["trip_id"].isna().any():
-        frame["trip_id"] = _assign(frame, network).astype(object)
+    missing = frame["trip_id"].isna()
+    if cfg.assign_trips and missing.any():
+        found = tracker.assign(network, frame[missing])
+        frame.loc[missing, "trip_id"] = found["trip_id"]
+        frame.loc[missing, "start_date"] = found["start_date"]
     frame["trip_id"] = frame["trip_id"].where(frame["trip_id"].notna(), None)
     frame["start_date"] = resolve_start_dates(frame, network.net).astype(object)
     frame["start_date"] = frame["start_date"].where(frame["start_date"].notna(), None)
     return frame
-
-
-def _assign(frame: pd.DataFrame, network: FeedNetwork) -> pd.Series:
-    net = network.net
-    days = sorted({d - dt.timedelta(days=back) for d in _local_days(frame["t"], net.tz) for back in (0, 1)})
-    parts, starts = [], {}
-    for day in days:
-        running = net.trips_on(day)
-        if len(running) == 0:
-            continue
-        key = day.strftime("%Y%m%d")
-        starts[key] = service_day_start(day, net.tz).timestamp()
-        first, last = net.visit_ptr[running], net.visit_ptr[running + 1] - 1
-        parts.append(pd.DataFrame({"trip_id": net.trip_ids[running], "shape_id": net.trip_shape[running],
-                                   "day": key, "start_s": net.visit_dep[first], "end_s": net.visit_arr[last]}))
-    if not parts:
-        return frame["trip_id"]
-    trips = pd.concat(parts, ignore_index=True)
-    return assign_trips(frame, trips, net.lines, starts)
-
-
-def _local_days(t: pd.Series, tz: Any) -> set[dt.date]:
-    seconds = t.to_numpy(dtype=float)
-    return {dt.datetime.fromtimestamp(float(s), tz).date() for s in np.unique(np.floor(seconds / 3600) * 3600)}
 
 
 def _utc_days(t: pd.Series) -> set[dt.date]:

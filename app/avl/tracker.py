@@ -8,6 +8,9 @@ each new ping is projected once, and only the stops it newly places get events. 
 A vehicle the tracker has not seen (first ping, or after a restart) is replayed from its stored pings of the
 last ``lookback_s`` first (their events were stored when those pings came). Pings older than the vehicle's
 latest are stored but do not move its events (a live feed's late pings).
+
+Pings without a trip id get one from a ``prediction.assign.VehicleTrack`` per vehicle, also kept between batches
+(each ping labelled with the best hypothesis when it arrives; a vehicle not seen yet starts afresh).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from app.avl.network import FeedNetwork
 from app.models import Ping
+from prediction.assign import AssignSettings, TripAssigner, VehicleTrack
 from prediction.events import EVENT_FIELDS, EventContext, EventSettings, VehicleFollower
 from prediction.servicedays import service_day_start
 from prediction.sim_network import SimNetwork
@@ -37,24 +41,55 @@ ObjectArray = npt.NDArray[np.object_]
 class TripTracker:
     """Per-vehicle followers for one process (several web workers each keep their own)."""
 
-    def __init__(self, lookback_s: float = 4 * 3600.0, settings: EventSettings | None = None) -> None:
+    def __init__(self, lookback_s: float = 4 * 3600.0, settings: EventSettings | None = None,
+                 assign_settings: AssignSettings | None = None) -> None:
         self.lookback_s = lookback_s
         self.settings = settings or EventSettings()
+        self.assign_settings = assign_settings or AssignSettings()
         self._followers: dict[str, VehicleFollower] = {}
+        self._tracks: dict[str, VehicleTrack] = {}
         self._context: EventContext | None = None
+        self._assigner: TripAssigner | None = None
         self._feed_version: int | None = None
         self._lock = threading.Lock()
 
     def clear(self) -> None:
         with self._lock:
             self._followers.clear()
+            self._tracks.clear()
 
     def _ctx(self, network: FeedNetwork) -> EventContext:
         if self._context is None or self._feed_version != network.feed_version_id:
             self._context = EventContext(network.net, self.settings)
+            self._assigner = None
             self._feed_version = network.feed_version_id
             self._followers.clear()
+            self._tracks.clear()
         return self._context
+
+    def assign(self, network: FeedNetwork, pings: pd.DataFrame) -> pd.DataFrame:
+        """``trip_id`` and ``start_date`` (None where no trip fits) for ``pings`` (vehicle_id, t, latitude,
+        longitude), aligned with their index: each vehicle's track moves on by the pings later than its last."""
+        with self._lock:
+            self._ctx(network)
+            if self._assigner is None:
+                self._assigner = TripAssigner(network.net, self.assign_settings)
+            assigner = self._assigner
+            vehicles = pings["vehicle_id"].astype(str).to_numpy()
+            t = pings["t"].to_numpy(dtype=float)
+            order = np.lexsort((t, vehicles))
+            near = assigner.near(t[order], pings["latitude"].to_numpy(dtype=float)[order],
+                                 pings["longitude"].to_numpy(dtype=float)[order])
+            slots = np.empty(len(order), dtype=np.int64)
+            for row, i in enumerate(order.tolist()):
+                track = self._tracks.get(vehicles[i])
+                if track is None:
+                    track = self._tracks[vehicles[i]] = VehicleTrack(assigner)
+                late = track.last_t is not None and t[i] < track.last_t
+                slots[i] = track.best if late else track.step(float(t[i]), near, row)
+            labels = [assigner.label(int(s)) for s in slots.tolist()]
+        return pd.DataFrame({"trip_id": [lab[0] for lab in labels], "start_date": [lab[1] for lab in labels]},
+                            index=pings.index)
 
     def add(self, session: Session, network: FeedNetwork, pings: pd.DataFrame) -> list[dict[str, Any]]:
         """Feed the accepted ``pings`` to their vehicles' followers; return the stop-event rows now known.
