@@ -239,3 +239,34 @@ def test_a_nonce_replayed_concurrently_is_accepted_once(app: Flask) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         codes = list(pool.map(one, range(8)))
     assert sorted(codes) == [200] + [401] * 7
+
+
+def test_the_wsgi_fast_taps_answer_like_the_view_and_hand_everything_else_to_flask(app: Flask) -> None:
+    """A signed malformed body that FastTaps verified (taking its nonce) still gets Flask's 400, not a replay 401;
+    an Idempotency-Key tap goes to Flask; a fast answer has the view's shape."""
+    from app.api.validators import FastTaps
+
+    assert isinstance(app.wsgi_app, FastTaps)
+    _, number, _ = make_card(app, balance=50000)
+    creds = make_device(app)
+    client = app.test_client()
+    taps = "/api/v1/validators/taps"
+    good = {"seq": 1, "card": number, "vehicle_id": "bus-1", "route_id": "R12", "tapped_at": T0.isoformat()}
+    first = signed(client, creds, "POST", taps, good)
+    assert first.status_code == 200 and first.content_type == "application/json"
+    assert first.get_json() == {"tap_key": f"{creds.device_id}:1", "device_seq": 1, "decision": "accept",
+                                "outcome": "accepted", "reason": None, "fare": 12000, "balance": 38000,
+                                "duplicate": False}
+    bad = signed(client, creds, "POST", taps, {**good, "seq": "two"})
+    assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "seq", bad.get_json()
+    unsigned = client.post(taps, json=good)
+    assert unsigned.status_code == 401 and unsigned.get_json()["error"]["code"] == "missing_signature"
+    repeat = signed(client, creds, "POST", taps, good)  # declined by the fast path: the view's stored result
+    assert repeat.status_code == 200 and repeat.get_json()["duplicate"] is True
+    keyed = signed(client, creds, "POST", taps, {**good, "seq": 2, "tapped_at": (T0 + dt.timedelta(minutes=9))
+                                                 .isoformat()}, headers={"Idempotency-Key": "k-1"})
+    again = signed(client, creds, "POST", taps, {**good, "seq": 2, "tapped_at": (T0 + dt.timedelta(minutes=9))
+                                                 .isoformat()}, headers={"Idempotency-Key": "k-1"})
+    assert keyed.status_code == 200 and again.headers.get("Idempotent-Replayed") == "true"
+    with get_db(app).session() as session:
+        assert session.scalar(select(func.count()).select_from(Tap)) == 2

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request
+from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
@@ -15,15 +18,18 @@ from sqlalchemy.orm import Session
 from app import get_db, get_redis
 from app.api.device_auth import authenticate_device
 from app.api.idempotency import run_mutation
-from app.api.spec import Integer, Param, endpoint
+from app.api.schemas import SCHEMAS
+from app.api.spec import Integer, Param, body_error, endpoint
 from app.errors import BadRequest
 from app.ticketing import denylist
 from app.ticketing.batches import apply_batch, sequence_gaps
 from app.ticketing.cardnumbers import CardNumberError, number_hash, parse_number
 from app.ticketing.context import Ticketing, get_ticketing
+from app.ticketing.devices import verify_request
+from app.ticketing.errors import Unauthorized
 from app.ticketing.taps import TapRequest, process_online_fast, process_tap
 
-__all__ = ["bp", "parse_tap"]
+__all__ = ["FastTaps", "bp", "parse_tap"]
 
 bp = Blueprint("validators", __name__, url_prefix="/api/v1/validators")
 
@@ -35,6 +41,90 @@ SIGNED = ("Signed like every validator request (headers X-Qala-Device, X-Qala-Ke
 
 
 bp.before_request(authenticate_device)
+
+TAPS_PATH = "/api/v1/validators/taps"
+VERIFIED = "qala.device_id"  # environ keys set by FastTaps; a client cannot set them (headers become HTTP_*)
+DECLINED = "qala.fast_declined"
+_HEADERS = ("HTTP_X_QALA_DEVICE", "HTTP_X_QALA_KEY", "HTTP_X_QALA_TIMESTAMP", "HTTP_X_QALA_NONCE",
+            "HTTP_X_QALA_SIGNATURE")
+
+
+class FastTaps:
+    """WSGI middleware for the common online tap, in front of Flask.
+
+    A signed ``POST /api/v1/validators/taps`` without an ``Idempotency-Key`` whose body matches the
+    ``TapRequest`` schema is verified (signature, nonce), parsed and applied through the group-commit fast
+    path (``app.ticketing.fastpath``) without a Flask request context, session cookie, routing or hooks —
+    the same functions the view uses, so the answer is the same. Everything else goes to Flask unchanged:
+    an unsigned or badly signed request, a malformed body (Flask answers with the same 401 or 400), and a tap
+    the fast path declines. Once the signature and nonce were checked here, ``qala.device_id`` in the
+    environ tells ``authenticate_device`` so (the nonce is already taken), and ``qala.fast_declined`` tells
+    the view not to try the fast path twice.
+    """
+
+    def __init__(self, app: Flask, wsgi_app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.next = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if (environ.get("PATH_INFO") != TAPS_PATH or environ.get("REQUEST_METHOD") != "POST"
+                or "HTTP_IDEMPOTENCY_KEY" in environ or not all(h in environ for h in _HEADERS)):
+            return self.next(environ, start_response)
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return self.next(environ, start_response)
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        environ["wsgi.input"] = io.BytesIO(body)  # Flask reads the same body if the request goes on to it
+        try:
+            payload = self._tap(environ, body)
+        except (Unauthorized, BadRequest):
+            payload = None  # Flask checks again and answers with the same error
+        except Exception:  # e.g. Redis unreachable: Flask's own handling and error responses apply
+            payload = None
+        if payload is None:
+            environ["wsgi.input"].seek(0)
+            return self.next(environ, start_response)
+        data = (json.dumps(payload, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+
+    def _tap(self, environ: dict[str, Any], body: bytes) -> dict[str, Any] | None:
+        app = self.app
+        ctx = get_ticketing(app)
+        if ctx.fast is None:
+            return None
+        profile = ctx.profiles.fresh()
+        if profile is None:
+            return None
+        redis = get_redis(app)
+        headers = {name: environ[h] for name, h in zip(
+            ("X-Qala-Device", "X-Qala-Key", "X-Qala-Timestamp", "X-Qala-Nonce", "X-Qala-Signature"), _HEADERS,
+            strict=True)}
+        device_id = verify_request(get_db(app).session, redis, headers, "POST", TAPS_PATH, body,
+                                   cache=ctx.device_keys, box=ctx.keys, nonces=ctx.nonce_claims(redis))
+        environ[VERIFIED] = device_id
+        try:
+            obj = json.loads(body)
+        except ValueError:
+            return None
+        if body_error(obj, SCHEMAS["TapRequest"]) is not None:
+            return None
+        req = parse_tap(ctx, device_id, obj, offline=False)
+        result = process_online_fast(ctx, profile, req)
+        if result is None:
+            environ[DECLINED] = True
+            return None
+        return result.as_json()
+
+
+def _install_fast_taps(state: BlueprintSetupState) -> None:
+    app = state.app
+    if isinstance(app, Flask) and app.config.get("TAP_FAST_PATH", True):
+        app.wsgi_app = FastTaps(app, app.wsgi_app)  # type: ignore[method-assign]
+
+
+bp.record_once(_install_fast_taps)
 
 
 def _field(obj: dict[str, Any], name: str, kind: type, required: bool = True) -> Any:
@@ -87,7 +177,7 @@ def _json_body() -> Any:
 def tap() -> ResponseReturnValue:
     ctx = get_ticketing(current_app)
     req = parse_tap(ctx, g.device_id, _json_body(), offline=False)
-    if ctx.fast is not None and "Idempotency-Key" not in request.headers:
+    if ctx.fast is not None and "Idempotency-Key" not in request.headers and not request.environ.get(DECLINED):
         profile = ctx.profiles.fresh()
         if profile is None:
             with get_db(current_app).session() as session:
