@@ -54,7 +54,7 @@ class AssignSettings:
     max_deviation_s: float = 2400.0  # further from schedule than this en route costs ``off_schedule`` per ping
     ping_s: float = 30.0
     first_miss: float = 1.5  # one ping off the shape: a GPS jump is common
-    miss: float = 4.0  # more in a row: a detour, or another route
+    miss: float = 1.25  # more in a row: a detour (no likelier than out of service), or another route
     none: float = 1.0
     wait: float = 0.7  # standing at a run's first stop: a little likelier than standing out of service
     to_none: float = 2.0
@@ -165,7 +165,7 @@ class VehicleTrack:
                 if low <= along[r] <= reach and offset[r] < best_o:
                     pick, best_o = r, offset[r]
         if pick < 0:
-            h.score -= cfg.miss if h.misses else cfg.first_miss
+            h.score -= cfg.miss * w if h.misses else cfg.first_miss
             h.misses += 1
             return False
         h.misses = 0
