@@ -74,7 +74,7 @@ def resolve_start_dates(pings: pd.DataFrame, net: SimNetwork) -> pd.Series:
     return out
 
 
-PARALLEL_MIN_PINGS = 300_000  # below this a process pool costs more than it saves
+PARALLEL_MIN_PINGS = 50_000  # below this a process pool costs more than it saves
 
 
 def derive_events(net: SimNetwork, pings: pd.DataFrame, settings: EventSettings | None = None, *,

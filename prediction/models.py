@@ -138,7 +138,10 @@ class QuantileETAModel(RegressorMixin, BaseEstimator):
         return offsets
 
     def _median(self, X: pd.DataFrame) -> FloatArray:
-        return X["kalman_eta_s"].to_numpy(float) + self.estimator_.predict(X[list(FEATURES)])
+        base = X["kalman_eta_s"].to_numpy(float)
+        if not len(base):  # scikit-learn refuses zero rows; a quiet moment has none
+            return base
+        return base + self.estimator_.predict(X[list(FEATURES)])
 
     def predict_quantiles(self, X: pd.DataFrame) -> list[FloatArray]:
         """ETA (s) at the low, middle and high quantile, never crossing and never negative."""

@@ -48,6 +48,7 @@ def test_quantile_model_is_a_sklearn_estimator() -> None:
     median = model.predict(rows)
     assert np.all(low <= median) and np.all(median <= high)
     assert np.mean(np.abs(median - y)) < np.mean(np.abs(rows["kalman_eta_s"] - y))
+    assert [len(q) for q in model.predict_quantiles(rows.iloc[:0])] == [0, 0, 0]  # a moment with no buses
 
 
 def test_interval_is_calibrated_on_the_latest_training_rows() -> None:
