@@ -8,7 +8,13 @@ the stops, polling them in turn and sending back the ETag it last saw for each i
 display's real behaviour — so unchanged boards answer ``304``. The bare endpoint has no ETag logic: it always
 answers 200 with the body. A second pair of runs without ``If-None-Match`` compares 200 with 200.
 
-The last line is ``req_per_s=<n> p99_ms=<n> ratio_to_bare=<x>`` (Qala requests/s ÷ bare requests/s).
+Both servers run with the deployment's gunicorn settings (``deploy/gunicorn.conf.py``: gthread workers, threads,
+keep-alive; ``--workers``/``--threads`` override them for both), and measuring starts once every worker has
+booted. Each round measures bare and Qala back to back (who goes first alternates); a ratio is the median of the
+rounds' ratios. ``server_cpu_us_per_req`` (the gunicorn workers' CPU time per request) is printed too: unlike
+requests/s it hardly moves when other processes load the machine.
+
+The last line is ``req_per_s=<n> p99_ms=<n> ratio_to_bare=<x>`` (with If-None-Match; Qala requests/s ÷ bare).
 
     REDIS_URL=redis://127.0.0.1:6379/4 .venv/bin/python bench/display.py [--seconds 8] [--connections 32]
 
@@ -40,6 +46,7 @@ from flask import Flask, Response
 
 ROOT = Path(__file__).resolve().parent.parent
 FEED = ROOT / "gtfs_data" / "almaty"
+GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 
 
 def bare_app() -> Flask:
@@ -149,6 +156,7 @@ def _load(port: int, stops: list[str], seconds: float, connections: int, etags: 
         warm_until = time.perf_counter() + 1.0
         shares = [stops[i::connections] or stops for i in range(connections)]  # each poller: its displays
         await asyncio.gather(*(_poller(port, share, warm_until, etags, [], {}) for share in shares))
+        queue.put("measuring")
         started = time.perf_counter()
         await asyncio.gather(*(_poller(port, share, started + seconds, etags, out, counts) for share in shares))
         return out, counts, time.perf_counter() - started
@@ -157,47 +165,90 @@ def _load(port: int, stops: list[str], seconds: float, connections: int, etags: 
     queue.put((len(latencies) / elapsed, sorted(latencies), counts, time.process_time()))
 
 
-def _serve(target: str, port: int, env: dict[str, str], workers: int, threads: int) -> subprocess.Popen[bytes]:
+def _gunicorn_config(folder: str, ready_dir: Path) -> Path:
+    """The deployment's settings (deploy/gunicorn.conf.py) plus one hook that marks each worker as booted.
+
+    Measuring starts only once every worker has loaded its app: otherwise the first worker up takes all the
+    keep-alive connections and keeps them for the whole run.
+    """
+    wrapper = Path(folder) / "bench_gunicorn.conf.py"
+    wrapper.write_text(
+        f"exec(compile(open({str(GUNICORN_CONF)!r}).read(), {str(GUNICORN_CONF)!r}, 'exec'))\n"
+        "import os as _os\n"
+        "def post_worker_init(worker):\n"
+        f"    open(_os.path.join({str(ready_dir)!r}, str(_os.getpid())), 'w').close()\n"
+    )
+    return wrapper
+
+
+def _serve(target: str, port: int, env: dict[str, str], folder: str, args: argparse.Namespace
+           ) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """gunicorn with the deployment's settings (``--workers``/``--threads`` override them); returns the server
+    and the pids of its booted workers."""
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    server = subprocess.Popen([gunicorn, "-k", "gthread", "-w", str(workers), "--threads", str(threads),
-                               "--keep-alive", "30", "-b", f"127.0.0.1:{port}", "--pythonpath", str(ROOT / "bench"),
-                               "--log-level", "warning", target], env=env, cwd=ROOT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return server
-        except OSError:
-            time.sleep(0.2)
+    ready_dir = Path(tempfile.mkdtemp(dir=folder))
+    command = [gunicorn, "-c", str(_gunicorn_config(folder, ready_dir)), "-b", f"127.0.0.1:{port}",
+               "--pythonpath", str(ROOT / "bench"), "--log-level", "warning"]
+    if args.workers:
+        command += ["-w", str(args.workers)]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    server = subprocess.Popen([*command, target], env=env, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and server.poll() is None:
+        booted = [int(p.name) for p in ready_dir.iterdir()]
+        if len(booted) >= _worker_count(env, args):
+            return server, booted
+        time.sleep(0.1)
     server.kill()
     raise RuntimeError(f"{target} did not start")
 
 
-def _measure(target: str, env: dict[str, str], stops: list[str], args: argparse.Namespace, etags: bool
-             ) -> tuple[float, float, dict[int, int]]:
+def _worker_count(env: dict[str, str], args: argparse.Namespace) -> int:
+    settings: dict[str, Any] = {}
+    exec(compile(GUNICORN_CONF.read_text(), str(GUNICORN_CONF), "exec"), {"os": os, "__builtins__": __builtins__},
+         settings)
+    return int(args.workers or settings["workers"])
+
+
+def _cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by these processes (Linux /proc)."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _measure(target: str, env: dict[str, str], stops: list[str], args: argparse.Namespace, etags: bool, folder: str
+             ) -> tuple[float, float, dict[int, int], float]:
+    """requests/s, p99 ms, statuses, and the server's CPU microseconds per request."""
     port = _free_port()
-    server = _serve(target, port, env, args.workers, args.threads)
+    server, workers = _serve(target, port, env, folder, args)
     try:
         queue: Any = multiprocessing.Queue()
         client = multiprocessing.Process(target=_load, args=(port, stops, args.seconds, args.connections, etags,
                                                              queue))
         client.start()
+        queue.get()  # warm-up over: the measured phase starts
+        cpu_before = _cpu_s(workers)
         rate, latencies, counts, _cpu = queue.get()
+        cpu_used = _cpu_s(workers) - cpu_before
         client.join()
     finally:
         server.terminate()
         server.wait(timeout=10)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
-    return rate, p99, counts
+    return rate, p99, counts, cpu_used / len(latencies) * 1e6
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None, help="default: deploy/gunicorn.conf.py")
+    parser.add_argument("--threads", type=int, default=None, help="default: deploy/gunicorn.conf.py")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         env = dict(os.environ)
@@ -212,30 +263,46 @@ def main() -> None:
         stopping = threading.Event()
         changer = threading.Thread(target=_changer, args=(env, stops, stopping), daemon=True)
         changer.start()
-        results: dict[tuple[str, bool], list[tuple[float, float, dict[int, int]]]] = {}
+        results: dict[tuple[str, bool], list[Run]] = {}
         try:
-            for _ in range(args.rounds):
+            for turn in range(args.rounds):
                 for etags in (True, False):
-                    for name, target in (("bare", "display:bare_app()"), ("qala", "app:create_app()")):
-                        results.setdefault((name, etags), []).append(_measure(target, env, stops, args, etags))
+                    # alternate who goes first, so a load that drifts during the run favours neither
+                    for name in (NAMES if turn % 2 == 0 else NAMES[::-1]):
+                        run = _measure(TARGETS[name], env, stops, args, etags, folder)
+                        results.setdefault((name, etags), []).append(run)
         finally:
             stopping.set()
-        print(f"stops={len(stops)} connections={args.connections} gunicorn gthread {args.workers}x{args.threads}")
-        for etags in (False, True):
-            summary = {}
-            for name in ("bare", "qala"):
-                runs = results[(name, etags)]
-                rate = statistics.median(r[0] for r in runs)
-                p99 = statistics.median(r[1] for r in runs)
-                statuses = json.dumps({str(k): v for k, v in sorted(runs[-1][2].items())})
-                summary[name] = (rate, p99)
-                print(f"  {'with' if etags else 'without'} If-None-Match {name}: req_per_s={rate:.0f} "
-                      f"p99_ms={p99:.1f} statuses={statuses}")
-            if not etags:
-                print(f"  without If-None-Match: ratio_to_bare={summary['qala'][0] / summary['bare'][0]:.2f}")
-        print(f"load_average={os.getloadavg()[0]:.2f}")
-        rate, p99 = summary["qala"]
-        print(f"req_per_s={rate:.0f} p99_ms={p99:.1f} ratio_to_bare={rate / summary['bare'][0]:.2f}")
+        _report(results, stops, args)
+
+
+Run = tuple[float, float, dict[int, int], float]
+NAMES = ("bare", "qala")
+TARGETS = {"bare": "display:bare_app()", "qala": "app:create_app()"}
+
+
+def _report(results: dict[tuple[str, bool], list[Run]], stops: list[str], args: argparse.Namespace) -> None:
+    """Medians over the rounds; each ratio is the median of the rounds' paired ratios (measured back to back)."""
+    print(f"stops={len(stops)} connections={args.connections} gunicorn -c deploy/gunicorn.conf.py "
+          f"workers={args.workers or 'conf'} threads={args.threads or 'conf'} rounds={args.rounds}")
+    for etags in (False, True):
+        label = "with" if etags else "without"
+        for name in NAMES:
+            runs = results[(name, etags)]
+            statuses = json.dumps({str(k): v for k, v in sorted(runs[-1][2].items())})
+            print(f"  {label} If-None-Match {name}: req_per_s={statistics.median(r[0] for r in runs):.0f} "
+                  f"p99_ms={statistics.median(r[1] for r in runs):.1f} "
+                  f"server_cpu_us_per_req={statistics.median(r[3] for r in runs):.0f} statuses={statuses}")
+        pairs = list(zip(results[("bare", etags)], results[("qala", etags)], strict=True))
+        ratios = [q[0] / b[0] for b, q in pairs]
+        print(f"  {label} If-None-Match: ratio_to_bare={statistics.median(ratios):.2f} "
+              f"(rounds: {' '.join(f'{r:.2f}' for r in ratios)}) "
+              f"cpu_ratio_to_bare={statistics.median(b[3] / q[3] for b, q in pairs):.2f}")
+    print(f"load_average={os.getloadavg()[0]:.2f}")
+    qala = results[("qala", True)]
+    ratio = statistics.median(q[0] / b[0] for b, q in zip(results[("bare", True)], qala, strict=True))
+    print(f"req_per_s={statistics.median(r[0] for r in qala):.0f} "
+          f"p99_ms={statistics.median(r[1] for r in qala):.1f} ratio_to_bare={ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,19 @@
-"""The displays' poll of ``/arrivals`` (no parameters): the stored board's bytes as they are, ETag comparison in
-its forms, parameters still parsed and checked when given, and Flask sessions that skip the signer when no
-cookie is sent yet still read and write cookies as before."""
+"""The displays' poll of ``/arrivals`` (no parameters), answered by ``BoardPolls`` before Flask: the stored
+board's bytes, the same answers as the Flask view, ETag comparison in its forms, everything else left to Flask;
+and Flask sessions that skip the signer when no cookie is sent yet still read and write cookies as before."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
 from flask import Flask, session
 from flask.testing import FlaskClient
 
-from app import get_redis
+from app import create_app, get_db, get_redis
+from app.realtime.serving import POLL_PREFIX, POLL_SUFFIX, polled_stop
 from app.realtime.store import board_key
 from app.sessions import CookieSessionInterface
 from tests.api_feed import add_demo_feed
@@ -56,6 +62,65 @@ def test_board_expired_between_polls_answers_the_schedule(app: Flask, client: Fl
     after = client.get(URL)
     assert after.status_code == 200 and after.get_json()["source"] == "schedule"
     assert after.get_json()["realtime"] is False and after.headers["X-Qala-Source"] == "schedule"
+
+
+@pytest.fixture
+def flask_only(app: Flask, database_url: str, redis_settings: dict[str, Any], tmp_path: Path) -> Iterator[Flask]:
+    """A second app on the same database and Redis, without the middleware: every answer comes from the view."""
+    other = create_app({"TESTING": True, "DATABASE_URL": database_url, **redis_settings,
+                        "ARRIVALS_FAST_PATH": False})
+    yield other
+    get_db(other).engine.dispose()
+
+
+def _view_unavailable(**_: Any) -> Any:
+    raise AssertionError("the Flask view was called")
+
+
+def test_middleware_answers_as_the_flask_view(app: Flask, flask_only: Flask) -> None:
+    _, etag = _published(app)
+    fast, slow = app.test_client(), flask_only.test_client()
+    app.view_functions["stops.arrivals"] = _view_unavailable  # every poll below is answered before Flask
+    for sent in (None, etag, 'W/"old"', "*"):
+        headers = {"If-None-Match": sent} if sent else {}
+        a, b = fast.get(URL, headers=headers), slow.get(URL, headers=headers)
+        assert (a.status_code, a.data) == (b.status_code, b.data), sent
+        assert sorted(a.headers.items()) == sorted(b.headers.items()), sent
+    flask_only.view_functions["stops.arrivals"] = _view_unavailable
+    assert slow.get(URL).status_code == 500  # ARRIVALS_FAST_PATH=false: no middleware, the view answers
+
+
+def test_everything_but_the_plain_poll_goes_to_flask(app: Flask, client: FlaskClient) -> None:
+    _, etag = _published(app)
+    assert client.head(URL).headers["ETag"] == etag
+    assert client.get(URL + "?limit=1").get_json()["arrivals"][0]["trip_id"] == "T12-a"
+    assert client.get("/api/v1/stops/NOPE/arrivals").status_code == 404  # no board: Flask finds no stop
+
+
+def test_polled_stop_recognises_only_the_plain_poll() -> None:
+    def environ(path: str, method: str = "GET", query: str = "") -> dict[str, Any]:
+        return {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query}
+
+    assert polled_stop(environ("/api/v1/stops/S2/arrivals")) == "S2"
+    # the path's UTF-8 bytes arrive as latin-1 text (PEP 3333)
+    assert polled_stop(environ("/api/v1/stops/Абай/arrivals".encode().decode("latin-1"))) == "Абай"
+    for other in (environ("/api/v1/stops/S2/arrivals", query="limit=1"), environ("/api/v1/stops/S2/arrivals", "POST"),
+                  environ("/api/v1/stops/arrivals"), environ("/api/v1/stops/a/b/arrivals"),
+                  environ("/api/v1/stops/S2/arrivals/stream"), environ("/api/v1/stops/S2 /arrivals"),
+                  environ("/api/v1/stops/ S2/arrivals"), environ("/api/v1/stops/\xff/arrivals")):
+        assert polled_stop(other) is None, other
+
+
+def test_poll_path_is_the_routed_path(app: Flask) -> None:
+    rules = {r.rule for r in app.url_map.iter_rules() if r.endpoint == "stops.arrivals"}
+    assert rules == {f"{POLL_PREFIX}<stop_id>{POLL_SUFFIX}"}
+
+
+def test_unicode_stop_ids_are_served_from_their_board(app: Flask, client: FlaskClient) -> None:
+    body, etag = _published(app)
+    get_redis(app).hset(board_key("Абай-1"), mapping={"json": body, "etag": etag, "version": 1})
+    answer = client.get("/api/v1/stops/%D0%90%D0%B1%D0%B0%D0%B9-1/arrivals")
+    assert answer.status_code == 200 and answer.data == body and answer.headers["ETag"] == etag
 
 
 def _session_app() -> Flask:

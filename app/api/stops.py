@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify
+from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 
 from app import get_db
 from app.api.spec import Date, DateTime, Integer, LatLon, Param, String, endpoint
 from app.errors import BadRequest
-from app.realtime.serving import arrivals_answer, board_response, conditional_response
+from app.realtime.serving import arrivals_answer, conditional_response, install_board_polls
 from app.schedule import queries, timetable
 from app.schedule.calendars import CalendarCache
 
@@ -21,6 +21,14 @@ bp = Blueprint("stops", __name__, url_prefix="/api/v1/stops")
 
 STOP_ID = Param("stop_id", String(), "GTFS stop_id", location="path", required=True, example="S1")
 ROUTE = Param("route", String(max_length=64), "only this route (route_id or short name)", example="12")
+
+
+def _install_board_polls(state: BlueprintSetupState) -> None:
+    if isinstance(state.app, Flask):
+        install_board_polls(state.app)  # the displays' poll of a live board is answered before Flask
+
+
+bp.record_once(_install_board_polls)
 
 
 def calendar_cache() -> CalendarCache:
@@ -71,6 +79,7 @@ def departures(stop_id: str, date: dt.date | None, route: str | None) -> Respons
         return jsonify(timetable.departures(session, calendar_cache(), stop_id, day=date, route=route))
 
 
+@bp.get("/<stop_id>/arrivals")
 @endpoint(
     "Next buses at a stop",
     response="Arrivals",
@@ -90,23 +99,7 @@ def departures(stop_id: str, date: dt.date | None, route: str | None) -> Respons
     ],
     errors=[404, 503],
 )
-def _arrivals(stop_id: str, at: dt.datetime | None, window: int, route: str | None, limit: int
-              ) -> ResponseReturnValue:
+def arrivals(stop_id: str, at: dt.datetime | None, window: int, route: str | None, limit: int) -> ResponseReturnValue:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     answer = arrivals_answer(app, stop_id, at=at, window=window, route=route, limit=limit)
     return conditional_response(answer)
-
-
-@bp.get("/<stop_id>/arrivals")
-# copies only the declaration (the function's __dict__): the OpenAPI document lists its parameters, while the
-# endpoint keeps its name and docstring
-@functools.wraps(_arrivals, assigned=())
-def arrivals(stop_id: str) -> ResponseReturnValue:
-    """Displays poll without parameters: their answer is the stored board as is, before any parameter parsing.
-    With parameters, or with no board in Redis, the declared endpoint answers (filters, the timetable)."""
-    if not request.query_string:
-        fast = board_response(current_app._get_current_object(), stop_id)  # type: ignore[attr-defined]
-        if fast is not None:
-            return fast
-    # @endpoint's wrapper takes the path values and parses the rest from the query string
-    return _arrivals(stop_id=stop_id)  # type: ignore[call-arg]

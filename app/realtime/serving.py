@@ -4,6 +4,9 @@ Redis being down, slow or the board expired never turns into an error: the answe
 schedule with ``realtime: false`` and ``source: "schedule"``. A ``RedisBreaker`` keeps a dead Redis from
 costing a timeout on every request; the first request after its cool-down tries again, so service returns
 to the live boards by itself.
+
+The displays' poll — ``GET /api/v1/stops/<stop_id>/arrivals`` with no parameters, most of the API's traffic —
+is answered by ``BoardPolls`` in front of Flask: one Redis round trip and the stored bytes (or 304).
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Response, request
-from werkzeug.http import unquote_etag
+from werkzeug.http import parse_etags, unquote_etag
 
 from app import get_db, get_redis
 from app.realtime.boards import content_etag
@@ -26,15 +30,20 @@ from app.schedule import timetable
 __all__ = [
     "CACHE_CONTROL",
     "Answer",
+    "BoardPolls",
     "arrivals_answer",
-    "board_response",
     "breaker",
     "conditional_response",
+    "etag_matches",
     "fetch_board",
+    "install_board_polls",
+    "polled_stop",
 ]
 
 # Displays poll every few seconds; shared caches may hold an answer that long and must then revalidate.
 CACHE_CONTROL = "public, max-age=5, must-revalidate"
+POLL_PREFIX = "/api/v1/stops/"
+POLL_SUFFIX = "/arrivals"
 
 
 @dataclass(frozen=True)
@@ -95,30 +104,72 @@ def _dumps(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def board_response(app: Flask, stop_id: str) -> Response | None:
-    """The displays' poll (no filters): the stored board's bytes as they are, or 304; ``None`` without a board.
-
-    This is the hot path of the API: one Redis round trip, no JSON parsing, no database session.
-    """
-    stored = fetch_board(app, stop_id)
-    if stored is None:
-        return None
-    return conditional_response(Answer(stored.body, stored.etag, "board"))
-
-
 def conditional_response(answer: Answer) -> Response:
     """200 with the body, or 304 when the client's ``If-None-Match`` already names this ETag."""
     headers = {"ETag": answer.etag, "Cache-Control": CACHE_CONTROL, "X-Qala-Source": answer.source}
-    if _not_modified(answer.etag):
+    if etag_matches(request.environ.get("HTTP_IF_NONE_MATCH"), answer.etag):
         return Response(status=304, headers=headers)
     return Response(answer.body, mimetype="application/json", headers=headers)
 
 
-def _not_modified(etag: str) -> bool:
-    sent = request.environ.get("HTTP_IF_NONE_MATCH")
-    if not sent:
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header names ``etag``, by weak comparison (RFC 9110 §13.1.2)."""
+    if not if_none_match:
         return False
-    if sent == etag:  # a display sends back exactly the tag it was given: no header parsing needed
+    if if_none_match == etag:  # a display sends back exactly the tag it was given: no header parsing needed
         return True
-    tag, _ = unquote_etag(etag)  # lists of tags, "*", strong/weak spellings: weak comparison (RFC 9110)
-    return tag is not None and request.if_none_match.contains_weak(tag)
+    tag, _ = unquote_etag(etag)  # lists of tags, "*", strong and weak spellings
+    return tag is not None and parse_etags(if_none_match).contains_weak(tag)
+
+
+def polled_stop(environ: dict[str, Any]) -> str | None:
+    """The stop of a displays' poll (``GET /api/v1/stops/<stop_id>/arrivals``, no query string), else ``None``."""
+    if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
+        return None
+    path: str = environ.get("PATH_INFO", "")
+    if not (path.startswith(POLL_PREFIX) and path.endswith(POLL_SUFFIX)):
+        return None
+    raw = path[len(POLL_PREFIX):-len(POLL_SUFFIX)]
+    if not raw or "/" in raw or raw != raw.strip():
+        return None  # Flask routes, strips and checks these (or answers 404/400)
+    try:
+        return raw.encode("latin-1").decode()  # WSGI carries the path's UTF-8 bytes as latin-1 text
+    except UnicodeError:
+        return None
+
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class BoardPolls:
+    """WSGI middleware in front of Flask for the displays' poll of a stop that has a board in Redis.
+
+    It answers with the stored bytes (200) or 304 — the same status, headers and body as the Flask view gives —
+    after one Redis round trip, without a Flask request context, session, routing, parameter parsing or JSON
+    work. Everything else goes to Flask unchanged: other paths and methods, any query parameter, a stop without a
+    board, Redis unreachable (the breaker is shared, so Flask then answers from the timetable without trying
+    Redis again).
+    """
+
+    def __init__(self, app: Flask, wsgi_app: WSGIApp) -> None:
+        self.app = app
+        self.next = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        stop_id = polled_stop(environ)
+        stored = fetch_board(self.app, stop_id) if stop_id is not None else None
+        if stored is None:
+            return self.next(environ, start_response)
+        headers = [("ETag", stored.etag), ("Cache-Control", CACHE_CONTROL), ("X-Qala-Source", "board")]
+        if etag_matches(environ.get("HTTP_IF_NONE_MATCH"), stored.etag):
+            start_response("304 Not Modified", headers)
+            return []
+        headers += [("Content-Type", "application/json"), ("Content-Length", str(len(stored.body)))]
+        start_response("200 OK", headers)
+        return [stored.body]
+
+
+def install_board_polls(app: Flask) -> None:
+    """Put ``BoardPolls`` in front of the app unless ``ARRIVALS_FAST_PATH`` is false."""
+    if app.config.get("ARRIVALS_FAST_PATH", True):
+        app.wsgi_app = BoardPolls(app, app.wsgi_app)  # type: ignore[method-assign]

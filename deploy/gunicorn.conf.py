@@ -1,0 +1,16 @@
+"""gunicorn settings for serving Qala: ``gunicorn -c deploy/gunicorn.conf.py 'app:create_app()'``.
+
+``bench/display.py`` serves both Qala and its bare baseline with this file, so what it measures is the app as
+deployed. ``WEB_CONCURRENCY`` and ``QALA_WEB_THREADS`` override the process and thread counts.
+"""
+
+import os
+
+# Threads, not sync workers: keep-alive sockets of polling displays wait in the worker's poller without holding
+# a thread, and an SSE stream (/arrivals/stream) holds one thread for as long as it is open.
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 2)
+threads = int(os.environ.get("QALA_WEB_THREADS") or 8)
+# Displays poll every few seconds over one connection; keep it open between polls (longer than the usual 60 s
+# idle timeout of a load balancer in front, so the balancer, not gunicorn, closes idle connections).
+keepalive = 75
