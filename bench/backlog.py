@@ -3,7 +3,10 @@
 Prepares a fresh database (as ``bench/taps.py`` does), starts gunicorn, measures online taps alone, then
 uploads the backlog — yesterday's taps of ``--uploaders`` validators, each sending its own taps in batches in
 sequence order, signed, over keep-alive HTTP, from a separate process — while the online validators (another
-process, open loop at ``--online-rate`` taps/s) keep tapping. The last line is
+process, open loop at ``--online-rate`` taps/s) keep tapping. By default the batches go to their own gunicorn
+(``--batch-workers``, started under ``nice -n 10``: the deployment that routes ``/batches`` to a separate,
+lower-priority pool, so the backlog takes the CPU the online taps leave); ``--batch-workers 0`` sends them to
+the online pool as before. The last line is
 ``backlog_taps=<n> seconds=<s> backlog_taps_per_s=<r> projected_1m_s=<s> online_p99_ms=<p> online_alone_p99_ms=<p>``;
 ``projected_1m_s`` is a straight-line extrapolation of the measured rate to 1,000,000 taps (with ``--taps
 1000000`` it is the measured time itself).
@@ -43,6 +46,7 @@ from bench.taps import (  # noqa: E402
 )
 
 PORT = 18743
+PORT_BATCH = 18744
 BATCHES = "/api/v1/validators/batches"
 
 
@@ -59,9 +63,10 @@ def backlog(numbers: list[str], n_taps: int, n_devices: int, seed: int = 7) -> l
     return taps
 
 
-def _upload(creds: tuple[str, str, str], taps: list[dict[str, Any]], batch_size: int, out: list[int]) -> None:
+def _upload(creds: tuple[str, str, str], taps: list[dict[str, Any]], batch_size: int, out: list[int],
+            port: int) -> None:
     """One validator back online: its backlog in batches, each retried until acknowledged."""
-    http = HttpClient(PORT, timeout=600)
+    http = HttpClient(port, timeout=600)
     device_id, key_id, secret = creds
     for start in range(0, len(taps), batch_size):
         body = json.dumps({"taps": taps[start:start + batch_size]}).encode()
@@ -79,10 +84,10 @@ def _upload(creds: tuple[str, str, str], taps: list[dict[str, Any]], batch_size:
 
 
 def _upload_process(creds: list[tuple[str, str, str]], per_device: list[list[dict[str, Any]]], batch_size: int,
-                    queue: Any) -> None:
+                    queue: Any, port: int) -> None:
     counts = [[0, 0] for _ in creds]
     started = time.perf_counter()
-    threads = [threading.Thread(target=_upload, args=(c, taps, batch_size, n), daemon=True)
+    threads = [threading.Thread(target=_upload, args=(c, taps, batch_size, n, port), daemon=True)
                for c, taps, n in zip(creds, per_device, counts, strict=True)]
     for t in threads:
         t.start()
@@ -103,6 +108,8 @@ def main() -> None:
     parser.add_argument("--online-rate", type=float, default=100.0, help="offered online taps/s in all")
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--batch-workers", type=int, default=2,
+                        help="workers of a separate gunicorn for /batches under nice 10; 0 = share the online pool")
     args = parser.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS)
@@ -114,6 +121,8 @@ def main() -> None:
            "SECRET_KEY": secrets.token_hex(16)}
     mp = multiprocessing.get_context("fork")
     proc = start_gunicorn("app:create_app()", PORT, env, args.workers, args.threads)
+    batch_proc = (start_gunicorn("app:create_app()", PORT_BATCH, env, args.batch_workers, args.threads, nice=10)
+                  if args.batch_workers else None)
     try:
         drive(PORT, online_creds, numbers, 2.0, args.online, seq_base=1)  # warm-up
         alone = drive(PORT, online_creds, numbers, 10.0, args.online, seq_base=1_000_000, rate=args.online_rate)
@@ -121,7 +130,8 @@ def main() -> None:
               flush=True)
         queue = mp.Queue()
         plain = [(c.device_id, c.key_id, c.secret) for c in uploader_creds]
-        uploader = mp.Process(target=_upload_process, args=(plain, per_device, args.batch, queue))
+        uploader = mp.Process(target=_upload_process, args=(plain, per_device, args.batch, queue,
+                                                                  PORT_BATCH if batch_proc else PORT))
         stop = mp.Event()
         uploader.start()
         result: list[Any] = []
@@ -132,14 +142,18 @@ def main() -> None:
         waiter.join()
         uploader.join()
     finally:
-        proc.terminate()
-        proc.wait(10)
+        for p in (proc, batch_proc):
+            if p is not None:
+                p.terminate()
+                p.wait(10)
     applied, retried, upload_s, upload_cpu = result[0]
     rate = applied / upload_s
     print(f"backlog: {applied} taps in {upload_s:.1f} s ({rate:.0f} taps/s, {retried} retried batches of "
           f"{args.batch}; uploader used {upload_cpu:.1f} CPU-s); online meanwhile: {during.taps_per_s:.0f} taps/s, "
           f"p50 {during.p50_ms:.1f} ms, p99 {during.p99_ms:.1f} ms, {during.errors} errors; "
-          f"{args.workers}x{args.threads} gunicorn; load average {os.getloadavg()[0]:.2f}", flush=True)
+          f"{args.workers}x{args.threads} gunicorn"
+          + (f" + {args.batch_workers}x{args.threads} at nice 10 for batches" if batch_proc else "")
+          + f"; load average {os.getloadavg()[0]:.2f}", flush=True)
     print(f"backlog_taps={applied} seconds={upload_s:.1f} backlog_taps_per_s={rate:.0f} "
           f"projected_1m_s={1_000_000 / rate:.0f} online_p99_ms={during.p99_ms:.1f} "
           f"online_alone_p99_ms={alone.p99_ms:.1f}")

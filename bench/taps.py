@@ -101,8 +101,10 @@ def prepare(url: str, redis_url: str, n_cards: int, n_devices: int) -> tuple[lis
     return numbers, creds
 
 
-def start_gunicorn(target: str, port: int, env: dict[str, str], workers: int, threads: int) -> subprocess.Popen[bytes]:
-    cmd = [str(ROOT / ".venv/bin/gunicorn"), "-w", str(workers), "-k", "gthread", "--threads", str(threads),
+def start_gunicorn(target: str, port: int, env: dict[str, str], workers: int, threads: int,
+                   nice: int = 0) -> subprocess.Popen[bytes]:
+    cmd = (["nice", "-n", str(nice)] if nice else []) + [
+        str(ROOT / ".venv/bin/gunicorn"), "-w", str(workers), "-k", "gthread", "--threads", str(threads),
            "--keep-alive", "30", "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--chdir", str(ROOT), target]
     proc = subprocess.Popen(cmd, env={**os.environ, **env})
     for _ in range(300):  # up to 30 s: app import is slow on a loaded 2-core machine

@@ -170,6 +170,31 @@ def test_a_tap_whose_key_is_taken_fails_alone(app: Flask) -> None:
         assert ledger.card_account(session, card_id).balance == 26000
 
 
+def test_a_card_locked_elsewhere_does_not_hold_up_its_group(app: Flask) -> None:
+    """A card an offline batch (here another connection) has locked is declined at once; the rest are applied."""
+    _pg(app)
+    import psycopg
+
+    ctx = get_ticketing(app)
+    busy_id, busy, _ = make_card(app, balance=50000)
+    free_id, free, _ = make_card(app, balance=50000)
+    dev = make_device(app).device_id
+    assert ctx.fast is not None
+    other = psycopg.connect(ctx.fast.conninfo)
+    try:
+        other.execute("SELECT 1 FROM ledger_accounts WHERE card_id = %s FOR UPDATE", (busy_id,))
+        out = _group(app, [{"k": f"{dev}:1", "d": dev, "s": 1, "c": number_hash(ctx.hash_key, busy), "sec": 0},
+                           {"k": f"{dev}:2", "d": dev, "s": 2, "c": number_hash(ctx.hash_key, free), "sec": 0}])
+    finally:
+        other.rollback()
+        other.close()
+    assert out[0] is None
+    assert out[1] == ("accepted", None, 12000, 38000, "ride")
+    with get_db(app).session() as session:
+        assert ledger.card_account(session, busy_id).balance == 50000
+        assert ledger.card_account(session, free_id).balance == 38000
+
+
 def test_a_failed_group_sends_its_taps_to_the_general_path(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     _pg(app)
     ctx = get_ticketing(app)

@@ -2,9 +2,10 @@
 
 ``qala_online_taps(p_taps jsonb, p_prices jsonb)`` applies a group of online taps with exactly the rules of
 ``qala_online_tap`` (migration 0008), one result row per tap (``r_i`` = its 1-based position in ``p_taps``).
-It first locks the accounts of every card of the group in card-id order (the order every writer uses, so two
-groups, or a group and an offline batch, cannot deadlock), then takes the taps in the order given. A tap the
-rules decline (unknown or blocked card, a category the caller did not price as flat, a known tap key, a ride
+It first locks the accounts of the group's cards in card-id order, skipping those another transaction holds
+(``SKIP LOCKED``: a card an offline batch is busy with must not hold up the whole group; its tap is declined
+and waits for the lock alone on the general path), then takes the taps in the order given. A tap the rules
+decline (unknown or blocked card, a category the caller did not price as flat, a known tap key, a ride
 within ``double_tap_s`` before it or anywhere after it in its rating window, a valid pass) gets NULLs and
 writes nothing, as does a tap whose key another transaction inserted meanwhile (``ON CONFLICT DO NOTHING``):
 the application rates those on its general path. Taps of one group on the same card see each other (one
@@ -47,11 +48,13 @@ DECLARE
     v_fare bigint;
     v_tap bigint;
     v_tx bigint;
+    v_locked bigint[];
 BEGIN
-    PERFORM 1 FROM cards c JOIN ledger_accounts a ON a.card_id = c.id
-     WHERE c.number_hash IN (SELECT e ->> 'c' FROM jsonb_array_elements(p_taps) AS e)
-     ORDER BY a.card_id
-       FOR UPDATE OF a;
+    SELECT coalesce(array_agg(l.card_id), '{}') INTO v_locked FROM (
+        SELECT a.card_id FROM cards c JOIN ledger_accounts a ON a.card_id = c.id
+         WHERE c.number_hash IN (SELECT e ->> 'c' FROM jsonb_array_elements(p_taps) AS e)
+         ORDER BY a.card_id
+           FOR UPDATE OF a SKIP LOCKED) AS l;
     SELECT id INTO v_revenue FROM ledger_accounts WHERE code = 'revenue';
     FOR v_e, v_n IN SELECT x.e, x.n FROM jsonb_array_elements(p_taps) WITH ORDINALITY AS x (e, n) LOOP
         r_i := v_n;
@@ -65,7 +68,7 @@ BEGIN
           INTO v_card, v_status, v_category, v_masked, v_account, v_balance
           FROM cards c JOIN ledger_accounts a ON a.card_id = c.id
          WHERE c.number_hash = v_e ->> 'c';
-        IF NOT FOUND OR v_status <> 'active' OR v_revenue IS NULL THEN
+        IF NOT FOUND OR v_status <> 'active' OR v_revenue IS NULL OR NOT v_card = ANY (v_locked) THEN
             RETURN NEXT;
             CONTINUE;
         END IF;
