@@ -1,17 +1,19 @@
 """Board rows from a cycle's arrays: live predictions plus timetable rows of runs not yet seen, at most
 ``limit`` per stop, rendered straight to JSON.
 
-At Almaty scale a cycle has ~50,000 predicted stop calls; building ``BoardRow`` objects and ``json.dumps``
-for each would cost more than the prediction itself, so rows are chosen with numpy (soonest ``limit`` per
-stop) and only the chosen ones are formatted, from per-trip JSON prefixes and a cache of formatted times.
-The keys and values are those of ``BoardRow.item`` (a test compares them).
+At Almaty scale a cycle has ~100,000 predicted stop calls and ~140,000 timetable calls in the window, of which
+~35,000 reach a board. Everything per row is done on arrays: one sort by (stop, time, trip) groups the rows by
+stop and picks the soonest ``limit`` of each; local ISO times come from ``numpy.datetime_as_string`` plus the
+zone's offset (looked up once per distinct minute); the JSON of a row is one f-string over plain lists, from
+per-trip prefixes (route, colours, headsign, trip id). Timetable rows change only in ``minutes_away``, so
+everything before it is cached by (service day, visit). The keys and values are those of ``BoardRow.item``
+(a test compares them).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,71 +29,78 @@ __all__ = ["BoardRows", "RowFormatter", "TimetableWindow", "compose_rows"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+_CACHE_LIMIT = 400_000
 
 
 def _dump(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _offset_text(seconds: int) -> str:
+    sign = "-" if seconds < 0 else "+"
+    minutes = abs(seconds) // 60
+    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
 class RowFormatter:
     """Per-feed caches: each trip's JSON prefix (route, colours, headsign, trip id), stop ids the catalog knows,
-    and local ISO times by epoch second."""
+    the zone's offset by minute, vehicle ids as JSON and the static part of timetable rows."""
 
     def __init__(self, catalog: StaticCatalog, net: SimNetwork) -> None:
         self.catalog, self.tz = catalog, catalog.timezone
-        self.trip_prefix: list[str | None] = []
-        self.trip_route: list[str | None] = []
+        self.trip_prefix: list[str] = []
         for trip_id in net.trip_ids.tolist():
             trip = catalog.trips.get(trip_id)
             route = catalog.routes.get(trip.route_id) if trip is not None else None
             if trip is None or route is None:
-                self.trip_prefix.append(None)
-                self.trip_route.append(None)
+                self.trip_prefix.append("")
                 continue
-            self.trip_route.append(route.route_id)
             self.trip_prefix.append(
                 f'{{"route_id":{_dump(route.route_id)},"route_short_name":{_dump(route.short_name)},'
                 f'"route_color":{_dump(route.color)},"route_text_color":{_dump(route.text_color)},'
                 f'"headsign":{_dump(trip.headsign)},"trip_id":{_dump(trip_id)},')
-        self.trip_ok = np.array([prefix is not None for prefix in self.trip_prefix], dtype=bool)
+        self.trip_ok = np.array([prefix != "" for prefix in self.trip_prefix], dtype=bool)
         self.stop_known = np.array([s in catalog.stops for s in net.stop_ids.tolist()], dtype=bool)
-        self._times: dict[int, str] = {}
+        self.visit_seq: list[int] = net.visit_seq.tolist()
+        self._offsets: dict[int, int] = {}
+        self._vehicles: dict[str | None, str] = {None: "null"}
         self._dates: dict[str, str] = {}
-        self.rows: dict[tuple[Any, ...], str] = {}
+        self.timetable_rows: dict[int, str] = {}
 
-    def time(self, epoch: float) -> str:
-        second = math.floor(epoch)
-        text = self._times.get(second)
-        if text is None:
-            if len(self._times) > 200_000:
-                self._times.clear()
-            text = self._times[second] = dt.datetime.fromtimestamp(second, self.tz).isoformat(timespec="seconds")
-        return text
+    def _offset(self, minute: int) -> int:
+        found = self._offsets.get(minute)
+        if found is None:
+            if len(self._offsets) > 100_000:
+                self._offsets.clear()
+            delta = dt.datetime.fromtimestamp(minute * 60, self.tz).utcoffset()
+            found = self._offsets[minute] = int(delta.total_seconds()) if delta is not None else 0
+        return found
 
-    def date(self, start_date: str) -> str:
-        text = self._dates.get(start_date)
-        if text is None:
-            text = self._dates[start_date] = f"{start_date[:4]}-{start_date[4:6]}-{start_date[6:8]}"
-        return text
+    def times(self, epoch: FloatArray | IntArray) -> list[str]:
+        """Local ISO 8601 times to the second with the zone's offset, as ``datetime.isoformat`` writes them."""
+        seconds = np.floor(epoch).astype(np.int64)
+        if not len(seconds):
+            return []
+        minutes, where = np.unique(seconds // 60, return_inverse=True)
+        offsets = np.array([self._offset(m) for m in minutes.tolist()], dtype=np.int64)[where.reshape(-1)]
+        text = np.datetime_as_string((seconds + offsets).astype("datetime64[s]"), unit="s").tolist()
+        first = int(offsets[0])
+        if (offsets == first).all():
+            suffix = _offset_text(first)
+            return [t + suffix for t in text]
+        return [t + _offset_text(o) for t, o in zip(text, offsets.tolist(), strict=True)]
 
-    def render(self, key: tuple[Any, ...]) -> str:
-        """The JSON of one row, cached by everything it shows to the second: (trip index, stop_sequence, service
-        date, scheduled, predicted, (early, late) or None, vehicle, realtime, last update, minutes away)."""
-        trip, seq, day, scheduled, predicted, bounds, vehicle, realtime, last_update, minutes = key
-        prefix = self.trip_prefix[trip]
-        assert prefix is not None
-        interval = "null" if bounds is None else \
-            f'{{"early":"{self.time(bounds[0])}","late":"{self.time(bounds[1])}"}}'
-        text = (f'{prefix}"stop_sequence":{seq},"service_date":"{self.date(day)}",'
-                f'"scheduled_time":{"null" if scheduled is None else chr(34) + self.time(scheduled) + chr(34)},'
-                f'"predicted_time":"{self.time(predicted)}","interval":{interval},'
-                f'"vehicle_id":{"null" if vehicle is None else _dump(vehicle)},"minutes_away":{minutes},'
-                f'"realtime":{"true" if realtime else "false"},'
-                f'"last_update":{"null" if last_update is None else chr(34) + self.time(last_update) + chr(34)}}}')
-        if len(self.rows) > 400_000:
-            self.rows.clear()
-        self.rows[key] = text
-        return text
+    def vehicles(self, ids: list[str | None]) -> list[str]:
+        cache = self._vehicles
+        for vehicle in set(ids) - cache.keys():
+            cache[vehicle] = _dump(vehicle)
+        return [cache[v] for v in ids]
+
+    def dates(self, start_dates: list[str]) -> list[str]:
+        cache = self._dates
+        for day in set(start_dates) - cache.keys():
+            cache[day] = f"{day[:4]}-{day[4:6]}-{day[6:8]}"
+        return [cache[d] for d in start_dates]
 
 
 class TimetableWindow:
@@ -132,11 +141,34 @@ class TimetableWindow:
 
 @dataclass(frozen=True)
 class BoardRows:
-    """Per stop id: ``(sort key, realtime, row JSON)`` soonest first, at most ``limit``."""
+    """The rows of every stop that has any: stop ``i``'s rows are ``texts[starts[i]:starts[i + 1]]``, soonest
+    first, at most ``limit``; ``seconds`` (predicted epoch second) and ``realtime`` run parallel to ``texts``."""
 
-    rows: dict[str, list[tuple[str, bool, str]]]
+    stop_ids: list[str]
+    starts: list[int]
+    texts: list[str]
+    seconds: list[int]
+    realtime: list[bool]
     live_rows: int
     scheduled_rows: int
+
+    def __len__(self) -> int:
+        return len(self.stop_ids)
+
+    def arrivals(self, i: int) -> tuple[bool, str]:
+        """Stop ``i``'s realtime flag and its rows joined as the inside of a JSON array."""
+        lo, hi = self.starts[i], self.starts[i + 1]
+        return any(self.realtime[lo:hi]), ",".join(self.texts[lo:hi])
+
+    def lines(self, i: int) -> str:
+        """Stop ``i``'s rows as the sharded writer stores them: ``<second, 11 digits>\\t<R|S>\\t<row JSON>``."""
+        lo, hi = self.starts[i], self.starts[i + 1]
+        return "\n".join(f"{s:011d}\t{'R' if r else 'S'}\t{t}" for s, r, t in
+                         zip(self.seconds[lo:hi], self.realtime[lo:hi], self.texts[lo:hi], strict=True))
+
+    def by_stop(self) -> dict[str, list[dict[str, Any]]]:
+        """Every stop's rows parsed (for tests and tools, not the cycle)."""
+        return {stop: json.loads(f"[{self.arrivals(i)[1]}]") for i, stop in enumerate(self.stop_ids)}
 
 
 def compose_rows(net: SimNetwork, formatter: RowFormatter, timetable: TimetableWindow, predictions: object, *,
@@ -150,74 +182,98 @@ def compose_rows(net: SimNetwork, formatter: RowFormatter, timetable: TimetableW
     keep = (p.predicted >= now - 60) & (p.predicted <= now + window_min * 60) & formatter.trip_ok[p.trip] \
         & formatter.stop_known[net.visit_stop[p.visit]] & ~timetable.last_visit[p.visit]
     live = np.flatnonzero(keep)
-    s_trip, s_visit, s_time, s_date = _timetable_calls(net, formatter, timetable, p.run_keys, now, window_min,
-                                                       owns_trip) if with_timetable else _no_calls()
-    stop = np.concatenate([net.visit_stop[p.visit[live]], net.visit_stop[s_visit]])
-    time = np.concatenate([p.predicted[live], s_time])
-    order = np.lexsort((time, stop))
-    first = np.r_[True, stop[order][1:] != stop[order][:-1]] if len(order) else np.zeros(0, dtype=bool)
-    group_start = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0)) if len(order) else order
-    chosen = order[np.arange(len(order)) - group_start < limit]
-    out: dict[str, list[tuple[str, bool, str]]] = {}
+    s_trip, s_visit, s_time, s_origin, s_date = _timetable_calls(
+        net, formatter, timetable, p, now, window_min, owns_trip) if with_timetable else _no_calls()
     n_live = len(live)
-    picked = chosen[chosen < n_live]
-    j = live[picked]  # live rows: indexes into the predictions
-    seconds = np.floor(p.predicted[j]).astype(np.int64)
-    bounds: list[tuple[int, int] | None] = [None] * len(j) if p.lower is None or p.upper is None else \
-        list(zip(np.floor(p.lower[j]).astype(np.int64).tolist(), np.floor(p.upper[j]).astype(np.int64).tolist(),
-                 strict=True))
-    _add_rows(out, formatter, now, stop_ids=net.stop_ids[net.visit_stop[p.visit[j]]].tolist(),
-              trips=p.trip[j].tolist(), seqs=net.visit_seq[p.visit[j]].tolist(), dates=p.start_date[j].tolist(),
-              scheduled=np.floor(p.scheduled[j]).astype(np.int64).tolist(), predicted=seconds.tolist(),
-              minutes=np.maximum(0, np.floor((p.predicted[j] - now) / 60)).astype(np.int64).tolist(),
-              bounds=bounds, vehicles=p.vehicle_id[j].tolist(),
-              observed=np.floor(p.observed_at[j]).astype(np.int64).tolist(), realtime=True)
-    k = chosen[chosen >= n_live] - n_live  # timetable rows
-    times = np.floor(s_time[k]).astype(np.int64)
-    _add_rows(out, formatter, now, stop_ids=net.stop_ids[net.visit_stop[s_visit[k]]].tolist(),
-              trips=s_trip[k].tolist(), seqs=net.visit_seq[s_visit[k]].tolist(), dates=s_date[k].tolist(),
-              scheduled=times.tolist(), predicted=times.tolist(),
-              minutes=np.maximum(0, np.floor((s_time[k] - now) / 60)).astype(np.int64).tolist(),
-              bounds=[None] * len(k), vehicles=[None] * len(k), observed=[None] * len(k), realtime=False)
-    return BoardRows(out, n_live, len(s_visit))
+    stop = np.concatenate([net.visit_stop[p.visit[live]], net.visit_stop[s_visit]])
+    when = np.concatenate([p.predicted[live], s_time])
+    second = np.floor(when).astype(np.int64)
+    order = np.lexsort((np.concatenate([p.trip[live], s_trip]), second, stop))
+    sorted_stop = stop[order]
+    first = np.r_[True, sorted_stop[1:] != sorted_stop[:-1]] if len(order) else np.zeros(0, dtype=bool)
+    group_start = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0)) if len(order) else order
+    take = np.arange(len(order)) - group_start < limit
+    chosen, chosen_stop, starts = order[take], sorted_stop[take], np.flatnonzero(first[take])
+    is_live = chosen < n_live
+    minutes = np.maximum(0, np.floor((when[chosen] - now) / 60)).astype(np.int64)
+    texts: list[str] = [""] * len(chosen)
+    live_texts = _live_texts(formatter, p, live[chosen[is_live]], minutes[is_live])
+    for where, text in zip(np.flatnonzero(is_live).tolist(), live_texts, strict=True):
+        texts[where] = text
+    k = chosen[~is_live] - n_live
+    scheduled_texts = _timetable_texts(formatter, s_trip[k], s_visit[k], s_time[k], s_origin[k], s_date[k],
+                                       minutes[~is_live])
+    for where, text in zip(np.flatnonzero(~is_live).tolist(), scheduled_texts, strict=True):
+        texts[where] = text
+    return BoardRows(stop_ids=net.stop_ids[chosen_stop[starts]].tolist(), starts=[*starts.tolist(), len(chosen)],
+                     texts=texts, seconds=second[chosen].tolist(), realtime=is_live.tolist(), live_rows=n_live,
+                     scheduled_rows=len(s_visit))
 
 
-def _add_rows(out: dict[str, list[tuple[str, bool, str]]], formatter: RowFormatter, now: float, *,
-              stop_ids: list[str], trips: list[int], seqs: list[int], dates: list[str], scheduled: list[int],
-              predicted: list[int], minutes: list[int], bounds: list[tuple[int, int] | None],
-              vehicles: list[str | None], observed: list[int | None], realtime: bool) -> None:
-    """Append rendered rows (plain Python values: numpy scalars cost more than the formatting) per stop."""
-    cache = formatter.rows
-    for stop_id, trip, seq, day, sched, pred, mins, bound, vehicle, seen in zip(
-            stop_ids, trips, seqs, dates, scheduled, predicted, minutes, bounds, vehicles, observed, strict=True):
-        key = (trip, seq, day, sched, pred, bound, vehicle, realtime, seen, mins)
-        text = cache.get(key)
-        if text is None:
-            text = formatter.render(key)
-        out.setdefault(stop_id, []).append((f"{pred:011d}", realtime, text))
+def _live_texts(formatter: RowFormatter, p: Any, j: IntArray, minutes: IntArray) -> list[str]:
+    """The JSON of live rows ``j`` (indexes into the predictions)."""
+    prefix, seq = formatter.trip_prefix, formatter.visit_seq
+    times = formatter.times
+    if p.lower is None or p.upper is None:
+        intervals = ["null"] * len(j)
+    else:
+        intervals = [f'{{"early":"{a}","late":"{b}"}}' for a, b in zip(times(p.lower[j]), times(p.upper[j]),
+                                                                         strict=True)]
+    return [
+        f'{prefix[t]}"stop_sequence":{seq[v]},"service_date":"{d}","scheduled_time":"{s}","predicted_time":"{t_}",'
+        f'"interval":{i},"vehicle_id":{veh},"minutes_away":{m},"realtime":true,"last_update":"{u}"}}'
+        for t, v, d, s, t_, i, veh, m, u in zip(
+            p.trip[j].tolist(), p.visit[j].tolist(), formatter.dates(p.start_date[j].tolist()),
+            times(p.scheduled[j]), times(p.predicted[j]), intervals, formatter.vehicles(p.vehicle_id[j].tolist()),
+            minutes.tolist(), times(p.observed_at[j]), strict=True)
+    ]
 
 
-def _no_calls() -> tuple[IntArray, IntArray, FloatArray, npt.NDArray[np.object_]]:
-    return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=object)
+def _timetable_texts(formatter: RowFormatter, trips: IntArray, visits: IntArray, seconds: FloatArray,
+                     origins: FloatArray, dates: npt.NDArray[np.object_], minutes: IntArray) -> list[str]:
+    """The JSON of timetable rows: all but ``minutes_away`` cached by (service day, visit)."""
+    cache = formatter.timetable_rows
+    if len(cache) > _CACHE_LIMIT:
+        cache.clear()
+    keys = ((origins.astype(np.int64) // 60) * (len(formatter.visit_seq) + 1) + visits).tolist()
+    missing = [i for i, key in enumerate(keys) if key not in cache]
+    if missing:
+        at = np.array(missing, dtype=np.int64)
+        prefix, seq = formatter.trip_prefix, formatter.visit_seq
+        for i, t, v, d, s in zip(missing, trips[at].tolist(), visits[at].tolist(),
+                                 formatter.dates(dates[at].tolist()), formatter.times(seconds[at]), strict=True):
+            cache[keys[i]] = (f'{prefix[t]}"stop_sequence":{seq[v]},"service_date":"{d}","scheduled_time":"{s}",'
+                              f'"predicted_time":"{s}","interval":null,"vehicle_id":null,"minutes_away":')
+    return [f'{cache[key]}{m},"realtime":false,"last_update":null}}' for key, m in zip(keys, minutes.tolist(),
+                                                                                       strict=True)]
 
 
-def _timetable_calls(net: SimNetwork, formatter: RowFormatter, timetable: TimetableWindow,
-                     seen: set[tuple[int, str]], now: float, window_min: int,
-                     owns_trip: Callable[[IntArray], npt.NDArray[np.bool_]]
-                     ) -> tuple[IntArray, IntArray, FloatArray, npt.NDArray[np.object_]]:
-    trips, visits, times, dates = [], [], [], []
+def _no_calls() -> tuple[IntArray, IntArray, FloatArray, FloatArray, npt.NDArray[np.object_]]:
+    return (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0),
+            np.zeros(0, dtype=object))
+
+
+def _timetable_calls(net: SimNetwork, formatter: RowFormatter, timetable: TimetableWindow, p: Any, now: float,
+                     window_min: int, owns_trip: Callable[[IntArray], npt.NDArray[np.bool_]]
+                     ) -> tuple[IntArray, IntArray, FloatArray, FloatArray, npt.NDArray[np.object_]]:
+    """(trip, visit, scheduled epoch, service-day origin, start date) of the owned runs in the window that were
+    neither seen (``run_keys``) nor predicted (a bus predicts its block's next trip before that trip starts)."""
+    trips, visits, times, origins, dates = [], [], [], [], []
     for day, origin, calls in timetable.calls(now, window_min * 60.0):
         trip = timetable.visit_trip[calls]
         stamp = day.strftime("%Y%m%d")
         keep = owns_trip(trip) & formatter.stop_known[net.visit_stop[calls]] & formatter.trip_ok[trip]
-        if seen:
-            seen_trips = np.array([t for t, d in seen if d == stamp], dtype=np.int64)
-            keep &= ~np.isin(trip, seen_trips)
+        live = np.concatenate([np.array([t for t, d in p.run_keys if d == stamp], dtype=np.int64),
+                               p.trip[p.start_date == stamp]])
+        if len(live):
+            keep &= ~np.isin(trip, live)
+        count = int(keep.sum())
         trips.append(trip[keep])
         visits.append(calls[keep])
         times.append(origin + net.visit_arr[calls[keep]].astype(float))
-        dates.append(np.full(int(keep.sum()), stamp, dtype=object))
+        origins.append(np.full(count, origin))
+        dates.append(np.full(count, stamp, dtype=object))
     if not trips:
         return _no_calls()
     return (np.concatenate(trips).astype(np.int64), np.concatenate(visits).astype(np.int64),
-            np.concatenate(times), np.concatenate(dates))
+            np.concatenate(times), np.concatenate(origins), np.concatenate(dates))

@@ -1,11 +1,14 @@
 """The worker's board writer: boards built from rows several workers (shards by route) contribute per stop.
 
-One worker (``shards == 1``) writes each board directly in pipelined batches. With several, a stop served by
-routes of different shards must show all their rows, and no shard may overwrite another's: each shard stores
-its rows of a stop as one field of ``qala:board-parts:<stop_id>`` and a Lua script — atomic in Redis —
-stores the part, drops parts whose shard stopped writing (expired), merges the rows of every part (soonest
-``limit``), writes the board and announces it when its ETag changed. Two shards writing the same stop at the
-same moment are serialised by Redis, so neither loses the other's rows.
+One worker (``shards == 1``) writes its boards directly: one Lua script call per batch of 500 boards (a
+pipeline of HSET + EXPIRE + PUBLISH per board cost more in redis-py's command packing than Redis spends
+running them), boards whose rows did not change since its last write only get their TTL refreshed. With
+several, a stop served by routes of different shards must show all their rows, and no shard may overwrite
+another's: each shard stores its rows of a stop as one field of ``qala:board-parts:<stop_id>`` and a Lua
+script — atomic in Redis, one call per batch of stops — stores the part, drops parts whose shard stopped
+writing (expired), merges the rows of every part (soonest ``limit``), writes the board when its ETag changed
+(else refreshes its TTL) and announces it. Two shards writing the same stop at the same moment are serialised
+by Redis, so neither loses the other's rows.
 
 GTFS-rt snapshots work the same way: each shard stores its entities as a serialized ``FeedMessage`` without a
 header, and the full snapshot is a fresh header followed by every live part — protobuf parses concatenated
@@ -31,42 +34,78 @@ from app.realtime.store import VERSION_KEY, board_channel, board_key, snapshot_k
 
 __all__ = ["BoardWriter", "parts_key", "snapshot_parts_key"]
 
-_MERGE_BOARD = """
-local parts, board, channel = KEYS[1], KEYS[2], KEYS[3]
-local now, limit, ttl = tonumber(ARGV[3]), tonumber(ARGV[6]), tonumber(ARGV[5])
-redis.call('HSET', parts, ARGV[1], ARGV[2])
-redis.call('EXPIRE', parts, ttl)
-local fields = redis.call('HGETALL', parts)
-local rows = {}
-for i = 1, #fields, 2 do
-  local value = fields[i + 1]
-  local nl = string.find(value, '\\n', 1, true)
-  local expires = tonumber(string.sub(value, 1, (nl or (#value + 1)) - 1))
-  if expires == nil or expires < now then
-    redis.call('HDEL', parts, fields[i])
-  elseif nl then
-    for line in string.gmatch(string.sub(value, nl + 1), '[^\\n]+') do rows[#rows + 1] = line end
+# Single worker: per board KEYS[i]; ARGV[1] ttl, ARGV[2] version, then (body, etag, channel) per board. A body
+# writes the board and announces it when its ETag changed; an empty body with an ETag only refreshes the TTL of
+# a board that still carries that ETag (returned as missing otherwise, to be written in full); an empty body
+# and ETag delete the board. Returns {changed, missing board numbers...}.
+_WRITE_BOARDS = """
+local ttl, version = tonumber(ARGV[1]), ARGV[2]
+local out = {0}
+for i = 1, #KEYS do
+  local board, body, etag, channel = KEYS[i], ARGV[3 * i], ARGV[3 * i + 1], ARGV[3 * i + 2]
+  if body ~= '' then
+    local old = redis.call('HGET', board, 'etag')
+    redis.call('HSET', board, 'json', body, 'etag', etag, 'version', version)
+    redis.call('EXPIRE', board, ttl)
+    if old ~= etag then redis.call('PUBLISH', channel, etag) out[1] = out[1] + 1 end
+  elseif etag == '' then
+    if redis.call('DEL', board) == 1 then redis.call('PUBLISH', channel, '') out[1] = out[1] + 1 end
+  elseif redis.call('HGET', board, 'etag') == etag then
+    redis.call('EXPIRE', board, ttl)
+  else
+    out[#out + 1] = i
   end
 end
-table.sort(rows)
-local out, realtime = {}, 'false'
-for i = 1, math.min(#rows, limit) do
-  local line = rows[i]
-  if string.sub(line, 13, 13) == 'R' then realtime = 'true' end
-  out[#out + 1] = string.sub(line, 15)
+return out
+"""
+
+# Shards: per stop KEYS (parts, board, channel); ARGV[1] shard, [2] now, [3] ttl, [4] limit, [5] version,
+# [6] the head after the stop item, then (part, stop item JSON) per stop. Returns how many boards changed.
+_MERGE_BOARDS = """
+local shard, now, ttl, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local version, head = ARGV[5], ARGV[6]
+local changed = 0
+for s = 1, #KEYS / 3 do
+  local parts, board, channel = KEYS[3 * s - 2], KEYS[3 * s - 1], KEYS[3 * s]
+  local part, stop = ARGV[5 + 2 * s], ARGV[6 + 2 * s]
+  redis.call('HSET', parts, shard, part)
+  redis.call('EXPIRE', parts, ttl)
+  local fields = redis.call('HGETALL', parts)
+  local rows = {}
+  for i = 1, #fields, 2 do
+    local value = fields[i + 1]
+    local nl = string.find(value, '\\n', 1, true)
+    local expires = tonumber(string.sub(value, 1, (nl or (#value + 1)) - 1))
+    if expires == nil or expires < now then
+      redis.call('HDEL', parts, fields[i])
+    elseif nl then
+      for line in string.gmatch(string.sub(value, nl + 1), '[^\\n]+') do rows[#rows + 1] = line end
+    end
+  end
+  table.sort(rows)
+  local out, realtime = {}, 'false'
+  for i = 1, math.min(#rows, limit) do
+    local line = rows[i]
+    if string.sub(line, 13, 13) == 'R' then realtime = 'true' end
+    out[#out + 1] = string.sub(line, 15)
+  end
+  if #out == 0 then
+    if redis.call('DEL', board) == 1 then redis.call('PUBLISH', channel, '') changed = changed + 1 end
+  else
+    local arrivals = table.concat(out, ',')
+    local etag = 'W/"' .. string.sub(redis.sha1hex(stop .. realtime .. arrivals), 1, 20) .. '"'
+    if redis.call('HGET', board, 'etag') == etag then
+      redis.call('EXPIRE', board, ttl)
+    else
+      redis.call('HSET', board, 'json', '{"stop":' .. stop .. ',' .. head .. '"realtime":' .. realtime ..
+                 ',"arrivals":[' .. arrivals .. ']}', 'etag', etag, 'version', version)
+      redis.call('EXPIRE', board, ttl)
+      redis.call('PUBLISH', channel, etag)
+      changed = changed + 1
+    end
+  end
 end
-if #out == 0 then
-  if redis.call('DEL', board) == 1 then redis.call('PUBLISH', channel, '') return 1 end
-  return 0
-end
-local arrivals = table.concat(out, ',')
-local etag = 'W/"' .. string.sub(redis.sha1hex(ARGV[7] .. realtime .. arrivals), 1, 20) .. '"'
-local old = redis.call('HGET', board, 'etag')
-redis.call('HSET', board, 'json', ARGV[4] .. '"realtime":' .. realtime .. ',"arrivals":[' .. arrivals .. ']}',
-           'etag', etag, 'version', ARGV[8])
-redis.call('EXPIRE', board, ttl)
-if old ~= etag then redis.call('PUBLISH', channel, etag) return 1 end
-return 0
+return changed
 """
 
 _MERGE_SNAPSHOT = """
@@ -106,7 +145,12 @@ def _dump(value: object) -> str:
 
 @dataclass
 class BoardWriter:
-    """Writes one worker's boards; keep one per worker (it remembers which stops it wrote last cycle)."""
+    """Writes one worker's boards; keep one per worker (it remembers what it wrote last cycle).
+
+    A board whose rows are what this writer stored last cycle only has its TTL refreshed (its ``generated_at`` and
+    ``version`` stay those of the last change, and ``minutes_away`` stays counted from that ``generated_at``);
+    every changed board is written whole under this cycle's version and announced.
+    """
 
     client: Any
     stops: Mapping[str, dict[str, Any]]  # the catalog's stop items
@@ -118,7 +162,7 @@ class BoardWriter:
     limit: int = 20
     _stop_json: dict[str, str] = field(default_factory=dict)
     _written: set[str] = field(default_factory=set)
-    _announced: dict[str, str] = field(default_factory=dict)
+    _content: dict[str, tuple[bool, str, str]] = field(default_factory=dict)  # stop → (realtime, arrivals, etag)
     _scripts: dict[str, Any] = field(default_factory=dict)
 
     def _stop(self, stop_id: str) -> str:
@@ -127,64 +171,88 @@ class BoardWriter:
             text = self._stop_json[stop_id] = _dump(self.stops[stop_id])
         return text
 
-    def _head(self, stop_id: str, generated: str, window_min: int, version: int) -> str:
-        return (f'{{"stop":{self._stop(stop_id)},"timezone":{_dump(str(self.timezone))},"generated_at":"{generated}",'
-                f'"at":"{generated}","window_min":{window_min},"source":"board","version":{version},')
+    def _head(self, generated: str, window_min: int, version: int) -> str:
+        """The board's fields between the stop item and ``realtime``."""
+        return (f'"timezone":{_dump(str(self.timezone))},"generated_at":"{generated}","at":"{generated}",'
+                f'"window_min":{window_min},"source":"board","version":{version},')
 
     def write(self, board_rows: BoardRows, *, now: float, window_min: int) -> PublishResult:
         """Store this cycle's boards; stops this worker wrote before but has no rows for now lose its rows."""
         version = int(self.client.incr(VERSION_KEY))
         generated = dt.datetime.fromtimestamp(int(now), self.timezone).isoformat(timespec="seconds")
-        stops = sorted(set(board_rows.rows) | self._written)
-        changed = 0
-        for start in range(0, len(stops), self.batch_size):
-            pipe = self.client.pipeline(transaction=False)
-            for stop_id in stops[start:start + self.batch_size]:
-                rows = board_rows.rows.get(stop_id, [])
-                if self.shards == 1:
-                    changed += self._queue_board(pipe, stop_id, rows, generated, window_min, version)
-                else:
-                    self._queue_part(pipe, stop_id, rows, now, generated, window_min, version)
-            results = pipe.execute()
-            if self.shards > 1:
-                changed += sum(int(r) for r in results if isinstance(r, int))
-        self._written = {s for s, rows in board_rows.rows.items() if rows}
-        return PublishResult(version=version, written=len(self._written), changed=changed)
+        head = self._head(generated, window_min, version)
+        gone = sorted(self._written.difference(board_rows.stop_ids))
+        if self.shards == 1:
+            changed = self._write_boards(board_rows, gone, head, version)
+        else:
+            changed = self._merge_boards(board_rows, gone, now, head, version)
+        self._written = set(board_rows.stop_ids)
+        return PublishResult(version=version, written=len(board_rows), changed=changed)
 
-    def _queue_board(self, pipe: Any, stop_id: str, rows: list[tuple[str, bool, str]], generated: str,
-                     window_min: int, version: int) -> int:
-        target = board_key(stop_id)
-        if not rows:
-            pipe.delete(target)
-            self._announced.pop(stop_id, None)
-            pipe.publish(board_channel(stop_id), "")
-            return 1
-        rows = sorted(rows)[:self.limit]
-        realtime = "true" if any(r[1] for r in rows) else "false"
-        arrivals = ",".join(r[2] for r in rows)
-        etag = 'W/"' + hashlib.sha1((self._stop(stop_id) + realtime + arrivals).encode()).hexdigest()[:20] + '"'
-        body = f'{self._head(stop_id, generated, window_min, version)}"realtime":{realtime},"arrivals":[{arrivals}]}}'
-        pipe.hset(target, mapping={"json": body.encode(), "etag": etag, "version": version})
-        pipe.expire(target, self.ttl_s)
-        if self._announced.get(stop_id) == etag:
-            return 0
-        self._announced[stop_id] = etag
-        pipe.publish(board_channel(stop_id), etag)
-        return 1
+    def _board(self, stop_id: str, realtime: bool, arrivals: str, head: str) -> tuple[str, str]:
+        """The board's JSON and ETag (over the stop, the realtime flag and the rows: what a reader sees change)."""
+        flag, stop = ("true" if realtime else "false"), self._stop(stop_id)
+        etag = 'W/"' + hashlib.sha1((stop + flag + arrivals).encode()).hexdigest()[:20] + '"'
+        return f'{{"stop":{stop},{head}"realtime":{flag},"arrivals":[{arrivals}]}}', etag
+
+    def _write_boards(self, board_rows: BoardRows, gone: list[str], head: str, version: int) -> int:
+        entries: list[tuple[str, str, str]] = []  # (stop, body or "" for TTL only, etag or "" to delete)
+        for i, stop_id in enumerate(board_rows.stop_ids):
+            realtime, arrivals = board_rows.arrivals(i)
+            old = self._content.get(stop_id)
+            if old is not None and old[0] == realtime and old[1] == arrivals:
+                entries.append((stop_id, "", old[2]))
+                continue
+            body, etag = self._board(stop_id, realtime, arrivals, head)
+            self._content[stop_id] = (realtime, arrivals, etag)
+            entries.append((stop_id, body, etag))
+        for stop_id in gone:
+            self._content.pop(stop_id, None)
+            entries.append((stop_id, "", ""))
+        changed, missing = self._run_writes(entries, version)
+        if missing:  # unchanged here but not (or no longer) in Redis as written: write them whole
+            again = []
+            for stop_id in missing:
+                realtime, arrivals, _ = self._content[stop_id]
+                body, etag = self._board(stop_id, realtime, arrivals, head)
+                again.append((stop_id, body, etag))
+            changed += self._run_writes(again, version)[0]
+        return changed
+
+    def _run_writes(self, entries: list[tuple[str, str, str]], version: int) -> tuple[int, list[str]]:
+        script = self._script("boards", _WRITE_BOARDS)
+        pipe = self.client.pipeline(transaction=False)
+        batches = [entries[i:i + self.batch_size] for i in range(0, len(entries), self.batch_size)]
+        for batch in batches:
+            args: list[Any] = [self.ttl_s, version]
+            for stop_id, body, etag in batch:
+                args += (body, etag, board_channel(stop_id))
+            script(keys=[board_key(stop_id) for stop_id, _, _ in batch], args=args, client=pipe)
+        changed, missing = 0, []
+        for batch, result in zip(batches, pipe.execute(), strict=True):
+            changed += int(result[0])
+            missing += [batch[int(i) - 1][0] for i in result[1:]]
+        return changed, missing
+
+    def _merge_boards(self, board_rows: BoardRows, gone: list[str], now: float, head: str, version: int) -> int:
+        expires = f"{int(now) + self.ttl_s}\n"
+        parts = [(stop_id, expires + board_rows.lines(i)) for i, stop_id in enumerate(board_rows.stop_ids)]
+        parts += [(stop_id, expires) for stop_id in gone]
+        script = self._script("merge", _MERGE_BOARDS)
+        pipe = self.client.pipeline(transaction=False)
+        for start in range(0, len(parts), self.batch_size):
+            keys: list[str] = []
+            args: list[Any] = [str(self.shard), int(now), self.ttl_s, self.limit, version, head]
+            for stop_id, part in parts[start:start + self.batch_size]:
+                keys += (parts_key(stop_id), board_key(stop_id), board_channel(stop_id))
+                args += (part, self._stop(stop_id))
+            script(keys=keys, args=args, client=pipe)
+        return sum(int(r) for r in pipe.execute())
 
     def _script(self, name: str, source: str) -> Any:
         if name not in self._scripts:
             self._scripts[name] = self.client.register_script(source)
         return self._scripts[name]
-
-    def _queue_part(self, pipe: Any, stop_id: str, rows: list[tuple[str, bool, str]], now: float, generated: str,
-                    window_min: int, version: int) -> None:
-        lines = "\n".join(f"{k}\t{'R' if realtime else 'S'}\t{text}" for k, realtime, text in sorted(rows)[:self.limit])
-        part = f"{int(now) + self.ttl_s}\n{lines}"
-        self._script("board", _MERGE_BOARD)(
-            keys=[parts_key(stop_id), board_key(stop_id), board_channel(stop_id)],
-            args=[str(self.shard), part, int(now), self._head(stop_id, generated, window_min, version), self.ttl_s,
-                  self.limit, self._stop(stop_id), version], client=pipe)
 
     def write_snapshot(self, feed: str, header: bytes, entities: bytes, *, now: float) -> None:
         """Store this worker's GTFS-rt entities (a header-less serialized ``FeedMessage``) and the full snapshot."""
