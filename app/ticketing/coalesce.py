@@ -14,6 +14,7 @@ group gets that exception (callers choose how to recover; the online tap falls b
 from __future__ import annotations
 
 import threading
+from _thread import allocate_lock
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -28,7 +29,8 @@ class _Slot(Generic[T, R]):
 
     def __init__(self, item: T) -> None:
         self.item = item
-        self.done = threading.Event()
+        self.done = allocate_lock()  # held until the slot's outcome is set (cheaper than an Event)
+        self.done.acquire()
         self.lead = False
         self.result: R | None = None
         self.error: BaseException | None = None
@@ -53,7 +55,7 @@ class Coalescer(Generic[T, R]):
             lead = not self._busy
             self._busy = True
         if not lead:
-            slot.done.wait()
+            slot.done.acquire()
             if not slot.lead:
                 return self._outcome(slot)
         self._lead()
@@ -85,9 +87,8 @@ class Coalescer(Generic[T, R]):
             if self._waiting:
                 nxt = self._waiting[0]
                 nxt.lead = True
-                nxt.done.set()
+                nxt.done.release()
             else:
                 self._busy = False
-        for s in group:
-            s.lead = False
-            s.done.set()
+        for s in group:  # every slot's lock is held here (the leader's own too), so each is released once
+            s.done.release()
