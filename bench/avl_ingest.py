@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--feed", type=Path, default=ROOT / "gtfs_data" / "almaty")
     parser.add_argument("--batch-s", type=float, default=60.0, help="seconds of city time per batch")
     parser.add_argument("--hours", type=float, default=2.0, help="hours of the morning to ingest")
+    parser.add_argument("--no-trip-ids", action="store_true",
+                        help="drop the pings' trip ids: ingest assigns trips (as for GTFS-rt without trips)")
     args = parser.parse_args()
     fresh_database(args.database)
     db = Database.from_url(args.database)
@@ -48,7 +50,10 @@ def main() -> None:
     pings = pings[pings["t"] < pings["t"].min() + args.hours * 3600][list(FRAME_COLUMNS)]
     batch = np.floor((pings["t"].to_numpy() - pings["t"].min()) / args.batch_s)
     service, total = AvlService(), IngestReport(received=0)
-    settings = IngestSettings(max_age_s=None, assign_trips=False)  # as `qala avl ingest` for files with trips
+    # as `qala avl ingest` for files with trips, or for files without any
+    settings = IngestSettings(max_age_s=None, assign_trips=args.no_trip_ids)
+    if args.no_trip_ids:
+        pings = pings.assign(trip_id=None, start_date=None)
     started, cpu = time.perf_counter(), time.process_time()
     for _, group in pings.groupby(batch, sort=True):
         with db.session() as session:

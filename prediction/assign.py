@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from prediction.assign_index import NearShapes, ShapeIndex, TripTable
+from prediction.assign_index import NearShapes, ShapeIndex, TripTable, _Slot
 from prediction.sim_network import SimNetwork
 
 __all__ = ["AssignSettings", "TripAssigner", "VehicleTrack", "assign_pings", "fill_trips"]
@@ -49,6 +49,7 @@ class AssignSettings:
     start_m: float = 150.0  # this close to a run's start: standing at its first stop
     arrived_m: float = 50.0  # this close to the last stop: arrived
     alight_s: float = 20.0  # from arriving at the last stop to being on the next run
+    confirm_within_s: float = 90.0  # a departure seen by a ping this soon after the last waits for the next
     wait_ahead_s: float = 1800.0  # a bus may stand at a run's start this long before its departure
     late_start_s: float = 1800.0  # a run may leave this late
     max_deviation_s: float = 2400.0  # further from schedule than this en route costs ``off_schedule`` per ping
@@ -67,14 +68,15 @@ class AssignSettings:
     cold: float = 6.0
     wait_scale_s: float = 1800.0  # standing at a terminal, a later departure is less likely, by this scale
     cold_every: int = 10  # pings between searches for runs starting mid-route while a trip fits
-    max_hypotheses: int = 16
-    prune: float = 25.0
+    max_hypotheses: int = 8
+    prune: float = 12.0
 
 
 class _Hypothesis:
     """One state of the vehicle: a run (or none), its distance along, and the best path's score into it."""
 
-    __slots__ = ("d", "d_safe", "departed", "done_t", "misses", "path", "score", "slot", "t_moved", "t_on")
+    __slots__ = ("d", "d_safe", "departed", "done_t", "leaving", "misses", "path", "score", "slot", "speed",
+                 "t_moved", "t_on")
 
     def __init__(self, slot: int, d: float, t: float, score: float, path: _Path | None, departed: bool) -> None:
         self.slot, self.d, self.t_on, self.score, self.path = slot, d, t, score, path
@@ -82,6 +84,8 @@ class _Hypothesis:
         self.t_moved = t  # when it last moved on along the shape
         self.departed = departed
         self.done_t: float | None = None  # when the bus reached the last stop
+        self.leaving: float | None = None  # when it seems to have left the first stop, until the next ping agrees
+        self.speed = 0.0  # along the shape between the last two pings, m/s
         self.misses = 0
 
 
@@ -176,19 +180,13 @@ class VehicleTrack:
         else:  # behind the last step forward but not the one before: that step was a spike
             h.d = max(h.d_safe, a)
         t_prev, h.t_on = h.t_on, t
+        speed, h.speed = h.speed, (h.d - h.d_safe) / max(t - t_prev, 1.0)
         if not h.departed:
-            if h.d > slot.stop_dist[0] + cfg.start_m:
-                h.departed = True
-                left = max(t_prev, t - (h.d - slot.stop_dist[0]) / 6.0)
-                h.score -= _early_cost(left - slot.start) + _late_cost(left - slot.start)
-                h.score += _late_cost(t_prev - slot.start)  # already paid while waiting
-            else:  # standing at the first stop explains the ping no better than being out of service
-                h.score -= _late_cost(t - slot.start) - _late_cost(t_prev - slot.start) + cfg.wait * w
+            self._waiting(h, slot, t, t_prev, w)
         end = slot.stop_dist[-1]
         if h.d >= end - cfg.arrived_m:
-            if h.done_t is None:  # between the pings: the scheduled running time from the one before
-                run_s = slot.scheduled_at(end) - slot.scheduled_at(h.d_safe)
-                h.done_t = min(max(t_prev + run_s, t_prev), t)
+            if h.done_t is None:  # between the pings, at the pace of the step before
+                h.done_t = min(max(t_prev + (end - h.d_safe) / max(speed, 2.0), t_prev), t)
             elif t > h.done_t + cfg.alight_s + cfg.ping_s:
                 h.score -= cfg.overstay * w
         elif h.departed:
@@ -199,6 +197,24 @@ class VehicleTrack:
             elif t - h.t_moved > cfg.stall_s:  # a bus on a run does not stand still for long between its ends
                 h.score -= cfg.stall * w
         return True
+
+    def _waiting(self, h: _Hypothesis, slot: _Slot, t: float, t_prev: float, w: float) -> None:
+        """A run not yet left its first stop: standing there explains a ping no better than being out of service
+        (and costs lateness past the departure time); it has left when two pings in a row are past the stop."""
+        cfg = self.cfg
+        if h.d <= slot.stop_dist[0] + cfg.start_m:
+            h.leaving = None
+            h.score -= _late_cost(t - slot.start) - _late_cost(t_prev - slot.start) + cfg.wait * w
+            return
+        left = max(t_prev, t - (h.d - slot.stop_dist[0]) / 6.0)
+        if h.leaving is None and t - t_prev < cfg.confirm_within_s:  # a GPS jump along the street must not
+            h.leaving = left                                         # start the run: the next ping confirms
+            h.score -= _late_cost(t - slot.start) - _late_cost(t_prev - slot.start) + cfg.wait * w
+            return
+        if h.leaving is not None:
+            left = h.leaving
+        h.departed = True  # lateness up to the last ping is paid already
+        h.score -= _early_cost(left - slot.start) + _late_cost(left - slot.start) - _late_cost(t_prev - slot.start)
 
     def _none_from(self, before: _Hypothesis, w: float) -> None:
         none = self.hyps[_NONE]
@@ -221,12 +237,14 @@ class VehicleTrack:
                 for slot in table.starting(shape, t - cfg.late_start_s, t + cfg.wait_ahead_s):
                     self._birth_at_start(slot, t, near, groups, base, parent)
             if search_mid:
-                length = self.a.index.length[shape]
-                for slot in table.starting(shape, t - 3 * 3600.0, t):
-                    self._birth_mid(slot, t, near, lo, hi, cold, before.path, length)
+                for slot in table.starting(shape, t - table.longest[shape] - cfg.max_deviation_s, t):
+                    self._birth_mid(slot, t, near, lo, hi, cold, before.path)
 
     def _birth_at_start(self, slot: int, t: float, near: NearShapes, groups: dict[int, tuple[int, int]],
                         base: float, parent: _Path | None, *, block: bool = False) -> None:
+        have = self.hyps.get(slot)
+        if have is not None and have.score >= base:
+            return  # births cost: this one cannot beat the run's hypothesis
         cfg = self.cfg
         run = self.a.table.slots[slot]
         rows = groups.get(run.shape)
@@ -244,10 +262,11 @@ class VehicleTrack:
         self._offer(slot, near.along[pick], t, score, parent, False)
 
     def _birth_mid(self, slot: int, t: float, near: NearShapes, lo: int, hi: int, base: float,
-                   parent: _Path | None, length: float) -> None:
+                   parent: _Path | None) -> None:
         cfg = self.cfg
         run = self.a.table.slots[slot]
-        if t > run.end + cfg.max_deviation_s:
+        have = self.hyps.get(slot)
+        if t > run.end + cfg.max_deviation_s or (have is not None and have.score >= base):
             return
         for r in range(lo, hi):
             a = near.along[r]

@@ -156,6 +156,7 @@ class TripTable:
         self.slots: list[_Slot] = []
         self._days: set[dt.date] = set()
         self._by_shape: dict[int, tuple[list[float], list[int]]] = {}  # shape -> (sorted starts, slots)
+        self.longest: dict[int, float] = {}  # shape -> longest scheduled run on it, seconds
 
     def ensure_days(self, epochs: FloatArray) -> None:
         """Load the service days that may have trips running at these epoch seconds (the local day and the one
@@ -197,6 +198,7 @@ class TripTable:
         groups: dict[int, list[tuple[float, int]]] = {}
         for s, slot in enumerate(self.slots):
             groups.setdefault(slot.shape, []).append((slot.start, s))
+            self.longest[slot.shape] = max(self.longest.get(slot.shape, 0.0), slot.end - slot.start)
         for shape, pairs in groups.items():
             pairs.sort()
             self._by_shape[shape] = ([p[0] for p in pairs], [p[1] for p in pairs])
