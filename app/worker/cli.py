@@ -122,8 +122,7 @@ def _loop(worker: object, source: object, tapper: object, *, cycle_s: float, cyc
             started = time.time()
             try:
                 events, pings = poll.poll(started)
-                worker.take_pings(pings)
-                report = worker.cycle(started, events)
+                report = worker.cycle(started, events, pings)
             except Exception as exc:  # a failed cycle (database or Redis away) is retried next cycle
                 click.echo(f"cycle failed: {type(exc).__name__}: {exc}", err=True)
                 report = None

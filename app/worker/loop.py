@@ -31,10 +31,10 @@ from app.realtime.gtfs_rt import (
     VehicleState,
     empty_feed,
     off_shape,
-    trip_update_entities,
     vehicle_positions_feed,
 )
 from app.realtime.shards import BoardWriter
+from app.realtime.trip_updates import TripUpdateEncoder
 from app.worker.events import LiveEvents
 from app.worker.predict import CyclePredictions, Predictor, load_worker_predictor, predict_cycle
 from app.worker.predlog import PredictionLogSampler
@@ -121,6 +121,7 @@ class Worker:
         self.events = LiveEvents(net, owns_trip=self.owns_trip)
         self.formatter = RowFormatter(catalog, net)
         self.timetable = TimetableWindow(net)
+        self.trip_updates = TripUpdateEncoder(catalog, net)
         self.writer = BoardWriter(client, catalog.stops, catalog.timezone, shard=cfg.shard.index,
                                   shards=cfg.shard.count, ttl_s=cfg.ttl_s)
         self.log = log
@@ -169,12 +170,16 @@ class Worker:
                 out.append(v)
         return out
 
-    def cycle(self, now: float, events: pd.DataFrame | None = None) -> CycleReport:
-        """Take in ``events`` (stop events learnt since the last cycle), predict, publish."""
+    def cycle(self, now: float, events: pd.DataFrame | None = None, pings: pd.DataFrame | None = None
+              ) -> CycleReport:
+        """Take in ``events`` (stop events learnt since the last cycle) and ``pings`` (vehicle positions), predict,
+        publish."""
         clock: dict[str, float] = {}
         started = time.perf_counter()
         if events is not None:
             self.events.add(events, known_at=now)
+        if pings is not None:
+            self.take_pings(pings)
         predictions = predict_cycle(self.net, self.events, self.predictor, now,
                                     max_ahead_s=self.settings.window_min * 60.0)
         clock["predict"] = time.perf_counter() - started
@@ -201,13 +206,10 @@ class Worker:
         self._last_snapshot = now
         moment = dt.datetime.fromtimestamp(now, dt.UTC)
         header = empty_feed(moment).SerializeToString()
-        net = self.net
-        updates = trip_update_entities(
-            self.catalog, net.trip_ids[predictions.trip].tolist(), predictions.start_date.tolist(),
-            net.visit_seq[predictions.visit], net.stop_ids[net.visit_stop[predictions.visit]].tolist(),
-            predictions.predicted, predictions.lower, predictions.upper, predictions.vehicle_id.tolist(),
-            predictions.observed_at)
-        self.writer.write_snapshot(TRIP_UPDATES, header, updates.SerializePartialToString(), now=now)
+        p = predictions
+        updates = self.trip_updates.encode(p.trip, p.start_date, p.visit, p.predicted, p.lower, p.upper, p.vehicle_id,
+                                           p.observed_at)
+        self.writer.write_snapshot(TRIP_UPDATES, header, updates, now=now)
         vehicles = self._owned_vehicles(now)
         far = off_shape(vehicles, self.shape_of)
         positions = vehicle_positions_feed(self.catalog, vehicles, moment, unassigned=far)
