@@ -12,6 +12,8 @@ finished trip keeps predicting its next trip until that trip's first departure i
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -48,6 +50,25 @@ def next_trips(net: SimNetwork) -> IntArray:
     return out
 
 
+_TRIP_TABLES: dict[int, tuple[weakref.ref[SimNetwork], FloatArray, IntArray]] = {}
+
+
+def _trip_tables(net: SimNetwork) -> tuple[FloatArray, IntArray]:
+    """Each trip's direction and the next trip of its block: fixed for a network, so computed once per network
+    (a live worker builds a ``LiveState`` every cycle; these cost it more than the snapshot)."""
+    found = _TRIP_TABLES.get(id(net))
+    if found is not None and found[0]() is net:
+        return found[1], found[2]
+    directions = net.feed.trips.drop_duplicates("trip_id").set_index("trip_id")
+    column = directions["direction_id"] if "direction_id" in directions else pd.Series(0, index=directions.index)
+    direction = pd.to_numeric(column.reindex(net.trip_ids), errors="coerce").fillna(0).to_numpy(float)
+    following = next_trips(net)
+    for key in [k for k, (ref, _, _) in _TRIP_TABLES.items() if ref() is None]:
+        del _TRIP_TABLES[key]
+    _TRIP_TABLES[id(net)] = (weakref.ref(net), direction, following)
+    return direction, following
+
+
 class LiveState:
     """What a live service knows at the current replay time; advance it forwards only."""
 
@@ -75,11 +96,8 @@ class LiveState:
         self.now = -np.inf
         self._next = 0
         self._cum_obs, self._cum_hist = self._trip_pace_sums()
-        directions = net.feed.trips.drop_duplicates("trip_id").set_index("trip_id")
-        column = directions["direction_id"] if "direction_id" in directions else pd.Series(0, index=directions.index)
-        self.trip_direction = pd.to_numeric(column.reindex(net.trip_ids), errors="coerce").fillna(0).to_numpy(float)
+        self.trip_direction, self.next_trip = _trip_tables(net)
         self.trip_end = net.visit_ptr[1:] - 1
-        self.next_trip = next_trips(net)
 
     def _trip_pace_sums(self) -> tuple[FloatArray, FloatArray]:
         """Per event: observed and historical run seconds of its run up to and including it (in visit order), so

@@ -103,10 +103,12 @@ def _arrays(net: SimNetwork, runs: RunTable, rows: pd.DataFrame, now: float, eta
     # newer snapshots name each row's trip and service-day origin (a bus also predicts its block's next trip)
     trip = rows["trip"].to_numpy(np.int64) if "trip" in rows else runs.trip[safe]
     origin = rows["origin"].to_numpy(float) if "origin" in rows else runs.origin[safe]
-    vehicles = np.array([v if ok else None for v, ok in zip(runs.vehicle_id[safe].tolist(), seen.tolist(),
-                                                              strict=True)], dtype=object)
+    vehicles = runs.vehicle_id[safe]
+    vehicles[~seen] = None
+    origins, where = np.unique(origin, return_inverse=True)
     dates = {o: d for o, d in zip(runs.origin.tolist(), runs.start_date.tolist(), strict=True)}
-    start_date = np.array([dates.get(o) or _service_date(net, o) for o in origin.tolist()], dtype=object)
+    start_date = np.array([dates.get(o) or _service_date(net, o) for o in origins.tolist()],
+                          dtype=object)[where.reshape(-1)]
     return CyclePredictions(
         made_at=now, trip=trip, start_date=start_date, visit=visit,
         scheduled=origin + net.visit_arr[visit], predicted=now + eta,
