@@ -22,12 +22,13 @@ them fail on the unique key; the caller retries the whole batch, which then repo
 from __future__ import annotations
 
 import datetime as dt
+import random
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, String, any_, func, insert, literal, select, update
+from sqlalchemy import BigInteger, String, any_, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -118,8 +119,19 @@ def _in(session: Session, column: Any, values: Sequence[Any], kind: type[String]
     return column.in_(list(values))
 
 
+BATCH_SLOT_LOCK = 7_302_000  # pg_advisory_xact_lock ids BATCH_SLOT_LOCK + slot: bounded batch concurrency
+
+
 def apply_batch(session: Session, ctx: Ticketing, requests: Sequence[TapRequest]) -> list[dict[str, Any]]:
-    """Apply a batch of taps in ``session``'s transaction (the caller commits); one result per request."""
+    """Apply a batch of taps in ``session``'s transaction (the caller commits); one result per request.
+
+    On PostgreSQL at most ``ctx.batch_slots`` batch transactions run at once in the whole service (each first
+    takes one of that many transaction-scoped advisory locks, before any card lock, so the wait cannot
+    deadlock): a backlog of offline taps then uses a bounded share of the database's CPU and leaves the rest
+    to online taps, which never wait for a slot."""
+    if ctx.batch_slots > 0 and session.get_bind().dialect.name == "postgresql":
+        slot = random.randrange(ctx.batch_slots)
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": BATCH_SLOT_LOCK + slot})
     hashes = {r.tap_key: r.card_hash or number_hash(ctx.hash_key, r.card_number) for r in requests}
     first: dict[str, TapRequest] = {}
     for req in requests:

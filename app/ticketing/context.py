@@ -23,6 +23,7 @@ class Ticketing:
     accounts: dict[str, int] = field(default_factory=dict)  # ids of system ledger accounts
     device_keys: dict[str, Any] = field(default_factory=dict)  # see app.ticketing.devices._key_secret
     fast: FastPath | None = None  # the one-round-trip online tap (PostgreSQL only)
+    batch_slots: int = 2  # batch transactions at once in the service, PostgreSQL (0: unbounded; see batches)
     nonces: NonceClaims | None = None  # nonce claims of concurrent requests, pipelined (see device_auth)
 
     def nonce_claims(self, redis: Any) -> NonceClaims:
@@ -48,6 +49,7 @@ def get_ticketing(app: Flask) -> Ticketing:
         if engine.dialect.name == "postgresql" and app.config.get("TAP_FAST_PATH", True):
             fast = FastPath(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
         found = Ticketing(hash_key=app.config["CARD_HASH_KEY"], profiles=ProfileCache(app.config["FARE_PROFILE"]),
-                          keys=KeyBox.from_config(app.config), fast=fast)
+                          keys=KeyBox.from_config(app.config), fast=fast,
+                          batch_slots=int(app.config.get("TAP_BATCH_SLOTS", 2)))
         app.extensions["ticketing"] = found
     return found
