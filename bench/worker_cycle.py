@@ -1,7 +1,8 @@
-"""A full worker cycle at Almaty scale (~2,500 active buses, every downstream stop): new stop events in, snapshot,
-quantile model, board rows for every stop (live + timetable), pipelined Redis writes; against the bare
-``model.predict_quantiles`` on the same snapshot rows, measured in the same run. Also: the GTFS-rt snapshot
-refresh (every 10 s in the worker), and the same cycle split over two route shards (two workers, two cores).
+"""A full worker cycle at Almaty scale (~2,500 active buses, every downstream stop): new stop events and vehicle
+positions in, snapshot, model, board rows for every stop (live + timetable), the boards written to Redis and
+announced, and both GTFS-rt snapshots (the worker refreshes them every 10 s; cycles here are 10 s apart, so every
+measured cycle includes them); against the bare ``model.predict_quantiles`` on the same snapshot rows, measured
+in the same run. Also the same cycle split over two route shards (two workers, two cores).
 
 Prints ``cycle_s=<n> ratio_to_predict=<x>`` (median of the cycles), then the details.
 
@@ -53,6 +54,11 @@ def _events_between(events: pd.DataFrame, start: float, end: float) -> pd.DataFr
     return events[(known > start) & (known <= end)]
 
 
+def _pings_between(pings: pd.DataFrame, start: float, end: float) -> pd.DataFrame:
+    t = pings["t"].to_numpy()
+    return pings.iloc[int(np.searchsorted(t, start, side="right")):int(np.searchsorted(t, end, side="right"))]
+
+
 def _client(folder: str) -> Any:
     url = os.environ.get("REDIS_URL")
     client = connect_redis(url, str(Path(folder) / "redis.db"))
@@ -92,33 +98,41 @@ def main() -> None:
             "trip_id": net.trip_ids[known.trip], "start_date": DAY.strftime("%Y%m%d"),
             "stop_sequence": net.visit_seq[known.visit], "arrival": known.arrival, "departure": known.departure,
             "vehicle_id": None, "known_at": known.known_at}).sort_values("known_at", kind="stable")
+        positions = pings[["vehicle_id", "t", "latitude", "longitude", "trip_id", "start_date", "bearing", "speed"]
+                          ].sort_values("t", kind="stable").reset_index(drop=True)
         catalog = StaticCatalog.from_schedule(feed)
         predictor = Predictor("model", model, training.history)
         client = _client(folder)
         try:
-            _run(net, catalog, predictor, client, stream, known, peak, args.cycles, model)
+            _run(net, catalog, predictor, client, stream, positions, peak, args.cycles, model)
         finally:
             if isinstance(client, redis.Redis):
                 client.flushdb()
 
 
-def _warm(worker: Worker, stream: pd.DataFrame, until: float) -> None:
-    """Events of the last hour before ``until``, taken in as the worker would have over past cycles."""
+def _warm(worker: Worker, stream: pd.DataFrame, pings: pd.DataFrame, until: float) -> None:
+    """Events of the last hour before ``until``, taken in as the worker would have over past cycles, and the
+    vehicle positions of the last five minutes."""
     for end in np.arange(until - 3600.0, until + 1.0, 300.0):
         part = _events_between(stream, end - 300.0, end)
         worker.events.add(part, known_at=float(end))
+    worker.take_pings(_pings_between(pings, until - 300.0, until))
 
 
-def _run(net: Any, catalog: StaticCatalog, predictor: Predictor, client: Any, stream: pd.DataFrame, known: Any,
-         peak: float, cycles: int, model: QuantileETAModel) -> None:
-    worker = Worker(net, catalog, predictor, client, settings=WorkerSettings(snapshot_every_s=1e9))
+def _run(net: Any, catalog: StaticCatalog, predictor: Predictor, client: Any, stream: pd.DataFrame,
+         pings: pd.DataFrame, peak: float, cycles: int, model: QuantileETAModel) -> None:
+    worker = Worker(net, catalog, predictor, client, settings=WorkerSettings(snapshot_every_s=STEP_S))
     start = peak - cycles * STEP_S
-    _warm(worker, stream, start)
-    worker.cycle(start)  # first cycle fills the caches (times, stop JSON, timetable per day)
-    totals, bares, parts, rows = [], [], [], 0
+    _warm(worker, stream, pings, start - STEP_S)
+    worker.cycle(start - STEP_S)  # first cycle fills the caches (stop JSON, timetable per day, trip descriptors)
+    worker.cycle(start, _events_between(stream, start - STEP_S, start), _pings_between(pings, start - STEP_S, start))
+    totals, cpus, bares, parts, rows = [], [], [], [], 0
     for i in range(1, cycles + 1):
         now = start + i * STEP_S
-        report = worker.cycle(now, _events_between(stream, now - STEP_S, now))
+        events, positions = _events_between(stream, now - STEP_S, now), _pings_between(pings, now - STEP_S, now)
+        cpu = time.process_time()
+        report = worker.cycle(now, events, positions)
+        cpus.append(time.process_time() - cpu)
         totals.append(report.seconds["total"])
         parts.append(report.seconds)
         known_now, _ = worker.events.known_events(now)
@@ -130,31 +144,28 @@ def _run(net: Any, catalog: StaticCatalog, predictor: Predictor, client: Any, st
     cycle, bare = statistics.median(totals), statistics.median(bares)
     print(f"cycle_s={cycle:.3f} ratio_to_predict={cycle / bare:.2f}")
     buses = len(worker.events.known_events(peak)[1].trip)
-    print(f"active_runs={buses} snapshot_rows={rows} predictions={report.predictions} boards={report.boards} "
-          f"live_rows={report.live_rows} timetable_rows={report.scheduled_rows} bare_predict_s={bare:.3f}")
-    for name in ("predict", "compose", "redis"):
-        print(f"  {name}_s={statistics.median(p[name] for p in parts):.3f}")
-    from app.worker.predict import predict_cycle
-
-    started = time.perf_counter()
-    predictions = predict_cycle(net, worker.events, predictor, peak, max_ahead_s=90 * 60.0)
-    between = time.perf_counter()
-    worker.publish_snapshots(predictions, peak)
-    print(f"gtfs_rt_snapshots_s={time.perf_counter() - between:.3f} (every 10 s; predict for it "
-          f"{between - started:.3f})")
-    _shards(net, catalog, predictor, client, stream, peak)
+    print(f"active_runs={buses} vehicles={report.vehicles} snapshot_rows={rows} predictions={report.predictions} "
+          f"boards={report.boards} changed={report.changed} live_rows={report.live_rows} "
+          f"timetable_rows={report.scheduled_rows} bare_predict_s={bare:.3f}")
+    # CPU seconds of this process (all its threads: the model's OpenMP threads too) — steadier than wall time
+    # on a shared machine; on an idle 2-core one the wall time is at most this
+    print(f"  cycle_cpu_s={statistics.median(cpus):.3f}")
+    print("  " + " ".join(f"{name}_s={statistics.median(p.get(name, 0.0) for p in parts):.3f}"
+                          for name in ("predict", "compose", "redis", "gtfs_rt")))
+    _shards(net, catalog, predictor, client, stream, pings, peak)
     print(f"load_average={os.getloadavg()[0]:.2f}")
 
 
 def _shards(net: Any, catalog: StaticCatalog, predictor: Predictor, client: Any, stream: pd.DataFrame,
-            peak: float) -> None:
+            pings: pd.DataFrame, peak: float) -> None:
     """The same cycle split over two route shards; on two cores they run side by side."""
     workers = [Worker(net, catalog, predictor, client,
-                      settings=WorkerSettings(shard=Shard(i, 2), snapshot_every_s=1e9)) for i in range(2)]
+                      settings=WorkerSettings(shard=Shard(i, 2), snapshot_every_s=STEP_S)) for i in range(2)]
     for w in workers:
-        _warm(w, stream, peak - STEP_S)
+        _warm(w, stream, pings, peak - STEP_S)
         w.cycle(peak - STEP_S)
-    times = [w.cycle(peak, _events_between(stream, peak - STEP_S, peak)).seconds["total"] for w in workers]
+    times = [w.cycle(peak, _events_between(stream, peak - STEP_S, peak), _pings_between(pings, peak - STEP_S, peak)
+                     ).seconds["total"] for w in workers]
     print(f"two_shards_cycle_s={max(times):.3f} (each: {times[0]:.3f}, {times[1]:.3f})")
 
 
