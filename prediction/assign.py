@@ -57,7 +57,7 @@ class AssignSettings:
     first_miss: float = 1.5  # one ping off the shape: a GPS jump is common
     miss: float = 1.25  # more in a row: a detour (no likelier than out of service), or another route
     none: float = 1.0
-    wait: float = 0.7  # standing at a run's first stop: a little likelier than standing out of service
+    wait: float = 0.8  # standing at a run's first stop: a little likelier than standing out of service
     to_none: float = 2.0
     overstay: float = 2.0
     off_schedule: float = 2.0
@@ -65,7 +65,8 @@ class AssignSettings:
     stall: float = 2.0
     block: float = 0.5
     switch: float = 4.0
-    cold: float = 6.0
+    block_end: float = 9.0  # after the last run of its block a bus goes out of service
+    cold: float = 9.0
     wait_scale_s: float = 1800.0  # standing at a terminal, a later departure is less likely, by this scale
     cold_every: int = 10  # pings between searches for runs starting mid-route while a trip fits
     max_hypotheses: int = 8
@@ -228,8 +229,11 @@ class VehicleTrack:
         cold = before.score - (cfg.cold if self.count else 0.0)  # the first ping: any state is a start
         done = max(finished, key=lambda f: f[1], default=None)
         base, parent = (cold, before.path)
-        if done is not None and done[1] - cfg.switch > cold:
-            base, parent = done[1] - cfg.switch, done[2]
+        if done is not None:
+            # a run whose block goes on leads to another run here now and then; one that ends its block, rarely
+            switch = cfg.switch if self.a.table.slots[done[0]].after >= 0 else cfg.block_end
+            if done[1] - switch > cold:
+                base, parent = done[1] - switch, done[2]
         search_mid = not hit_best or before.slot == _NONE or self.count % cfg.cold_every == 0
         table = self.a.table
         for shape, (lo, hi) in groups.items():
