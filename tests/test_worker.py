@@ -162,9 +162,40 @@ def test_database_source_feeds_the_worker(feed_app: Flask, tmp_path: Path) -> No
                               passed_between_pings=False))
         session.commit()
     worker: Worker = make_worker(feed_app, tmp_path)
-    source = DatabaseSource(get_db(feed_app).session, int(feed_id))
+    source = DatabaseSource(get_db(feed_app).session, int(feed_id or 0))
     stream, pings = source.poll(MORNING)
     assert list(stream["trip_id"]) == ["T12-a"] and pings.empty
     worker.cycle(MORNING, stream)
     s2 = board(feed_app, "S2")
     assert s2 is not None and [r["vehicle_id"] for r in s2["arrivals"] if r["realtime"]] == ["BUS-3"]
+
+
+def test_a_newly_trained_model_replaces_the_predictor_without_a_restart(feed_app: Flask, tmp_path: Path) -> None:
+    from prediction.artifacts import save_model
+    from prediction.models import QuantileETAModel
+    from tests.test_models_artifacts import _rows
+
+    worker = make_worker(feed_app, tmp_path)
+    assert worker.models is not None and worker.predictor.name == "deviation"
+    worker.cycle(MORNING, events(event("T12-a", 10, MORNING - 60)))
+    rows, y = _rows()
+    model = QuantileETAModel(max_iter=5).fit(rows, y)
+
+    def save(stamp: str) -> Path:
+        return save_model(tmp_path / "models", model, worker.predictor.history, train_from="a", train_until="b",
+                          feed_source="feed", feed_sha256=worker.net.feed.sha256,
+                          now=dt.datetime.fromisoformat(stamp))
+
+    first = save("2026-03-10T02:00:00+00:00")
+    worker.cycle(MORNING + 30)  # checked less than a minute ago: not seen yet
+    assert worker.predictor.name == "deviation"
+    report = worker.cycle(MORNING + 61)
+    assert worker.predictor.file == first.name and worker.predictor.estimator is not model  # loaded from the file
+    assert report.predictions >= 1 and board(feed_app, "S2") is not None
+    broken = save("2026-03-10T03:00:00+00:00")
+    broken.write_bytes(b"not a pickle")  # a failed load keeps the current model
+    worker.cycle(MORNING + 122)
+    assert worker.predictor.file == first.name and any("cannot load" in e for e in worker.models.errors)
+    newest = save("2026-03-10T04:00:00+00:00")
+    worker.cycle(MORNING + 183)
+    assert worker.predictor.file == newest.name

@@ -36,7 +36,7 @@ from app.realtime.gtfs_rt import (
 from app.realtime.shards import BoardWriter
 from app.realtime.trip_updates import TripUpdateEncoder
 from app.worker.events import LiveEvents
-from app.worker.predict import CyclePredictions, Predictor, load_worker_predictor, predict_cycle
+from app.worker.predict import CyclePredictions, ModelWatcher, Predictor, load_worker_predictor, predict_cycle
 from app.worker.predlog import PredictionLogSampler
 from prediction.matching import ShapeLine
 from prediction.sim_network import SimNetwork
@@ -113,8 +113,10 @@ class Worker:
     """One worker process's state over cycles (its live events, vehicles, caches and writers)."""
 
     def __init__(self, net: SimNetwork, catalog: StaticCatalog, predictor: Predictor, client: Any, *,
-                 settings: WorkerSettings | None = None, log: PredictionLogSampler | None = None) -> None:
+                 settings: WorkerSettings | None = None, log: PredictionLogSampler | None = None,
+                 models: ModelWatcher | None = None) -> None:
         self.net, self.catalog, self.predictor = net, catalog, predictor
+        self.models = models  # when given, a newly trained model replaces the predictor between cycles
         self.settings = cfg = settings or WorkerSettings()
         routes = np.array([cfg.shard.owns(str(r)) for r in net.route_ids.tolist()], dtype=bool)
         self._own_route = routes
@@ -135,7 +137,8 @@ class Worker:
         network = network_for_worker(session)
         catalog = StaticCatalog.load(session)
         predictor, _ = load_worker_predictor(model_dir, network.net)
-        return cls(network.net, catalog, predictor, client, settings=settings, log=log)
+        return cls(network.net, catalog, predictor, client, settings=settings, log=log,
+                   models=ModelWatcher(model_dir, network.net, predictor))
 
     def owns_trip(self, trips: IntArray) -> npt.NDArray[np.bool_]:
         return self._own_route[self.net.trip_route[trips]]
@@ -176,6 +179,9 @@ class Worker:
         publish."""
         clock: dict[str, float] = {}
         started = time.perf_counter()
+        newer = self.models.check(now) if self.models is not None else None
+        if newer is not None:
+            self.predictor = newer
         if events is not None:
             self.events.add(events, known_at=now)
         if pings is not None:

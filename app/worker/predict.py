@@ -19,7 +19,7 @@ from prediction.models import QuantileETAModel
 from prediction.predict_snapshot import LiveState
 from prediction.sim_network import SimNetwork
 
-__all__ = ["CyclePredictions", "Predictor", "load_worker_predictor", "schedule_history"]
+__all__ = ["CyclePredictions", "ModelWatcher", "Predictor", "load_worker_predictor", "schedule_history"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -40,6 +40,7 @@ class Predictor:
     name: str
     estimator: BaseEstimator
     history: SegmentHistory
+    file: str | None = None  # the model file it came from (None: a baseline)
 
     def eta(self, rows: pd.DataFrame) -> tuple[FloatArray, FloatArray | None, FloatArray | None]:
         """Seconds to arrival (median) and, for the quantile model, the interval bounds."""
@@ -54,8 +55,47 @@ def load_worker_predictor(folder: Path, net: SimNetwork) -> tuple[Predictor, Loa
     loaded = load_predictor(folder, feed_sha256=net.feed.sha256)
     if loaded.history is not None:
         name = f"model-{loaded.metadata.get('created_at', '')}"[:32]
-        return Predictor(name, loaded.estimator, loaded.history), loaded
+        return Predictor(name, loaded.estimator, loaded.history, file=loaded.metadata.get("file")), loaded
     return Predictor(loaded.name, loaded.estimator, schedule_history(net)), loaded
+
+
+class ModelWatcher:
+    """Notices a newly trained model in ``folder`` without a restart: at most every ``every_s`` it lists the model
+    files, and when the newest one is not the one it last saw, loads the newest good model for this feed. A load
+    that fails or gives nothing newer (the fallback baseline, the same file) keeps the current predictor; a broken
+    file is not retried until a newer one appears."""
+
+    def __init__(self, folder: Path, net: SimNetwork, current: Predictor, *, every_s: float = 60.0) -> None:
+        self.folder, self.net, self.every_s = folder, net, every_s
+        self.current = current
+        self._checked = -np.inf
+        self._newest = self._newest_file()
+        self.errors: list[str] = []
+
+    def _newest_file(self) -> str | None:
+        files = sorted(self.folder.glob("model-*.joblib")) if self.folder.is_dir() else []
+        return files[-1].name if files else None
+
+    def check(self, now: float) -> Predictor | None:
+        """The new predictor when a newer model file loaded, else ``None`` (keep the current one)."""
+        if now - self._checked < self.every_s:
+            return None
+        self._checked = now
+        newest = self._newest_file()
+        if newest is None or newest == self._newest:
+            return None
+        self._newest = newest
+        try:
+            predictor, loaded = load_worker_predictor(self.folder, self.net)
+        except Exception as exc:  # a half-written file, a full disk: keep predicting with what we have
+            self.errors.append(f"{newest}: {type(exc).__name__}: {exc}")
+            return None
+        self.errors.extend(loaded.skipped)
+        if predictor.file is None or predictor.file == self.current.file or \
+                (self.current.file is not None and predictor.file < self.current.file):
+            return None
+        self.current = predictor
+        return predictor
 
 
 @dataclass(frozen=True)
