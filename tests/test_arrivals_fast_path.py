@@ -13,7 +13,8 @@ from flask import Flask, session
 from flask.testing import FlaskClient
 
 from app import create_app, get_db, get_redis
-from app.realtime.serving import POLL_PREFIX, POLL_SUFFIX, polled_stop
+from app.realtime.build import BOARD_LIMIT
+from app.realtime.serving import POLL_PREFIX, POLL_SUFFIX, arrivals_answer, polled_stop
 from app.realtime.store import board_key
 from app.sessions import CookieSessionInterface
 from tests.api_feed import add_demo_feed
@@ -55,6 +56,15 @@ def test_parameters_are_still_checked_when_a_board_exists(app: Flask, client: Fl
     assert one["source"] == "board" and len(one["arrivals"]) == 1
 
 
+def test_a_held_filtered_answer_is_not_rebuilt(app: Flask, client: FlaskClient) -> None:
+    _published(app)
+    held = client.get(URL + "?route=12")
+    kwargs: dict[str, Any] = {"at": None, "window": 90, "route": "12", "limit": 20}
+    assert arrivals_answer(app, "S2", **kwargs, if_none_match=held.headers["ETag"]).body == b""
+    assert arrivals_answer(app, "S2", **kwargs, if_none_match='W/"old"').body == held.data
+    assert client.get(URL + "?route=12", headers={"If-None-Match": held.headers["ETag"]}).status_code == 304
+
+
 def test_board_expired_between_polls_answers_the_schedule(app: Flask, client: FlaskClient) -> None:
     _published(app)
     assert client.get(URL).get_json()["source"] == "board"
@@ -80,12 +90,15 @@ def _view_unavailable(**_: Any) -> Any:
 def test_middleware_answers_as_the_flask_view(app: Flask, flask_only: Flask) -> None:
     _, etag = _published(app)
     fast, slow = app.test_client(), flask_only.test_client()
+    limited = slow.get(URL + "?limit=1").headers["ETag"]
     app.view_functions["stops.arrivals"] = _view_unavailable  # every poll below is answered before Flask
-    for sent in (None, etag, 'W/"old"', "*"):
-        headers = {"If-None-Match": sent} if sent else {}
-        a, b = fast.get(URL, headers=headers), slow.get(URL, headers=headers)
-        assert (a.status_code, a.data) == (b.status_code, b.data), sent
-        assert sorted(a.headers.items()) == sorted(b.headers.items()), sent
+    for url in (URL, URL + "?limit=1", URL + "?limit=8", URL + "?limit=20", URL + "?limit=100"):
+        for sent in (None, etag, limited, 'W/"old"', "*"):
+            headers = {"If-None-Match": sent} if sent else {}
+            a, b = fast.get(url, headers=headers), slow.get(url, headers=headers)
+            assert (a.status_code, a.data) == (b.status_code, b.data), (url, sent)
+            assert sorted(a.headers.items()) == sorted(b.headers.items()), (url, sent)
+    assert fast.get(URL + "?limit=1", headers={"If-None-Match": limited}).status_code == 304
     flask_only.view_functions["stops.arrivals"] = _view_unavailable
     assert slow.get(URL).status_code == 500  # ARRIVALS_FAST_PATH=false: no middleware, the view answers
 
@@ -93,7 +106,10 @@ def test_middleware_answers_as_the_flask_view(app: Flask, flask_only: Flask) -> 
 def test_everything_but_the_plain_poll_goes_to_flask(app: Flask, client: FlaskClient) -> None:
     _, etag = _published(app)
     assert client.head(URL).headers["ETag"] == etag
-    assert client.get(URL + "?limit=1").get_json()["arrivals"][0]["trip_id"] == "T12-a"
+    assert client.get(URL + "?route=92").get_json()["arrivals"][0]["trip_id"] == "T92-a"
+    assert client.get(URL + "?limit=1&window=90").get_json()["arrivals"][0]["trip_id"] == "T12-a"
+    assert client.get(URL + "?limit=101").get_json()["error"]["field"] == "limit"
+    assert client.get(URL + "?limit=0").get_json()["error"]["field"] == "limit"
     assert client.get("/api/v1/stops/NOPE/arrivals").status_code == 404  # no board: Flask finds no stop
 
 
@@ -101,10 +117,14 @@ def test_polled_stop_recognises_only_the_plain_poll() -> None:
     def environ(path: str, method: str = "GET", query: str = "") -> dict[str, Any]:
         return {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query}
 
-    assert polled_stop(environ("/api/v1/stops/S2/arrivals")) == "S2"
+    assert polled_stop(environ("/api/v1/stops/S2/arrivals")) == ("S2", BOARD_LIMIT)
+    assert polled_stop(environ("/api/v1/stops/S2/arrivals", query="limit=8")) == ("S2", 8)
     # the path's UTF-8 bytes arrive as latin-1 text (PEP 3333)
-    assert polled_stop(environ("/api/v1/stops/Абай/arrivals".encode().decode("latin-1"))) == "Абай"
-    for other in (environ("/api/v1/stops/S2/arrivals", query="limit=1"), environ("/api/v1/stops/S2/arrivals", "POST"),
+    assert polled_stop(environ("/api/v1/stops/Абай/arrivals".encode().decode("latin-1"))) == ("Абай", BOARD_LIMIT)
+    for other in (environ("/api/v1/stops/S2/arrivals", query="route=12"), environ("/api/v1/stops/S2/arrivals", "POST"),
+                  environ("/api/v1/stops/S2/arrivals", query="limit=8&window=5"),
+                  environ("/api/v1/stops/S2/arrivals", query="limit=0"),
+                  environ("/api/v1/stops/S2/arrivals", query="limit=101"),
                   environ("/api/v1/stops/arrivals"), environ("/api/v1/stops/a/b/arrivals"),
                   environ("/api/v1/stops/S2/arrivals/stream"), environ("/api/v1/stops/S2 /arrivals"),
                   environ("/api/v1/stops/ S2/arrivals"), environ("/api/v1/stops/\xff/arrivals")):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, Flask, current_app, jsonify
+from flask import Blueprint, Flask, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 
 from app import get_db
 from app.api.spec import Date, DateTime, Integer, LatLon, Param, String, endpoint
 from app.errors import BadRequest
-from app.realtime.serving import arrivals_answer, conditional_response, install_board_polls
+from app.realtime.serving import MAX_LIMIT, arrivals_answer, conditional_response, install_board_polls
 from app.schedule import queries, timetable
 from app.schedule.calendars import CalendarCache
 
@@ -95,11 +95,12 @@ def departures(stop_id: str, date: dt.date | None, route: str | None) -> Respons
               example="2026-03-10T07:58:00+05:00"),
         Param("window", Integer(1, 1440), "minutes to look ahead", config_default="ARRIVALS_WINDOW_MIN"),
         ROUTE,
-        Param("limit", Integer(1, 100), "at most this many arrivals", default=20),
+        Param("limit", Integer(1, MAX_LIMIT), "at most this many arrivals", default=20),
     ],
     errors=[404, 503],
 )
 def arrivals(stop_id: str, at: dt.datetime | None, window: int, route: str | None, limit: int) -> ResponseReturnValue:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    answer = arrivals_answer(app, stop_id, at=at, window=window, route=route, limit=limit)
+    answer = arrivals_answer(app, stop_id, at=at, window=window, route=route, limit=limit,
+                             if_none_match=request.headers.get("If-None-Match"))
     return conditional_response(answer)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -29,9 +30,11 @@ from app.schedule import timetable
 
 __all__ = [
     "CACHE_CONTROL",
+    "MAX_LIMIT",
     "Answer",
     "BoardPolls",
     "arrivals_answer",
+    "board_answer",
     "breaker",
     "conditional_response",
     "etag_matches",
@@ -42,8 +45,10 @@ __all__ = [
 
 # Displays poll every few seconds; shared caches may hold an answer that long and must then revalidate.
 CACHE_CONTROL = "public, max-age=5, must-revalidate"
+MAX_LIMIT = 100  # of ?limit= on /arrivals
 POLL_PREFIX = "/api/v1/stops/"
 POLL_SUFFIX = "/arrivals"
+_LIMIT_ONLY = re.compile(r"limit=([0-9]{1,3})")
 
 
 @dataclass(frozen=True)
@@ -74,20 +79,33 @@ def fetch_board(app: Flask, stop_id: str) -> StoredBoard | None:
 
 
 def arrivals_answer(app: Flask, stop_id: str, *, at: dt.datetime | None, window: int, route: str | None,
-                    limit: int) -> Answer:
+                    limit: int, if_none_match: str | None = None) -> Answer:
+    """The stop's answer; with ``if_none_match`` naming a filtered board's ETag, the body is left empty (the
+    client already holds it and gets a 304)."""
     stored = fetch_board(app, stop_id) if at is None else None
     if stored is None:
         return _schedule_answer(app, stop_id, at=at, window=window, route=route, limit=limit)
-    if route is None and limit >= BOARD_LIMIT and window >= app.config["ARRIVALS_WINDOW_MIN"]:
+    return board_answer(stored, route=route, limit=limit, window=window,
+                        full_window=app.config["ARRIVALS_WINDOW_MIN"], if_none_match=if_none_match)
+
+
+def board_answer(stored: StoredBoard, *, route: str | None, limit: int, window: int, full_window: int,
+                 if_none_match: str | None = None) -> Answer:
+    """A stored board, filtered when asked. A filtered answer's ETag derives from the board's and the filters,
+    so a client that holds it is told before any JSON is parsed (the body is then left empty)."""
+    if route is None and limit >= BOARD_LIMIT and window >= full_window:
         return Answer(stored.body, stored.etag, "board")  # the stored bytes as they are: the fast path
+    params = hashlib.blake2b(f"{route}|{limit}|{window}".encode(), digest_size=4).hexdigest()
+    tag, _ = unquote_etag(stored.etag)
+    etag = f'W/"{tag}-{params}"'
+    if etag_matches(if_none_match, etag):
+        return Answer(b"", etag, "board")
     payload = json.loads(stored.body)
     payload["arrivals"] = [
         a for a in payload["arrivals"]
         if (route is None or route in (a["route_id"], a["route_short_name"])) and a["minutes_away"] <= window
     ][:limit]
-    params = hashlib.blake2b(f"{route}|{limit}|{window}".encode(), digest_size=4).hexdigest()
-    tag, _ = unquote_etag(stored.etag)
-    return Answer(_dumps(payload), f'W/"{tag}-{params}"', "board")
+    return Answer(_dumps(payload), etag, "board")
 
 
 def _schedule_answer(app: Flask, stop_id: str, *, at: dt.datetime | None, window: int, route: str | None,
@@ -122,20 +140,31 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
     return tag is not None and parse_etags(if_none_match).contains_weak(tag)
 
 
-def polled_stop(environ: dict[str, Any]) -> str | None:
-    """The stop of a displays' poll (``GET /api/v1/stops/<stop_id>/arrivals``, no query string), else ``None``."""
-    if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
+def polled_stop(environ: dict[str, Any]) -> tuple[str, int] | None:
+    """The stop and ``limit`` of a displays' poll — ``GET /api/v1/stops/<stop_id>/arrivals`` with no query
+    string or only ``limit=<n>`` (what /display/<stop_id> sends) — else ``None``."""
+    if environ.get("REQUEST_METHOD") != "GET":
         return None
+    limit = _poll_limit(environ.get("QUERY_STRING", ""))
     path: str = environ.get("PATH_INFO", "")
-    if not (path.startswith(POLL_PREFIX) and path.endswith(POLL_SUFFIX)):
+    if limit is None or not (path.startswith(POLL_PREFIX) and path.endswith(POLL_SUFFIX)):
         return None
     raw = path[len(POLL_PREFIX):-len(POLL_SUFFIX)]
     if not raw or "/" in raw or raw != raw.strip():
         return None  # Flask routes, strips and checks these (or answers 404/400)
     try:
-        return raw.encode("latin-1").decode()  # WSGI carries the path's UTF-8 bytes as latin-1 text
+        return raw.encode("latin-1").decode(), limit  # WSGI carries the path's UTF-8 bytes as latin-1 text
     except UnicodeError:
         return None
+
+
+def _poll_limit(query: str) -> int | None:
+    if not query:
+        return BOARD_LIMIT
+    found = _LIMIT_ONLY.fullmatch(query)
+    if found is None or not 1 <= int(found[1]) <= MAX_LIMIT:
+        return None  # other parameters, or a limit Flask answers with a 400
+    return int(found[1])
 
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -144,29 +173,33 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class BoardPolls:
     """WSGI middleware in front of Flask for the displays' poll of a stop that has a board in Redis.
 
-    It answers with the stored bytes (200) or 304 — the same status, headers and body as the Flask view gives —
-    after one Redis round trip, without a Flask request context, session, routing, parameter parsing or JSON
-    work. Everything else goes to Flask unchanged: other paths and methods, any query parameter, a stop without a
-    board, Redis unreachable (the breaker is shared, so Flask then answers from the timetable without trying
-    Redis again).
+    It answers with the stored bytes, the board cut to ``limit`` rows, or 304 — the same status, headers and body
+    as the Flask view gives — after one Redis round trip, without a Flask request context, session, routing or
+    parameter parsing. Everything else goes to Flask unchanged: other paths and methods, any other query
+    parameter, a stop without a board, Redis unreachable (the breaker is shared, so Flask then answers from the
+    timetable without trying Redis again).
     """
 
     def __init__(self, app: Flask, wsgi_app: WSGIApp) -> None:
         self.app = app
         self.next = wsgi_app
+        self.full_window = int(app.config["ARRIVALS_WINDOW_MIN"])
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        stop_id = polled_stop(environ)
-        stored = fetch_board(self.app, stop_id) if stop_id is not None else None
-        if stored is None:
+        poll = polled_stop(environ)
+        stored = fetch_board(self.app, poll[0]) if poll is not None else None
+        if poll is None or stored is None:
             return self.next(environ, start_response)
-        headers = [("ETag", stored.etag), ("Cache-Control", CACHE_CONTROL), ("X-Qala-Source", "board")]
-        if etag_matches(environ.get("HTTP_IF_NONE_MATCH"), stored.etag):
+        sent = environ.get("HTTP_IF_NONE_MATCH")
+        answer = board_answer(stored, route=None, limit=poll[1], window=self.full_window,
+                              full_window=self.full_window, if_none_match=sent)
+        headers = [("ETag", answer.etag), ("Cache-Control", CACHE_CONTROL), ("X-Qala-Source", answer.source)]
+        if etag_matches(sent, answer.etag):
             start_response("304 Not Modified", headers)
             return []
-        headers += [("Content-Type", "application/json"), ("Content-Length", str(len(stored.body)))]
+        headers += [("Content-Type", "application/json"), ("Content-Length", str(len(answer.body)))]
         start_response("200 OK", headers)
-        return [stored.body]
+        return [answer.body]
 
 
 def install_board_polls(app: Flask) -> None:
