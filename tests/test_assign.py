@@ -54,10 +54,10 @@ def _share_correct(got: pd.Series, truth: pd.Series) -> float:
     return float((got.fillna("-").astype(str) == truth.fillna("-").astype(str)).mean())
 
 
-@pytest.mark.parametrize(("interval", "batch_min", "live_min"), [(20.0, 0.95, 0.90), (240.0, 0.82, 0.60)])
+@pytest.mark.parametrize(("interval", "batch_min", "live_min"), [(20.0, 0.95, 0.90), (240.0, 0.85, 0.60)])
 def test_assignment_matches_simulated_truth(network: SimNetwork, interval: float, batch_min: float,
                                             live_min: float) -> None:
-    # measured 0.974 / 0.927 (20 s) and 0.866 / 0.644 (4 min); R32 runs on part of R12's street, and a bus
+    # measured 0.976 / 0.936 (20 s) and 0.884 / 0.641 (4 min); R32 runs on part of R12's street, and a bus
     # standing at a terminal is on the run it leaves on next, which live labelling can only guess
     pings, _ = _day(network, interval)
     batch = assign_pings(TripAssigner(network), _hidden(pings), smooth=True)
