@@ -68,7 +68,7 @@ class AssignSettings:
     block_end: float = 9.0  # after the last run of its block a bus goes out of service
     cold: float = 9.0
     wait_scale_s: float = 1800.0  # standing at a terminal, a later departure is less likely, by this scale
-    cold_every: int = 10  # pings between searches for runs starting mid-route while a trip fits
+    cold_every: int = 20  # pings between searches for runs starting mid-route while a trip fits
     max_hypotheses: int = 8
     prune: float = 12.0
 
