@@ -1,14 +1,20 @@
 """Benchmark: online taps through gunicorn + PostgreSQL with real signed HTTP, against a bare psycopg endpoint.
 
 Prepares a fresh database with cards (bulk-loaded, each with a top-up in the ledger) and validators, starts
-gunicorn twice — the Qala app, then a bare WSGI app that runs the same SQL per tap (the ``qala_online_tap``
-call with the same parameters) on a per-thread psycopg connection with no framework, signature, nonce or
-fare logic — and drives each with many concurrent simulated validators for a fixed time.
+two gunicorns side by side — the Qala app, and a bare WSGI app that runs the same SQL per tap with no framework,
+signature, nonce or fare logic — and drives them in alternating rounds (``--rounds``, so a change in the load of
+this shared machine falls on both alike) with many concurrent simulated validators.
+
+The SQL is the group call: Qala commits the online taps a worker receives together with one
+``qala_online_taps`` call (``app.ticketing.fastpath``, ``app.ticketing.coalesce``), so the fair bare endpoint
+groups its taps the same way (the same coalescer and function, on a per-thread psycopg connection); what the
+ratio measures is everything else Qala does per request (signature, nonce, schema check, parsing, fare prices).
 
 The validators run in a separate process on raw keep-alive HTTP/1.1 sockets, building and signing each tap
 just before sending it (a few µs), so the load generator takes little of the machine's two cores; its own
-CPU time is printed. ``--rate R`` offers R taps/s in all (open loop: latency counts from the scheduled send,
-so a server that falls behind is charged for it); without it each validator taps back to back.
+CPU time is printed. Each validator taps its own share of the cards in a fixed cycle (a rider's card is not
+tapped on two buses seconds apart). ``--rate R`` offers R taps/s in all (open loop: latency counts from the
+scheduled send, so a server that falls behind is charged for it); without it each validator taps back to back.
 
 The last line is ``taps_per_s=<n> p99_ms=<n> ratio_to_bare=<x>`` (ratio = bare taps/s ÷ Qala taps/s, so
 1.0 means no overhead over the bare SQL; with ``--rate`` both serve the same offered rate and the ratio is
@@ -34,7 +40,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -184,23 +190,37 @@ class DriveResult:
     errors: int
     loadgen_cpu_s: float
     seconds: float
+    latencies: list[float] = field(default_factory=list, repr=False)  # seconds, sorted
+
+    @staticmethod
+    def merge(parts: list[DriveResult]) -> DriveResult:
+        """Several drives of one target as one (rounds interleaved with another target's)."""
+        latencies = sorted(x for p in parts for x in p.latencies)
+        seconds = sum(p.seconds for p in parts)
+        return DriveResult(len(latencies) / seconds, _pct(latencies, 0.99), _pct(latencies, 0.5),
+                           sum(p.errors for p in parts), sum(p.loadgen_cpu_s for p in parts), seconds, latencies)
+
+
+def _pct(latencies: list[float], q: float) -> float:
+    return latencies[int(q * (len(latencies) - 1))] * 1000 if latencies else float("nan")
 
 
 def _validator(port: int, creds: tuple[str, str, str], numbers: list[str], deadline: float, seq0: int,
-               interval: float, seed: int, out: list[float], errors: list[int], stop: Any) -> None:
+               interval: float, seed: int, out: list[float], errors: list[int], stop: Any, card_start: int) -> None:
     rng = random.Random(seed)
     http = HttpClient(port)
     device_id, key_id, secret = creds
     seq = seq0
-    mine = numbers[:]  # this validator's share of the cards (see _drive_process), each tapped once per cycle
-    rng.shuffle(mine)
+    mine = numbers[:]  # this validator's share of the cards (see _drive_process), each tapped once per cycle,
+    random.Random(len(mine)).shuffle(mine)  # in the same order in every run; card_start moves along the cycle
     scheduled = time.perf_counter() + rng.uniform(0, interval)
     while time.perf_counter() < deadline and not (stop is not None and stop.is_set()):
         if interval:
             time.sleep(max(0.0, scheduled - time.perf_counter()))
         seq += 1
-        tap = {"seq": seq, "card": mine[seq % len(mine)], "vehicle_id": f"bus-{rng.randrange(2500)}",
-               "route_id": "R12", "tapped_at": dt.datetime.now(dt.UTC).isoformat()}
+        tap = {"seq": seq, "card": mine[(card_start + seq - seq0) % len(mine)],
+               "vehicle_id": f"bus-{rng.randrange(2500)}", "route_id": "R12",
+               "tapped_at": dt.datetime.now(dt.UTC).isoformat()}
         body = json.dumps(tap).encode()
         started = scheduled if interval else time.perf_counter()  # a late send counts as latency
         scheduled += interval
@@ -214,7 +234,7 @@ def _validator(port: int, creds: tuple[str, str, str], numbers: list[str], deadl
 
 
 def _drive_process(port: int, creds: list[tuple[str, str, str]], numbers: list[str], seconds: float, clients: int,
-                   seq_base: int, rate: float, queue: Any, stop: Any) -> None:
+                   seq_base: int, rate: float, queue: Any, stop: Any, card_start: int) -> None:
     interval = clients / rate if rate else 0.0
     deadline = time.perf_counter() + seconds
     latencies: list[list[float]] = [[] for _ in range(clients)]
@@ -225,7 +245,7 @@ def _drive_process(port: int, creds: list[tuple[str, str, str]], numbers: list[s
     # of another ride of the card) to send those taps to the general path as possible double taps.
     threads = [threading.Thread(target=_validator, args=(port, creds[i % len(creds)], numbers[i::clients], deadline,
                                                          seq_base + i * 10_000_000, interval, seq_base + i,
-                                                         latencies[i], errors, stop), daemon=True)
+                                                         latencies[i], errors, stop, card_start), daemon=True)
                for i in range(clients)]
     for t in threads:
         t.start()
@@ -237,21 +257,22 @@ def _drive_process(port: int, creds: list[tuple[str, str, str]], numbers: list[s
 
 
 def drive(port: int, creds: list[Any], numbers: list[str], seconds: float, clients: int, seq_base: int,
-          rate: float = 0.0, stop: Any = None) -> DriveResult:
-    """Run ``clients`` validators in a separate process for ``seconds`` (or until ``stop``, an mp.Event, is set)."""
+          rate: float = 0.0, stop: Any = None, card_start: int = 0) -> DriveResult:
+    """Run ``clients`` validators in a separate process for ``seconds`` (or until ``stop``, an mp.Event, is set);
+    each taps its own share of ``numbers`` in a fixed cycle from position ``card_start``."""
     mp = multiprocessing.get_context("fork")
     queue = mp.Queue()
     plain = [(c.device_id, c.key_id, c.secret) for c in creds]
     proc = mp.Process(target=_drive_process, args=(port, plain, numbers, seconds, clients, seq_base, rate, queue,
-                                                   stop))
+                                                   stop, card_start))
     proc.start()
     latencies, errors, cpu, elapsed = queue.get()
     proc.join()
     latencies.sort()
     if not latencies:
         return DriveResult(0.0, float("nan"), float("nan"), errors, cpu, elapsed)
-    return DriveResult(len(latencies) / elapsed, latencies[int(0.99 * (len(latencies) - 1))] * 1000,
-                       latencies[len(latencies) // 2] * 1000, errors, cpu, elapsed)
+    return DriveResult(len(latencies) / elapsed, _pct(latencies, 0.99), _pct(latencies, 0.5), errors, cpu, elapsed,
+                       latencies)
 
 
 # --- the bare endpoint: the same SQL per tap, psycopg only -------------------------------------------------
@@ -306,6 +327,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--cards", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of Qala and bare")
+    parser.add_argument("--verbose", action="store_true", help="print each round")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="offered taps/s in all (open loop; latency from the scheduled send); 0 = as fast as "
                              "the validators can")
@@ -318,20 +341,37 @@ def main() -> None:
            "SECRET_KEY": secrets.token_hex(16)}
     with make_engine(url).begin() as conn:  # the bare endpoint taps as device "bare"
         conn.execute(text("INSERT INTO devices (id, name, active) VALUES ('bare', 'bare', true)"))
-    results: dict[str, DriveResult] = {}
-    for name, target, port in (("qala", "app:create_app()", PORT_APP), ("bare", "bench.taps:bare_app", PORT_BARE)):
-        proc = start_gunicorn(target, port, env, args.workers, args.threads)
-        try:
-            drive(port, creds, numbers, 2.0, args.clients, seq_base=1)  # warm-up: imports, connections, caches
-            results[name] = drive(port, creds, numbers, args.seconds, args.clients, seq_base=5_000_000,
-                                  rate=args.rate)
-        finally:
+    # Both servers run side by side (the idle one costs nothing) and are driven in alternating rounds, so a
+    # change in the machine's load (other sessions share it) falls on both alike.
+    targets = (("qala", "app:create_app()", PORT_APP), ("bare", "bench.taps:bare_app", PORT_BARE))
+    procs = {name: start_gunicorn(target, port, env, args.workers, args.threads) for name, target, port in targets}
+    ports = {"qala": PORT_APP, "bare": PORT_BARE}
+    # each round's taps move along the validators' card cycles, far enough that no card is tapped twice within
+    # seconds (that would be a possible double tap, which takes the slower general path)
+    stride = int(args.seconds / args.rounds * 4000 / args.clients) + 50
+    parts: dict[str, list[DriveResult]] = {"qala": [], "bare": []}
+    try:
+        for i, name in enumerate(("qala", "bare")):  # warm-up: imports, connections, caches
+            drive(ports[name], creds, numbers, 2.0, args.clients, seq_base=1 + i * 100_000,
+                  card_start=len(numbers) // args.clients // 2 + i * stride)
+        for r in range(args.rounds):
+            for i, name in enumerate(("qala", "bare")):
+                parts[name].append(drive(ports[name], creds, numbers, args.seconds / args.rounds, args.clients,
+                                         seq_base=5_000_000 + (2 * r + i) * 100_000, rate=args.rate,
+                                         card_start=(2 * r + i) * stride))
+                if args.verbose:
+                    part = parts[name][-1]
+                    print(f"  round {r + 1} {name}: {part.taps_per_s:.0f} taps/s, p99 {part.p99_ms:.1f} ms, "
+                          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    finally:
+        for proc in procs.values():
             proc.terminate()
             proc.wait(10)
-        r = results[name]
+    results = {name: DriveResult.merge(p) for name, p in parts.items()}
+    for name, r in results.items():
         print(f"{name}: {r.taps_per_s:.0f} taps/s, p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, {r.errors} errors "
-              f"({args.clients} validators, {args.workers}x{args.threads} gunicorn; load generator used "
-              f"{r.loadgen_cpu_s:.1f} CPU-s in {r.seconds:.1f} s)", flush=True)
+              f"({args.clients} validators, {args.workers}x{args.threads} gunicorn, {args.rounds} rounds; load "
+              f"generator used {r.loadgen_cpu_s:.1f} CPU-s in {r.seconds:.1f} s)", flush=True)
     qala, bare = results["qala"], results["bare"]
     ratio = qala.p99_ms / bare.p99_ms if args.rate else bare.taps_per_s / qala.taps_per_s
     print(f"load average {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)", flush=True)
