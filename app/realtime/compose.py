@@ -81,13 +81,14 @@ class RowFormatter:
         seconds = np.floor(epoch).astype(np.int64)
         if not len(seconds):
             return []
+        first, last = self._offset(int(seconds.min()) // 60), self._offset(int(seconds.max()) // 60)
+        if first == last:  # no clock change in between (the usual case): one offset for all
+            text = np.datetime_as_string((seconds + first).astype("datetime64[s]"), unit="s").tolist()
+            suffix = _offset_text(first)
+            return [t + suffix for t in text]
         minutes, where = np.unique(seconds // 60, return_inverse=True)
         offsets = np.array([self._offset(m) for m in minutes.tolist()], dtype=np.int64)[where.reshape(-1)]
         text = np.datetime_as_string((seconds + offsets).astype("datetime64[s]"), unit="s").tolist()
-        first = int(offsets[0])
-        if (offsets == first).all():
-            suffix = _offset_text(first)
-            return [t + suffix for t in text]
         return [t + _offset_text(o) for t, o in zip(text, offsets.tolist(), strict=True)]
 
     def vehicles(self, ids: list[str | None]) -> list[str]:

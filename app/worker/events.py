@@ -54,6 +54,15 @@ class _Run:
     segment_runs: list[float] = field(default_factory=list)
     headways: list[float] = field(default_factory=list)
     slots: list[int] = field(default_factory=list)
+    _block: npt.NDArray[np.float64] | None = None  # the lists above as one array, until the next event
+
+    def block(self) -> npt.NDArray[np.float64]:
+        """Visits, arrivals, departures, known, segment runs, headways and slots as rows of one array (cached:
+        most runs have no new event in a cycle)."""
+        if self._block is None:
+            self._block = np.array([self.visits, self.arrivals, self.departures, self.known, self.segment_runs,
+                                    self.headways, self.slots], dtype=float).reshape(7, -1)
+        return self._block
 
     @property
     def visit(self) -> int:
@@ -142,6 +151,7 @@ class LiveEvents:
             for column in (run.visits, run.arrivals, run.departures, run.known, run.segment_runs, run.headways,
                            run.slots):
                 column.pop()
+            run._block = None
         segment = int(self.net.visit_segment[visit])
         segment_run = np.nan
         if run.visits and visit == run.visit + 1 and segment >= 0:
@@ -156,6 +166,7 @@ class LiveEvents:
         if previous is None or departure > previous:
             self._last_dep[route_stop] = departure
         local = dt.datetime.fromtimestamp(arrival, self.net.tz)
+        run._block = None
         run.visits.append(visit)
         run.arrivals.append(arrival)
         run.departures.append(departure)
@@ -189,23 +200,19 @@ class LiveEvents:
         seg_trip = self._visit_trip[seg_visit] if m else np.zeros(0, dtype=np.int64)
         long_ago = now - self.stale_s - 1.0
 
-        def flat(name: str) -> list[float]:
-            return [value for r in runs for value in getattr(r, name)]
-
-        seg_local = [dt.datetime.fromtimestamp(t, self.net.tz) for t in self.seg_at[segments].tolist()]
+        flat = np.concatenate([r.block() for r in runs], axis=1) if runs else np.zeros((7, 0))
+        visits, arrivals, departures, known_at, segment_runs, headways, slots = flat
         columns: dict[str, npt.NDArray[Any]] = {
             "run": np.concatenate([np.repeat(np.arange(n, dtype=np.int64), counts), n + np.arange(m)]),
             "trip": np.concatenate([np.repeat(np.array([r.trip for r in runs], dtype=np.int64), counts), seg_trip]),
-            "visit": np.concatenate([np.array(flat("visits"), dtype=np.int64), seg_visit]),
-            "arrival": np.concatenate([np.array(flat("arrivals")), self.seg_at[segments]]),
-            "departure": np.concatenate([np.array(flat("departures")), self.seg_at[segments]]),
-            "known_at": np.concatenate([np.array(flat("known")), np.full(m, long_ago)]),
+            "visit": np.concatenate([visits.astype(np.int64), seg_visit]),
+            "arrival": np.concatenate([arrivals, self.seg_at[segments]]),
+            "departure": np.concatenate([departures, self.seg_at[segments]]),
+            "known_at": np.concatenate([known_at, np.full(m, long_ago)]),
             "origin": np.concatenate([np.repeat(np.array([r.origin for r in runs]), counts), np.zeros(m)]),
-            "segment_run": np.concatenate([np.array(flat("segment_runs")), self.seg_run[segments]]),
-            "headway": np.concatenate([np.array(flat("headways")), np.full(m, np.nan)]),
-            "slot": np.concatenate([np.array(flat("slots"), dtype=np.int64),
-                                    np.array([t.hour + (24 if t.weekday() >= 5 else 0) for t in seg_local],
-                                             dtype=np.int64)]),
+            "segment_run": np.concatenate([segment_runs, self.seg_run[segments]]),
+            "headway": np.concatenate([headways, np.full(m, np.nan)]),
+            "slot": np.concatenate([slots.astype(np.int64), self._slots(self.seg_at[segments])]),
         }
         order = np.argsort(columns["known_at"], kind="stable")
         known = make_known_events({name: values[order] for name, values in columns.items()})
@@ -217,6 +224,20 @@ class LiveEvents:
             known_at=np.array([r.known_at for r in runs], dtype=float),
         )
         return known, table
+
+    def _slots(self, epochs: FloatArray) -> IntArray:
+        """The history slot (local hour, +24 on weekends) of each epoch second."""
+        if not len(epochs):
+            return np.zeros(0, dtype=np.int64)
+        lo, hi = (dt.datetime.fromtimestamp(float(t), self.net.tz) for t in (epochs.min(), epochs.max()))
+        offset = lo.utcoffset()
+        if offset is None or offset != hi.utcoffset():  # a clock change in between: the slow, exact way
+            local = [dt.datetime.fromtimestamp(t, self.net.tz) for t in epochs.tolist()]
+            return np.array([t.hour + (24 if t.weekday() >= 5 else 0) for t in local], dtype=np.int64)
+        seconds = np.floor(epochs).astype(np.int64) + int(offset.total_seconds())
+        hour = (seconds // 3600) % 24
+        weekday = (seconds // 86400 + 3) % 7  # 1970-01-01 was a Thursday
+        return hour + np.where(weekday >= 5, 24, 0)
 
     def known_runs(self) -> set[tuple[int, str]]:
         """(trip index, start date) of every run with an observed event: these get no timetable rows."""
