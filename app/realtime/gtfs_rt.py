@@ -24,7 +24,7 @@ from app.realtime.catalog import StaticCatalog
 from prediction.matching import ShapeLine
 
 __all__ = ["MAX_SHAPE_OFFSET_M", "TRIP_UPDATES", "VEHICLE_POSITIONS", "VehicleState", "empty_feed", "feed_json",
-           "off_shape", "trip_update_entities", "trip_updates_feed", "vehicle_positions_feed"]
+           "off_shape", "trip_update_entities", "trip_updates_feed", "vehicle_entity", "vehicle_positions_feed"]
 
 MAX_SHAPE_OFFSET_M = 200.0  # MobilityData E029: a position this far from the trip's shape is not on that trip
 TRIP_UPDATES = "trip-updates"
@@ -128,21 +128,24 @@ def vehicle_positions_feed(catalog: StaticCatalog, vehicles: Iterable[VehicleSta
         if v.vehicle_id not in latest or latest[v.vehicle_id].timestamp < v.timestamp:
             latest[v.vehicle_id] = v
     for vehicle_id in sorted(latest):
-        state = latest[vehicle_id]
-        entity = feed.entity.add()
-        entity.id = f"vehicle:{vehicle_id}"
-        position = entity.vehicle
-        position.vehicle.id = vehicle_id
-        position.position.latitude = state.lat
-        position.position.longitude = state.lon
-        if state.bearing is not None:
-            position.position.bearing = state.bearing
-        if state.speed_mps is not None:
-            position.position.speed = state.speed_mps
-        position.timestamp = int(state.timestamp.timestamp())
-        if state.trip_id in catalog.trips and state.service_date is not None and vehicle_id not in unassigned:
-            _describe_trip(position.trip, catalog, state.trip_id, state.service_date)
+        vehicle_entity(feed.entity.add(), catalog, latest[vehicle_id], assign=vehicle_id not in unassigned)
     return feed
+
+
+def vehicle_entity(entity: Any, catalog: StaticCatalog, state: VehicleState, *, assign: bool = True) -> None:
+    """Fill a ``FeedEntity`` with one vehicle's position; its trip when ``assign`` and the static feed knows it."""
+    entity.id = f"vehicle:{state.vehicle_id}"
+    position = entity.vehicle
+    position.vehicle.id = state.vehicle_id
+    position.position.latitude = state.lat
+    position.position.longitude = state.lon
+    if state.bearing is not None:
+        position.position.bearing = state.bearing
+    if state.speed_mps is not None:
+        position.position.speed = state.speed_mps
+    position.timestamp = int(state.timestamp.timestamp())
+    if assign and state.trip_id in catalog.trips and state.service_date is not None:
+        _describe_trip(position.trip, catalog, state.trip_id, state.service_date)
 
 
 def trip_update_entities(catalog: StaticCatalog, trip_ids: Sequence[str], start_dates: Sequence[str],

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from google.transit.gtfs_realtime_pb2 import FeedEntity
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -31,10 +32,10 @@ from app.realtime.gtfs_rt import (
     VehicleState,
     empty_feed,
     off_shape,
-    vehicle_positions_feed,
+    vehicle_entity,
 )
 from app.realtime.shards import BoardWriter
-from app.realtime.trip_updates import TripUpdateEncoder
+from app.realtime.trip_updates import TripUpdateEncoder, varint
 from app.worker.events import LiveEvents
 from app.worker.predict import CyclePredictions, ModelWatcher, Predictor, load_worker_predictor, predict_cycle
 from app.worker.predlog import PredictionLogSampler
@@ -128,6 +129,7 @@ class Worker:
                                   shards=cfg.shard.count, ttl_s=cfg.ttl_s)
         self.log = log
         self.vehicles: dict[str, VehicleState] = {}
+        self._vehicle_entities: dict[str, tuple[VehicleState, bytes]] = {}  # serialized while the state holds
         self._last_snapshot = -np.inf
         self._trip_index = {trip_id: i for i, trip_id in enumerate(net.trip_ids.tolist())}
 
@@ -217,11 +219,23 @@ class Worker:
                                            p.observed_at)
         self.writer.write_snapshot(TRIP_UPDATES, header, updates, now=now)
         vehicles = self._owned_vehicles(now)
-        far = off_shape(vehicles, self.shape_of)
-        positions = vehicle_positions_feed(self.catalog, vehicles, moment, unassigned=far)
-        positions.ClearField("header")  # a header-less part: the writer adds one header to all parts
-        self.writer.write_snapshot(VEHICLE_POSITIONS, header, positions.SerializePartialToString(), now=now)
+        self.writer.write_snapshot(VEHICLE_POSITIONS, header, self._vehicle_positions(vehicles), now=now)
         return len(vehicles)
+
+    def _vehicle_positions(self, vehicles: list[VehicleState]) -> bytes:
+        """The header-less VehiclePositions part: one entity per vehicle, by vehicle id. A vehicle's entity is
+        serialized (and checked against its trip's shape) only when its state changed since the last snapshot."""
+        cache = self._vehicle_entities
+        changed = [v for v in vehicles if cache.get(v.vehicle_id, (None, b""))[0] is not v]
+        far = off_shape(changed, self.shape_of)
+        fresh: dict[str, tuple[VehicleState, bytes]] = {}
+        for v in changed:
+            entity = FeedEntity()
+            vehicle_entity(entity, self.catalog, v, assign=v.vehicle_id not in far)
+            raw = entity.SerializeToString()
+            fresh[v.vehicle_id] = (v, b"\x12" + varint(len(raw)) + raw)
+        self._vehicle_entities = {v.vehicle_id: fresh.get(v.vehicle_id) or cache[v.vehicle_id] for v in vehicles}
+        return b"".join(self._vehicle_entities[key][1] for key in sorted(self._vehicle_entities))
 
     def shape_of(self, trip_id: str | None) -> ShapeLine | None:
         trip = self._trip_index.get(trip_id) if trip_id else None
