@@ -20,6 +20,7 @@ import pandas as pd
 
 from prediction.assign import TripAssigner, assign_pings
 from prediction.avlio import read_pings
+from prediction.events import derive_events
 from prediction.schedule import read_schedule
 from prediction.servicedays import service_day_start
 from prediction.sim_network import build_network
@@ -35,12 +36,24 @@ def _scores(got: pd.Series, truth: pd.Series, route_dir: dict[str, str]) -> tupl
     return float(trip_ok.mean()), float(rd_ok.mean())
 
 
+def _event_scores(events: pd.DataFrame, truth: pd.DataFrame) -> tuple[float, float]:
+    """Share of true stop visits with a derived event, and the mean absolute arrival error of those."""
+    both = truth.merge(events, on=["trip_id", "start_date", "stop_sequence"], how="left")
+    true_arrival = (pd.to_datetime(both["arrival_time"], format="ISO8601", utc=True)
+                    - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds()
+    found = both["arrival"].notna()
+    return float(found.mean()), float((both["arrival"] - true_arrival)[found].abs().mean())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pings", type=Path, help="a simulated pings_<date>.csv")
     parser.add_argument("--feed", type=Path, default=Path("gtfs_data/almaty"))
     parser.add_argument("--from-hour", type=float, default=0.0, help="window start, hours after service day start")
     parser.add_argument("--hours", type=float, default=None, help="window length (default: the whole file)")
+    parser.add_argument("--events", action="store_true",
+                        help="also derive stop events from the batch-assigned pings and score them against "
+                             "truth_stop_events_<date>.csv next to the pings (and from the true trip ids, for scale)")
     args = parser.parse_args()
 
     net = build_network(read_schedule(args.feed, canonical=False))
@@ -66,6 +79,13 @@ def main() -> None:
     print(f"pings={len(pings)} vehicles={pings['vehicle_id'].nunique()} parked={truth.isna().mean():.3f} "
           f"assigned={batch['trip_id'].notna().mean():.3f} batch_pings_per_s={len(pings) / batch_s:.0f} "
           f"live_pings_per_s={len(pings) / live_s:.0f}")
+    if args.events:
+        truth_events = pd.read_csv(args.pings.with_name(f"truth_stop_events_{day.isoformat()}.csv"),
+                                   dtype={"trip_id": str, "start_date": str, "stop_id": str})
+        truth_events = truth_events[truth_events["trip_id"].isin(set(truth.dropna()))]  # runs in the window
+        for label, frame in (("true trip ids", pings), ("assigned trip ids", hidden.assign(**batch))):
+            recovered, mae = _event_scores(derive_events(net, frame), truth_events)
+            print(f"stop events from {label}: {recovered:.4f} of true visits recovered, arrival MAE {mae:.2f} s")
     print(f"trip_correct={trip_ok:.3f} route_dir_correct={rd_ok:.3f} "
           f"live_trip_correct={live_trip:.3f} live_route_dir_correct={live_rd:.3f}")
 
