@@ -61,7 +61,9 @@ def worker_command(shard: str, gtfs_rt: str | None, simulate: bool, taps: bool, 
         raise click.ClickException(str(exc)) from exc
     click.echo(f"worker shard {shard}: predictor {worker.predictor.name}, {len(worker.net.trip_ids)} trips", err=True)
     source, tapper = _source(app, worker, simulate=simulate, taps=taps, gtfs_rt=gtfs_rt, seed=seed)
-    _loop(worker, source, tapper, cycle_s=cycle_s, cycles=cycles, quiet=quiet)
+    # the simulator drives the network it was built on: a newly activated feed needs a restart there
+    feeds = None if simulate else FeedReloader(app, models, settings, log)
+    _loop(worker, source, tapper, cycle_s=cycle_s, cycles=cycles, quiet=quiet, feeds=feeds)
     if log is not None:
         log.close()
         click.echo(f"prediction log: {log.written} rows written, {log.failed} dropped", err=True)
@@ -102,8 +104,48 @@ def _source(app: object, worker: object, *, simulate: bool, taps: bool, gtfs_rt:
     return DatabaseSource(db.session, int(feed_id or 0)), None
 
 
+class FeedReloader:
+    """Checks at most every ``every_s`` whether another feed version was activated; then builds a worker for it
+    (a failed build keeps the current worker, and is retried at the next check)."""
+
+    def __init__(self, app: object, models: Path, settings: object, log: object, *, every_s: float = 60.0) -> None:
+        self.app, self.models, self.settings, self.log, self.every_s = app, models, settings, log, every_s
+        self._checked = time.monotonic()
+
+    def check(self, worker: object, source: object) -> object | None:
+        """A worker for the newly active feed, or ``None`` to keep ``worker``."""
+        from sqlalchemy import select
+
+        from app import get_db, get_redis
+        from app.models import FeedVersion
+        from app.worker.loop import Worker
+        from app.worker.sources import DatabaseSource
+
+        assert isinstance(worker, Worker)
+        if time.monotonic() - self._checked < self.every_s:
+            return None
+        self._checked = time.monotonic()
+        db = get_db(self.app)  # type: ignore[arg-type]
+        try:
+            with db.session() as session:
+                active = session.scalar(select(FeedVersion.id).where(FeedVersion.is_active.is_(True)))
+                if active is None or active == worker.catalog.feed_id:
+                    return None
+                fresh = Worker.from_database(session, get_redis(self.app), self.models,  # type: ignore[arg-type]
+                                             settings=self.settings, log=self.log)  # type: ignore[arg-type]
+        except Exception as exc:  # the database away, a half-imported feed: keep predicting on the current one
+            click.echo(f"feed check failed, keeping feed {worker.catalog.feed_id}: {type(exc).__name__}: {exc}",
+                       err=True)
+            return None
+        if isinstance(source, DatabaseSource):
+            source.feed_version_id = fresh.catalog.feed_id
+        click.echo(f"feed {fresh.catalog.feed_id} activated: predicting on it ({len(fresh.net.trip_ids)} trips, "
+                   f"predictor {fresh.predictor.name})", err=True)
+        return fresh
+
+
 def _loop(worker: object, source: object, tapper: object, *, cycle_s: float, cycles: int | None,
-          quiet: bool) -> None:
+          quiet: bool, feeds: FeedReloader | None = None) -> None:
     from app.worker.loop import Worker
     from app.worker.sources import AvlPoll
 
@@ -120,6 +162,10 @@ def _loop(worker: object, source: object, tapper: object, *, cycle_s: float, cyc
     try:
         while not stopping and (cycles is None or done < cycles):
             started = time.time()
+            fresh = feeds.check(worker, poll) if feeds is not None else None
+            if isinstance(fresh, Worker):
+                worker.flush()
+                worker = fresh
             try:
                 events, pings = poll.poll(started)
                 report = worker.cycle(started, events, pings)
