@@ -87,7 +87,7 @@ class AvlService:
             network = self.networks.active(session, time.monotonic())
             good = self._validate(session, frame, clock, cfg, network, report)
             if network is not None and not good.empty:
-                good = _with_trips(good, network, cfg, self.tracker)
+                good = _with_trips(session, good, network, cfg, self.tracker)
             if network is not None:
                 self.tracker.prepare(session, good, network)
             self.partitions.ensure(session, _utc_days(good["t"]))
@@ -165,14 +165,14 @@ def _drop_stored(session: Session, frame: pd.DataFrame, report: IngestReport) ->
     return frame[~seen]
 
 
-def _with_trips(frame: pd.DataFrame, network: FeedNetwork, cfg: IngestSettings,
+def _with_trips(session: Session, frame: pd.DataFrame, network: FeedNetwork, cfg: IngestSettings,
                 tracker: TripTracker) -> pd.DataFrame:
     """Trip ids for pings without one (each vehicle's track, ``prediction.assign``) and the service day of every
     trip."""
     frame = frame.reset_index(drop=True).copy()
     missing = frame["trip_id"].isna()
     if cfg.assign_trips and missing.any():
-        found = tracker.assign(network, frame[missing])
+        found = tracker.assign(network, frame[missing], session)
         frame.loc[missing, "trip_id"] = found["trip_id"]
         frame.loc[missing, "start_date"] = found["start_date"]
     frame["trip_id"] = frame["trip_id"].where(frame["trip_id"].notna(), None)

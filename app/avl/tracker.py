@@ -10,7 +10,8 @@ last ``lookback_s`` first (their events were stored when those pings came). Ping
 latest are stored but do not move its events (a live feed's late pings).
 
 Pings without a trip id get one from a ``prediction.assign.VehicleTrack`` per vehicle, also kept between batches
-(each ping labelled with the best hypothesis when it arrives; a vehicle not seen yet starts afresh).
+(each ping labelled with the best hypothesis when it arrives); a vehicle without a track replays its stored pings
+of the last ``assign_lookback_s`` first.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ class TripTracker:
     """Per-vehicle followers for one process (several web workers each keep their own)."""
 
     def __init__(self, lookback_s: float = 4 * 3600.0, settings: EventSettings | None = None,
-                 assign_settings: AssignSettings | None = None) -> None:
+                 assign_settings: AssignSettings | None = None, assign_lookback_s: float = 2 * 3600.0) -> None:
         self.lookback_s = lookback_s
+        self.assign_lookback_s = assign_lookback_s
         self.settings = settings or EventSettings()
         self.assign_settings = assign_settings or AssignSettings()
         self._followers: dict[str, VehicleFollower] = {}
@@ -67,29 +69,54 @@ class TripTracker:
             self._tracks.clear()
         return self._context
 
-    def assign(self, network: FeedNetwork, pings: pd.DataFrame) -> pd.DataFrame:
+    def assign(self, network: FeedNetwork, pings: pd.DataFrame, session: Session | None = None) -> pd.DataFrame:
         """``trip_id`` and ``start_date`` (None where no trip fits) for ``pings`` (vehicle_id, t, latitude,
-        longitude), aligned with their index: each vehicle's track moves on by the pings later than its last."""
+        longitude), aligned with their index: each vehicle's track moves on by the pings later than its last.
+
+        With a ``session``, a vehicle without a track first replays its stored pings of the last ``assign_lookback_s``
+        (after a restart it then knows the run it is on instead of guessing from one ping)."""
         with self._lock:
             self._ctx(network)
             if self._assigner is None:
                 self._assigner = TripAssigner(network.net, self.assign_settings)
-            assigner = self._assigner
-            vehicles = pings["vehicle_id"].astype(str).to_numpy()
-            t = pings["t"].to_numpy(dtype=float)
-            order = np.lexsort((t, vehicles))
-            near = assigner.near(t[order], pings["latitude"].to_numpy(dtype=float)[order],
-                                 pings["longitude"].to_numpy(dtype=float)[order])
-            slots = np.empty(len(order), dtype=np.int64)
-            for row, i in enumerate(order.tolist()):
-                track = self._tracks.get(vehicles[i])
-                if track is None:
-                    track = self._tracks[vehicles[i]] = VehicleTrack(assigner)
-                late = track.last_t is not None and t[i] < track.last_t
-                slots[i] = track.best if late else track.step(float(t[i]), near, row)
-            labels = [assigner.label(int(s)) for s in slots.tolist()]
+            if session is not None:
+                self._replay_tracks(session, pings, self._assigner)
+            slots = self._step_tracks(pings, self._assigner)
+            labels = [self._assigner.label(int(s)) for s in slots.tolist()]
         return pd.DataFrame({"trip_id": [lab[0] for lab in labels], "start_date": [lab[1] for lab in labels]},
                             index=pings.index)
+
+    def _step_tracks(self, pings: pd.DataFrame, assigner: TripAssigner) -> npt.NDArray[np.int64]:
+        vehicles = pings["vehicle_id"].astype(str).to_numpy()
+        t = pings["t"].to_numpy(dtype=float)
+        order = np.lexsort((t, vehicles))
+        near = assigner.near(t[order], pings["latitude"].to_numpy(dtype=float)[order],
+                             pings["longitude"].to_numpy(dtype=float)[order])
+        slots = np.empty(len(order), dtype=np.int64)
+        for row, i in enumerate(order.tolist()):
+            track = self._tracks.get(vehicles[i])
+            if track is None:
+                track = self._tracks[vehicles[i]] = VehicleTrack(assigner)
+            late = track.last_t is not None and t[i] < track.last_t
+            slots[i] = track.best if late else track.step(float(t[i]), near, row)
+        return slots
+
+    def _replay_tracks(self, session: Session, pings: pd.DataFrame, assigner: TripAssigner) -> None:
+        cold = [str(v) for v in pings["vehicle_id"].unique() if str(v) not in self._tracks]
+        if not cold:
+            return
+        start = float(pings["t"].min()) - self.assign_lookback_s
+        rows = session.execute(
+            select(Ping.vehicle_id, Ping.recorded_at, Ping.lat_e6, Ping.lon_e6)
+            .where(Ping.vehicle_id.in_(bindparam("cold", expanding=True)),
+                   Ping.recorded_at >= dt.datetime.fromtimestamp(start, dt.UTC),
+                   Ping.recorded_at < dt.datetime.fromtimestamp(float(pings["t"].min()), dt.UTC))
+            .order_by(Ping.vehicle_id, Ping.recorded_at), {"cold": cold}).all()
+        if rows:
+            self._step_tracks(pd.DataFrame({
+                "vehicle_id": [r[0] for r in rows],
+                "t": [(a if a.tzinfo else a.replace(tzinfo=dt.UTC)).timestamp() for a in (r[1] for r in rows)],
+                "latitude": [r[2] / 1e6 for r in rows], "longitude": [r[3] / 1e6 for r in rows]}), assigner)
 
     def add(self, session: Session, network: FeedNetwork, pings: pd.DataFrame) -> list[dict[str, Any]]:
         """Feed the accepted ``pings`` to their vehicles' followers; return the stop-event rows now known.
