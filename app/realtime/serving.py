@@ -5,8 +5,9 @@ schedule with ``realtime: false`` and ``source: "schedule"``. A ``RedisBreaker``
 costing a timeout on every request; the first request after its cool-down tries again, so service returns
 to the live boards by itself.
 
-The displays' poll — ``GET /api/v1/stops/<stop_id>/arrivals`` with no parameters, most of the API's traffic —
-is answered by ``BoardPolls`` in front of Flask: one Redis round trip and the stored bytes (or 304).
+The displays' poll — ``GET /api/v1/stops/<stop_id>/arrivals`` with no parameters or only ``limit``, most of the
+API's traffic — is answered by ``BoardPolls`` in front of Flask: one Redis round trip, then the stored bytes,
+the board cut to ``limit`` rows, or 304.
 """
 
 from __future__ import annotations
