@@ -52,8 +52,8 @@ def main() -> None:
     parser.add_argument("--from-hour", type=float, default=0.0, help="window start, hours after service day start")
     parser.add_argument("--hours", type=float, default=None, help="window length (default: the whole file)")
     parser.add_argument("--events", action="store_true",
-                        help="also derive stop events from the batch-assigned pings and score them against "
-                             "truth_stop_events_<date>.csv next to the pings (and from the true trip ids, for scale)")
+                        help="also derive stop events from the assigned pings (batch and live) and score them "
+                             "against truth_stop_events_<date>.csv next to the pings (and from the true trip ids)")
     args = parser.parse_args()
 
     net = build_network(read_schedule(args.feed, canonical=False))
@@ -83,7 +83,8 @@ def main() -> None:
         truth_events = pd.read_csv(args.pings.with_name(f"truth_stop_events_{day.isoformat()}.csv"),
                                    dtype={"trip_id": str, "start_date": str, "stop_id": str})
         truth_events = truth_events[truth_events["trip_id"].isin(set(truth.dropna()))]  # runs in the window
-        for label, frame in (("true trip ids", pings), ("assigned trip ids", hidden.assign(**batch))):
+        for label, frame in (("true trip ids", pings), ("batch-assigned trip ids", hidden.assign(**batch)),
+                             ("live-assigned trip ids", hidden.assign(**live))):
             recovered, mae = _event_scores(derive_events(net, frame), truth_events)
             print(f"stop events from {label}: {recovered:.4f} of true visits recovered, arrival MAE {mae:.2f} s")
     print(f"trip_correct={trip_ok:.3f} route_dir_correct={rd_ok:.3f} "
