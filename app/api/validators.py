@@ -97,9 +97,7 @@ class FastTaps:
         fast = ctx.fast
         if fast is None:
             return None
-        profile = ctx.profiles.fresh()
-        if profile is None:
-            return None
+        profile = ctx.profiles.refreshed(get_db(app).session)
         if fast.redis is None:
             fast.redis = get_redis(app)
         headers = {name: environ[h] for name, h in zip(
@@ -184,10 +182,7 @@ def tap() -> ResponseReturnValue:
     ctx = get_ticketing(current_app)
     req = parse_tap(ctx, g.device_id, _json_body(), offline=False)
     if ctx.fast is not None and "Idempotency-Key" not in request.headers and not request.environ.get(DECLINED):
-        profile = ctx.profiles.fresh()
-        if profile is None:
-            with get_db(current_app).session() as session:
-                profile = ctx.profiles.get(session)
+        profile = ctx.profiles.refreshed(get_db(current_app).session)
         fast = process_online_fast(ctx, profile, req)
         if isinstance(fast, TapResult):
             return jsonify(fast.as_json())

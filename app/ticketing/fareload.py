@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -59,12 +61,30 @@ class ProfileCache:
     recheck_s: float = 5.0
     _built: dict[int | None, FareProfile] = field(default_factory=dict)
     _checked_at: float = -1e9
+    _refreshing: threading.Lock = field(default_factory=threading.Lock)
 
     def fresh(self) -> FareProfile | None:
         """The built profile when the active feed version was checked within ``recheck_s`` (no session needed)."""
         if self._built and time.monotonic() - self._checked_at < self.recheck_s:
             return next(iter(self._built.values()))
         return None
+
+    def refreshed(self, sessions: Callable[[], Session]) -> FareProfile:
+        """The profile, rechecking the active feed when due — by one thread at a time: while one thread looks it
+        up, the others go on with the profile they had (checked at most ``recheck_s`` plus that lookup ago)
+        instead of all querying the database at once."""
+        found = self.fresh()
+        if found is not None:
+            return found
+        if self._built and not self._refreshing.acquire(blocking=False):
+            return next(iter(self._built.values()))
+        if not self._built:
+            self._refreshing.acquire()
+        try:
+            with sessions() as session:
+                return self.get(session)
+        finally:
+            self._refreshing.release()
 
     def get(self, session: Session) -> FareProfile:
         if self._built and time.monotonic() - self._checked_at < self.recheck_s:
