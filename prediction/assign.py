@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from prediction.assign_index import NearShapes, ShapeIndex, TripTable, _Slot
+from prediction.assign_index import NearShapes, ScheduledRun, ShapeIndex, TripTable
 from prediction.sim_network import SimNetwork
 
 __all__ = ["AssignSettings", "TripAssigner", "VehicleTrack", "assign_pings", "fill_trips"]
@@ -105,9 +105,9 @@ class TripAssigner:
 
     def label(self, slot: int) -> tuple[str | None, str | None]:
         """(trip_id, start_date) of a slot; (None, None) for no trip."""
-        if slot < 0:
+        run = self.table.slots.get(slot)
+        if run is None:  # no trip, or a run of a day forgotten since
             return None, None
-        run = self.table.slots[slot]
         return str(self.net.trip_ids[run.trip]), run.date
 
 
@@ -129,6 +129,9 @@ class VehicleTrack:
         cfg = self.cfg
         w = 1.0 if self.last_t is None else min(max((t - self.last_t) / cfg.ping_s, 0.2), 4.0)
         groups = _by_shape(near, row)
+        slots = self.a.table.slots
+        if any(h.slot not in slots for h in self.hyps.values() if h.slot != _NONE):  # a day forgotten
+            self.hyps = {s: h for s, h in self.hyps.items() if s == _NONE or s in slots}
         before = max(self.hyps.values(), key=lambda h: h.score)
         # runs whose bus reached the last stop (and let its riders off) by this ping: it may be on another run now,
         # so those runs' states at the previous ping lead to the next runs
@@ -199,7 +202,7 @@ class VehicleTrack:
                 h.score -= cfg.stall * w
         return True
 
-    def _waiting(self, h: _Hypothesis, slot: _Slot, t: float, t_prev: float, w: float) -> None:
+    def _waiting(self, h: _Hypothesis, slot: ScheduledRun, t: float, t_prev: float, w: float) -> None:
         """A run not yet left its first stop: standing there explains a ping no better than being out of service
         (and costs lateness past the departure time); it has left when two pings in a row are past the stop."""
         cfg = self.cfg

@@ -19,7 +19,7 @@ from prediction.geo import EARTH_RADIUS_M
 from prediction.servicedays import service_day_start
 from prediction.sim_network import SimNetwork
 
-__all__ = ["NearShapes", "ShapeIndex", "TripTable"]
+__all__ = ["NearShapes", "ScheduledRun", "ShapeIndex", "TripTable"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -121,7 +121,7 @@ class ShapeIndex:
 
 
 @dataclass
-class _Slot:
+class ScheduledRun:
     """One run of a trip on one service day: epoch seconds of its first departure and last arrival, its schedule
     along the shape (distances and epoch times of each stop), and the run its block continues with."""
 
@@ -148,44 +148,56 @@ class _Slot:
 
 
 class TripTable:
-    """Runs of trips (slots) of the service days loaded so far, findable by shape and time."""
+    """Runs of trips (slots) of the service days loaded, findable by shape and time. Days before those a call
+    needs are forgotten, so a live process holds two or three days of runs, not every day it has run."""
 
     def __init__(self, net: SimNetwork, index: ShapeIndex) -> None:
         self.net = net
         self.index = index
-        self.slots: list[_Slot] = []
-        self._days: set[dt.date] = set()
+        self.slots: dict[int, ScheduledRun] = {}
+        self._next = 0
+        self._days: dict[dt.date, list[int]] = {}  # day -> its slots
         self._by_shape: dict[int, tuple[list[float], list[int]]] = {}  # shape -> (sorted starts, slots)
         self.longest: dict[int, float] = {}  # shape -> longest scheduled run on it, seconds
 
     def ensure_days(self, epochs: FloatArray) -> None:
         """Load the service days that may have trips running at these epoch seconds (the local day and the one
-        before, for trips past midnight)."""
+        before, for trips past midnight); forget the days before those."""
         tz = self.net.tz
         hours = np.unique(np.floor(np.asarray(epochs, dtype=float) / 3600.0))
         wanted: set[dt.date] = set()
         for hour in hours:
             local = dt.datetime.fromtimestamp(float(hour) * 3600.0, tz).date()
             wanted.update((local, local - dt.timedelta(days=1)))
-        for day in sorted(wanted - self._days):
+        if not wanted:
+            return
+        stale = [day for day in self._days if day < min(wanted)]
+        missing = sorted(wanted - set(self._days))
+        for day in stale:
+            for slot in self._days.pop(day):
+                del self.slots[slot]
+        for day in missing:
             self._load(day)
+        if stale or missing:
+            self._index()
 
     def _load(self, day: dt.date) -> None:
         net = self.net
-        self._days.add(day)
         running = net.trips_on(day)
-        if len(running) == 0:
-            return
         origin = service_day_start(day, net.tz).timestamp()
         label = day.strftime("%Y%m%d")
         slot_of = {}
         for trip in running.tolist():
             lo, hi = int(net.visit_ptr[trip]), int(net.visit_ptr[trip + 1])
-            slot_of[trip] = len(self.slots)
-            self.slots.append(_Slot(
+            slot_of[trip] = self._next
+            self.slots[self._next] = ScheduledRun(
                 trip, label, self.index.shape_code[str(net.trip_shape[trip])], origin + float(net.visit_dep[lo]),
                 origin + float(net.visit_arr[hi - 1]), net.visit_dist[lo:hi].astype(float).tolist(),
-                (origin + net.visit_arr[lo:hi].astype(float)).tolist()))
+                (origin + net.visit_arr[lo:hi].astype(float)).tolist())
+            self._next += 1
+        self._days[day] = list(slot_of.values())
+        if len(running) == 0:
+            return
         vehicle = net.vehicle_of_trip(day)
         chains: dict[int, list[int]] = {}
         for trip in running.tolist():
@@ -195,10 +207,14 @@ class TripTable:
             chain.sort(key=lambda s: self.slots[s].start)
             for a, b in itertools.pairwise(chain):
                 self.slots[a].after = b
+
+    def _index(self) -> None:
         groups: dict[int, list[tuple[float, int]]] = {}
-        for s, slot in enumerate(self.slots):
+        self.longest = {}
+        for s, slot in self.slots.items():
             groups.setdefault(slot.shape, []).append((slot.start, s))
             self.longest[slot.shape] = max(self.longest.get(slot.shape, 0.0), slot.end - slot.start)
+        self._by_shape = {}
         for shape, pairs in groups.items():
             pairs.sort()
             self._by_shape[shape] = ([p[0] for p in pairs], [p[1] for p in pairs])

@@ -178,3 +178,13 @@ def test_events_from_assigned_trips(network: SimNetwork, feed_dir: Path, tmp_pat
     written = pd.read_csv(out)
     assert read_pings([tmp_path / "no_trips.csv"]).pings["trip_id"].isna().all()
     assert len(written) >= 0.98 * len(truth)
+
+
+def test_a_live_assigner_forgets_past_days(network: SimNetwork) -> None:
+    assigner = TripAssigner(network)
+    first = pd.Timestamp("2026-03-03T08:00:00+05:00").timestamp()
+    assigner.near(np.array([first]), np.array([43.238]), np.array([76.9]))
+    assert {run.date for run in assigner.table.slots.values()} == {"20260302", "20260303"}
+    assigner.near(np.array([first + 2 * 86400.0]), np.array([43.238]), np.array([76.9]))
+    assert {run.date for run in assigner.table.slots.values()} == {"20260304", "20260305"}
+    assert all(assigner.label(slot) == (None, None) for slot in range(5))  # runs of forgotten days
