@@ -78,18 +78,23 @@ class RowFormatter:
 
     def times(self, epoch: FloatArray | IntArray) -> list[str]:
         """Local ISO 8601 times to the second with the zone's offset, as ``datetime.isoformat`` writes them."""
+        text, suffix = self.local_times(epoch)
+        return [t + suffix for t in text] if suffix else text
+
+    def local_times(self, epoch: FloatArray | IntArray) -> tuple[list[str], str]:
+        """``times`` as (texts, suffix to append to each): when no clock change falls in the batch (the usual
+        case) the texts lack the offset, which is the suffix — row templates append it for free."""
         seconds = np.floor(epoch).astype(np.int64)
         if not len(seconds):
-            return []
+            return [], ""
         first, last = self._offset(int(seconds.min()) // 60), self._offset(int(seconds.max()) // 60)
-        if first == last:  # no clock change in between (the usual case): one offset for all
-            text = np.datetime_as_string((seconds + first).astype("datetime64[s]"), unit="s").tolist()
-            suffix = _offset_text(first)
-            return [t + suffix for t in text]
+        if first == last:  # no clock change in between: one offset for all
+            return np.datetime_as_string((seconds + first).astype("datetime64[s]"), unit="s").tolist(), \
+                _offset_text(first)
         minutes, where = np.unique(seconds // 60, return_inverse=True)
         offsets = np.array([self._offset(m) for m in minutes.tolist()], dtype=np.int64)[where.reshape(-1)]
         text = np.datetime_as_string((seconds + offsets).astype("datetime64[s]"), unit="s").tolist()
-        return [t + _offset_text(o) for t, o in zip(text, offsets.tolist(), strict=True)]
+        return [t + _offset_text(o) for t, o in zip(text, offsets.tolist(), strict=True)], ""
 
     def vehicles(self, ids: list[str | None]) -> list[str]:
         cache = self._vehicles
@@ -197,36 +202,41 @@ def compose_rows(net: SimNetwork, formatter: RowFormatter, timetable: TimetableW
     chosen, chosen_stop, starts = order[take], sorted_stop[take], np.flatnonzero(first[take])
     is_live = chosen < n_live
     minutes = np.maximum(0, np.floor((when[chosen] - now) / 60)).astype(np.int64)
-    texts: list[str] = [""] * len(chosen)
-    live_texts = _live_texts(formatter, p, live[chosen[is_live]], minutes[is_live])
-    for where, text in zip(np.flatnonzero(is_live).tolist(), live_texts, strict=True):
-        texts[where] = text
+    texts = np.empty(len(chosen), dtype=object)
+    texts[is_live] = _live_texts(formatter, p, live[chosen[is_live]], minutes[is_live])
     k = chosen[~is_live] - n_live
-    scheduled_texts = _timetable_texts(formatter, s_trip[k], s_visit[k], s_time[k], s_origin[k], s_date[k],
+    texts[~is_live] = _timetable_texts(formatter, s_trip[k], s_visit[k], s_time[k], s_origin[k], s_date[k],
                                        minutes[~is_live])
-    for where, text in zip(np.flatnonzero(~is_live).tolist(), scheduled_texts, strict=True):
-        texts[where] = text
     return BoardRows(stop_ids=net.stop_ids[chosen_stop[starts]].tolist(), starts=[*starts.tolist(), len(chosen)],
-                     texts=texts, seconds=second[chosen].tolist(), realtime=is_live.tolist(), live_rows=n_live,
+                     texts=texts.tolist(), seconds=second[chosen].tolist(), realtime=is_live.tolist(), live_rows=n_live,
                      scheduled_rows=len(s_visit))
 
 
 def _live_texts(formatter: RowFormatter, p: Any, j: IntArray, minutes: IntArray) -> list[str]:
     """The JSON of live rows ``j`` (indexes into the predictions)."""
     prefix, seq = formatter.trip_prefix, formatter.visit_seq
-    times = formatter.times
+    local = formatter.local_times
+    common = (p.trip[j].tolist(), p.visit[j].tolist(), formatter.dates(p.start_date[j].tolist()))
+    scheduled, zs = local(p.scheduled[j])
+    predicted, zp = local(p.predicted[j])
+    vehicles = formatter.vehicles(p.vehicle_id[j].tolist())
+    updated, zu = local(p.observed_at[j])
     if p.lower is None or p.upper is None:
-        intervals = ["null"] * len(j)
-    else:
-        intervals = [f'{{"early":"{a}","late":"{b}"}}' for a, b in zip(times(p.lower[j]), times(p.upper[j]),
-                                                                         strict=True)]
+        return [
+            f'{prefix[t]}"stop_sequence":{seq[v]},"service_date":"{d}","scheduled_time":"{s}{zs}",'
+            f'"predicted_time":"{t_}{zp}","interval":null,"vehicle_id":{veh},"minutes_away":{m},"realtime":true,'
+            f'"last_update":"{u}{zu}"}}'
+            for t, v, d, s, t_, veh, m, u in zip(*common, scheduled, predicted, vehicles, minutes.tolist(), updated,
+                                                  strict=True)
+        ]
+    early, ze = local(p.lower[j])
+    late, zl = local(p.upper[j])
     return [
-        f'{prefix[t]}"stop_sequence":{seq[v]},"service_date":"{d}","scheduled_time":"{s}","predicted_time":"{t_}",'
-        f'"interval":{i},"vehicle_id":{veh},"minutes_away":{m},"realtime":true,"last_update":"{u}"}}'
-        for t, v, d, s, t_, i, veh, m, u in zip(
-            p.trip[j].tolist(), p.visit[j].tolist(), formatter.dates(p.start_date[j].tolist()),
-            times(p.scheduled[j]), times(p.predicted[j]), intervals, formatter.vehicles(p.vehicle_id[j].tolist()),
-            minutes.tolist(), times(p.observed_at[j]), strict=True)
+        f'{prefix[t]}"stop_sequence":{seq[v]},"service_date":"{d}","scheduled_time":"{s}{zs}",'
+        f'"predicted_time":"{t_}{zp}","interval":{{"early":"{e}{ze}","late":"{lt}{zl}"}},"vehicle_id":{veh},'
+        f'"minutes_away":{m},"realtime":true,"last_update":"{u}{zu}"}}'
+        for t, v, d, s, t_, e, lt, veh, m, u in zip(*common, scheduled, predicted, early, late, vehicles,
+                                                     minutes.tolist(), updated, strict=True)
     ]
 
 
