@@ -23,7 +23,7 @@ from prediction.avlio import read_pings
 from prediction.events import derive_events
 from prediction.schedule import read_schedule
 from prediction.servicedays import service_day_start
-from prediction.sim_network import build_network
+from prediction.sim_network import SimNetwork, build_network
 
 
 def _scores(got: pd.Series, truth: pd.Series, route_dir: dict[str, str]) -> tuple[float, float]:
@@ -34,6 +34,16 @@ def _scores(got: pd.Series, truth: pd.Series, route_dir: dict[str, str]) -> tupl
                                                     and route_dir.get(a) == route_dir.get(b))
                       for a, b in zip(g, w, strict=True)])
     return float(trip_ok.mean()), float(rd_ok.mean())
+
+
+def _same_run(got: pd.Series, truth: pd.Series, net: SimNetwork) -> float:
+    """Share of pings whose trip is the true one or an identical run of the feed (same shape and first departure)."""
+    run = {str(t): (s, int(d)) for t, s, d in zip(net.trip_ids, net.trip_shape, net.visit_dep[net.visit_ptr[:-1]],
+                                                   strict=True)}
+    g = got.astype(object).where(got.notna(), None).to_numpy()
+    w = truth.astype(object).where(truth.notna(), None).to_numpy()
+    return float(np.mean([a == b or (a is not None and b is not None and run.get(a) == run.get(b))
+                          for a, b in zip(g, w, strict=True)]))
 
 
 def _event_scores(events: pd.DataFrame, truth: pd.DataFrame) -> tuple[float, float]:
@@ -47,7 +57,7 @@ def _event_scores(events: pd.DataFrame, truth: pd.DataFrame) -> tuple[float, flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("pings", type=Path, help="a simulated pings_<date>.csv")
+    parser.add_argument("pings", type=Path, help="a pings_<date>.csv with trip ids (simulated, or a real feed's)")
     parser.add_argument("--feed", type=Path, default=Path("gtfs_data/almaty"))
     parser.add_argument("--from-hour", type=float, default=0.0, help="window start, hours after service day start")
     parser.add_argument("--hours", type=float, default=None, help="window length (default: the whole file)")
@@ -62,11 +72,13 @@ def main() -> None:
     if args.hours is not None:
         begin = service_day_start(day, net.tz).timestamp() + args.from_hour * 3600
         pings = pings[(pings["t"] >= begin) & (pings["t"] < begin + args.hours * 3600)]
-    pings = pings.reset_index(drop=True)
+    unknown = pings["trip_id"].notna() & ~pings["trip_id"].isin(set(net.trip_ids))
+    pings = pings[~unknown].reset_index(drop=True)  # a real feed's pings may name trips its GTFS lacks
     truth = pings["trip_id"].astype("string")
     hidden = pings.assign(trip_id=pd.NA, start_date=pd.NA)
     trips = net.feed.trips.set_index("trip_id")
-    route_dir = (trips["route_id"].astype(str) + "/" + trips["direction_id"].astype(str)).to_dict()
+    direction = trips["direction_id"] if "direction_id" in trips else trips["shape_id"]  # else the shape
+    route_dir = (trips["route_id"].astype(str) + "/" + direction.astype(str)).to_dict()
 
     began = time.perf_counter()
     batch = assign_pings(TripAssigner(net), hidden, smooth=True)
@@ -76,6 +88,10 @@ def main() -> None:
     live_s = time.perf_counter() - began
     trip_ok, rd_ok = _scores(batch["trip_id"], truth, route_dir)
     live_trip, live_rd = _scores(live["trip_id"], truth, route_dir)
+    if unknown.any():
+        print(f"{int(unknown.sum())} pings dropped: their trip id is not in the feed")
+    print(f"identical runs (same shape and scheduled start, e.g. duplicated trips) counted as one: batch "
+          f"{_same_run(batch['trip_id'], truth, net):.3f}, live {_same_run(live['trip_id'], truth, net):.3f}")
     print(f"pings={len(pings)} vehicles={pings['vehicle_id'].nunique()} parked={truth.isna().mean():.3f} "
           f"assigned={batch['trip_id'].notna().mean():.3f} batch_pings_per_s={len(pings) / batch_s:.0f} "
           f"live_pings_per_s={len(pings) / live_s:.0f}")
