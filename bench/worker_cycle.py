@@ -147,8 +147,8 @@ def _run(net: Any, catalog: StaticCatalog, predictor: Predictor, client: Any, st
     print(f"active_runs={buses} vehicles={report.vehicles} snapshot_rows={rows} predictions={report.predictions} "
           f"boards={report.boards} changed={report.changed} live_rows={report.live_rows} "
           f"timetable_rows={report.scheduled_rows} bare_predict_s={bare:.3f}")
-    # CPU seconds of this process (all its threads: the model's OpenMP threads too) — steadier than wall time
-    # on a shared machine; on an idle 2-core one the wall time is at most this
+    # CPU seconds of this process (all its threads: the model's OpenMP threads, spinning ones included) — steadier
+    # than wall time on a shared machine; Redis's own work runs in its process and is not counted
     print(f"  cycle_cpu_s={statistics.median(cpus):.3f}")
     print("  " + " ".join(f"{name}_s={statistics.median(p.get(name, 0.0) for p in parts):.3f}"
                           for name in ("predict", "compose", "redis", "gtfs_rt")))
