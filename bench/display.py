@@ -8,7 +8,7 @@ the stops, polling them in turn and sending back the ETag it last saw for each i
 display's real behaviour — so unchanged boards answer ``304``. The bare endpoint has no ETag logic: it always
 answers 200 with the body. A second pair of runs without ``If-None-Match`` compares 200 with 200.
 
-Both servers run with the deployment's gunicorn settings (``deploy/gunicorn.conf.py``: gthread workers, threads,
+Both servers run with the deployment's gunicorn settings (``app/gunicorn.conf.py``: gthread workers, threads,
 keep-alive; ``--workers``/``--threads`` override them for both), and measuring starts once every worker has
 booted. Each round measures bare and Qala back to back (who goes first alternates); a ratio is the median of the
 rounds' ratios. ``server_cpu_us_per_req`` (the gunicorn workers' CPU time per request) is printed too: unlike
@@ -46,7 +46,7 @@ from flask import Flask, Response
 
 ROOT = Path(__file__).resolve().parent.parent
 FEED = ROOT / "gtfs_data" / "almaty"
-GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
+GUNICORN_CONF = ROOT / "app" / "gunicorn.conf.py"
 
 
 def bare_app() -> Flask:
@@ -166,7 +166,7 @@ def _load(port: int, stops: list[str], seconds: float, connections: int, etags: 
 
 
 def _gunicorn_config(folder: str, ready_dir: Path) -> Path:
-    """The deployment's settings (deploy/gunicorn.conf.py) plus one hook that marks each worker as booted.
+    """The deployment's settings (app/gunicorn.conf.py) plus one hook that marks each worker as booted.
 
     Measuring starts only once every worker has loaded its app: otherwise the first worker up takes all the
     keep-alive connections and keeps them for the whole run.
@@ -246,8 +246,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=None, help="default: deploy/gunicorn.conf.py")
-    parser.add_argument("--threads", type=int, default=None, help="default: deploy/gunicorn.conf.py")
+    parser.add_argument("--workers", type=int, default=None, help="default: app/gunicorn.conf.py")
+    parser.add_argument("--threads", type=int, default=None, help="default: app/gunicorn.conf.py")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
@@ -283,7 +283,7 @@ TARGETS = {"bare": "display:bare_app()", "qala": "app:create_app()"}
 
 def _report(results: dict[tuple[str, bool], list[Run]], stops: list[str], args: argparse.Namespace) -> None:
     """Medians over the rounds; each ratio is the median of the rounds' paired ratios (measured back to back)."""
-    print(f"stops={len(stops)} connections={args.connections} gunicorn -c deploy/gunicorn.conf.py "
+    print(f"stops={len(stops)} connections={args.connections} gunicorn -c app/gunicorn.conf.py "
           f"workers={args.workers or 'conf'} threads={args.threads or 'conf'} rounds={args.rounds}")
     for etags in (False, True):
         label = "with" if etags else "without"

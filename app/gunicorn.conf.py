@@ -1,4 +1,4 @@
-"""gunicorn settings for serving Qala: ``gunicorn -c deploy/gunicorn.conf.py 'app:create_app()'``.
+"""gunicorn settings for serving Qala: ``gunicorn -c app/gunicorn.conf.py 'app:create_app()'``.
 
 ``bench/display.py`` serves both Qala and its bare baseline with this file, so what it measures is the app as
 deployed. ``WEB_CONCURRENCY`` and ``QALA_WEB_THREADS`` override the process and thread counts.
