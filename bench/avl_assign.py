@@ -11,6 +11,7 @@ Prints ``trip_correct=<x> route_dir_correct=<x> live_trip_correct=<x> ...`` on i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prediction.assign import TripAssigner, assign_pings
+from prediction.assign import AssignSettings, TripAssigner, assign_pings
 from prediction.avlio import read_pings
 from prediction.events import derive_events
 from prediction.schedule import read_schedule
@@ -64,7 +65,13 @@ def main() -> None:
     parser.add_argument("--events", action="store_true",
                         help="also derive stop events from the assigned pings (batch and live) and score them "
                              "against truth_stop_events_<date>.csv next to the pings (and from the true trip ids)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override an AssignSettings field, e.g. --set block=3.0")
     args = parser.parse_args()
+    fields = {f.name: f.type for f in dataclasses.fields(AssignSettings)}
+    overrides = dict(item.split("=", 1) for item in args.set)
+    settings = dataclasses.replace(AssignSettings(), **{k: int(v) if fields[k] in (int, "int") else float(v)
+                                                        for k, v in overrides.items()})
 
     net = build_network(read_schedule(args.feed, canonical=False))
     day = dt.date.fromisoformat(args.pings.stem.removeprefix("pings_"))
@@ -81,15 +88,18 @@ def main() -> None:
     route_dir = (trips["route_id"].astype(str) + "/" + direction.astype(str)).to_dict()
 
     began = time.perf_counter()
-    batch = assign_pings(TripAssigner(net), hidden, smooth=True)
+    batch = assign_pings(TripAssigner(net, settings), hidden, smooth=True)
     batch_s = time.perf_counter() - began
     began = time.perf_counter()
-    live = assign_pings(TripAssigner(net), hidden, smooth=False)
+    live = assign_pings(TripAssigner(net, settings), hidden, smooth=False)
     live_s = time.perf_counter() - began
     trip_ok, rd_ok = _scores(batch["trip_id"], truth, route_dir)
     live_trip, live_rd = _scores(live["trip_id"], truth, route_dir)
     if unknown.any():
         print(f"{int(unknown.sum())} pings dropped: their trip id is not in the feed")
+    route = trips["route_id"].astype(str).to_dict()
+    print(f"route only: batch {_scores(batch['trip_id'], truth, route)[1]:.3f}, "
+          f"live {_scores(live['trip_id'], truth, route)[1]:.3f}")
     print(f"identical runs (same shape and scheduled start, e.g. duplicated trips) counted as one: batch "
           f"{_same_run(batch['trip_id'], truth, net):.3f}, live {_same_run(live['trip_id'], truth, net):.3f}")
     print(f"pings={len(pings)} vehicles={pings['vehicle_id'].nunique()} parked={truth.isna().mean():.3f} "
