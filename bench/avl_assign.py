@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -70,8 +71,8 @@ def main() -> None:
     args = parser.parse_args()
     fields = {f.name: f.type for f in dataclasses.fields(AssignSettings)}
     overrides = dict(item.split("=", 1) for item in args.set)
-    settings = dataclasses.replace(AssignSettings(), **{k: int(v) if fields[k] in (int, "int") else float(v)
-                                                        for k, v in overrides.items()})
+    values: dict[str, Any] = {k: int(v) if fields[k] in (int, "int") else float(v) for k, v in overrides.items()}
+    settings = dataclasses.replace(AssignSettings(), **values)
 
     net = build_network(read_schedule(args.feed, canonical=False))
     day = dt.date.fromisoformat(args.pings.stem.removeprefix("pings_"))
