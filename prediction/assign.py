@@ -5,14 +5,18 @@ the trip's shape it has come. Candidates come from the shapes near the ping (a s
 those shapes scheduled around the ping's time. Each hypothesis is scored like a Viterbi path, in log-likelihood
 units:
 
-- emission: distance from the shape (Gaussian); a ping no reachable part of the shape explains is a miss (a GPS
-  jump, or a detour), paid once and skipped, so progress is never dragged by it;
-- progress along a trip is monotone and speed-bounded; a run is left only at its end (or by a costly "cold"
-  restart), into the next run of its block (cheap), another run leaving that terminal (dearer) or none;
-- the schedule: a bus standing at a run's first stop is waiting for it (free until the scheduled departure, then
-  paying for lateness), and the moment it leaves is scored against the scheduled departure — the observation
-  that tells apart runs of one route a headway apart, since buses leave terminals near their time but drift
-  freely en route; runs born mid-route are scored by their deviation from schedule there.
+- emission: distance from the shape (Gaussian, capped); a ping no reachable part of the shape explains is a miss
+  and is skipped, so progress is never dragged by it: a single one costs what a rare GPS jump should, several in
+  a row (a detour) about what being out of service does;
+- progress along a trip is monotone and speed-bounded, and a run standing still between its ends pays; a run is
+  left only at its end (the last stop plus alighting), into the next run of its block (cheap), another run
+  leaving that terminal (dearer; much dearer once the block has ended: the bus parks) or none, or by a costly
+  "cold" start anywhere;
+- the schedule: a bus standing at a run's first stop is waiting for it (a little likelier than being out of
+  service, then paying for lateness past the departure time), and the moment it leaves is scored against the
+  scheduled departure — the observation that tells apart runs of one route a headway apart, since buses leave
+  terminals near their time but drift freely en route; runs born mid-route are scored by their deviation from
+  schedule there.
 
 Live, each ping is labelled with the best hypothesis as it arrives (the state is kept per vehicle between batches);
 in batch the best final path is traced back, so a layover or a cold start is labelled with what the bus did next.
@@ -56,6 +60,7 @@ class AssignSettings:
     ping_s: float = 30.0
     first_miss: float = 1.5  # one ping off the shape: a GPS jump is common
     miss: float = 1.25  # more in a row: a detour (no likelier than out of service), or another route
+    far: float = 1.25  # the most a ping near the shape costs: beyond ~40 m it is as good as a miss
     none: float = 1.0
     wait: float = 0.8  # standing at a run's first stop: a little likelier than standing out of service
     to_none: float = 2.0
@@ -177,7 +182,7 @@ class VehicleTrack:
             h.misses += 1
             return False
         h.misses = 0
-        h.score -= min(0.5 * (best_o / cfg.gps_sigma_m) ** 2, cfg.miss)
+        h.score -= min(0.5 * (best_o / cfg.gps_sigma_m) ** 2, cfg.far)
         a = near.along[pick]
         if a >= h.d - cfg.back_tolerance_m:
             h.d_safe, h.d = h.d, max(h.d, a)
@@ -263,7 +268,7 @@ class VehicleTrack:
                 pick, best_o = r, near.offset[r]
         if pick < 0:
             return
-        score = base - min(0.5 * (best_o / cfg.gps_sigma_m) ** 2, cfg.miss) - _late_cost(t - run.start)
+        score = base - min(0.5 * (best_o / cfg.gps_sigma_m) ** 2, cfg.far) - _late_cost(t - run.start)
         if not block:  # a block gives the bus's next run; else the sooner departure is the likelier
             score -= max(run.start - t, 0.0) / cfg.wait_scale_s
         self._offer(slot, near.along[pick], t, score, parent, False)
@@ -282,7 +287,7 @@ class VehicleTrack:
             deviation = abs(t - run.scheduled_at(a))
             if deviation > cfg.max_deviation_s:
                 continue
-            score = base - min(0.5 * (near.offset[r] / cfg.gps_sigma_m) ** 2, cfg.miss) - deviation / 120.0
+            score = base - min(0.5 * (near.offset[r] / cfg.gps_sigma_m) ** 2, cfg.far) - deviation / 120.0
             self._offer(slot, a, t, score, parent, True)
 
     def _offer(self, slot: int, d: float, t: float, score: float, parent: _Path | None, departed: bool) -> None:
