@@ -114,7 +114,7 @@ def _group(app: Flask, taps: list[dict[str, Any]]) -> list[Any]:
         prices = ctx.fast.prices(profile, "R12", at)
         assert isinstance(prices, FlatPrices)
         items.append(({"b": "h" * 64, "v": "bus-1", "r": "R12", "t": at.isoformat(), "ws": start.isoformat(),
-                       "we": end.isoformat(), "dt": profile.config.double_tap_s, **tap}, prices, None))
+                       "we": end.isoformat(), "dt": profile.config.double_tap_s, **tap}, prices))
     return ctx.fast._apply_group(items)
 
 

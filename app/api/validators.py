@@ -25,10 +25,9 @@ from app.ticketing import denylist
 from app.ticketing.batches import apply_batch, sequence_gaps
 from app.ticketing.cardnumbers import CardNumberError, number_hash, parse_number
 from app.ticketing.context import Ticketing, get_ticketing
-from app.ticketing.devices import nonce_key, verify_request
+from app.ticketing.devices import verify_request
 from app.ticketing.errors import Unauthorized
-from app.ticketing.fastpath import REPLAYED
-from app.ticketing.taps import TapRequest, TapResult, process_online_fast, process_tap
+from app.ticketing.taps import TapRequest, process_online_fast, process_tap
 
 __all__ = ["FastTaps", "bp", "parse_tap"]
 
@@ -54,14 +53,13 @@ class FastTaps:
     """WSGI middleware for the common online tap, in front of Flask.
 
     A signed ``POST /api/v1/validators/taps`` without an ``Idempotency-Key`` whose body matches the
-    ``TapRequest`` schema is verified, parsed and applied through the group-commit fast path
-    (``app.ticketing.fastpath``) without a Flask request context, session cookie, routing or hooks — the same
-    functions the view uses, so the answer is the same; its nonce is claimed with the group (one Redis
-    pipeline per group, before the group's database call). Everything else goes to Flask unchanged: an
-    unsigned or badly signed request, a malformed body (Flask answers with the same 401 or 400, taking the
-    nonce itself), a replayed nonce (Flask finds it taken: 401), and a tap the fast path declines. Once the
-    nonce is taken here, ``qala.device_id`` in the environ tells ``authenticate_device`` the request is
-    verified, and ``qala.fast_declined`` tells the view not to try the fast path twice.
+    ``TapRequest`` schema is verified (signature, nonce), parsed and applied through the group-commit fast
+    path (``app.ticketing.fastpath``) without a Flask request context, session cookie, routing or hooks —
+    the same functions the view uses, so the answer is the same. Everything else goes to Flask unchanged:
+    an unsigned or badly signed request, a malformed body (Flask answers with the same 401 or 400), and a tap
+    the fast path declines. Once the signature and nonce were checked here, ``qala.device_id`` in the
+    environ tells ``authenticate_device`` so (the nonce is already taken), and ``qala.fast_declined`` tells
+    the view not to try the fast path twice.
     """
 
     def __init__(self, app: Flask, wsgi_app: Callable[..., Iterable[bytes]]) -> None:
@@ -94,29 +92,25 @@ class FastTaps:
     def _tap(self, environ: dict[str, Any], body: bytes) -> dict[str, Any] | None:
         app = self.app
         ctx = get_ticketing(app)
-        fast = ctx.fast
-        if fast is None:
+        if ctx.fast is None:
             return None
         profile = ctx.profiles.refreshed(get_db(app).session)
-        if fast.redis is None:
-            fast.redis = get_redis(app)
+        redis = get_redis(app)
         headers = {name: environ[h] for name, h in zip(
             ("X-Qala-Device", "X-Qala-Key", "X-Qala-Timestamp", "X-Qala-Nonce", "X-Qala-Signature"), _HEADERS,
             strict=True)}
-        device_id = verify_request(get_db(app).session, fast.redis, headers, "POST", TAPS_PATH, body,
-                                   cache=ctx.device_keys, box=ctx.keys, claim_nonce=False)
+        device_id = verify_request(get_db(app).session, redis, headers, "POST", TAPS_PATH, body,
+                                   cache=ctx.device_keys, box=ctx.keys, nonces=ctx.nonce_claims(redis))
+        environ[VERIFIED] = device_id
         try:
             obj = json.loads(body)
         except ValueError:
             return None
         if body_error(obj, SCHEMAS["TapRequest"]) is not None:
-            return None  # Flask verifies (taking the nonce) and answers 400
+            return None
         req = parse_tap(ctx, device_id, obj, offline=False)
-        result = process_online_fast(ctx, profile, req, nonce_key=nonce_key(device_id, headers["X-Qala-Nonce"]))
-        if result == REPLAYED:
-            return None  # Flask's own check finds the nonce taken: 401 replayed_nonce
-        environ[VERIFIED] = device_id  # the nonce is ours now
-        if not isinstance(result, TapResult):
+        result = process_online_fast(ctx, profile, req)
+        if result is None:
             environ[DECLINED] = True
             return None
         return result.as_json()
@@ -184,7 +178,7 @@ def tap() -> ResponseReturnValue:
     if ctx.fast is not None and "Idempotency-Key" not in request.headers and not request.environ.get(DECLINED):
         profile = ctx.profiles.refreshed(get_db(current_app).session)
         fast = process_online_fast(ctx, profile, req)
-        if isinstance(fast, TapResult):
+        if fast is not None:
             return jsonify(fast.as_json())
 
     def work(session: Session) -> tuple[dict[str, Any], int]:

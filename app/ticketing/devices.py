@@ -29,7 +29,7 @@ from app.ticketing.coalesce import Coalescer
 from app.ticketing.errors import Unauthorized
 from app.ticketing.keycrypt import KeyBox, SealError
 
-__all__ = ["DeviceCredentials", "NonceClaims", "nonce_key", "register_device", "reseal_keys", "rotate_key", "sign",
+__all__ = ["DeviceCredentials", "NonceClaims", "register_device", "reseal_keys", "rotate_key", "sign",
            "signing_headers", "verify_request"]
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ class NonceClaims:
 
 def verify_request(sessions: Callable[[], Session], redis: Any, headers: Mapping[str, str] | Headers, method: str,
                    path: str, body: bytes, now: dt.datetime | None = None, cache: dict[str, Any] | None = None,
-                   *, box: KeyBox, nonces: NonceClaims | None = None, claim_nonce: bool = True) -> str:
+                   *, box: KeyBox, nonces: NonceClaims | None = None) -> str:
     """The authenticated device id; raises ``Unauthorized`` with a reason code otherwise."""
     names = ("X-Qala-Device", "X-Qala-Key", "X-Qala-Timestamp", "X-Qala-Nonce", "X-Qala-Signature")
     values = [headers.get(n) for n in names]
@@ -166,16 +166,9 @@ def verify_request(sessions: Callable[[], Session], redis: Any, headers: Mapping
     expected = sign(secret or "", method, path, timestamp, nonce, body)
     if secret is None or not hmac.compare_digest(expected, signature):
         raise Unauthorized("bad_signature", "the signature does not match (unknown or expired key, or bad MAC)")
-    if len(nonce) > 64:
-        raise Unauthorized("replayed_nonce", "this nonce was already used")
-    if not claim_nonce:  # the caller claims nonce_key(device_id, nonce) itself (the grouped online tap)
-        return device_id
-    claim = nonce_key(device_id, nonce)
-    if not (nonces.claim(claim) if nonces is not None else redis.set(claim, 1, nx=True, ex=NONCE_TTL_S)):
+    nonce_key = key("nonce", device_id, nonce)
+    fresh = len(nonce) <= 64 and (nonces.claim(nonce_key) if nonces is not None
+                                  else redis.set(nonce_key, 1, nx=True, ex=NONCE_TTL_S))
+    if not fresh:
         raise Unauthorized("replayed_nonce", "this nonce was already used")
     return device_id
-
-
-def nonce_key(device_id: str, nonce: str) -> str:
-    """The Redis key a request's nonce is claimed under (``SET NX`` with ``NONCE_TTL_S``)."""
-    return key("nonce", device_id, nonce)

@@ -33,10 +33,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.ticketing.coalesce import Coalescer
-from app.ticketing.devices import NONCE_TTL_S
 from app.ticketing.fares import FareProfile, flat_categories, rating_window
 
-__all__ = ["CALL", "GROUP_CALL", "REPLAYED", "FastPath", "FlatPrices", "flat_prices", "group_params"]
+__all__ = ["CALL", "GROUP_CALL", "FastPath", "FlatPrices", "flat_prices", "group_params"]
 
 CALL = ("SELECT r_outcome, r_reason, r_fare, r_balance, r_product FROM qala_online_tap("
         "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
@@ -44,7 +43,6 @@ GROUP_CALL = "SELECT r_i, r_outcome, r_reason, r_fare, r_balance, r_product FROM
 MAX_GROUP = 32  # taps per group: bounds how long a group holds its cards' locks
 
 Outcome = tuple[str, str | None, int, int, str | None]
-REPLAYED = "replayed_nonce"  # apply's answer when the request's nonce was already claimed (nothing applied)
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ class _PriceCache:
     by_route: dict[str | None, FlatPrices | None] = field(default_factory=dict)
 
 
-def group_params(taps: list[tuple[dict[str, Any], FlatPrices]] | list[Any]) -> tuple[str, str]:
+def group_params(taps: list[tuple[dict[str, Any], FlatPrices]]) -> tuple[str, str]:
     """The two JSON parameters of ``qala_online_taps``: the taps, and their price sets (shared by identity)."""
     sets: dict[int, str] = {}
     prices: dict[str, dict[str, list[Any]]] = {}
@@ -100,7 +98,6 @@ class FastPath:
         self._lock = threading.Lock()
         self._conn: Any = None
         self.group = Coalescer(self._apply_group, MAX_GROUP)
-        self.redis: Any = None  # for nonce claims made with a group (set by the caller that passes nonce keys)
 
     def _connection(self) -> Any:
         """The process's one connection for groups: only the group's leader uses it, one leader at a time."""
@@ -128,13 +125,9 @@ class FastPath:
         return cache.by_route[route_id]
 
     def apply(self, profile: FareProfile, *, tap_key: str, device_id: str, device_seq: int, body_hash: str,
-              card_hash: str, vehicle_id: str, route_id: str | None, tapped_at: dt.datetime,
-              nonce_key: str | None = None) -> Outcome | str | None:
-        """(outcome, reason, fare, balance, product) of an applied tap, or ``None`` (nothing was written).
-
-        With ``nonce_key`` the request's nonce is claimed in the same group (one Redis pipeline for the group,
-        ``self.redis``, before the database call): ``REPLAYED`` when it was taken already (nothing applied);
-        otherwise the nonce is now taken, whatever the answer. An exception means the claim was not made."""
+              card_hash: str, vehicle_id: str, route_id: str | None,
+              tapped_at: dt.datetime) -> tuple[str, str | None, int, int, str | None] | None:
+        """(outcome, reason, fare, balance, product) of an applied tap, or ``None`` (nothing was written)."""
         prices = self.prices(profile, route_id, tapped_at)
         if prices is None:
             return None
@@ -142,47 +135,26 @@ class FastPath:
         tap = {"k": tap_key, "d": device_id, "s": device_seq, "b": body_hash, "c": card_hash, "v": vehicle_id,
                "r": route_id, "t": tapped_at.isoformat(), "ws": start.isoformat(), "we": end.isoformat(),
                "dt": profile.config.double_tap_s}
-        if nonce_key is not None:
-            return self.group.submit((tap, prices, nonce_key))
         try:
-            return self.group.submit((tap, prices, None))
+            return self.group.submit((tap, prices))
         except Exception:  # the group failed as a whole: the general path takes each of its taps
             return None
 
-    def _apply_group(self, items: list[tuple[dict[str, Any], FlatPrices, str | None]]) -> list[Outcome | str | None]:
-        """Nonce claims (one pipeline), then one round trip and one commit for the taps whose nonce was fresh; an
-        answer per item (``None``: declined or the database call failed, nothing written). Raises only when the
-        nonce claims failed (then no tap was applied)."""
+    def _apply_group(self, taps: list[tuple[dict[str, Any], FlatPrices]]) -> list[Outcome | None]:
+        """One round trip and one commit for the group; an outcome per tap (``None``: declined, nothing written)."""
         import psycopg
 
-        out: list[Outcome | str | None] = [None] * len(items)
-        claims = [(i, k) for i, (_, _, k) in enumerate(items) if k is not None]
-        if claims:
-            pipe = self.redis.pipeline(transaction=False)
-            for _, k in claims:
-                pipe.set(k, 1, nx=True, ex=NONCE_TTL_S)
-            for (i, _), fresh in zip(claims, pipe.execute(), strict=True):
-                if not fresh:
-                    out[i] = REPLAYED
-        todo = [i for i in range(len(items)) if out[i] is None]
-        if not todo:
-            return out
         conn = self._connection()
         try:
-            rows = conn.execute(GROUP_CALL, group_params([items[i][:2] for i in todo])).fetchall()
+            rows = conn.execute(GROUP_CALL, group_params(taps)).fetchall()
         except psycopg.Error:
             if conn.broken or conn.closed:
                 self.close()
-            if claims:
-                return out  # nonces are taken: every tap of the group goes to the general path
             raise
-        except Exception:
-            if claims:
-                return out
-            raise
-        for n, outcome, reason, fare, balance, product in rows:
+        out: list[Outcome | None] = [None] * len(taps)
+        for i, outcome, reason, fare, balance, product in rows:
             if outcome is not None:
-                out[todo[n - 1]] = (str(outcome), reason, int(fare), int(balance), product)
+                out[i - 1] = (str(outcome), reason, int(fare), int(balance), product)
         return out
 
     def close_all(self) -> None:

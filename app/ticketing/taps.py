@@ -111,20 +111,16 @@ def _result(req: TapRequest, o: _Outcome, balance: int | None) -> TapResult:
                      o.reason, o.fare, balance)
 
 
-def process_online_fast(ctx: Ticketing, profile: FareProfile, req: TapRequest,
-                        nonce_key: str | None = None) -> TapResult | str | None:
-    """The online tap in one autocommitted round trip shared with concurrent taps (``app.ticketing.fastpath``);
-    ``None`` when the tap needs the general path (nothing was written then). With ``nonce_key`` the request's
-    nonce is claimed with the group: ``fastpath.REPLAYED`` if it was taken already; an exception if the claim
-    could not be made."""
+def process_online_fast(ctx: Ticketing, profile: FareProfile, req: TapRequest) -> TapResult | None:
+    """The online tap in one autocommitted round trip (``app.ticketing.fastpath``); ``None`` when the tap needs
+    the general path (nothing was written then)."""
     if ctx.fast is None or req.offline:
         return None
     got = ctx.fast.apply(profile, tap_key=req.tap_key, device_id=req.device_id, device_seq=req.device_seq,
                          body_hash=req.body_hash, card_hash=req.card_hash or number_hash(ctx.hash_key, req.card_number),
-                         vehicle_id=req.vehicle_id, route_id=req.route_id, tapped_at=req.tapped_at,
-                         nonce_key=nonce_key)
-    if got is None or isinstance(got, str):
-        return got
+                         vehicle_id=req.vehicle_id, route_id=req.route_id, tapped_at=req.tapped_at)
+    if got is None:
+        return None
     outcome, reason, fare, balance, product = got
     return _result(req, _Outcome(outcome, reason, fare, product), balance)
 
