@@ -277,15 +277,16 @@ def drive(port: int, creds: list[Any], numbers: list[str], seconds: float, clien
 
 # --- the bare endpoint: the same SQL per tap, psycopg only -------------------------------------------------
 
+_local = threading.local()
 _BARE: dict[str, Any] = {}
 
 
 def _bare_group(taps: list[tuple[dict[str, Any], Any]]) -> list[tuple[Any, ...]]:
     import psycopg
 
-    if "conn" not in _BARE:  # one connection per process, used by the group's leader (one at a time), as in Qala
-        _BARE["conn"] = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
-    rows = _BARE["conn"].execute(GROUP_CALL, group_params(taps)).fetchall()
+    if not hasattr(_local, "conn"):  # the leader's own connection, as in Qala
+        _local.conn = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
+    rows = _local.conn.execute(GROUP_CALL, group_params(taps)).fetchall()
     return [row[1:] for row in sorted(rows)]
 
 

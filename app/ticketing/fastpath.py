@@ -19,9 +19,8 @@ its own outcome (a declined tap goes to the general path alone). A request answe
 commit, so an acknowledged tap is durable; if the call fails (a lost connection, a deadlock) every tap of the
 group takes the general path, where its key dedupes a group that did commit.
 
-Connection: one psycopg connection per process, in autocommit, used by the group's leader (there is one
-leader at a time), reopened after a failure. The SQLAlchemy pool would ping each checkout (``pool_pre_ping``),
-one more round trip.
+Connections: one psycopg connection per worker thread (the group's leader uses its own), in autocommit,
+reopened after a failure. The SQLAlchemy pool would ping each checkout (``pool_pre_ping``), one more round trip.
 """
 
 from __future__ import annotations
@@ -94,22 +93,25 @@ class FastPath:
 
     def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
+        self._local = threading.local()
         self._prices = _PriceCache()
         self._lock = threading.Lock()
-        self._conn: Any = None
+        self._all: list[Any] = []
         self.group = Coalescer(self._apply_group, MAX_GROUP)
 
     def _connection(self) -> Any:
-        """The process's one connection for groups: only the group's leader uses it, one leader at a time."""
         import psycopg
 
-        conn = self._conn
+        conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
-            conn = self._conn = psycopg.connect(self.conninfo, autocommit=True)
+            conn = psycopg.connect(self.conninfo, autocommit=True)
+            self._local.conn = conn
+            with self._lock:
+                self._all = [c for c in self._all if not c.closed] + [conn]
         return conn
 
     def connection(self) -> Any:
-        """The groups' connection (tests trace its protocol messages)."""
+        """This thread's connection (tests trace its protocol messages)."""
         return self._connection()
 
     def prices(self, profile: FareProfile, route_id: str | None, at: dt.datetime) -> FlatPrices | None:
@@ -158,11 +160,17 @@ class FastPath:
         return out
 
     def close_all(self) -> None:
-        """Close the connection (tests create many applications)."""
-        self.close()
+        """Close every thread's connection."""
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
 
     def close(self) -> None:
-        """Close the connection (after an error; the next group reconnects)."""
-        conn, self._conn = self._conn, None
+        """Close this thread's connection (after an error; the next call reconnects)."""
+        conn = getattr(self._local, "conn", None)
         if conn is not None:
-            conn.close()
+            try:
+                conn.close()
+            finally:
+                self._local.conn = None
