@@ -9,9 +9,11 @@ each in a process group of its own, so stopping the demo (Ctrl-C, SIGTERM, or on
 from __future__ import annotations
 
 import contextlib
+import csv
 import datetime as dt
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 import pandas as pd
@@ -31,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Vehicle
 
-__all__ = ["DemoTaps", "demo_command", "register_vehicles"]
+__all__ = ["DemoTaps", "daytime_feed", "demo_command", "register_vehicles"]
 
 DEMO_CARDS = 200
 DEMO_BALANCE_TIYN = 500_000  # 5,000 ₸ per demo card
@@ -132,6 +135,41 @@ def _history(feed: Path, folder: Path, days: int, env: dict[str, str]) -> list[P
     return sorted(folder.glob("pings_*.csv"))
 
 
+SERVICE_HOURS = range(7, 22)  # local hours when the demo city's buses are surely out (first trips leave at 06:00)
+
+
+def daytime_feed(feed: Path, instance: Path, now: dt.datetime) -> tuple[Path, str | None]:
+    """The feed to run the demo on, and the zone it was moved to (None when unchanged).
+
+    At night in the feed's own zone no bus runs, and a demo started then would show empty boards. So a folder feed
+    whose agency time zone is at night is copied into ``instance`` with every agency moved to the fixed-offset zone
+    (``Etc/GMT±N``) where it is now about noon: the same timetable, calendar and city, only its clock moved, so
+    pings, predictions and boards stay consistent with each other. A zip or a daytime feed is used as it is.
+    """
+    agency = feed / "agency.txt"
+    if not agency.is_file():
+        return feed, None
+    with agency.open(newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not rows[0].get("agency_timezone"):
+        return feed, None
+    if now.astimezone(ZoneInfo(rows[0]["agency_timezone"])).hour in SERVICE_HOURS:
+        return feed, None
+    offset = (12 - now.astimezone(dt.UTC).hour + 12) % 24 - 12  # UTC+offset is about noon now, in -12..+11
+    zone = "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"  # POSIX sign: Etc/GMT-5 is UTC+5
+    copy = instance / "demo-feeds" / f"{feed.name}-{zone.replace('/', '_')}"
+    if not (copy / "agency.txt").is_file():
+        staging = copy.with_name(copy.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(feed, staging)
+        with (staging / "agency.txt").open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows({**row, "agency_timezone": zone} for row in rows)
+        staging.replace(copy)
+    return copy, zone
+
+
 def _has_model(models: Path) -> bool:
     return any(models.glob("model-*.joblib"))
 
@@ -173,17 +211,28 @@ def _stop(children: list[subprocess.Popen[bytes]]) -> None:
               help="Simulated days to train the model on (skipped when a model exists).")
 @click.option("--instance", type=click.Path(file_okay=False, path_type=Path), default="instance", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def demo_command(feed: Path, host: str, port: int, history_days: int, instance: Path, seed: int) -> None:
+@click.option("--keep-time-zone", is_flag=True,
+              help="Run the feed in its own time zone even at night, when no bus runs.")
+def demo_command(feed: Path, host: str, port: int, history_days: int, instance: Path, seed: int,
+                 keep_time_zone: bool) -> None:
     """Prepare everything and run the web app plus the live worker; Ctrl-C stops it all."""
     env = dict(os.environ)
-    models = instance / "models"
+    variant = ""
+    if not keep_time_zone:
+        feed, zone = daytime_feed(feed, instance, dt.datetime.now(dt.UTC))
+        if zone is not None:
+            variant = "-" + zone.replace("/", "_")
+            click.echo(f"==> it is night in the demo city, when its buses sleep: the demo runs the same feed on "
+                       f"{zone} (now {dt.datetime.now(ZoneInfo(zone)):%H:%M}) so that buses are out; "
+                       f"--keep-time-zone keeps its own zone", err=True)
+    models = instance / f"models{variant}"  # a model is trained on one feed version: one folder per clock
     env.setdefault("QALA_MODEL_DIR", str(models))
     _step("migrate", _qala("db", "upgrade"), env)
     _step("import the demo feed", _qala("gtfs", "import", str(feed), "--if-changed"), env)
     if _has_model(models):
         click.echo(f"==> model: using {sorted(models.glob('model-*.joblib'))[-1].name}", err=True)
     else:
-        pings = _history(feed, instance / "demo-history", history_days, env)
+        pings = _history(feed, instance / f"demo-history{variant}", history_days, env)
         _step("train the model", _qala("model", "train", "--gtfs", str(feed), "--models", str(models),
                                        "--pings", *(str(p) for p in pings)), env)
     children: list[subprocess.Popen[bytes]] = []
