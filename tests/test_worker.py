@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from app import get_db, get_redis
 from app.models import PredictionLog, StopEvent
 from app.realtime.boards import PredictedArrival
-from app.realtime.store import board_channel, read_board
+from app.realtime.store import board_channel, board_key, read_board
 from app.worker.loop import Shard, Worker, WorkerSettings
 from app.worker.sources import DatabaseSource
 from tests.worker_feed import ALMATY, MORNING, add_worker_feed, event, events, make_worker
@@ -199,3 +199,17 @@ def test_a_newly_trained_model_replaces_the_predictor_without_a_restart(feed_app
     newest = save("2026-03-10T04:00:00+00:00")
     worker.cycle(MORNING + 183)
     assert worker.predictor.file == newest.name
+
+
+def test_an_unchanged_board_lost_from_redis_is_written_again(feed_app: Flask, tmp_path: Path) -> None:
+    worker = make_worker(feed_app, tmp_path)
+    worker.cycle(MORNING, events(event("T12-a", 10, MORNING - 90)))
+    first = read_board(get_redis(feed_app), "S2")
+    assert first is not None
+    worker.cycle(MORNING + 20)  # the same rows: only the TTL is refreshed, the stored board is the same
+    again = read_board(get_redis(feed_app), "S2")
+    assert again is not None and (again.body, again.version) == (first.body, first.version)
+    get_redis(feed_app).delete(board_key("S2"))  # e.g. Redis restarted empty
+    worker.cycle(MORNING + 25)
+    restored = read_board(get_redis(feed_app), "S2")
+    assert restored is not None and restored.etag == first.etag and restored.version > first.version
