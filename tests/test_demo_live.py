@@ -4,6 +4,7 @@ and the ``qala worker`` command runs cycles from the database."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
 from app import get_db, get_redis
-from app.demo import DemoTaps, register_vehicles
+from app.demo import DemoTaps, daytime_feed, register_vehicles
 from app.models import Ping, StopEvent, Tap, Vehicle
 from app.realtime.store import board_key, read_board
 from app.schedule.importer import import_feed
@@ -28,17 +29,23 @@ from tests.conftest import DEMO_FEED
 from tests.worker_feed import add_worker_feed
 
 
+@pytest.fixture(scope="module")
+def demo_feed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo feed as ``qala demo`` runs it now: at night in Almaty (no bus runs) moved to where it is day."""
+    return daytime_feed(DEMO_FEED, tmp_path_factory.mktemp("instance"), dt.datetime.now(dt.UTC))[0]
+
+
 @pytest.fixture
-def almaty_app(app: Flask) -> Flask:
-    import_feed(get_db(app), DEMO_FEED, label="almaty", canonical=False)
+def almaty_app(app: Flask, demo_feed: Path) -> Flask:
+    import_feed(get_db(app), demo_feed, label="almaty", canonical=False)
     return app
 
 
 @pytest.fixture(scope="module")
-def city() -> tuple[float, LiveCity]:
+def city(demo_feed: Path) -> tuple[float, LiveCity]:
     """Today's simulated city (the feed read from its folder: the same trips as the imported one)."""
     now = time.time()
-    net = build_network(read_schedule(DEMO_FEED, canonical=False))
+    net = build_network(read_schedule(demo_feed, canonical=False))
     return now, LiveCity(net, now - 60, seed=3, warmup_s=300)  # started a minute ago
 
 
