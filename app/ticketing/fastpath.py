@@ -1,9 +1,10 @@
-"""The online tap in one database round trip (PostgreSQL): the ``qala_online_tap`` function of migration 0007.
+"""The online tap in one database round trip (PostgreSQL): the ``qala_online_taps`` function of migration 0013.
 
 Why: on a 2-core machine every statement, BEGIN and COMMIT costs a round trip and CPU on both sides; the
 common online tap (an active card, a flat fare, no pass, not near another ride) needs no fare-engine state
 from the database, so the fare is priced in Python *before* the call and the function does lock, dedupe,
-balance check, tap, charge and both entries as one autocommitted statement. Everything else — unknown or
+balance check, tap, charge and both entries as one statement (the one-tap ``qala_online_tap`` of migration
+0008, which did this for a single tap, is no longer called). Everything else — unknown or
 blocked cards, repeats of a tap key, a ride within ``double_tap_s`` of another, a tap that is not the
 card's latest, an active pass, a category whose fare depends on earlier rides (caps, transfers) — makes
 the function return no outcome without writing anything, and the caller takes the general path
@@ -34,10 +35,8 @@ from typing import Any
 from app.ticketing.coalesce import Coalescer
 from app.ticketing.fares import FareProfile, flat_categories, rating_window
 
-__all__ = ["CALL", "GROUP_CALL", "FastPath", "FlatPrices", "flat_prices", "group_params"]
+__all__ = ["GROUP_CALL", "FastPath", "FlatPrices", "flat_prices", "group_params"]
 
-CALL = ("SELECT r_outcome, r_reason, r_fare, r_balance, r_product FROM qala_online_tap("
-        "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
 GROUP_CALL = "SELECT r_i, r_outcome, r_reason, r_fare, r_balance, r_product FROM qala_online_taps(%s, %s)"
 MAX_GROUP = 32  # taps per group: bounds how long a group holds its cards' locks
 
