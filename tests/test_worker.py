@@ -213,3 +213,23 @@ def test_an_unchanged_board_lost_from_redis_is_written_again(feed_app: Flask, tm
     worker.cycle(MORNING + 25)
     restored = read_board(get_redis(feed_app), "S2")
     assert restored is not None and restored.etag == first.etag and restored.version > first.version
+
+
+def test_a_newly_activated_feed_replaces_the_worker_without_a_restart(feed_app: Flask, tmp_path: Path) -> None:
+    from app.schedule.importer import activate_feed_version, import_feed
+    from app.worker.cli import FeedReloader
+    from tests.conftest import DEMO_FEED
+
+    worker = make_worker(feed_app, tmp_path)
+    first = worker.catalog.feed_id
+    source = DatabaseSource(get_db(feed_app).session, first)
+    assert FeedReloader(feed_app, tmp_path / "models", WorkerSettings(), None).check(worker, source) is None  # < 60 s
+    feeds = FeedReloader(feed_app, tmp_path / "models", WorkerSettings(), None, every_s=0.0)
+    assert feeds.check(worker, source) is None  # the same feed is still active
+    import_feed(get_db(feed_app), DEMO_FEED, label="almaty", canonical=False)
+    fresh = feeds.check(worker, source)
+    assert isinstance(fresh, Worker) and fresh.catalog.feed_id != first
+    assert source.feed_version_id == fresh.catalog.feed_id and len(fresh.net.trip_ids) > len(worker.net.trip_ids)
+    activate_feed_version(get_db(feed_app), first)  # a rollback is a change too
+    back = feeds.check(fresh, source)
+    assert isinstance(back, Worker) and back.catalog.feed_id == first == source.feed_version_id
