@@ -6,11 +6,18 @@ import signal
 import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 import pandas as pd
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import with_appcontext
+
+if TYPE_CHECKING:  # the worker's modules are imported when the command runs, not when the CLI loads
+    from app.demo import DemoTaps
+    from app.worker.loop import Worker, WorkerSettings
+    from app.worker.predlog import PredictionLogSampler
+    from app.worker.sources import AvlPoll
 
 __all__ = ["worker_command"]
 
@@ -69,14 +76,12 @@ def worker_command(shard: str, gtfs_rt: str | None, simulate: bool, taps: bool, 
         click.echo(f"prediction log: {log.written} rows written, {log.failed} dropped", err=True)
 
 
-def _source(app: object, worker: object, *, simulate: bool, taps: bool, gtfs_rt: str | None, seed: int
-            ) -> tuple[object, object]:
+def _source(app: Flask, worker: Worker, *, simulate: bool, taps: bool, gtfs_rt: str | None, seed: int
+            ) -> tuple[AvlPoll, DemoTaps | None]:
     from app import get_db
-    from app.worker.loop import Worker
     from app.worker.sources import DatabaseSource, IngestSource
 
-    assert isinstance(worker, Worker)
-    db = get_db(app)  # type: ignore[arg-type]
+    db = get_db(app)
     if simulate:
         from app.demo import DemoTaps, register_vehicles
         from app.worker.simstream import LiveCity
@@ -108,11 +113,12 @@ class FeedReloader:
     """Checks at most every ``every_s`` whether another feed version was activated; then builds a worker for it
     (a failed build keeps the current worker, and is retried at the next check)."""
 
-    def __init__(self, app: object, models: Path, settings: object, log: object, *, every_s: float = 60.0) -> None:
+    def __init__(self, app: Flask, models: Path, settings: WorkerSettings, log: PredictionLogSampler | None, *,
+                 every_s: float = 60.0) -> None:
         self.app, self.models, self.settings, self.log, self.every_s = app, models, settings, log, every_s
         self._checked = time.monotonic()
 
-    def check(self, worker: object, source: object) -> object | None:
+    def check(self, worker: Worker, source: AvlPoll) -> Worker | None:
         """A worker for the newly active feed, or ``None`` to keep ``worker``."""
         from sqlalchemy import select
 
@@ -121,18 +127,17 @@ class FeedReloader:
         from app.worker.loop import Worker
         from app.worker.sources import DatabaseSource
 
-        assert isinstance(worker, Worker)
         if time.monotonic() - self._checked < self.every_s:
             return None
         self._checked = time.monotonic()
-        db = get_db(self.app)  # type: ignore[arg-type]
+        db = get_db(self.app)
         try:
             with db.session() as session:
                 active = session.scalar(select(FeedVersion.id).where(FeedVersion.is_active.is_(True)))
                 if active is None or active == worker.catalog.feed_id:
                     return None
-                fresh = Worker.from_database(session, get_redis(self.app), self.models,  # type: ignore[arg-type]
-                                             settings=self.settings, log=self.log)  # type: ignore[arg-type]
+                fresh = Worker.from_database(session, get_redis(self.app), self.models, settings=self.settings,
+                                             log=self.log)
         except Exception as exc:  # the database away, a half-imported feed: keep predicting on the current one
             click.echo(f"feed check failed, keeping feed {worker.catalog.feed_id}: {type(exc).__name__}: {exc}",
                        err=True)
@@ -144,13 +149,8 @@ class FeedReloader:
         return fresh
 
 
-def _loop(worker: object, source: object, tapper: object, *, cycle_s: float, cycles: int | None,
+def _loop(worker: Worker, poll: AvlPoll, tapper: DemoTaps | None, *, cycle_s: float, cycles: int | None,
           quiet: bool, feeds: FeedReloader | None = None) -> None:
-    from app.worker.loop import Worker
-    from app.worker.sources import AvlPoll
-
-    assert isinstance(worker, Worker)
-    poll: AvlPoll = source  # type: ignore[assignment]
     stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -163,7 +163,7 @@ def _loop(worker: object, source: object, tapper: object, *, cycle_s: float, cyc
         while not stopping and (cycles is None or done < cycles):
             started = time.time()
             fresh = feeds.check(worker, poll) if feeds is not None else None
-            if isinstance(fresh, Worker):
+            if fresh is not None:
                 worker.flush()
                 worker = fresh
             try:
@@ -173,7 +173,7 @@ def _loop(worker: object, source: object, tapper: object, *, cycle_s: float, cyc
                 click.echo(f"cycle failed: {type(exc).__name__}: {exc}", err=True)
                 report = None
             if tapper is not None:
-                tapper.feed(started)  # type: ignore[attr-defined]
+                tapper.feed(started)
             done += 1
             if report is not None and (not quiet or started - last_echo >= 60):
                 click.echo(f"{time.strftime('%H:%M:%S')} {report.line()}", err=True)
