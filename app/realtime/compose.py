@@ -172,10 +172,6 @@ class BoardRows:
         return "\n".join(f"{s:011d}\t{'R' if r else 'S'}\t{t}" for s, r, t in
                          zip(self.seconds[lo:hi], self.realtime[lo:hi], self.texts[lo:hi], strict=True))
 
-    def by_stop(self) -> dict[str, list[dict[str, Any]]]:
-        """Every stop's rows parsed (for tests and tools, not the cycle)."""
-        return {stop: json.loads(f"[{self.arrivals(i)[1]}]") for i, stop in enumerate(self.stop_ids)}
-
 
 def compose_rows(net: SimNetwork, formatter: RowFormatter, timetable: TimetableWindow, predictions: object, *,
                  now: float, window_min: int, limit: int, owns_trip: Callable[[IntArray], npt.NDArray[np.bool_]],

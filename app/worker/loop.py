@@ -74,7 +74,6 @@ class WorkerSettings:
     window_min: int = 90
     ttl_s: int = 90
     snapshot_every_s: float = 10.0  # GTFS-rt must be refreshed at least every 15 s
-    log_every_s: float = 60.0  # each trip's downstream predictions go to prediction_log at most this often
     vehicle_max_age_s: float = 300.0
     with_timetable: bool = True
 
