@@ -1,7 +1,8 @@
 """gunicorn settings for serving Qala: ``gunicorn -c app/gunicorn.conf.py 'app:create_app()'``.
 
-``bench/display.py`` serves both Qala and its bare baseline with this file, so what it measures is the app as
-deployed. ``WEB_CONCURRENCY`` and ``QALA_WEB_THREADS`` override the process and thread counts.
+``bench/display.py`` and the ticketing benchmarks (``bench/taps.py``, ``backlog.py``, ``faults.py``) serve Qala
+and their bare baselines with this file, so what they measure is the app as deployed. ``WEB_CONCURRENCY`` and
+``QALA_WEB_THREADS`` override the process and thread counts.
 """
 
 import os
@@ -9,7 +10,8 @@ import os
 # Threads, not sync workers: keep-alive sockets of polling displays wait in the worker's poller without holding
 # a thread, and an SSE stream (/arrivals/stream) holds one thread for as long as it is open.
 worker_class = "gthread"
-# One process per core, 32 threads each: requests mostly wait on Redis or PostgreSQL and SSE streams hold one.
+# One process per core, 32 threads each: requests mostly wait on Redis or PostgreSQL, SSE streams hold one (at
+# most QALA_SSE_STREAMS, 16, per process), and concurrent online taps share one commit (app/ticketing/coalesce.py).
 # On this 2-core machine (loaded by other work), bench/display.py's 32 polling connections got a lower p99 with
 # 32 threads than with 8 for the bare baseline and Qala alike; Qala alone also did better than with 16 threads,
 # or with 3 or 4 processes.
@@ -18,6 +20,11 @@ threads = int(os.environ.get("QALA_WEB_THREADS") or 32)
 # Displays poll every few seconds over one connection; keep it open between polls (longer than the usual 60 s
 # idle timeout of a load balancer in front, so the balancer, not gunicorn, closes idle connections).
 keepalive = 75
+# Each worker listens on its own SO_REUSEPORT socket (gunicorn 27 binds per worker when this is set), so the
+# kernel spreads connections evenly over the workers. On one shared socket, whichever worker woke first took the
+# connections, and kept-alive connections stay where they landed: bench/display.py's 32 pollers split unevenly
+# (round ratios 0.55–3.08 in one run) and the busier worker's p99 was the run's. With this: 1.18–1.29, p99 lower.
+reuse_port = True
 
 
 def post_fork(server: object, worker: object) -> None:

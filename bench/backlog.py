@@ -38,6 +38,7 @@ from bench.taps import (  # noqa: E402
     DEFAULT_URL,
     HASH_KEY,
     HttpClient,
+    analyze,
     drive,
     fresh_database,
     prepare,
@@ -125,6 +126,7 @@ def main() -> None:
                   if args.batch_workers else None)
     try:
         drive(PORT, online_creds, numbers, 2.0, args.online, seq_base=1)  # warm-up
+        analyze(url)
         alone = drive(PORT, online_creds, numbers, 10.0, args.online, seq_base=1_000_000, rate=args.online_rate)
         print(f"online alone: {alone.taps_per_s:.0f} taps/s, p99 {alone.p99_ms:.1f} ms, {alone.errors} errors",
               flush=True)

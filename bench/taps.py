@@ -1,9 +1,10 @@
 """Benchmark: online taps through gunicorn + PostgreSQL with real signed HTTP, against a bare psycopg endpoint.
 
 Prepares a fresh database with cards (bulk-loaded, each with a top-up in the ledger) and validators, starts
-two gunicorns side by side — the Qala app, and a bare WSGI app that runs the same SQL per tap with no framework,
-signature, nonce or fare logic — and drives them in alternating rounds (``--rounds``, so a change in the load of
-this shared machine falls on both alike) with many concurrent simulated validators.
+two gunicorns side by side with the deployment's settings (``app/gunicorn.conf.py``) — the Qala app, and a
+bare WSGI app that runs the same SQL per tap with no framework, signature, nonce or fare logic — and drives
+them in alternating rounds (``--rounds``, so a change in the load of this shared machine falls on both alike)
+with many concurrent simulated validators.
 
 The SQL is the group call: Qala commits the online taps a worker receives together with one
 ``qala_online_taps`` call (``app.ticketing.fastpath``, ``app.ticketing.coalesce``), so the fair bare endpoint
@@ -61,8 +62,8 @@ from app.ticketing.fastpath import GROUP_CALL, flat_prices, group_params  # noqa
 from app.ticketing.profiles import build_profile  # noqa: E402
 from bench.benchdb import fresh_database  # noqa: E402
 
-__all__ = ["DEFAULT_REDIS", "DEFAULT_URL", "HASH_KEY", "HttpClient", "drive", "fresh_database", "prepare",
-           "start_gunicorn"]
+__all__ = ["DEFAULT_REDIS", "DEFAULT_URL", "HASH_KEY", "HttpClient", "analyze", "drive", "fresh_database",
+           "prepare", "start_gunicorn"]
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/qala_bench_taps"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/6"
@@ -107,11 +108,24 @@ def prepare(url: str, redis_url: str, n_cards: int, n_devices: int) -> tuple[lis
     return numbers, creds
 
 
-def start_gunicorn(target: str, port: int, env: dict[str, str], workers: int, threads: int,
-                   nice: int = 0) -> subprocess.Popen[bytes]:
+def analyze(url: str) -> None:
+    """Refresh the planner's statistics, as autovacuum does on a live system within a minute or so.
+
+    The database starts with no taps, and a server's connection that first plans ``qala_online_taps`` then keeps
+    plans fit for an empty table (sequential scans of ``taps``) until statistics change; on a live system taps
+    are never empty, so the benchmarks measure after their warm-up and this."""
+    with make_engine(url).connect() as conn:
+        conn.execute(text("ANALYZE"))
+        conn.commit()
+
+
+def start_gunicorn(target: str, port: int, env: dict[str, str], workers: int | None = None,
+                   threads: int | None = None, nice: int = 0) -> subprocess.Popen[bytes]:
+    """gunicorn with the deployment's settings (``app/gunicorn.conf.py``); ``workers``/``threads`` override them."""
     cmd = (["nice", "-n", str(nice)] if nice else []) + [
-        str(ROOT / ".venv/bin/gunicorn"), "-w", str(workers), "-k", "gthread", "--threads", str(threads),
-           "--keep-alive", "30", "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--chdir", str(ROOT), target]
+        str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "app" / "gunicorn.conf.py"), "-b", f"127.0.0.1:{port}",
+        "--log-level", "warning", "--chdir", str(ROOT)]
+    cmd += (["-w", str(workers)] if workers else []) + (["--threads", str(threads)] if threads else []) + [target]
     proc = subprocess.Popen(cmd, env={**os.environ, **env})
     for _ in range(300):  # up to 30 s: app import is slow on a loaded 2-core machine
         try:
@@ -277,16 +291,15 @@ def drive(port: int, creds: list[Any], numbers: list[str], seconds: float, clien
 
 # --- the bare endpoint: the same SQL per tap, psycopg only -------------------------------------------------
 
-_local = threading.local()
 _BARE: dict[str, Any] = {}
 
 
 def _bare_group(taps: list[tuple[dict[str, Any], Any]]) -> list[tuple[Any, ...]]:
     import psycopg
 
-    if not hasattr(_local, "conn"):  # the leader's own connection, as in Qala
-        _local.conn = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
-    rows = _local.conn.execute(GROUP_CALL, group_params(taps)).fetchall()
+    if "conn" not in _BARE:  # one connection per process, used by one group at a time, as in Qala
+        _BARE["conn"] = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
+    rows = _BARE["conn"].execute(GROUP_CALL, group_params(taps)).fetchall()
     return [row[1:] for row in sorted(rows)]
 
 
@@ -324,8 +337,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=None, help="default: app/gunicorn.conf.py")
+    parser.add_argument("--threads", type=int, default=None, help="default: app/gunicorn.conf.py")
     parser.add_argument("--cards", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of Qala and bare")
     parser.add_argument("--verbose", action="store_true", help="print each round")
@@ -354,6 +367,7 @@ def main() -> None:
         for i, name in enumerate(("qala", "bare")):  # warm-up: imports, connections, caches
             drive(ports[name], creds, numbers, 2.0, args.clients, seq_base=1 + i * 100_000,
                   card_start=len(numbers) // args.clients // 2 + i * stride)
+        analyze(url)
         for r in range(args.rounds):
             for i, name in enumerate(("qala", "bare")):
                 parts[name].append(drive(ports[name], creds, numbers, args.seconds / args.rounds, args.clients,
@@ -370,8 +384,9 @@ def main() -> None:
     results = {name: DriveResult.merge(p) for name, p in parts.items()}
     for name, r in results.items():
         print(f"{name}: {r.taps_per_s:.0f} taps/s, p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, {r.errors} errors "
-              f"({args.clients} validators, {args.workers}x{args.threads} gunicorn, {args.rounds} rounds; load "
-              f"generator used {r.loadgen_cpu_s:.1f} CPU-s in {r.seconds:.1f} s)", flush=True)
+              f"({args.clients} validators, {args.workers or 'conf'}x{args.threads or 'conf'} gunicorn, "
+              f"{args.rounds} rounds; load generator used {r.loadgen_cpu_s:.1f} CPU-s in {r.seconds:.1f} s)",
+              flush=True)
     qala, bare = results["qala"], results["bare"]
     ratio = qala.p99_ms / bare.p99_ms if args.rate else bare.taps_per_s / qala.taps_per_s
     print(f"load average {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)", flush=True)

@@ -169,3 +169,20 @@ def test_sse_sends_board_then_change_then_heartbeat(feed_app: Flask) -> None:
     assert heartbeat.startswith(": heartbeat")
     response.close()
     assert client.get("/api/v1/stops/NOPE/arrivals/stream").status_code == 404
+
+
+def test_sse_streams_are_capped_per_process_and_a_closed_stream_frees_its_slot(feed_app: Flask) -> None:
+    feed_app.config["REALTIME_SSE_STREAMS"] = 2
+    client = feed_app.test_client()
+    publish_live(feed_app)
+    first, second = (client.get(URL + "/stream", buffered=False) for _ in range(2))
+    assert first.status_code == second.status_code == 200
+    busy = client.get(URL + "/stream", buffered=False)
+    assert busy.status_code == 503 and busy.headers["Retry-After"].isdigit()
+    assert busy.get_json()["error"]["code"] == "streams_busy"
+    assert client.get(URL).status_code == 200  # polling still answers
+    first.close()
+    again = client.get(URL + "/stream", buffered=False)
+    assert again.status_code == 200
+    for response in (second, again):
+        response.close()

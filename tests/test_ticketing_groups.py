@@ -114,7 +114,7 @@ def _group(app: Flask, taps: list[dict[str, Any]]) -> list[Any]:
         prices = ctx.fast.prices(profile, "R12", at)
         assert isinstance(prices, FlatPrices)
         items.append(({"b": "h" * 64, "v": "bus-1", "r": "R12", "t": at.isoformat(), "ws": start.isoformat(),
-                       "we": end.isoformat(), "dt": profile.config.double_tap_s, **tap}, prices))
+                       "we": end.isoformat(), "dt": profile.config.double_tap_s, **tap}, prices, None))
     return ctx.fast._apply_group(items)
 
 
@@ -242,7 +242,7 @@ def test_concurrent_online_taps_on_many_cards_are_grouped_and_each_charged_once(
 def test_nonce_claims_of_one_group_are_first_come(app: Flask) -> None:
     ctx = get_ticketing(app)
     claims = ctx.nonce_claims(get_redis(app))
-    assert claims._claim_all(["qala-test:n1", "qala-test:n2", "qala-test:n1"]) == [True, True, False]
+    assert claims.claim_all(["qala-test:n1", "qala-test:n2", "qala-test:n1"]) == [True, True, False]
     assert claims.claim("qala-test:n2") is False
     assert claims.claim("qala-test:n3") is True
 

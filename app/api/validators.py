@@ -25,7 +25,7 @@ from app.ticketing import denylist
 from app.ticketing.batches import apply_batch, sequence_gaps
 from app.ticketing.cardnumbers import CardNumberError, number_hash, parse_number
 from app.ticketing.context import Ticketing, get_ticketing
-from app.ticketing.devices import verify_request
+from app.ticketing.devices import nonce_key, verify_request
 from app.ticketing.taps import TapRequest, process_online_fast, process_tap
 
 __all__ = ["FastTaps", "bp", "parse_tap"]
@@ -53,10 +53,11 @@ class FastTaps:
 
     A signed ``POST /api/v1/validators/taps`` without an ``Idempotency-Key`` whose body matches the
     ``TapRequest`` schema is verified (signature, nonce), parsed and applied through the group-commit fast
-    path (``app.ticketing.fastpath``) without a Flask request context, session cookie, routing or hooks —
-    the same functions the view uses, so the answer is the same. Everything else goes to Flask unchanged:
-    an unsigned or badly signed request, a malformed body (Flask answers with the same 401 or 400), and a tap
-    the fast path declines. Once the signature and nonce were checked here, ``qala.device_id`` in the
+    path (``app.ticketing.fastpath``, which claims the request's nonce with its group) without a Flask
+    request context, session cookie, routing or hooks — the same functions the view uses, so the answer is
+    the same. Everything else goes to Flask unchanged: an unsigned, badly signed or replayed request, a
+    malformed body (Flask checks again and answers with the same 401 or 400), and a tap the fast path
+    declines. Once the signature and nonce were checked here, ``qala.device_id`` in the
     environ tells ``authenticate_device`` so (the nonce is already taken), and ``qala.fast_declined`` tells
     the view not to try the fast path twice.
     """
@@ -96,17 +97,19 @@ class FastTaps:
         headers = {name: environ[h] for name, h in zip(
             ("X-Qala-Device", "X-Qala-Key", "X-Qala-Timestamp", "X-Qala-Nonce", "X-Qala-Signature"), _HEADERS,
             strict=True)}
+        # the nonce is claimed with the tap's group (app.ticketing.fastpath), once the body is known to be good
         device_id = verify_request(get_db(app).session, redis, headers, "POST", TAPS_PATH, body,
-                                   cache=ctx.device_keys, box=ctx.keys, nonces=ctx.nonce_claims(redis))
-        environ[VERIFIED] = device_id
+                                   cache=ctx.device_keys, box=ctx.keys, claim_nonce=False)
+        claim = nonce_key(device_id, headers["X-Qala-Nonce"])
         try:
             obj = json.loads(body)
         except ValueError:
             return None
-        if body_error(obj, SCHEMAS["TapRequest"]) is not None:
+        if claim is None or body_error(obj, SCHEMAS["TapRequest"]) is not None:
             return None
         req = parse_tap(ctx, device_id, obj, offline=False)
-        result = process_online_fast(ctx, profile, req)
+        result = process_online_fast(ctx, profile, req, nonce=(ctx.nonce_claims(redis), claim))
+        environ[VERIFIED] = device_id  # the nonce is this request's now
         if result is None:
             environ[DECLINED] = True
             return None

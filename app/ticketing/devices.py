@@ -29,7 +29,7 @@ from app.ticketing.coalesce import Coalescer
 from app.ticketing.errors import Unauthorized
 from app.ticketing.keycrypt import KeyBox, SealError
 
-__all__ = ["DeviceCredentials", "NonceClaims", "register_device", "reseal_keys", "rotate_key", "sign",
+__all__ = ["DeviceCredentials", "NonceClaims", "nonce_key", "register_device", "reseal_keys", "rotate_key", "sign",
            "signing_headers", "verify_request"]
 
 log = logging.getLogger(__name__)
@@ -131,13 +131,15 @@ def _key_secret(sessions: Callable[[], Session], box: KeyBox, device_id: str, ke
 
 class NonceClaims:
     """``claim(key)`` is Redis ``SET key 1 NX EX NONCE_TTL_S``; the claims concurrent requests of one process make
-    together go to Redis as one pipeline (one round trip; see ``app.ticketing.coalesce``)."""
+    together go to Redis as one pipeline (one round trip; see ``app.ticketing.coalesce``). The online tap's fast
+    path claims its group's nonces itself, with ``claim_all``, in the same group as the taps."""
 
     def __init__(self, redis: Any) -> None:
         self.redis = redis
-        self._group: Coalescer[str, bool] = Coalescer(self._claim_all, 64)
+        self._group: Coalescer[str, bool] = Coalescer(self.claim_all, 64)
 
-    def _claim_all(self, keys: list[str]) -> list[bool]:
+    def claim_all(self, keys: list[str]) -> list[bool]:
+        """Claim every key in one round trip; True for each key that was new (first come when repeated)."""
         if len(keys) == 1:
             return [bool(self.redis.set(keys[0], 1, nx=True, ex=NONCE_TTL_S))]
         pipe = self.redis.pipeline(transaction=False)
@@ -150,10 +152,18 @@ class NonceClaims:
         return self._group.submit(nonce_key)
 
 
+def nonce_key(device_id: str, nonce: str) -> str | None:
+    """The Redis key that claims a device's nonce; ``None`` for a nonce too long to be one (refused as replayed)."""
+    return key("nonce", device_id, nonce) if len(nonce) <= 64 else None
+
+
 def verify_request(sessions: Callable[[], Session], redis: Any, headers: Mapping[str, str] | Headers, method: str,
                    path: str, body: bytes, now: dt.datetime | None = None, cache: dict[str, Any] | None = None,
-                   *, box: KeyBox, nonces: NonceClaims | None = None) -> str:
-    """The authenticated device id; raises ``Unauthorized`` with a reason code otherwise."""
+                   *, box: KeyBox, nonces: NonceClaims | None = None, claim_nonce: bool = True) -> str:
+    """The authenticated device id; raises ``Unauthorized`` with a reason code otherwise.
+
+    ``claim_nonce=False`` checks everything but the nonce, which the caller must then claim (``nonce_key``) before
+    acting on the request: the online tap's fast path claims it together with its group's other nonces."""
     names = ("X-Qala-Device", "X-Qala-Key", "X-Qala-Timestamp", "X-Qala-Nonce", "X-Qala-Signature")
     values = [headers.get(n) for n in names]
     if not all(values):
@@ -166,9 +176,11 @@ def verify_request(sessions: Callable[[], Session], redis: Any, headers: Mapping
     expected = sign(secret or "", method, path, timestamp, nonce, body)
     if secret is None or not hmac.compare_digest(expected, signature):
         raise Unauthorized("bad_signature", "the signature does not match (unknown or expired key, or bad MAC)")
-    nonce_key = key("nonce", device_id, nonce)
-    fresh = len(nonce) <= 64 and (nonces.claim(nonce_key) if nonces is not None
-                                  else redis.set(nonce_key, 1, nx=True, ex=NONCE_TTL_S))
+    if not claim_nonce:
+        return device_id
+    claim = nonce_key(device_id, nonce)
+    fresh = claim is not None and (nonces.claim(claim) if nonces is not None
+                                   else redis.set(claim, 1, nx=True, ex=NONCE_TTL_S))
     if not fresh:
         raise Unauthorized("replayed_nonce", "this nonce was already used")
     return device_id

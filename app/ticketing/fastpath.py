@@ -20,8 +20,16 @@ its own outcome (a declined tap goes to the general path alone). A request answe
 commit, so an acknowledged tap is durable; if the call fails (a lost connection, a deadlock) every tap of the
 group takes the general path, where its key dedupes a group that did commit.
 
-Connections: one psycopg connection per worker thread (the group's leader uses its own), in autocommit,
-reopened after a failure. The SQLAlchemy pool would ping each checkout (``pool_pre_ping``), one more round trip.
+Nonces: a validator request's nonce must be claimed (Redis ``SET NX``) before the tap is applied. The WSGI fast
+path (``app.api.validators.FastTaps``) hands the nonce to ``apply`` instead of claiming it alone, and the group
+claims its nonces in one Redis pipeline just before its database call: one hand-off between threads and one
+Redis round trip per group rather than per request. A tap whose nonce was taken gets nothing written and
+``Unauthorized``; if Redis fails, ``apply`` raises and nothing was written.
+
+Connection: one psycopg connection per process, in autocommit, reopened after a failure — only a group's
+leader uses it, and one group runs at a time. (One per thread, as before, opened up to 64 connections per
+process at 32 threads: two servers of two processes ran PostgreSQL out of its 100.) The SQLAlchemy pool
+would ping each checkout (``pool_pre_ping``), one more round trip.
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.ticketing.coalesce import Coalescer
+from app.ticketing.devices import NonceClaims
+from app.ticketing.errors import Unauthorized
 from app.ticketing.fares import FareProfile, flat_categories, rating_window
 
 __all__ = ["GROUP_CALL", "FastPath", "FlatPrices", "flat_prices", "group_params"]
@@ -41,6 +51,9 @@ GROUP_CALL = "SELECT r_i, r_outcome, r_reason, r_fare, r_balance, r_product FROM
 MAX_GROUP = 32  # taps per group: bounds how long a group holds its cards' locks
 
 Outcome = tuple[str, str | None, int, int, str | None]
+Nonce = tuple[NonceClaims, str]  # who claims it, and its key
+Item = tuple[dict[str, Any], "FlatPrices", Nonce | None]
+REPLAYED = "replayed"  # a group's answer for a tap whose nonce was already taken
 
 
 @dataclass(frozen=True)
@@ -92,25 +105,21 @@ class FastPath:
 
     def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
-        self._local = threading.local()
+        self._conn: Any = None  # only a group's leader uses it, and the coalescer runs one group at a time
         self._prices = _PriceCache()
         self._lock = threading.Lock()
-        self._all: list[Any] = []
         self.group = Coalescer(self._apply_group, MAX_GROUP)
 
     def _connection(self) -> Any:
         import psycopg
 
-        conn = getattr(self._local, "conn", None)
+        conn = self._conn
         if conn is None or conn.closed:
-            conn = psycopg.connect(self.conninfo, autocommit=True)
-            self._local.conn = conn
-            with self._lock:
-                self._all = [c for c in self._all if not c.closed] + [conn]
+            conn = self._conn = psycopg.connect(self.conninfo, autocommit=True)
         return conn
 
     def connection(self) -> Any:
-        """This thread's connection (tests trace its protocol messages)."""
+        """The process's fast-path connection (tests trace its protocol messages)."""
         return self._connection()
 
     def prices(self, profile: FareProfile, route_id: str | None, at: dt.datetime) -> FlatPrices | None:
@@ -126,50 +135,70 @@ class FastPath:
         return cache.by_route[route_id]
 
     def apply(self, profile: FareProfile, *, tap_key: str, device_id: str, device_seq: int, body_hash: str,
-              card_hash: str, vehicle_id: str, route_id: str | None,
-              tapped_at: dt.datetime) -> tuple[str, str | None, int, int, str | None] | None:
-        """(outcome, reason, fare, balance, product) of an applied tap, or ``None`` (nothing was written)."""
+              card_hash: str, vehicle_id: str, route_id: str | None, tapped_at: dt.datetime,
+              nonce: Nonce | None = None) -> Outcome | None:
+        """(outcome, reason, fare, balance, product) of an applied tap, or ``None`` (nothing was written).
+
+        With ``nonce``, the request's nonce is claimed first (with the group's others): ``Unauthorized`` when it
+        was taken; any other exception means the nonce may be unclaimed. A returned value (``None`` too) means
+        the nonce is now this request's."""
         prices = self.prices(profile, route_id, tapped_at)
         if prices is None:
+            if nonce is not None and not nonce[0].claim(nonce[1]):
+                raise Unauthorized("replayed_nonce", "this nonce was already used")
             return None
         start, end = rating_window(profile, tapped_at)
         tap = {"k": tap_key, "d": device_id, "s": device_seq, "b": body_hash, "c": card_hash, "v": vehicle_id,
                "r": route_id, "t": tapped_at.isoformat(), "ws": start.isoformat(), "we": end.isoformat(),
                "dt": profile.config.double_tap_s}
         try:
-            return self.group.submit((tap, prices))
-        except Exception:  # the group failed as a whole: the general path takes each of its taps
-            return None
+            got = self.group.submit((tap, prices, nonce))
+        except Exception:  # the group failed as a whole
+            if nonce is not None:  # its nonces may not be claimed: the caller must not act on the request
+                raise
+            return None  # the general path takes each of its taps
+        if isinstance(got, str):  # REPLAYED
+            raise Unauthorized("replayed_nonce", "this nonce was already used")
+        return got
 
-    def _apply_group(self, taps: list[tuple[dict[str, Any], FlatPrices]]) -> list[Outcome | None]:
-        """One round trip and one commit for the group; an outcome per tap (``None``: declined, nothing written)."""
+    def _apply_group(self, items: list[Item]) -> list[Outcome | str | None]:
+        """Claim the group's nonces (one pipeline per claimer), then one round trip and one commit for the taps
+        whose nonce was new; per tap an outcome, ``REPLAYED``, or ``None`` (declined or failed: nothing written,
+        the general path takes it)."""
         import psycopg
 
+        out: list[Outcome | str | None] = [None] * len(items)
+        claimers: dict[int, list[int]] = {}
+        for i, (_, _, nonce) in enumerate(items):
+            if nonce is not None:
+                claimers.setdefault(id(nonce[0]), []).append(i)
+        for positions in claimers.values():
+            claims = items[positions[0]][2][0]  # type: ignore[index]
+            fresh = claims.claim_all([items[i][2][1] for i in positions])  # type: ignore[index]
+            for i, new in zip(positions, fresh, strict=True):
+                if not new:
+                    out[i] = REPLAYED
+        run = [i for i in range(len(items)) if out[i] is None]
+        if not run:
+            return out
         conn = self._connection()
         try:
-            rows = conn.execute(GROUP_CALL, group_params(taps)).fetchall()
-        except psycopg.Error:
+            rows = conn.execute(GROUP_CALL, group_params([items[i][:2] for i in run])).fetchall()
+        except psycopg.Error:  # a lost connection, a deadlock: the general path takes each tap (its key dedupes)
             if conn.broken or conn.closed:
                 self.close()
-            raise
-        out: list[Outcome | None] = [None] * len(taps)
+            return out
         for i, outcome, reason, fare, balance, product in rows:
             if outcome is not None:
-                out[i - 1] = (str(outcome), reason, int(fare), int(balance), product)
+                out[run[i - 1]] = (str(outcome), reason, int(fare), int(balance), product)
         return out
 
     def close_all(self) -> None:
-        """Close every thread's connection."""
-        with self._lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            conn.close()
+        """Close the connection (tests create many applications); the next group reconnects."""
+        self.close()
 
     def close(self) -> None:
-        """Close this thread's connection (after an error; the next call reconnects)."""
-        conn = getattr(self._local, "conn", None)
+        """Close the connection (after an error; the next group reconnects)."""
+        conn, self._conn = self._conn, None
         if conn is not None:
-            try:
-                conn.close()
-            finally:
-                self._local.conn = None
+            conn.close()

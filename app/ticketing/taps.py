@@ -28,6 +28,7 @@ from app.ticketing.cardnumbers import number_hash
 from app.ticketing.context import Ticketing
 from app.ticketing.errors import Conflict, InsufficientFunds
 from app.ticketing.fares import FareProfile, PassIn, RatedTap, TapIn, rate, rating_window
+from app.ticketing.fastpath import Nonce
 
 __all__ = ["TapRequest", "TapResult", "process_online_fast", "process_tap", "result_of"]
 
@@ -111,14 +112,18 @@ def _result(req: TapRequest, o: _Outcome, balance: int | None) -> TapResult:
                      o.reason, o.fare, balance)
 
 
-def process_online_fast(ctx: Ticketing, profile: FareProfile, req: TapRequest) -> TapResult | None:
+def process_online_fast(ctx: Ticketing, profile: FareProfile, req: TapRequest,
+                        nonce: Nonce | None = None) -> TapResult | None:
     """The online tap in one autocommitted round trip (``app.ticketing.fastpath``); ``None`` when the tap needs
-    the general path (nothing was written then)."""
+    the general path (nothing was written then). With ``nonce``, the request's nonce is claimed with the tap's
+    group (``FastPath.apply``: ``Unauthorized`` when it was taken)."""
     if ctx.fast is None or req.offline:
+        if nonce is not None:  # the caller would take the request's nonce as claimed
+            raise ValueError("the fast path takes online taps on PostgreSQL")
         return None
     got = ctx.fast.apply(profile, tap_key=req.tap_key, device_id=req.device_id, device_seq=req.device_seq,
                          body_hash=req.body_hash, card_hash=req.card_hash or number_hash(ctx.hash_key, req.card_number),
-                         vehicle_id=req.vehicle_id, route_id=req.route_id, tapped_at=req.tapped_at)
+                         vehicle_id=req.vehicle_id, route_id=req.route_id, tapped_at=req.tapped_at, nonce=nonce)
     if got is None:
         return None
     outcome, reason, fare, balance, product = got
