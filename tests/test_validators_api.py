@@ -111,6 +111,28 @@ def test_batch_sent_three_times_charges_once_and_reports_gaps(client: FlaskClien
     assert balance(app, card_id) == 100000 - 4 * 12000
 
 
+def test_gaps_shrink_as_late_taps_arrive_and_the_watermark_only_rises(client: FlaskClient, app: Flask) -> None:
+    creds = make_device(app)
+    _, number, _ = make_card(app, balance=1_000_000)
+
+    def send(*seqs: int) -> list[list[int]]:
+        taps = [tap_body(seq, number, seconds=seq * 900, vehicle=f"v{seq}") for seq in seqs]
+        gaps: list[list[int]] = signed(client, creds, "POST", BATCHES, {"taps": taps}).get_json()["gaps"]
+        return gaps
+
+    def watermark() -> int:
+        with get_db(app).engine.connect() as conn:
+            return int(conn.execute(text("SELECT seq_watermark FROM devices WHERE id = :d"),
+                                    {"d": creds.device_id}).scalar_one())
+
+    assert (send(1, 2, 5, 9), watermark()) == ([[3, 4], [6, 8]], 2)
+    assert (send(4), watermark()) == ([[3, 3], [6, 8]], 2)
+    assert (send(3, 6, 7), watermark()) == ([[8, 8]], 7)
+    assert (send(8), watermark()) == ([], 9)
+    assert (send(2), watermark()) == ([], 9)  # a repeat below the watermark changes nothing
+    assert (send(12), watermark()) == ([[10, 11]], 9)
+
+
 def test_offline_debt_puts_the_card_on_the_deny_list_until_top_up(client: FlaskClient, app: Flask) -> None:
     creds = make_device(app)
     card_id, number, _ = make_card(app, balance=5000)

@@ -207,7 +207,9 @@ def batch() -> ResponseReturnValue:
     if "Idempotency-Key" not in request.headers and len(requests) > CHUNK_TAPS:
         results = _apply_in_chunks(ctx, requests)
         with get_db(current_app).session() as session:
-            return jsonify(_batch_body(results, sequence_gaps(session, g.device_id)))
+            gaps = sequence_gaps(session, g.device_id)
+            session.commit()  # the watermark it raised
+        return jsonify(_batch_body(results, gaps))
 
     def work(session: Session) -> tuple[dict[str, Any], int]:
         return _batch_body(apply_batch(session, ctx, requests), sequence_gaps(session, g.device_id)), 200

@@ -34,6 +34,9 @@ class Device(Base):
     name: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # every sequence number up to this one has arrived (taps are never deleted, so it only rises); see
+    # app.ticketing.batches.sequence_gaps
+    seq_watermark: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class DeviceKey(Base):

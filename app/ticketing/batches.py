@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.models import Card, CardPass, LedgerAccount, LedgerEntry, LedgerTransaction, Tap
+from app.models import Card, CardPass, Device, LedgerAccount, LedgerEntry, LedgerTransaction, Tap
 from app.ticketing import denylist, ledger
 from app.ticketing.cardnumbers import number_hash
 from app.ticketing.context import Ticketing
@@ -46,13 +46,27 @@ MAX_GAPS = 100
 
 
 def sequence_gaps(session: Session, device_id: str) -> list[list[int]]:
-    """Missing ``[first, last]`` ranges of the device's sequence numbers (1-based), oldest first."""
+    """Missing ``[first, last]`` ranges of the device's sequence numbers (1-based), oldest first (at most
+    ``MAX_GAPS``); raises the device's watermark to just before the first gap (the caller commits).
+
+    Only taps above the watermark are scanned: 1..watermark have all arrived and taps are never deleted, so a
+    validator uploading in order costs about one batch of rows here however long its history (scanning all of it
+    cost 175 ms per batch at 250,000 taps). What this transaction sees present stays present, so raising the
+    watermark from it is safe under concurrent batches (it only ever moves up)."""
+    watermark = int(session.scalar(select(Device.seq_watermark).where(Device.id == device_id)) or 0)
     prev = func.lag(Tap.device_seq).over(order_by=Tap.device_seq)
-    inner = select(Tap.device_seq.label("seq"), prev.label("prev")).where(Tap.device_id == device_id).subquery()
+    inner = (select(Tap.device_seq.label("seq"), prev.label("prev"))
+             .where(Tap.device_id == device_id, Tap.device_seq > watermark).subquery())
     rows = session.execute(select(inner.c.prev, inner.c.seq)
-                           .where(inner.c.seq - func.coalesce(inner.c.prev, 0) > 1)
+                           .where(inner.c.seq - func.coalesce(inner.c.prev, watermark) > 1)
                            .order_by(inner.c.seq).limit(MAX_GAPS)).all()
-    return [[int(p or 0) + 1, int(s) - 1] for p, s in rows]
+    gaps = [[int(p if p is not None else watermark) + 1, int(s) - 1] for p, s in rows]
+    reached = gaps[0][0] - 1 if gaps else int(session.scalar(
+        select(func.max(Tap.device_seq)).where(Tap.device_id == device_id)) or 0)
+    if reached > watermark:
+        session.execute(update(Device).where(Device.id == device_id, Device.seq_watermark < reached)
+                        .values(seq_watermark=reached))
+    return gaps
 
 
 @dataclass

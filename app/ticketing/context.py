@@ -50,6 +50,6 @@ def get_ticketing(app: Flask) -> Ticketing:
             fast = FastPath(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
         found = Ticketing(hash_key=app.config["CARD_HASH_KEY"], profiles=ProfileCache(app.config["FARE_PROFILE"]),
                           keys=KeyBox.from_config(app.config), fast=fast,
-                          batch_slots=int(app.config.get("TAP_BATCH_SLOTS", 2)))
+                          batch_slots=int(app.config.get("TAP_BATCH_SLOTS", 4)))
         app.extensions["ticketing"] = found
     return found
