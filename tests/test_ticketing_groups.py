@@ -295,3 +295,34 @@ def test_the_wsgi_fast_taps_answer_like_the_view_and_hand_everything_else_to_fla
     assert keyed.status_code == 200 and again.headers.get("Idempotent-Replayed") == "true"
     with get_db(app).session() as session:
         assert session.scalar(select(func.count()).select_from(Tap)) == 2
+
+
+def test_batch_transactions_take_free_slots_first_and_wait_when_all_are_taken(app: Flask) -> None:
+    _pg(app)
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from app.ticketing.batches import BATCH_SLOT_LOCK, _take_batch_slot
+
+    db = get_db(app)
+    holders = [db.session() for _ in range(2)]
+    try:
+        for session in holders:
+            _take_batch_slot(session, 2)  # each gets its own slot at once (a random pick could wait on a held one)
+        held = {int(k) - BATCH_SLOT_LOCK for k in holders[0].scalars(text(
+            "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid >= :base "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
+            {"base": BATCH_SLOT_LOCK})}
+        assert held == {0, 1}
+        with db.session() as third:
+            third.execute(text("SET LOCAL lock_timeout = '200ms'"))
+            with pytest.raises(OperationalError):
+                _take_batch_slot(third, 2)  # both taken: it waits
+        holders[0].rollback()
+        with db.session() as fourth:
+            _take_batch_slot(fourth, 2)  # the freed slot
+            fourth.rollback()
+    finally:
+        for session in holders:
+            session.rollback()
+            session.close()

@@ -23,7 +23,7 @@ class Ticketing:
     accounts: dict[str, int] = field(default_factory=dict)  # ids of system ledger accounts
     device_keys: dict[str, Any] = field(default_factory=dict)  # see app.ticketing.devices._key_secret
     fast: FastPath | None = None  # the one-round-trip online tap (PostgreSQL only)
-    batch_slots: int = 2  # batch transactions at once in the service, PostgreSQL (0: unbounded; see batches)
+    batch_slots: int = 4  # batch transactions at once in the service, PostgreSQL (0: unbounded; see batches)
     nonces: NonceClaims | None = None  # nonce claims of concurrent requests, pipelined (see device_auth)
 
     def nonce_claims(self, redis: Any) -> NonceClaims:
