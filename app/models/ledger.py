@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, Text, func
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -36,6 +36,10 @@ class LedgerTransaction(Base):
     """One business event; ``charge_key`` is unique, so a tap can be charged at most once."""
 
     __tablename__ = "ledger_transactions"
+    # the taps that have fare adjustments (few): what re-rating a card's day looks up (migration 0016)
+    __table_args__ = (Index("ix_ledger_transactions_adjusted_tap", "tap_id",
+                            postgresql_where=text("kind = 'fare_adjustment'"),
+                            sqlite_where=text("kind = 'fare_adjustment'")),)
 
     id: Mapped[int] = bigint_pk()
     kind: Mapped[str] = mapped_column(String(32))

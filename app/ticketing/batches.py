@@ -206,21 +206,26 @@ def _windows(session: Session, profile: FareProfile, card_ids: list[int], times:
     by_id: dict[int, _Prior] = {}
     ride = Tap.offline.is_(True) | Tap.outcome.in_(("accepted", "double_tap"))
     for r in session.execute(select(Tap.card_id, Tap.id, Tap.tap_key, Tap.tapped_at, Tap.vehicle_id, Tap.route_id,
-                                    Tap.uncollected)
+                                    Tap.uncollected, Tap.fare)
                              .where(_in(session, Tap.card_id, card_ids, BigInteger), Tap.tapped_at >= start,
                                     Tap.tapped_at < end, ride)):
-        prior = _Prior(r[1], r[2], _utc(r[3]), r[4], r[5], int(r[6]))
+        # what the tap was charged when it was stored (every writer stores fare and uncollected so: the charge
+        # is their difference, one 'fare' transaction when it is not zero); adjustments come from the ledger
+        charged = int(r[7]) - int(r[6])
+        prior = _Prior(r[1], r[2], _utc(r[3]), r[4], r[5], int(r[6]), paid=-charged, postings=1 if charged else 0)
         rides[int(r[0] or 0)].append(prior)
         by_id[prior.id] = prior
     if by_id:
-        paid = (select(LedgerTransaction.tap_id, func.count(func.distinct(LedgerTransaction.id)),
-                       func.coalesce(func.sum(LedgerEntry.amount), 0))
-                .join(LedgerEntry, LedgerEntry.transaction_id == LedgerTransaction.id)
-                .join(LedgerAccount, (LedgerAccount.id == LedgerEntry.account_id) & (LedgerAccount.kind == "card"))
-                .where(_in(session, LedgerTransaction.tap_id, list(by_id), BigInteger))
-                .group_by(LedgerTransaction.tap_id))
-        for tap_id, postings, amount in session.execute(paid):
-            by_id[int(tap_id or 0)].postings, by_id[int(tap_id or 0)].paid = int(postings), int(amount)
+        adjusted = (select(LedgerTransaction.tap_id, func.count(func.distinct(LedgerTransaction.id)),
+                           func.coalesce(func.sum(LedgerEntry.amount), 0))
+                    .join(LedgerEntry, LedgerEntry.transaction_id == LedgerTransaction.id)
+                    .join(LedgerAccount, (LedgerAccount.id == LedgerEntry.account_id) & (LedgerAccount.kind == "card"))
+                    .where(text("ledger_transactions.kind = 'fare_adjustment'"),  # inline: the partial index (0016)
+                           _in(session, LedgerTransaction.tap_id, list(by_id), BigInteger))
+                    .group_by(LedgerTransaction.tap_id))
+        for tap_id, postings, amount in session.execute(adjusted):
+            by_id[int(tap_id or 0)].postings += int(postings)
+            by_id[int(tap_id or 0)].paid += int(amount)
     passes: dict[int, list[PassIn]] = defaultdict(list)
     for card_id, product, start_at, end_at in session.execute(
             select(CardPass.card_id, CardPass.fare_product_id, CardPass.valid_from, CardPass.valid_to)
