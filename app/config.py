@@ -56,9 +56,9 @@ def load_config(environ: Mapping[str, str] | None = None, instance_path: str | P
         "FEED_PATH": env.get("QALA_FEED_PATH", "gtfs_data/almaty"),
         "MODEL_DIR": env.get("QALA_MODEL_DIR", str((instance / "models").resolve())),
         "ARRIVALS_WINDOW_MIN": _int(env, "QALA_ARRIVALS_WINDOW_MIN", 90),
-        # open SSE streams per process: each holds one of its 32 server threads (app/gunicorn.conf.py); the
+        # open SSE streams per process: each holds one of its 16 server threads (app/gunicorn.conf.py); the
         # rest stay for polls, taps and pages
-        "REALTIME_SSE_STREAMS": _int(env, "QALA_SSE_STREAMS", 16),
+        "REALTIME_SSE_STREAMS": _int(env, "QALA_SSE_STREAMS", 8),
         "JSON_SORT_KEYS": False,
         "CARD_HASH_KEY": card_hash_key,
         "FARE_PROFILE": env.get("QALA_FARE_PROFILE", "almaty_2024"),

@@ -10,13 +10,13 @@ import os
 # Threads, not sync workers: keep-alive sockets of polling displays wait in the worker's poller without holding
 # a thread, and an SSE stream (/arrivals/stream) holds one thread for as long as it is open.
 worker_class = "gthread"
-# One process per core, 32 threads each: requests mostly wait on Redis or PostgreSQL, SSE streams hold one (at
-# most QALA_SSE_STREAMS, 16, per process), and concurrent online taps share one commit (app/ticketing/coalesce.py).
-# On this 2-core machine (loaded by other work), bench/display.py's 32 polling connections got a lower p99 with
-# 32 threads than with 8 for the bare baseline and Qala alike; Qala alone also did better than with 16 threads,
-# or with 3 or 4 processes.
+# One process per core, 16 threads each: requests mostly wait on Redis or PostgreSQL, SSE streams hold one (at
+# most QALA_SSE_STREAMS, 8, per process), and concurrent online taps share one commit (app/ticketing/coalesce.py).
+# Fewer threads contend less for the GIL: with per-worker sockets (below), bench/display.py's 32 polling
+# connections got p99 16.3 ms with 16 threads against 17.8–20.4 ms with 32 (and 14.5 ms with 4, too few for SSE
+# streams and for group commit, which needs taps in flight together).
 workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 2)
-threads = int(os.environ.get("QALA_WEB_THREADS") or 32)
+threads = int(os.environ.get("QALA_WEB_THREADS") or 16)
 # Displays poll every few seconds over one connection; keep it open between polls (longer than the usual 60 s
 # idle timeout of a load balancer in front, so the balancer, not gunicorn, closes idle connections).
 keepalive = 75
