@@ -114,9 +114,11 @@ def analyze(url: str) -> None:
     The database starts with no taps, and a server's connection that first plans ``qala_online_taps`` then keeps
     plans fit for an empty table (sequential scans of ``taps``) until statistics change; on a live system taps
     are never empty, so the benchmarks measure after their warm-up and this."""
-    with make_engine(url).connect() as conn:
+    engine = make_engine(url)
+    with engine.connect() as conn:
         conn.execute(text("ANALYZE"))
         conn.commit()
+    engine.dispose()
 
 
 def start_gunicorn(target: str, port: int, env: dict[str, str], workers: int | None = None,

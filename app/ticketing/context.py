@@ -36,7 +36,7 @@ class Ticketing:
     def close(self) -> None:
         """Close the fast path's connections (tests create many applications)."""
         if self.fast is not None:
-            self.fast.close_all()
+            self.fast.close()
 
 
 def get_ticketing(app: Flask) -> Ticketing:

@@ -168,14 +168,14 @@ class FastPath:
         import psycopg
 
         out: list[Outcome | str | None] = [None] * len(items)
-        claimers: dict[int, list[int]] = {}
+        claimers: dict[int, tuple[NonceClaims, list[int], list[str]]] = {}
         for i, (_, _, nonce) in enumerate(items):
             if nonce is not None:
-                claimers.setdefault(id(nonce[0]), []).append(i)
-        for positions in claimers.values():
-            claims = items[positions[0]][2][0]  # type: ignore[index]
-            fresh = claims.claim_all([items[i][2][1] for i in positions])  # type: ignore[index]
-            for i, new in zip(positions, fresh, strict=True):
+                _, positions, keys = claimers.setdefault(id(nonce[0]), (nonce[0], [], []))
+                positions.append(i)
+                keys.append(nonce[1])
+        for claims, positions, keys in claimers.values():
+            for i, new in zip(positions, claims.claim_all(keys), strict=True):
                 if not new:
                     out[i] = REPLAYED
         run = [i for i in range(len(items)) if out[i] is None]
@@ -193,12 +193,8 @@ class FastPath:
                 out[run[i - 1]] = (str(outcome), reason, int(fare), int(balance), product)
         return out
 
-    def close_all(self) -> None:
-        """Close the connection (tests create many applications); the next group reconnects."""
-        self.close()
-
     def close(self) -> None:
-        """Close the connection (after an error; the next group reconnects)."""
+        """Close the connection (after an error, or when an application is dropped); the next group reconnects."""
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
