@@ -120,6 +120,8 @@ class _Writes:
 
 
 def _utc(value: dt.datetime | str) -> dt.datetime:
+    if type(value) is dt.datetime and value.tzinfo is not None:  # PostgreSQL's timestamptz: the common case
+        return value
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
@@ -197,24 +199,23 @@ def _lock_cards(session: Session, hashes: list[str]) -> dict[str, _Card]:
     return {r[4]: _Card(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6])) for r in session.execute(stmt)}
 
 
-def _windows(session: Session, profile: FareProfile, card_ids: list[int], times: list[dt.datetime],
+def _windows(session: Session, card_ids: list[int], bounds: list[tuple[dt.datetime, dt.datetime]],
              ) -> tuple[dict[int, list[_Prior]], dict[int, list[PassIn]]]:
     """Every ride and pass of these cards in the rating windows the batch touches, and what rides were charged."""
-    bounds = [rating_window(profile, at) for at in times]
     start, end = min(b[0] for b in bounds), max(b[1] for b in bounds)
     rides: dict[int, list[_Prior]] = defaultdict(list)
     by_id: dict[int, _Prior] = {}
     ride = Tap.offline.is_(True) | Tap.outcome.in_(("accepted", "double_tap"))
-    for r in session.execute(select(Tap.card_id, Tap.id, Tap.tap_key, Tap.tapped_at, Tap.vehicle_id, Tap.route_id,
-                                    Tap.uncollected, Tap.fare)
-                             .where(_in(session, Tap.card_id, card_ids, BigInteger), Tap.tapped_at >= start,
-                                    Tap.tapped_at < end, ride)):
+    for card_id, tap_id, key, at, vehicle, route, uncollected, fare in session.execute(
+            select(Tap.card_id, Tap.id, Tap.tap_key, Tap.tapped_at, Tap.vehicle_id, Tap.route_id, Tap.uncollected,
+                   Tap.fare)
+            .where(_in(session, Tap.card_id, card_ids, BigInteger), Tap.tapped_at >= start, Tap.tapped_at < end, ride)):
         # what the tap was charged when it was stored (every writer stores fare and uncollected so: the charge
         # is their difference, one 'fare' transaction when it is not zero); adjustments come from the ledger
-        charged = int(r[7]) - int(r[6])
-        prior = _Prior(r[1], r[2], _utc(r[3]), r[4], r[5], int(r[6]), paid=-charged, postings=1 if charged else 0)
-        rides[int(r[0] or 0)].append(prior)
-        by_id[prior.id] = prior
+        charged = fare - uncollected
+        prior = _Prior(tap_id, key, _utc(at), vehicle, route, uncollected, -charged, 1 if charged else 0)
+        rides[card_id].append(prior)
+        by_id[tap_id] = prior
     if by_id:
         adjusted = (select(LedgerTransaction.tap_id, func.count(func.distinct(LedgerTransaction.id)),
                            func.coalesce(func.sum(LedgerEntry.amount), 0))
@@ -239,7 +240,7 @@ def _rate_and_plan(session: Session, ctx: Ticketing, fresh: list[TapRequest], ca
                    hashes: dict[str, str]) -> _Writes:
     profile = ctx.profiles.get(session)
     writes = _Writes()
-    groups: dict[tuple[int, dt.datetime], list[TapRequest]] = defaultdict(list)
+    groups: dict[tuple[int, tuple[dt.datetime, dt.datetime]], list[TapRequest]] = defaultdict(list)
     for req in sorted(fresh, key=lambda r: (r.tapped_at, r.tap_key)):
         card = cards.get(hashes[req.tap_key])
         if card is None:
@@ -247,17 +248,14 @@ def _rate_and_plan(session: Session, ctx: Ticketing, fresh: list[TapRequest], ca
         elif card.status != "active":
             writes.taps.append(_NewTap(req, card, "denied", card.status, balance_after=card.balance))
         else:
-            groups[(card.card_id, rating_window(profile, req.tapped_at)[0])].append(req)
+            groups[(card.card_id, rating_window(profile, req.tapped_at))].append(req)
     if not groups:
         return writes
     by_card = {c.card_id: c for c in cards.values()}
-    rides, passes = _windows(session, profile, sorted({k[0] for k in groups}),
-                             [reqs[0].tapped_at for reqs in groups.values()])
-    for (card_id, _), reqs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
-        card = by_card[card_id]
-        start, end = rating_window(profile, reqs[0].tapped_at)
-        prior = [p for p in rides.get(card_id, []) if start <= p.at < end]
-        _rate_group(profile, card, reqs, prior, passes.get(card_id, []), writes)
+    rides, passes = _windows(session, sorted({k[0] for k in groups}), list({k[1] for k in groups}))
+    for (card_id, (start, end)), reqs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        prior = [p for p in rides.get(card_id, ()) if start <= p.at < end]
+        _rate_group(profile, by_card[card_id], reqs, prior, passes.get(card_id, []), writes)
     return writes
 
 

@@ -9,6 +9,7 @@ for the rider category and time of day, Fares v2 transfer rules, and daily/weekl
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -209,14 +210,16 @@ def rating_window(profile: FareProfile, at: dt.datetime) -> tuple[dt.datetime, d
     Journeys and caps never span two windows, which keeps rating deterministic per window.
     """
     zone = ZoneInfo(profile.config.timezone)
-    day = at.astimezone(zone).date()
-    if profile.config.weekly_cap:
+    return _window_of_day(zone, at.astimezone(zone).date(), bool(profile.config.weekly_cap))
+
+
+@functools.lru_cache(maxsize=4096)
+def _window_of_day(zone: ZoneInfo, day: dt.date, weekly: bool) -> tuple[dt.datetime, dt.datetime]:
+    """The window holding local ``day`` (a batch asks for the same few days thousands of times)."""
+    if weekly:
         day -= dt.timedelta(days=day.weekday())
-        length = 7
-    else:
-        length = 1
     start = dt.datetime.combine(day, dt.time(), tzinfo=zone)
-    end = dt.datetime.combine(day + dt.timedelta(days=length), dt.time(), tzinfo=zone)
+    end = dt.datetime.combine(day + dt.timedelta(days=7 if weekly else 1), dt.time(), tzinfo=zone)
     return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import func, insert, literal, null, or_, select, text, type_coerce, union_all, update
@@ -45,8 +46,8 @@ class TapRequest:
     body_hash: str
     card_hash: str | None = None  # number_hash of the card, when the caller already computed it
 
-    @property
-    def tap_key(self) -> str:
+    @cached_property
+    def tap_key(self) -> str:  # read many times per tap by a batch: computed once
         return f"{self.device_id}:{self.device_seq}"
 
 
