@@ -24,11 +24,11 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, String, any_, func, insert, literal, select, text, update
+from sqlalchemy import BigInteger, String, any_, cast, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -129,10 +129,18 @@ def _utc(value: dt.datetime | str) -> dt.datetime:
 
 def _in(session: Session, column: Any, values: Sequence[Any], kind: type[String] | type[BigInteger],
         ) -> ColumnElement[bool]:
-    """``column IN values``; on PostgreSQL ``= ANY(array)``, one parameter instead of thousands to render."""
+    """``column IN values``; on PostgreSQL ``= ANY(array)``: one parameter instead of thousands to render, sent
+    as the array's text (psycopg's list adapter ran a regular expression per element: 15 µs per tap here)."""
     if session.get_bind().dialect.name == "postgresql":
-        return column == any_(literal(list(values), ARRAY(kind())))
+        return column == any_(cast(literal(_array_text(values, kind)), ARRAY(kind())))
     return column.in_(list(values))
+
+
+def _array_text(values: Iterable[Any], kind: type[String] | type[BigInteger]) -> str:
+    """A PostgreSQL array literal: integers as they are, strings always quoted (``"`` and ``\\`` escaped)."""
+    if kind is BigInteger:
+        return "{" + ",".join(str(int(v)) for v in values) + "}"
+    return "{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
 
 
 BATCH_SLOT_LOCK = 7_302_000  # pg_advisory_xact_lock ids BATCH_SLOT_LOCK + slot: bounded batch concurrency
@@ -214,7 +222,7 @@ def _windows(session: Session, card_ids: list[int], bounds: list[tuple[dt.dateti
         # is their difference, one 'fare' transaction when it is not zero); adjustments come from the ledger
         charged = fare - uncollected
         prior = _Prior(tap_id, key, _utc(at), vehicle, route, uncollected, -charged, 1 if charged else 0)
-        rides[card_id].append(prior)
+        rides[card_id or 0].append(prior)  # never NULL: selected by card
         by_id[tap_id] = prior
     if by_id:
         adjusted = (select(LedgerTransaction.tap_id, func.count(func.distinct(LedgerTransaction.id)),
@@ -224,9 +232,9 @@ def _windows(session: Session, card_ids: list[int], bounds: list[tuple[dt.dateti
                     .where(text("ledger_transactions.kind = 'fare_adjustment'"),  # inline: the partial index (0016)
                            _in(session, LedgerTransaction.tap_id, list(by_id), BigInteger))
                     .group_by(LedgerTransaction.tap_id))
-        for tap_id, postings, amount in session.execute(adjusted):
-            by_id[int(tap_id or 0)].postings += int(postings)
-            by_id[int(tap_id or 0)].paid += int(amount)
+        for adjusted_id, postings, amount in session.execute(adjusted):
+            by_id[int(adjusted_id or 0)].postings += int(postings)
+            by_id[int(adjusted_id or 0)].paid += int(amount)
     passes: dict[int, list[PassIn]] = defaultdict(list)
     for card_id, product, start_at, end_at in session.execute(
             select(CardPass.card_id, CardPass.fare_product_id, CardPass.valid_from, CardPass.valid_to)
@@ -349,7 +357,7 @@ def _write_postgres(session: Session, writes: _Writes, revenue: int) -> None:
             ids, deltas = zip(*writes.deltas.items(), strict=True)
             cur.execute("UPDATE ledger_accounts a SET balance = a.balance + d.delta "
                         "FROM unnest(%s::bigint[], %s::bigint[]) AS d (id, delta) WHERE a.id = d.id",
-                        (list(ids), list(deltas)))
+                        (_array_text(ids, BigInteger), _array_text(deltas, BigInteger)))
 
 
 def _write_generic(session: Session, writes: _Writes, revenue: int) -> None:
