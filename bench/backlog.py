@@ -6,7 +6,10 @@ sequence order, signed, over keep-alive HTTP, from a separate process — while 
 process, open loop at ``--online-rate`` taps/s) keep tapping. By default the batches go to their own gunicorn
 (``--batch-workers``, started under ``nice -n 10``: the deployment that routes ``/batches`` to a separate,
 lower-priority pool, so the backlog takes the CPU the online taps leave); ``--batch-workers 0`` sends them to
-the online pool as before. The last line is
+the online pool as before. The batch pool closes each connection after its response (``--batch-keepalive 0``):
+with keep-alive, the kernel placed each uploader's one connection on a worker for the whole run, and with four
+uploaders on two workers one run in eight put all four on one worker (one GIL for every batch: 172 s against 146 s
+for 1 M on the same code); a thousand validators would spread evenly, four do not. The last line is
 ``backlog_taps=<n> seconds=<s> backlog_taps_per_s=<r> projected_1m_s=<s> online_p99_ms=<p> online_alone_p99_ms=<p>``;
 ``projected_1m_s`` is a straight-line extrapolation of the measured rate to 1,000,000 taps; with the default
 ``--taps 1000000`` it is the measured time itself (200,000 taps projected 169 s where 1 M took 312 s on the same code).
@@ -113,6 +116,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--batch-workers", type=int, default=2,
                         help="workers of a separate gunicorn for /batches under nice 10; 0 = share the online pool")
+    parser.add_argument("--batch-keepalive", type=int, default=0,
+                        help="keep-alive seconds of the batch pool; 0 (the default) closes the connection after each "
+                             "batch, so the kernel spreads batches, not connections, over its workers")
     args = parser.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS)
@@ -124,7 +130,8 @@ def main() -> None:
            "SECRET_KEY": secrets.token_hex(16)}
     mp = multiprocessing.get_context("fork")
     proc = start_gunicorn("app:create_app()", PORT, env, args.workers, args.threads)
-    batch_proc = (start_gunicorn("app:create_app()", PORT_BATCH, env, args.batch_workers, args.threads, nice=10)
+    batch_proc = (start_gunicorn("app:create_app()", PORT_BATCH, env, args.batch_workers, args.threads, nice=10,
+                                 keepalive=args.batch_keepalive)
                   if args.batch_workers else None)
     try:
         drive(PORT, online_creds, numbers, 2.0, args.online, seq_base=1)  # warm-up

@@ -122,12 +122,15 @@ def analyze(url: str) -> None:
 
 
 def start_gunicorn(target: str, port: int, env: dict[str, str], workers: int | None = None,
-                   threads: int | None = None, nice: int = 0) -> subprocess.Popen[bytes]:
-    """gunicorn with the deployment's settings (``app/gunicorn.conf.py``); ``workers``/``threads`` override them."""
+                   threads: int | None = None, nice: int = 0, keepalive: int | None = None,
+                   ) -> subprocess.Popen[bytes]:
+    """gunicorn with the deployment's settings (``app/gunicorn.conf.py``); ``workers``/``threads``/``keepalive``
+    override them."""
     cmd = (["nice", "-n", str(nice)] if nice else []) + [
         str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "app" / "gunicorn.conf.py"), "-b", f"127.0.0.1:{port}",
         "--log-level", "warning", "--chdir", str(ROOT)]
-    cmd += (["-w", str(workers)] if workers else []) + (["--threads", str(threads)] if threads else []) + [target]
+    cmd += (["-w", str(workers)] if workers else []) + (["--threads", str(threads)] if threads else [])
+    cmd += (["--keep-alive", str(keepalive)] if keepalive is not None else []) + [target]
     proc = subprocess.Popen(cmd, env={**os.environ, **env})
     for _ in range(300):  # up to 30 s: app import is slow on a loaded 2-core machine
         try:
