@@ -118,6 +118,20 @@ def test_rating_window_is_the_local_day() -> None:
     assert start.astimezone(dt.timezone(dt.timedelta(hours=5))).hour == 0
 
 
+def test_rating_window_is_the_local_iso_week_under_a_weekly_cap() -> None:
+    """Windows are remembered per local day; a daily and a weekly profile asking for the same day get their own."""
+    weekly = dataclasses.replace(ALMATY, config=dataclasses.replace(ALMATY.config, weekly_cap={"standard": 50000}))
+    local = dt.timezone(dt.timedelta(hours=5))
+    for days in range(8):
+        at = T0 + dt.timedelta(days=days)
+        start, end = rating_window(weekly, at)
+        assert (end - start) == dt.timedelta(days=7) and start <= at < end
+        assert start.astimezone(local).weekday() == 0 and start.astimezone(local).hour == 0
+        day_start, day_end = rating_window(ALMATY, at)
+        assert (day_end - day_start) == dt.timedelta(days=1) and day_start <= at < day_end
+        assert day_start.astimezone(local).date() == at.astimezone(local).date()
+
+
 TAPS = st.lists(st.tuples(st.integers(0, 6 * 3600), st.sampled_from(["a", "b", "c"])),
                 min_size=1, max_size=12, unique_by=lambda t: t[0])
 

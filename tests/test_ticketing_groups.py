@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, String, func, select
 
 from app import get_db, get_redis
 from app.models import Card, Tap
@@ -326,3 +326,26 @@ def test_batch_transactions_take_free_slots_first_and_wait_when_all_are_taken(ap
         for session in holders:
             session.rollback()
             session.close()
+
+
+def test_batch_set_lookups_find_exactly_the_values_given_whatever_their_characters(app: Flask) -> None:
+    """The batch's ``= ANY(array)`` lookups (PostgreSQL: the array sent as its text, strings quoted and escaped;
+    SQLite: ``IN``) match every value as it is, quotes, backslashes, commas, braces and all."""
+    from app.models import LedgerAccount
+    from app.ticketing.batches import _in
+
+    codes = ['quote"d', "back\\slash", "com,ma", "{brace}", " spaced ", "NULL", "", "plain:1"]
+    with get_db(app).session() as session:
+        accounts = [LedgerAccount(code=f"lookup-{c}", kind="adjustment") for c in codes]
+        decoy = LedgerAccount(code="lookup-other", kind="adjustment")
+        session.add_all([*accounts, decoy])
+        session.flush()
+        wanted = [f"lookup-{c}" for c in codes]
+        found = session.scalars(select(LedgerAccount.code).where(_in(session, LedgerAccount.code, wanted, String)))
+        assert sorted(found) == sorted(wanted)
+        ids = [a.id for a in accounts[:3]]
+        by_id = session.scalars(select(LedgerAccount.id).where(_in(session, LedgerAccount.id, ids, BigInteger)))
+        assert sorted(by_id) == sorted(ids)
+        none = session.scalars(select(LedgerAccount.id).where(_in(session, LedgerAccount.id, [], BigInteger)))
+        assert list(none) == []
+        session.rollback()
