@@ -16,8 +16,7 @@ ledger service's ordinary postings.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, insert, literal, null, or_, select, text, type_coerce, union_all, update
@@ -45,10 +44,10 @@ class TapRequest:
     offline: bool
     body_hash: str
     card_hash: str | None = None  # number_hash of the card, when the caller already computed it
+    tap_key: str = field(init=False, compare=False)  # device_id:device_seq, read many times per tap by a batch
 
-    @cached_property
-    def tap_key(self) -> str:  # read many times per tap by a batch: computed once
-        return f"{self.device_id}:{self.device_seq}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tap_key", f"{self.device_id}:{self.device_seq}")  # frozen: set once, here
 
 
 @dataclass(frozen=True)
