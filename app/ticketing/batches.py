@@ -204,7 +204,8 @@ def _lock_cards(session: Session, hashes: list[str]) -> dict[str, _Card]:
                    LedgerAccount.balance)
             .join(LedgerAccount, LedgerAccount.card_id == Card.id).where(_in(session, Card.number_hash, hashes, String))
             .order_by(Card.id).with_for_update(of=LedgerAccount))
-    return {r[4]: _Card(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6])) for r in session.connection().execute(stmt)}
+    rows = session.connection().execute(stmt).all()
+    return {r[4]: _Card(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6])) for r in rows}
 
 
 def _windows(session: Session, card_ids: list[int], bounds: list[tuple[dt.datetime, dt.datetime]],
@@ -218,7 +219,8 @@ def _windows(session: Session, card_ids: list[int], bounds: list[tuple[dt.dateti
     for card_id, tap_id, key, at, vehicle, route, uncollected, fare in db.execute(
             select(Tap.card_id, Tap.id, Tap.tap_key, Tap.tapped_at, Tap.vehicle_id, Tap.route_id, Tap.uncollected,
                    Tap.fare)
-            .where(_in(session, Tap.card_id, card_ids, BigInteger), Tap.tapped_at >= start, Tap.tapped_at < end, ride)):
+            .where(_in(session, Tap.card_id, card_ids, BigInteger), Tap.tapped_at >= start, Tap.tapped_at < end, ride)
+            ).all():  # fetchall: iterating the result fetched row by row
         # what the tap was charged when it was stored (every writer stores fare and uncollected so: the charge
         # is their difference, one 'fare' transaction when it is not zero); adjustments come from the ledger
         charged = fare - uncollected
@@ -233,14 +235,14 @@ def _windows(session: Session, card_ids: list[int], bounds: list[tuple[dt.dateti
                     .where(text("ledger_transactions.kind = 'fare_adjustment'"),  # inline: the partial index (0016)
                            _in(session, LedgerTransaction.tap_id, list(by_id), BigInteger))
                     .group_by(LedgerTransaction.tap_id))
-        for adjusted_id, postings, amount in db.execute(adjusted):
+        for adjusted_id, postings, amount in db.execute(adjusted).all():
             by_id[int(adjusted_id or 0)].postings += int(postings)
             by_id[int(adjusted_id or 0)].paid += int(amount)
     passes: dict[int, list[PassIn]] = defaultdict(list)
     for card_id, product, start_at, end_at in db.execute(
             select(CardPass.card_id, CardPass.fare_product_id, CardPass.valid_from, CardPass.valid_to)
             .where(_in(session, CardPass.card_id, card_ids, BigInteger), CardPass.valid_to > start,
-                   CardPass.valid_from < end)):
+                   CardPass.valid_from < end)).all():
         passes[card_id].append(PassIn(product, _utc(start_at), _utc(end_at)))
     return rides, passes
 

@@ -298,6 +298,8 @@ def _apply_transfer(profile: FareProfile, category: str, tap: TapIn, group: str 
 
 
 def _apply_caps(profile: FareProfile, category: str, at: dt.datetime, fare: int, state: _State) -> tuple[int, bool]:
+    if category not in profile.config.daily_cap and category not in profile.config.weekly_cap:
+        return fare, False  # most rides: no cap to count towards
     local = at.astimezone(ZoneInfo(profile.config.timezone)).date()
     periods = []
     if category in profile.config.daily_cap:
