@@ -85,7 +85,7 @@ def test_a_batch_names_the_tap_and_field_at_fault(app: Any) -> None:
 
 
 def test_a_schema_is_checked_as_it_is_when_first_used() -> None:
-    """Compiled per schema object: two equal-looking schemas are two compilations, each keeping its own rules."""
+    """Compiled per schema object: two schemas of the same shape are two compilations, each with its own rules."""
     low: dict[str, Any] = {"type": "integer", "minimum": 1}
     high: dict[str, Any] = {"type": "integer", "minimum": 10}
     assert body_error(5, low) is None

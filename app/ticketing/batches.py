@@ -130,7 +130,8 @@ def _utc(value: dt.datetime | str) -> dt.datetime:
 def _in(session: Session, column: Any, values: Sequence[Any], kind: type[String] | type[BigInteger],
         ) -> ColumnElement[bool]:
     """``column IN values``; on PostgreSQL ``= ANY(array)``: one parameter instead of thousands to render, sent
-    as the array's text (psycopg's list adapter ran a regular expression per element: 15 µs per tap here)."""
+    as the array's text (psycopg's list adapter runs a regular expression per element: 0.84 ms for a chunk's
+    2,500 earlier-ride ids, against 0.19 ms)."""
     if session.get_bind().dialect.name == "postgresql":
         return column == any_(cast(literal(_array_text(values, kind)), ARRAY(kind())))
     return column.in_(list(values))
