@@ -14,8 +14,9 @@ from flask import Flask
 from sqlalchemy import BigInteger, String, func, select
 
 from app import get_db, get_redis
-from app.models import Card, Tap
+from app.models import Card, LedgerAccount, Tap
 from app.ticketing import cards, devices, ledger
+from app.ticketing.batches import _in
 from app.ticketing.cardnumbers import number_hash
 from app.ticketing.coalesce import Coalescer
 from app.ticketing.context import get_ticketing
@@ -331,9 +332,6 @@ def test_batch_transactions_take_free_slots_first_and_wait_when_all_are_taken(ap
 def test_batch_set_lookups_find_exactly_the_values_given_whatever_their_characters(app: Flask) -> None:
     """The batch's ``= ANY(array)`` lookups (PostgreSQL: the array sent as its text, strings quoted and escaped;
     SQLite: ``IN``) match every value as it is, quotes, backslashes, commas, braces and all."""
-    from app.models import LedgerAccount
-    from app.ticketing.batches import _in
-
     codes = ['quote"d', "back\\slash", "com,ma", "{brace}", " spaced ", "NULL", "", "plain:1"]
     with get_db(app).session() as session:
         accounts = [LedgerAccount(code=f"lookup-{c}", kind="adjustment") for c in codes]
