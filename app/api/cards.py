@@ -1,4 +1,6 @@
-"""Rider API: accounts, login, linking cards, balance, history, top-ups, passes, and the anonymous balance check."""
+"""Rider API: accounts, login, linking cards, balance, history, passes, and the anonymous balance check.
+
+Riders never credit a card here: a top-up is a payment through a provider (``app.api.payments``)."""
 
 from __future__ import annotations
 
@@ -114,20 +116,6 @@ def card_history(card_id: int, limit: int) -> ResponseReturnValue:
     with get_db(current_app).session() as session:
         card = riders.owned_card(session, current_rider(session), card_id)
         return jsonify(riders.card_history(session, card, limit))
-
-
-@bp.post("/cards/<int:card_id>/top-ups")
-@endpoint("Top up one of my cards from the app (a transfer from the app channel); amount in tiyn",
-          request="TopUpRequest", response="Card", tag="cards", errors=[401, 404, 409])
-def top_up(card_id: int) -> ResponseReturnValue:
-    amount = body_field("amount", int)
-
-    def work(session: Session) -> tuple[dict[str, Any], int]:
-        card = riders.owned_card(session, current_rider(session), card_id)
-        cards.top_up(session, card, amount, "app")
-        return riders.card_summary(session, card), 200
-
-    return run_mutation(rider_scope(), work)
 
 
 @bp.post("/cards/<int:card_id>/passes")

@@ -41,6 +41,7 @@ from app.models.schedule import (
     Translation,
     Trip,
 )
+from app.models.security import AuthThrottle, PaymentIntent
 from app.models.taps import DenyListEntry, Device, DeviceKey, IdempotencyRecord, Tap
 from app.models.ticketing import AuditLog, Card, CardPass, Rider
 
@@ -49,6 +50,7 @@ __all__ = [
     "Agency",
     "Area",
     "AuditLog",
+    "AuthThrottle",
     "AvlRejection",
     "Calendar",
     "CalendarDate",
@@ -72,6 +74,7 @@ __all__ = [
     "OdZoneDay",
     "OdZoneTotalDay",
     "OnTimeHour",
+    "PaymentIntent",
     "Ping",
     "PredictionLog",
     "ReportBoarding",

@@ -33,6 +33,8 @@ class Device(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # validator (taps, batches, deny list) or a top-up channel device: kiosk or bank
+    kind: Mapped[str] = mapped_column(String(16), default="validator", server_default="validator")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # every sequence number up to this one has arrived (taps are never deleted, so it only rises); see
     # app.ticketing.batches.sequence_gaps
@@ -111,6 +113,7 @@ class IdempotencyRecord(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
+                                                 index=True)  # pruned by age
 
     __table_args__ = (UniqueConstraint("scope", "key"),)
