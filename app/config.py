@@ -25,6 +25,30 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+PAYMENT_PROVIDERS = ("sandbox", "none")
+
+
+def _payment_settings(env: Mapping[str, str], production: bool) -> dict[str, str]:
+    """Rider top-ups go through a payment provider (``app.ticketing.payments``). The sandbox provider credits
+    cards for nothing, so production refuses it unless ``QALA_PAYMENT_SANDBOX_IN_PRODUCTION=yes`` (a public demo);
+    ``none`` turns rider top-ups off (kiosks, banks and staff still credit cards)."""
+    provider = env.get("QALA_PAYMENT_PROVIDER") or ("" if production else "sandbox")
+    if not provider:
+        raise ConfigError("QALA_PAYMENT_PROVIDER must be set when QALA_ENV=production (one of: "
+                          + ", ".join(PAYMENT_PROVIDERS) + ")")
+    if provider not in PAYMENT_PROVIDERS:
+        raise ConfigError(f"QALA_PAYMENT_PROVIDER must be one of {', '.join(PAYMENT_PROVIDERS)}, got {provider!r}")
+    if production and provider == "sandbox" and env.get("QALA_PAYMENT_SANDBOX_IN_PRODUCTION") != "yes":
+        raise ConfigError("the sandbox payment provider credits cards for nothing: with QALA_ENV=production it "
+                          "needs QALA_PAYMENT_SANDBOX_IN_PRODUCTION=yes")
+    secret = env.get("QALA_PAYMENT_WEBHOOK_SECRET")
+    if not secret:
+        if production and provider != "none":
+            raise ConfigError("QALA_PAYMENT_WEBHOOK_SECRET must be set when QALA_ENV=production")
+        secret = "qala-dev-payment-webhook-secret"  # fixed in development so every worker checks the same
+    return {"PAYMENT_PROVIDER": provider, "PAYMENT_WEBHOOK_SECRET": secret}
+
+
 def load_config(environ: Mapping[str, str] | None = None, instance_path: str | Path = "instance") -> dict[str, Any]:
     """Build the application config from environment variables, with embedded defaults.
 
@@ -46,6 +70,7 @@ def load_config(environ: Mapping[str, str] | None = None, instance_path: str | P
         if production:
             raise ConfigError("CARD_HASH_KEY must be set when QALA_ENV=production")
         card_hash_key = "qala-dev-card-hash-key"  # fixed in development so card hashes survive restarts
+    payments = _payment_settings(env, production)
     database_url = env.get("DATABASE_URL") or f"sqlite:///{(instance / 'qala.sqlite3').resolve()}"
     return {
         "ENV": "production" if production else "development",
@@ -63,4 +88,5 @@ def load_config(environ: Mapping[str, str] | None = None, instance_path: str | P
         "CARD_HASH_KEY": card_hash_key,
         "FARE_PROFILE": env.get("QALA_FARE_PROFILE", "almaty_2024"),
         "KEY_ENCRYPTION_KEY": env.get("QALA_KEY_ENCRYPTION_KEY") or None,  # seals device keys; see keycrypt.py
+        **payments,  # PAYMENT_PROVIDER, PAYMENT_WEBHOOK_SECRET
     }
