@@ -89,4 +89,10 @@ def load_config(environ: Mapping[str, str] | None = None, instance_path: str | P
         "FARE_PROFILE": env.get("QALA_FARE_PROFILE", "almaty_2024"),
         "KEY_ENCRYPTION_KEY": env.get("QALA_KEY_ENCRYPTION_KEY") or None,  # seals device keys; see keycrypt.py
         **payments,  # PAYMENT_PROVIDER, PAYMENT_WEBHOOK_SECRET
+        # stored Idempotency-Key responses are ignored and pruned after this long (default 7 days)
+        "IDEMPOTENCY_TTL_S": _int(env, "QALA_IDEMPOTENCY_TTL_S", 7 * 24 * 3600),
+        # cookies only over HTTPS in production, never sent on cross-site subrequests, out of scripts' reach
+        "SESSION_COOKIE_SECURE": production,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_HTTPONLY": True,
     }
