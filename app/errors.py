@@ -20,6 +20,7 @@ class QalaError(Exception):
 
     status = 500
     code = "internal_error"
+    retry_after: int | None = None  # seconds; answered as the Retry-After header (429, 503)
 
     def __init__(self, message: str, *, field: str | None = None, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)

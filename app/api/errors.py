@@ -44,7 +44,10 @@ def _http_message(exc: HTTPException) -> str:
 
 
 def handle_qala_error(exc: QalaError) -> ResponseReturnValue:
-    return error_response(exc.status, exc.code, exc.message, exc.field)
+    response = error_response(exc.status, exc.code, exc.message, exc.field)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def handle_http_exception(exc: HTTPException) -> ResponseReturnValue:

@@ -44,3 +44,7 @@ class InsufficientFunds(QalaError):
 class TooManyRequests(QalaError):
     status = 429
     code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
