@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from flask_babel import Babel, get_locale
 
 __all__ = [
@@ -58,7 +58,8 @@ def remember_language(response: Response) -> Response:
     """Keep a language picked with ``?lang=`` for the next pages; pages vary by the inputs of the choice."""
     asked = request.args.get("lang")
     if asked in LANGUAGES and request.cookies.get(COOKIE) != asked:
-        response.set_cookie(COOKIE, str(asked), max_age=COOKIE_MAX_AGE_S, samesite="Lax", httponly=True)
+        response.set_cookie(COOKIE, str(asked), max_age=COOKIE_MAX_AGE_S, samesite="Lax", httponly=True,
+                            secure=current_app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
     response.vary.update(("Accept-Language", "Cookie"))
     return response
 

@@ -108,7 +108,8 @@ def login_post() -> ResponseReturnValue:
         token = done.token
     target = request.form.get("next", "")
     response = make_response(redirect(target if target.startswith("/staff") else url_for("staff_pages.dashboard")))
-    response.set_cookie(COOKIE, token, httponly=True, samesite="Lax", secure=request.is_secure, path="/")
+    response.set_cookie(COOKIE, token, httponly=True, samesite="Lax", path="/",
+                        secure=current_app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
     return response
 
 
