@@ -193,9 +193,10 @@ class HttpClient:
 
 
 def signed_headers(device_id: str, key_id: str, secret: str, path: str, body: bytes) -> dict[str, str]:
-    """The validator's signature headers (the same construction as ``app.ticketing.devices.sign``)."""
+    """The validator's signature headers (the same construction as ``app.ticketing.devices.sign``, v2: no query
+    string, no Idempotency-Key)."""
     timestamp, nonce = str(int(time.time())), secrets.token_hex(12)
-    message = "\n".join(["POST", path, timestamp, nonce, hashlib.sha256(body).hexdigest()])
+    message = "\n".join(["POST", path, "", timestamp, nonce, "", hashlib.sha256(body).hexdigest()])
     signature = hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
     return {"X-Qala-Device": device_id, "X-Qala-Key": key_id, "X-Qala-Timestamp": timestamp, "X-Qala-Nonce": nonce,
             "X-Qala-Signature": signature}

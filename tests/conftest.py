@@ -50,6 +50,11 @@ def redis_settings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
+# the suite's taps are dated 2026-03-10 (tests/test_ticketing_helpers.T0), so the tap-date windows are off here;
+# tests/test_validators_security.py turns them on
+FIXED_TAP_DATES = {"TAP_ONLINE_SKEW_S": 0, "TAP_OFFLINE_MAX_AGE_S": 0}
+
+
 def wipe_tables(app: Flask) -> None:
     """Delete every row (children first) so each test starts from an empty schema."""
     engine = get_db(app).engine
@@ -65,7 +70,7 @@ def wipe_tables(app: Flask) -> None:
 
 @pytest.fixture
 def app(database_url: str, redis_settings: dict[str, Any], tmp_path: Path) -> Iterator[Flask]:
-    application = create_app({"TESTING": True, "DATABASE_URL": database_url, **redis_settings})
+    application = create_app({"TESTING": True, "DATABASE_URL": database_url, **redis_settings, **FIXED_TAP_DATES})
     yield application
     ticketing = application.extensions.get("ticketing")
     if ticketing is not None:

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from app import get_db
+from app.models import Device
 from app.ticketing import cards, devices, ledger
 from app.ticketing.context import Ticketing, get_ticketing
 from app.ticketing.devices import DeviceCredentials
@@ -53,9 +54,11 @@ def make_card(app: Flask, balance: int = 0, category: str = "standard", rider_id
         return card.id, number, code
 
 
-def make_device(app: Flask, name: str = "bus-1 validator") -> DeviceCredentials:
+def make_device(app: Flask, name: str = "bus-1 validator", kind: str = "validator") -> DeviceCredentials:
+    """A registered device: a validator, or a top-up channel's (``kind`` kiosk or bank)."""
     with get_db(app).session() as session:
         creds = devices.register_device(session, name, get_ticketing(app).keys)
+        session.get_one(Device, creds.device_id).kind = kind
         session.commit()
         return creds
 
@@ -76,7 +79,10 @@ def send_tap(app: Flask, req: TapRequest) -> TapResult:
 
 def signed(client: FlaskClient, creds: DeviceCredentials, method: str, path: str, payload: Any,
            headers: dict[str, str] | None = None, now: float | None = None) -> TestResponse:
+    """A request signed like a validator's (v2: the query string and any ``Idempotency-Key`` in ``headers`` too)."""
     body = json.dumps(payload).encode()
-    base_path = path.split("?", 1)[0]
-    all_headers = {**devices.signing_headers(creds, method, base_path, body, now=now), **(headers or {})}
+    base_path, _, query = path.partition("?")
+    extra = headers or {}
+    all_headers = {**devices.signing_headers(creds, method, base_path, body, now=now, query=query,
+                                             idempotency_key=extra.get("Idempotency-Key")), **extra}
     return client.open(path, method=method, data=body, headers=all_headers, content_type="application/json")

@@ -25,6 +25,9 @@ def register_api(app: Flask) -> None:
         # Flask 3 ignores the JSON_SORT_KEYS setting; honour it so ids come first in each object
         app.json.sort_keys = bool(app.config.get("JSON_SORT_KEYS", True))
     register_error_handlers(app)
+    from app.api.unavailable import register_unavailable_handlers
+
+    register_unavailable_handlers(app)  # Redis away: 503 + Retry-After
     for blueprint in (health_bp, stops_bp, realtime_bp, routes_bp, meta_bp, gtfs_rt_bp):
         app.register_blueprint(blueprint)
     from app.api.ticketing import register_ticketing_api

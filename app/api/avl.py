@@ -12,7 +12,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from app import get_db
-from app.api.device_auth import authenticate_device
+from app.api.device_auth import require_device
 from app.api.schemas import EXAMPLES, SCHEMAS, ref
 from app.api.spec import Date, DateTime, Integer, Param, String, endpoint
 from app.avl.context import get_avl
@@ -26,7 +26,7 @@ __all__ = ["bp", "history_bp", "register_avl_api"]
 bp = Blueprint("avl", __name__, url_prefix="/api/v1/avl")
 history_bp = Blueprint("avl_history", __name__, url_prefix="/api/v1/avl")
 
-bp.before_request(authenticate_device)
+bp.before_request(require_device())  # on-board units are registered as validators
 
 _TEXT64 = {"type": "string", "minLength": 1, "maxLength": 64}
 _TEXT255 = {"type": ["string", "null"], "minLength": 1, "maxLength": 255}

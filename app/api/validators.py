@@ -6,7 +6,9 @@ import datetime as dt
 import hashlib
 import io
 import json
+import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
@@ -14,13 +16,15 @@ from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import get_db, get_redis
-from app.api.device_auth import authenticate_device
+from app.api.device_auth import require_device
 from app.api.idempotency import run_mutation
 from app.api.schemas import SCHEMAS
 from app.api.spec import Integer, Param, body_error, endpoint
-from app.errors import BadRequest
+from app.api.unavailable import REDIS_ERRORS, RETRY_AFTER_S, redis_unavailable_json
+from app.errors import BadRequest, QalaError
 from app.ticketing import denylist
 from app.ticketing.batches import apply_batch, sequence_gaps
 from app.ticketing.cardnumbers import CardNumberError, number_hash, parse_number
@@ -28,18 +32,43 @@ from app.ticketing.context import Ticketing, get_ticketing
 from app.ticketing.devices import nonce_key, verify_request
 from app.ticketing.taps import TapRequest, process_online_fast, process_tap
 
-__all__ = ["FastTaps", "bp", "parse_tap"]
+__all__ = ["FastTaps", "TapClock", "bp", "parse_tap"]
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("validators", __name__, url_prefix="/api/v1/validators")
 
 MAX_BATCH = 5000
+TAP_MAX_BODY = 16 * 1024  # bytes of one online tap's body (config TAP_MAX_BODY)
+VALIDATOR_MAX_BODY = 2 * 1024 * 1024  # bytes of any other validator request: MAX_BATCH taps (VALIDATOR_MAX_BODY)
+TAP_ONLINE_SKEW_S = 600  # an online tap is dated now, give or take this (config TAP_ONLINE_SKEW_S; 0: unchecked)
+TAP_OFFLINE_MAX_AGE_S = 31 * 86400  # older offline taps are denied, not charged (TAP_OFFLINE_MAX_AGE_S; 0: unchecked)
+EARLIEST_TAP = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # outside these a tapped_at is a 400 whatever the config
+LATEST_TAP = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 CHUNK_TAPS = 250  # taps per transaction of a large batch sent without an Idempotency-Key
 ATTEMPTS = 3
 SIGNED = ("Signed like every validator request (headers X-Qala-Device, X-Qala-Key, X-Qala-Timestamp, "
           "X-Qala-Nonce, X-Qala-Signature; 401 with a reason code otherwise). ")
 
 
-bp.before_request(authenticate_device)
+def _body_limit(app: Flask, path: str) -> int:
+    if path == TAPS_PATH:
+        return int(app.config.get("TAP_MAX_BODY", TAP_MAX_BODY))
+    return int(app.config.get("VALIDATOR_MAX_BODY", VALIDATOR_MAX_BODY))
+
+
+def limit_body() -> None:
+    """413 from ``Content-Length`` before the body is read; a chunked body (no length) is read up to the limit
+    and refused beyond it (werkzeug's per-request ``max_content_length``)."""
+    limit = _body_limit(current_app, request.path)
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge(f"the body is larger than {limit} bytes")
+    if request.max_content_length is None or request.max_content_length > limit:
+        request.max_content_length = limit
+
+
+bp.before_request(limit_body)  # before the signature check reads the body
+bp.before_request(require_device())  # validators only: 401 unsigned, 403 for a kiosk or bank device
 
 TAPS_PATH = "/api/v1/validators/taps"
 VERIFIED = "qala.device_id"  # environ keys set by FastTaps; a client cannot set them (headers become HTTP_*)
@@ -71,15 +100,26 @@ class FastTaps:
                 or "HTTP_IDEMPOTENCY_KEY" in environ or not all(h in environ for h in _HEADERS)):
             return self.next(environ, start_response)
         try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
+            length = int(environ.get("CONTENT_LENGTH") or -1)
         except ValueError:
             return self.next(environ, start_response)
+        limit = _body_limit(self.app, TAPS_PATH)
+        if length > limit:
+            return _too_large(start_response, limit)
+        if length < 0:
+            return self.next(environ, start_response)  # chunked: Flask reads it up to the limit
         body = environ["wsgi.input"].read(length) if length > 0 else b""
         environ["wsgi.input"] = io.BytesIO(body)  # Flask reads the same body if the request goes on to it
         try:
             payload = self._tap(environ, body)
-        except Exception:  # a bad signature or body (Flask checks again and answers with the same 401/400), or
-            payload = None  # Redis unreachable: Flask's own handling and error responses apply
+        except QalaError:  # a bad signature or body, a replay: Flask checks again and answers the same 4xx
+            payload = None
+        except REDIS_ERRORS as exc:  # nothing was written and the nonce may be unclaimed: the validator retries
+            log.warning("Redis unavailable on a fast-path tap: %s: %s", type(exc).__name__, exc)
+            return _unavailable(start_response)
+        except Exception:  # a bug or an outage Flask may handle (its error handlers answer): never silently
+            log.exception("the online fast path failed; the tap goes to the general path")
+            payload = None
         if payload is None:
             environ["wsgi.input"].seek(0)
             return self.next(environ, start_response)
@@ -99,7 +139,9 @@ class FastTaps:
             strict=True)}
         # the nonce is claimed with the tap's group (app.ticketing.fastpath), once the body is known to be good
         device_id = verify_request(get_db(app).session, redis, headers, "POST", TAPS_PATH, body,
-                                   cache=ctx.device_keys, box=ctx.keys, claim_nonce=False)
+                                   cache=ctx.device_keys, box=ctx.keys, claim_nonce=False,
+                                   query=environ.get("QUERY_STRING", ""),
+                                   idempotency_key=environ.get("HTTP_IDEMPOTENCY_KEY"), kinds=("validator",))
         claim = nonce_key(device_id, headers["X-Qala-Nonce"])
         try:
             obj = json.loads(body)
@@ -107,13 +149,31 @@ class FastTaps:
             return None
         if claim is None or body_error(obj, SCHEMAS["TapRequest"]) is not None:
             return None
-        req = parse_tap(ctx, device_id, obj, offline=False)
-        result = process_online_fast(ctx, profile, req, nonce=(ctx.nonce_claims(redis), claim))
+        req = parse_tap(ctx, device_id, obj, offline=False, clock=TapClock.of(app))
+        result = process_online_fast(ctx, profile, req,
+                                     nonce=(ctx.nonce_claims(redis), (claim, int(headers["X-Qala-Timestamp"]))))
         environ[VERIFIED] = device_id  # the nonce is this request's now
         if result is None:
             environ[DECLINED] = True
             return None
         return result.as_json()
+
+
+def _too_large(start_response: Callable[..., Any], limit: int) -> Iterable[bytes]:
+    """413 unread, the connection closed (its unread rest must not be taken for the next request)."""
+    error = {"code": "request_entity_too_large", "message": f"the body is larger than {limit} bytes", "field": "body"}
+    data = (json.dumps({"error": error}, separators=(",", ":")) + "\n").encode()
+    start_response("413 REQUEST ENTITY TOO LARGE", [("Content-Type", "application/json"),
+                                                    ("Content-Length", str(len(data))), ("Connection", "close")])
+    return [data]
+
+
+def _unavailable(start_response: Callable[..., Any]) -> Iterable[bytes]:
+    data = redis_unavailable_json()
+    start_response("503 SERVICE UNAVAILABLE", [("Content-Type", "application/json"),
+                                               ("Content-Length", str(len(data))),
+                                               ("Retry-After", str(RETRY_AFTER_S))])
+    return [data]
 
 
 def _install_fast_taps(state: BlueprintSetupState) -> None:
@@ -134,8 +194,53 @@ def _field(obj: dict[str, Any], name: str, kind: type, required: bool = True) ->
     return value
 
 
-def parse_tap(ctx: Ticketing, device_id: str, obj: Any, offline: bool) -> TapRequest:
-    """A tap from its JSON object; the body hash covers the tap itself, not how it travelled."""
+@dataclass(frozen=True)
+class TapClock:
+    """When a tap may be dated. An online tap happens now: more than ``online_skew`` from the server clock is a
+    400. An offline tap may be late by up to ``offline_max_age`` (a validator's flash holds about a month) and
+    early by ``online_skew``; outside, the batch reports it denied (``tap_time_out_of_range``), not charged.
+    ``None``: unchecked (configured as 0)."""
+
+    now: dt.datetime
+    online_skew: dt.timedelta | None
+    offline_max_age: dt.timedelta | None
+
+    @classmethod
+    def of(cls, app: Flask, now: dt.datetime | None = None) -> TapClock:
+        skew = int(app.config.get("TAP_ONLINE_SKEW_S", TAP_ONLINE_SKEW_S))
+        age = int(app.config.get("TAP_OFFLINE_MAX_AGE_S", TAP_OFFLINE_MAX_AGE_S))
+        return cls(now or dt.datetime.now(dt.UTC), dt.timedelta(seconds=skew) if skew > 0 else None,
+                   dt.timedelta(seconds=age) if age > 0 else None)
+
+    def offline_window(self) -> tuple[dt.datetime, dt.datetime] | None:
+        if self.online_skew is None and self.offline_max_age is None:
+            return None
+        return (self.now - self.offline_max_age if self.offline_max_age else EARLIEST_TAP,
+                self.now + self.online_skew if self.online_skew else LATEST_TAP)
+
+
+def _tapped_at(raw: str) -> dt.datetime:
+    """An aware UTC time between ``EARLIEST_TAP`` and ``LATEST_TAP``; a 400 naming ``tapped_at`` otherwise
+    (``0001-01-01T00:00+05:00`` overflows on conversion: a 400 too, never a 500)."""
+    try:
+        at = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest("tapped_at must be ISO-8601 with a UTC offset", field="tapped_at") from None
+    if at.utcoffset() is None:
+        raise BadRequest("tapped_at must include a UTC offset", field="tapped_at")
+    try:
+        at = at.astimezone(dt.UTC)
+    except OverflowError:
+        at = EARLIEST_TAP - dt.timedelta(days=1)  # refused just below
+    if not EARLIEST_TAP <= at < LATEST_TAP:
+        raise BadRequest(f"tapped_at must be between {EARLIEST_TAP.year} and {LATEST_TAP.year - 1}",
+                         field="tapped_at")
+    return at
+
+
+def parse_tap(ctx: Ticketing, device_id: str, obj: Any, offline: bool, clock: TapClock | None = None) -> TapRequest:
+    """A tap from its JSON object; the body hash covers the tap itself, not how it travelled. With ``clock``, an
+    online tap not dated about now is a 400 (offline ones are judged by the batch: ``TapClock``)."""
     if not isinstance(obj, dict):
         raise BadRequest("a tap must be a JSON object", field="tap")
     seq = _field(obj, "seq", int)
@@ -147,13 +252,11 @@ def parse_tap(ctx: Ticketing, device_id: str, obj: Any, offline: bool) -> TapReq
         raise BadRequest(str(exc), field="card") from None
     vehicle = _field(obj, "vehicle_id", str)
     route = _field(obj, "route_id", str, required=False)
-    try:
-        at = dt.datetime.fromisoformat(_field(obj, "tapped_at", str))
-    except ValueError:
-        raise BadRequest("tapped_at must be ISO-8601 with a UTC offset", field="tapped_at") from None
-    if at.utcoffset() is None:
-        raise BadRequest("tapped_at must include a UTC offset", field="tapped_at")
-    at = at.astimezone(dt.UTC)
+    at = _tapped_at(_field(obj, "tapped_at", str))
+    if not offline and clock is not None and clock.online_skew is not None \
+            and abs(at - clock.now) > clock.online_skew:
+        raise BadRequest(f"an online tap's tapped_at must be within {int(clock.online_skew.total_seconds())} s of "
+                         "the server clock (send older taps in a batch)", field="tapped_at")
     hashed = number_hash(ctx.hash_key, number)
     canonical = json.dumps([hashed, vehicle, route, at.isoformat()])
     return TapRequest(device_id, seq, number, vehicle[:64], route, at, offline,
@@ -174,7 +277,7 @@ def _json_body() -> Any:
                       "(`duplicate: true`); the same key with a different tap is 409.")
 def tap() -> ResponseReturnValue:
     ctx = get_ticketing(current_app)
-    req = parse_tap(ctx, g.device_id, _json_body(), offline=False)
+    req = parse_tap(ctx, g.device_id, _json_body(), offline=False, clock=TapClock.of(current_app))
     if ctx.fast is not None and "Idempotency-Key" not in request.headers and not request.environ.get(DECLINED):
         profile = ctx.profiles.refreshed(get_db(current_app).session)
         fast = process_online_fast(ctx, profile, req)
@@ -203,16 +306,23 @@ def batch() -> ResponseReturnValue:
     taps = body.get("taps") if isinstance(body, dict) else None
     if not isinstance(taps, list) or not 1 <= len(taps) <= MAX_BATCH:
         raise BadRequest(f"taps must be a list of 1 to {MAX_BATCH} taps", field="taps")
-    requests = [parse_tap(ctx, g.device_id, item, offline=True) for item in taps]
+    requests = []
+    for i, item in enumerate(taps):
+        try:
+            requests.append(parse_tap(ctx, g.device_id, item, offline=True))
+        except BadRequest as exc:
+            raise BadRequest(exc.message, field=f"taps[{i}].{exc.field}" if exc.field else "taps") from None
+    window = TapClock.of(current_app).offline_window()
     if "Idempotency-Key" not in request.headers and len(requests) > CHUNK_TAPS:
-        results = _apply_in_chunks(ctx, requests)
+        results = _apply_in_chunks(ctx, requests, window)
         with get_db(current_app).session() as session:
             gaps = sequence_gaps(session, g.device_id)
             session.commit()  # the watermark it raised
         return jsonify(_batch_body(results, gaps))
 
     def work(session: Session) -> tuple[dict[str, Any], int]:
-        return _batch_body(apply_batch(session, ctx, requests), sequence_gaps(session, g.device_id)), 200
+        return _batch_body(apply_batch(session, ctx, requests, window=window),
+                           sequence_gaps(session, g.device_id)), 200
 
     return run_mutation(f"device:{g.device_id}", work)
 
@@ -239,7 +349,8 @@ def _chunks(requests: list[TapRequest]) -> list[list[int]]:
     return chunks
 
 
-def _apply_in_chunks(ctx: Ticketing, requests: list[TapRequest]) -> list[dict[str, Any]]:
+def _apply_in_chunks(ctx: Ticketing, requests: list[TapRequest],
+                     window: tuple[dt.datetime, dt.datetime] | None) -> list[dict[str, Any]]:
     """A large batch without an Idempotency-Key commits per chunk of cards: card locks are held for one chunk's
     work instead of the whole batch's, so online taps on those cards wait less. Each tap is still charged at most
     once (a retry after a failure returns the stored results of the chunks already committed)."""
@@ -250,7 +361,7 @@ def _apply_in_chunks(ctx: Ticketing, requests: list[TapRequest]) -> list[dict[st
         for attempt in range(ATTEMPTS):
             with db.session() as session:
                 try:
-                    applied = apply_batch(session, ctx, part)
+                    applied = apply_batch(session, ctx, part, window=window)
                     session.commit()
                     break
                 except (IntegrityError, OperationalError):

@@ -144,11 +144,17 @@ def _array_text(values: Iterable[Any], kind: type[String] | type[BigInteger]) ->
     return "{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
 
 
+OUT_OF_RANGE = "tap_time_out_of_range"  # the reason of a tap dated outside the batch's window
 BATCH_SLOT_LOCK = 7_302_000  # pg_advisory_xact_lock ids BATCH_SLOT_LOCK + slot: bounded batch concurrency
 
 
-def apply_batch(session: Session, ctx: Ticketing, requests: Sequence[TapRequest]) -> list[dict[str, Any]]:
+def apply_batch(session: Session, ctx: Ticketing, requests: Sequence[TapRequest], *,
+                window: tuple[dt.datetime, dt.datetime] | None = None) -> list[dict[str, Any]]:
     """Apply a batch of taps in ``session``'s transaction (the caller commits); one result per request.
+
+    A tap dated outside ``window`` (first, last) — older than a validator can have held it, or in the future — is
+    stored denied (``tap_time_out_of_range``) and charged nothing: recorded, so its sequence number counts as
+    arrived and a repeat returns the same result.
 
     On PostgreSQL at most ``ctx.batch_slots`` batch transactions run at once in the whole service (each first
     takes one of that many transaction-scoped advisory locks, before any card lock, so the wait cannot
@@ -170,7 +176,7 @@ def apply_batch(session: Session, ctx: Ticketing, requests: Sequence[TapRequest]
         else:
             fresh.append(req)
     if fresh:
-        writes = _rate_and_plan(session, ctx, fresh, cards, hashes)
+        writes = _rate_and_plan(session, ctx, fresh, cards, hashes, window)
         _write(session, ctx, writes)
         for new in writes.taps:
             results[new.req.tap_key] = new.result().as_json()
@@ -249,13 +255,16 @@ def _windows(session: Session, card_ids: list[int], bounds: list[tuple[dt.dateti
 
 
 def _rate_and_plan(session: Session, ctx: Ticketing, fresh: list[TapRequest], cards: dict[str, _Card],
-                   hashes: dict[str, str]) -> _Writes:
+                   hashes: dict[str, str], window: tuple[dt.datetime, dt.datetime] | None = None) -> _Writes:
     profile = ctx.profiles.get(session)
     writes = _Writes()
     groups: dict[tuple[int, tuple[dt.datetime, dt.datetime]], list[TapRequest]] = defaultdict(list)
     for req in sorted(fresh, key=lambda r: (r.tapped_at, r.tap_key)):
         card = cards.get(hashes[req.tap_key])
-        if card is None:
+        if window is not None and not window[0] <= req.tapped_at <= window[1]:
+            writes.taps.append(_NewTap(req, card, "denied", OUT_OF_RANGE,
+                                       balance_after=card.balance if card else None))
+        elif card is None:
             writes.taps.append(_NewTap(req, None, "denied", "unknown_card"))
         elif card.status != "active":
             writes.taps.append(_NewTap(req, card, "denied", card.status, balance_after=card.balance))

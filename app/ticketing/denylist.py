@@ -3,14 +3,18 @@
 Writers serialise on a transaction-scoped advisory lock (PostgreSQL), so versions become visible in
 order and a validator that synced to version ``v`` can never miss a smaller one committed later.
 Redis holds the changes in a sorted set scored by version; a reader that finds Redis behind the
-database (or empty, e.g. after a restart) appends the missing rows from the database first.
+database (or empty, e.g. after a restart) appends the missing rows from the database first. While Redis
+is unreachable the changes are read from the database (the same rows: Redis only spares the query).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
@@ -18,6 +22,8 @@ from app.cache import key
 from app.models import Card, DenyListEntry
 
 __all__ = ["changes_since", "is_denied", "set_denied"]
+
+log = logging.getLogger(__name__)
 
 _LOCK_ID = 7_301_001  # pg_advisory_xact_lock id of deny-list writers
 REDIS_KEY = key("denylist")
@@ -43,9 +49,12 @@ def set_denied(session: Session, card: Card, denied: bool, reason: str) -> bool:
     return True
 
 
+def _entry(entry: DenyListEntry) -> dict[str, Any]:
+    return {"version": entry.version, "card": entry.card_hash, "action": entry.action, "reason": entry.reason}
+
+
 def _entry_json(entry: DenyListEntry) -> str:
-    return json.dumps({"version": entry.version, "card": entry.card_hash, "action": entry.action,
-                       "reason": entry.reason}, separators=(",", ":"))
+    return json.dumps(_entry(entry), separators=(",", ":"))
 
 
 def _sync_redis(session: Session, redis: Any, db_version: int) -> None:
@@ -62,6 +71,15 @@ def _sync_redis(session: Session, redis: Any, db_version: int) -> None:
 def changes_since(session: Session, redis: Any, since: int) -> dict[str, Any]:
     """Changes with version > ``since`` (oldest first) and the current version."""
     db_version = session.scalar(select(func.coalesce(func.max(DenyListEntry.version), 0))) or 0
-    _sync_redis(session, redis, db_version)
-    raw = redis.zrangebyscore(REDIS_KEY, f"({since}", db_version) if db_version > since else []
+    if db_version <= since:
+        return {"version": db_version, "changes": []}
+    try:
+        _sync_redis(session, redis, db_version)
+        raw = redis.zrangebyscore(REDIS_KEY, f"({since}", db_version)
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        log.warning("Redis unavailable, deny list read from the database: %s", exc)
+        rows = session.scalars(select(DenyListEntry).where(DenyListEntry.version > since,
+                                                           DenyListEntry.version <= db_version)
+                               .order_by(DenyListEntry.version)).all()
+        return {"version": db_version, "changes": [_entry(row) for row in rows]}
     return {"version": db_version, "changes": [json.loads(item) for item in raw]}

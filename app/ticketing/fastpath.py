@@ -23,8 +23,10 @@ group takes the general path, where its key dedupes a group that did commit.
 Nonces: a validator request's nonce must be claimed (Redis ``SET NX``) before the tap is applied. The WSGI fast
 path (``app.api.validators.FastTaps``) hands the nonce to ``apply`` instead of claiming it alone, and the group
 claims its nonces in one Redis pipeline just before its database call: one hand-off between threads and one
-Redis round trip per group rather than per request. A tap whose nonce was taken gets nothing written and
-``Unauthorized``; if Redis fails, ``apply`` raises and nothing was written.
+Redis round trip per group rather than per request. The same pipeline reads the nonce epoch
+(``app.ticketing.devices``), so a request signed before Redis last lost its data is refused here too. A tap
+whose nonce was taken (or signed before the epoch) gets nothing written and ``Unauthorized``; if Redis fails,
+``apply`` raises and nothing was written.
 
 Connection: one psycopg connection per process, in autocommit, reopened after a failure — only a group's
 leader uses it, and one group runs at a time. (One per thread, as before, opened up to 64 connections per
@@ -41,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.ticketing.coalesce import Coalescer
-from app.ticketing.devices import NonceClaims
+from app.ticketing.devices import Claim, NonceClaims
 from app.ticketing.errors import Unauthorized
 from app.ticketing.fares import FareProfile, flat_categories, rating_window
 
@@ -51,9 +53,8 @@ GROUP_CALL = "SELECT r_i, r_outcome, r_reason, r_fare, r_balance, r_product FROM
 MAX_GROUP = 32  # taps per group: bounds how long a group holds its cards' locks
 
 Outcome = tuple[str, str | None, int, int, str | None]
-Nonce = tuple[NonceClaims, str]  # who claims it, and its key
+Nonce = tuple[NonceClaims, Claim]  # who claims it, and its key with the request's signed timestamp
 Item = tuple[dict[str, Any], "FlatPrices", Nonce | None]
-REPLAYED = "replayed"  # a group's answer for a tap whose nonce was already taken
 
 
 @dataclass(frozen=True)
@@ -140,12 +141,13 @@ class FastPath:
         """(outcome, reason, fare, balance, product) of an applied tap, or ``None`` (nothing was written).
 
         With ``nonce``, the request's nonce is claimed first (with the group's others): ``Unauthorized`` when it
-        was taken; any other exception means the nonce may be unclaimed. A returned value (``None`` too) means
-        the nonce is now this request's."""
+        was taken or signed before the nonce epoch; any other exception means the nonce may be unclaimed. A
+        returned value (``None`` too) means the nonce is now this request's."""
         prices = self.prices(profile, route_id, tapped_at)
         if prices is None:
-            if nonce is not None and not nonce[0].claim(nonce[1]):
-                raise Unauthorized("replayed_nonce", "this nonce was already used")
+            refused = nonce[0].claim(nonce[1]) if nonce is not None else None
+            if refused is not None:
+                raise refused
             return None
         start, end = rating_window(profile, tapped_at)
         tap = {"k": tap_key, "d": device_id, "s": device_seq, "b": body_hash, "c": card_hash, "v": vehicle_id,
@@ -157,27 +159,26 @@ class FastPath:
             if nonce is not None:  # its nonces may not be claimed: the caller must not act on the request
                 raise
             return None  # the general path takes each of its taps
-        if isinstance(got, str):  # REPLAYED
-            raise Unauthorized("replayed_nonce", "this nonce was already used")
+        if isinstance(got, Unauthorized):  # its nonce was refused
+            raise got
         return got
 
-    def _apply_group(self, items: list[Item]) -> list[Outcome | str | None]:
+    def _apply_group(self, items: list[Item]) -> list[Outcome | Unauthorized | None]:
         """Claim the group's nonces (one pipeline per claimer), then one round trip and one commit for the taps
-        whose nonce was new; per tap an outcome, ``REPLAYED``, or ``None`` (declined or failed: nothing written,
-        the general path takes it)."""
+        whose nonce was new; per tap an outcome, the nonce's refusal, or ``None`` (declined or failed: nothing
+        written, the general path takes it)."""
         import psycopg
 
-        out: list[Outcome | str | None] = [None] * len(items)
-        claimers: dict[int, tuple[NonceClaims, list[int], list[str]]] = {}
+        out: list[Outcome | Unauthorized | None] = [None] * len(items)
+        claimers: dict[int, tuple[NonceClaims, list[int], list[Claim]]] = {}
         for i, (_, _, nonce) in enumerate(items):
             if nonce is not None:
                 _, positions, keys = claimers.setdefault(id(nonce[0]), (nonce[0], [], []))
                 positions.append(i)
                 keys.append(nonce[1])
         for claims, positions, keys in claimers.values():
-            for i, new in zip(positions, claims.claim_all(keys), strict=True):
-                if not new:
-                    out[i] = REPLAYED
+            for i, refused in zip(positions, claims.claim_all(keys), strict=True):
+                out[i] = refused
         run = [i for i in range(len(items)) if out[i] is None]
         if not run:
             return out
