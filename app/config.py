@@ -129,6 +129,9 @@ def load_config(environ: Mapping[str, str] | None = None, instance_path: str | P
         "SESSION_COOKIE_SECURE": production,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_HTTPONLY": True,
+        # a request body larger than this is a 413, refused before it is read (app/api/inputs.py); 1 MiB holds
+        # a batch of 5,000 offline taps
+        "MAX_CONTENT_LENGTH": _int(env, "QALA_MAX_BODY", 1024 * 1024),
         # validator bodies, refused (413) from Content-Length before they are read (app/api/validators.py)
         "TAP_MAX_BODY": _int(env, "QALA_TAP_MAX_BODY", 16 * 1024),
         "VALIDATOR_MAX_BODY": _int(env, "QALA_VALIDATOR_MAX_BODY", 2 * 1024 * 1024),

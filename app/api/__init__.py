@@ -39,3 +39,6 @@ def register_api(app: Flask) -> None:
     from app.api.reports import register_reports_api
 
     register_reports_api(app)
+    from app.api.inputs import register_input_layer
+
+    register_input_layer(app)  # last: its body limit sits in front of the other middlewares

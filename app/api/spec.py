@@ -34,6 +34,8 @@ from app.api.schemas import SCHEMAS
 from app.errors import BadRequest
 
 __all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
     "Boolean",
     "Date",
     "DateTime",
@@ -46,10 +48,32 @@ __all__ = [
     "body_error",
     "endpoint",
     "endpoint_of",
+    "parse_instant",
 ]
 
 View = TypeVar("View", bound=Callable[..., ResponseReturnValue])
 _ATTR = "qala_endpoint"
+
+# every integer the API takes fits the database's BIGINT unless declared narrower
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# dates and instants the API takes: wide enough for any timetable, history or pass, narrow enough that every
+# conversion between time zones stays within datetime's years 1–9999
+FIRST_YEAR, LAST_YEAR = 1900, 2100
+_YEARS = f"years {FIRST_YEAR} to {LAST_YEAR}"
+
+
+def parse_instant(text: str) -> dt.datetime:
+    """An ISO-8601 instant with a UTC offset, within ``FIRST_YEAR``–``LAST_YEAR``; ``ValueError`` (with a
+    message for the client) otherwise."""
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError("must be an ISO-8601 date-time such as 2026-03-10T08:00:00+05:00") from None
+    if value.utcoffset() is None:
+        raise ValueError("must include a UTC offset (e.g. +05:00 or Z)")
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"must be within {_YEARS}, got {text!r}")
+    return value
 
 
 class ParamType(ABC):
@@ -81,22 +105,29 @@ class String(ParamType):
 
 @dataclass(frozen=True)
 class Integer(ParamType):
+    """An integer, within signed 64 bits unless declared narrower."""
+
     minimum: int | None = None
     maximum: int | None = None
 
     def parse(self, raw: str) -> int:
-        if not re.fullmatch(r"\s*[+-]?[0-9]+\s*", raw):
-            raise ValueError(f"must be an integer, got {raw!r}")
+        if not re.fullmatch(r"\s*[+-]?[0-9]{1,30}\s*", raw):
+            raise ValueError(f"must be an integer, got {raw[:40]!r}")
         value = int(raw)
-        if self.minimum is not None and value < self.minimum:
-            raise ValueError(f"must be at least {self.minimum}, got {value}")
-        if self.maximum is not None and value > self.maximum:
-            raise ValueError(f"must be at most {self.maximum}, got {value}")
+        low, high = self.bounds()
+        if value < low:
+            raise ValueError(f"must be at least {low}, got {value}")
+        if value > high:
+            raise ValueError(f"must be at most {high}, got {value}")
         return value
 
+    def bounds(self) -> tuple[int, int]:
+        return (INT64_MIN if self.minimum is None else self.minimum,
+                INT64_MAX if self.maximum is None else self.maximum)
+
     def schema(self) -> dict[str, Any]:
-        bounds = {"minimum": self.minimum, "maximum": self.maximum}
-        return {"type": "integer", **{k: v for k, v in bounds.items() if v is not None}}
+        low, high = self.bounds()
+        return {"type": "integer", "minimum": low, "maximum": high}
 
 
 @dataclass(frozen=True)
@@ -119,9 +150,12 @@ class Date(ParamType):
         if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", raw.strip()):
             raise ValueError(f"must be a date as YYYY-MM-DD, got {raw!r}")
         try:
-            return dt.date.fromisoformat(raw.strip())
+            value = dt.date.fromisoformat(raw.strip())
         except ValueError:
             raise ValueError(f"{raw!r} is not a calendar date") from None
+        if not FIRST_YEAR <= value.year <= LAST_YEAR:
+            raise ValueError(f"must be within {_YEARS}, got {raw!r}")
+        return value
 
     def schema(self) -> dict[str, Any]:
         return {"type": "string", "format": "date"}
@@ -132,13 +166,7 @@ class DateTime(ParamType):
     """An ISO-8601 instant; the UTC offset is required so the instant is unambiguous."""
 
     def parse(self, raw: str) -> dt.datetime:
-        try:
-            value = dt.datetime.fromisoformat(raw.strip())
-        except ValueError:
-            raise ValueError(f"must be an ISO-8601 date-time such as 2026-03-10T08:00:00+05:00, got {raw!r}") from None
-        if value.utcoffset() is None:
-            raise ValueError("must include a UTC offset (e.g. +05:00 or Z)")
-        return value
+        return parse_instant(raw)
 
     def schema(self) -> dict[str, Any]:
         return {"type": "string", "format": "date-time"}
@@ -203,6 +231,9 @@ class Endpoint:
     media_type: str = "application/json"
     request: str | None = None  # the JSON Schema of the request body, by name in SCHEMAS
     status: int = 200  # of a successful response
+    auth: str | None = None  # a key of app.api.openapi.AUTH; None: inferred from the blueprint
+    # further answers with a body of their own schema: (status, schema name, description)
+    other_responses: tuple[tuple[int, str, str], ...] = ()
 
     def parse(self, path_values: dict[str, Any]) -> dict[str, Any]:
         """Every declared parameter parsed; undeclared path values pass through as werkzeug gave them."""
@@ -231,10 +262,14 @@ def endpoint(
     media_type: str = "application/json",
     request: str | None = None,
     status: int = 200,
+    auth: str | None = None,
+    other_responses: Sequence[tuple[int, str, str]] = (),
 ) -> Callable[[View], View]:
     """Declare an endpoint; the view is called with every declared parameter parsed as a keyword (and only
-    once its JSON body, when ``request`` names a schema, matches that schema)."""
-    spec = Endpoint(summary, response, tuple(params), description, tuple(errors), tag, media_type, request, status)
+    once its JSON body, when ``request`` names a schema, matches that schema). ``auth`` names how callers
+    authenticate (a key of ``app.api.openapi.AUTH``) where the blueprint's default does not fit."""
+    spec = Endpoint(summary, response, tuple(params), description, tuple(errors), tag, media_type, request, status,
+                    auth, tuple(other_responses))
     if (spec.params or spec.request) and 400 not in spec.errors:
         spec = replace(spec, errors=(400, *spec.errors))  # any parameter can be malformed
 
@@ -253,7 +288,6 @@ def endpoint_of(view: Callable[..., Any]) -> Endpoint | None:
     """The declaration attached to a view by ``@endpoint``, if any."""
     found = getattr(view, _ATTR, None)
     return found if isinstance(found, Endpoint) else None
-
 
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
@@ -308,7 +342,7 @@ def _compile(schema: dict[str, Any]) -> _Check:
         const = schema["const"]
         checks.append(lambda value, path: None if value == const else (path, f"must be {const!r}"))
     by_kind = {dict: _object_check(schema), list: _array_check(schema), str: _string_check(schema),
-               int: _number_check(schema), float: _number_check(schema)}
+               int: _integer_check(schema), float: _number_check(schema)}
 
     def check(value: Any, path: str) -> Problem:
         for one in checks:
@@ -377,6 +411,13 @@ def _array_check(schema: dict[str, Any]) -> _Check:
     return check
 
 
+def _integer_check(schema: dict[str, Any]) -> _Check:
+    """Bounds of an integer value; where the schema takes integers, signed 64 bits unless declared narrower."""
+    if "integer" not in _types_of(schema):
+        return _number_check(schema)
+    return _number_check({"minimum": INT64_MIN, "maximum": INT64_MAX, **schema})
+
+
 def _number_check(schema: dict[str, Any]) -> _Check:
     low, high = schema.get("minimum"), schema.get("maximum")
 
@@ -403,11 +444,9 @@ def _string_check(schema: dict[str, Any]) -> _Check:
             return path, f"must match {pattern.pattern}"
         if date_time:
             try:
-                offset = dt.datetime.fromisoformat(value).utcoffset()
-            except ValueError:
-                return path, "must be an ISO-8601 date-time such as 2026-03-10T08:00:00+05:00"
-            if offset is None:
-                return path, "must include a UTC offset (e.g. +05:00 or Z)"
+                parse_instant(value)
+            except ValueError as exc:
+                return path, str(exc)
         return None
 
     return check

@@ -22,9 +22,18 @@ from app.schedule.calendars import CalendarCache
 from app.schedule.queries import active_feed, get_stop, route_sort_key, stop_items
 from prediction.servicedays import from_gtfs_seconds, service_days_overlapping, to_gtfs_seconds
 
-__all__ = ["ScheduledDeparture", "arrivals", "departures"]
+__all__ = ["ScheduledDeparture", "arrivals", "departures", "rfc3339"]
 
 NO_PICKUP = 1
+
+
+def rfc3339(value: dt.datetime) -> str:
+    """``value`` as RFC 3339 text to the second. Local mean time offsets before the 1920s (Almaty's was
+    +05:07:48) have seconds, which RFC 3339 cannot write: such an instant is written in UTC instead."""
+    offset = value.utcoffset()
+    if offset is not None and offset.seconds % 60:
+        value = value.astimezone(dt.UTC)
+    return value.isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,7 @@ class ScheduledDeparture:
             "trip_id": self.trip_id,
             "stop_sequence": self.stop_sequence,
             "service_date": self.service_date.isoformat(),
-            "scheduled_time": self.time.isoformat(timespec="seconds"),
+            "scheduled_time": rfc3339(self.time),
         }
 
     def sort_key(self) -> tuple[Any, ...]:
@@ -103,8 +112,8 @@ def arrivals(
     return {
         "stop": stop_items(session, feed.id, [stop], routes=False)[0],
         "timezone": feed.agency_timezone,
-        "generated_at": now.astimezone(tz).isoformat(timespec="seconds"),
-        "at": at.astimezone(tz).isoformat(timespec="seconds"),
+        "generated_at": rfc3339(now.astimezone(tz)),
+        "at": rfc3339(at.astimezone(tz)),
         "window_min": window_min,
         "arrivals": [
             {**d.item(), "minutes_away": math.floor((d.time - at).total_seconds() / 60), "realtime": False}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
@@ -14,12 +16,13 @@ bp = Blueprint("display", __name__)
 
 
 def _seconds(name: str, default: float, low: float, high: float) -> float:
-    """A timing knob from the query string (tests and odd screens), kept within sane bounds."""
+    """A timing knob from the query string (tests and odd screens), kept within sane bounds; ``nan`` and
+    ``inf`` parse as floats but are no timing (and ``NaN`` is no JSON for the page's settings)."""
     try:
         value = float(request.args.get(name, default))
     except ValueError:
         return default
-    return min(max(value, low), high)
+    return min(max(value, low), high) if math.isfinite(value) else default
 
 
 @bp.get("/display/<stop_id>")
