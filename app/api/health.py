@@ -23,7 +23,8 @@ def healthz() -> ResponseReturnValue:
 
 
 @bp.get("/readyz")
-@endpoint("Readiness: database and Redis reachable (503 when not)", response="Readiness", tag="health")
+@endpoint("Readiness: database and Redis reachable (503 when not)", response="Readiness", tag="health",
+          other_responses=[(503, "Readiness", "Not ready: `checks` names what is unreachable")])
 def readyz() -> ResponseReturnValue:
     checks: dict[str, Any] = {}
     try:

@@ -8,6 +8,7 @@ from flask import Blueprint, Flask, Response, current_app
 from flask.typing import ResponseReturnValue
 
 from app.api.errors import error_response
+from app.api.spec import Param, String, endpoint
 from app.realtime.sse import board_events, first_answer
 
 __all__ = ["bp"]
@@ -25,6 +26,12 @@ def _stream_slots(app: Flask) -> threading.BoundedSemaphore:
 
 
 @bp.get("/<stop_id>/arrivals/stream")
+@endpoint("Next buses at a stop, pushed as server-sent events", response="EventStream", tag="schedule",
+          media_type="text/event-stream", errors=[404, 503],
+          params=[Param("stop_id", String(), "GTFS stop_id", location="path", required=True, example="S1")],
+          description="`event: board` carries the same JSON as `/arrivals`, on connect and on every change. A "
+                      "process keeps at most `REALTIME_SSE_STREAMS` streams open: beyond that, 503 with "
+                      "`Retry-After` (poll `/arrivals` meanwhile).")
 def arrivals_stream(stop_id: str) -> ResponseReturnValue:
     """Server-sent events: ``event: board`` with the arrivals JSON on connect and on every change.
 

@@ -147,6 +147,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                           "checks": {"type": "object", "additionalProperties": {"type": "string"}}}),
     "OpenAPI": {"type": "object", "description": "this document"},
     "HTML": {"type": "string", "description": "an HTML page"},
+    "EventStream": {"type": "string", "description": "text/event-stream: `retry`, then `event: board` messages "
+                                                     "(`data` is an Arrivals document) and heartbeat comments"},
 }
 
 _EXAMPLE_STOP: dict[str, Any] = {
