@@ -3,6 +3,7 @@ that keep to their published schemas."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -15,7 +16,10 @@ from app import get_db
 from app.api.openapi import openapi_path
 from app.api.schemas import EXAMPLES, SCHEMAS
 from app.api.spec import endpoint_of
+from app.models import PaymentIntent
 from app.ticketing import riders
+from app.ticketing.devices import DeviceCredentials
+from app.ticketing.payments import SandboxProvider
 from tests.api_feed import add_demo_feed
 from tests.api_schema import schema_errors
 from tests.test_ticketing_helpers import make_device, signed
@@ -78,7 +82,7 @@ def test_openapi_has_every_declared_parameter_body_and_response(app: Flask, open
     assert checked >= 25
 
 
-TICKETING_BLUEPRINTS = ("validators", "cards", "staff")
+TICKETING_BLUEPRINTS = ("validators", "cards", "staff", "payments", "channels")
 
 
 def test_every_ticketing_post_declares_its_request_body_and_responses(app: Flask, openapi: dict[str, Any]) -> None:
@@ -197,12 +201,13 @@ def test_ticketing_post_responses_match_the_published_schemas(app: Flask, client
     checked: set[str] = set()
 
     def call(method: str, template: str, body: Any, headers: dict[str, str] | None = None,
-             **path: int) -> dict[str, Any]:
+             device: DeviceCredentials | None = None, **path: Any) -> dict[str, Any]:
         url = template.format(**path)
-        if headers is None:  # a validator request
-            response = signed(client, creds, method.upper(), url, body)
+        if headers is None:  # a signed device request: a validator's unless another device is named
+            response = signed(client, device or creds, method.upper(), url, body)
         else:
-            response = client.open(url, method=method.upper(), json=body, headers=headers)
+            response = client.open(url, method=method.upper(), data=json.dumps(body).encode(), headers=headers,
+                                   content_type="application/json")
         assert response.status_code < 300, (url, response.get_json())
         payload: dict[str, Any] = response.get_json()
         assert schema_errors(payload, _success_schema(openapi, template, method), schemas) == [], url
@@ -223,7 +228,19 @@ def test_ticketing_post_responses_match_the_published_schemas(app: Flask, client
     card = {"card_id": issued["card_id"]}
     call("post", "/api/v1/staff/cards/{card_id}/top-ups", {"amount": 2_000_000, "channel": "kiosk"}, desk, **card)
     call("post", "/api/v1/me/cards", {"card": issued["number"], "code": issued["code"]}, rider)
-    call("post", "/api/v1/cards/{card_id}/top-ups", {"amount": 50000}, rider, **card)
+    intent = call("post", "/api/v1/cards/{card_id}/payment-intents", {"amount": 50000}, rider, **card)
+    paid = call("post", "/api/v1/payments/sandbox/intents/{intent_id}/pay", {"outcome": "succeeded"}, rider,
+                intent_id=intent["intent_id"])
+    assert paid["status"] == "succeeded"
+    kiosk = make_device(app, "kiosk at Abay", kind="kiosk")
+    call("post", "/api/v1/channels/top-ups", {"card": issued["number"], "amount": 100000}, device=kiosk)
+    second = call("post", "/api/v1/cards/{card_id}/payment-intents", {"amount": 10000}, rider, **card)
+    with get_db(app).session() as session:
+        reference = session.get_one(PaymentIntent, second["intent_id"]).provider_ref
+    event = {"event_id": "evt_1", "reference": reference, "status": "failed", "amount": 10000, "currency": "KZT"}
+    sandbox = SandboxProvider(app.config["PAYMENT_WEBHOOK_SECRET"])
+    call("post", "/api/v1/payments/{provider}/webhook", event, sandbox.sign(json.dumps(event).encode()),
+         provider="sandbox")
     call("post", "/api/v1/cards/balance", {"card": issued["number"], "code": issued["code"]}, {})
     at = "2026-03-10T08:00:00+05:00"
     tap = {"seq": 1, "card": issued["number"], "vehicle_id": "bus-1", "route_id": "R12", "tapped_at": at}

@@ -40,7 +40,8 @@ def test_a_rider_sees_only_own_cards(client: FlaskClient, app: Flask) -> None:
     assert client.get(f"/api/v1/cards/{card_id}", headers=alice).status_code == 200
     assert client.get(f"/api/v1/cards/{card_id}", headers=bob).status_code == 404
     assert client.get(f"/api/v1/cards/{card_id}/history", headers=bob).status_code == 404
-    assert client.post(f"/api/v1/cards/{card_id}/top-ups", json={"amount": 100}, headers=bob).status_code == 404
+    assert client.post(f"/api/v1/cards/{card_id}/payment-intents", json={"amount": 10000},
+                       headers=bob).status_code == 404
     assert client.post("/api/v1/me/cards", json={"card": number, "code": code}, headers=bob).status_code == 409
     assert client.get(f"/api/v1/cards/{card_id}").status_code == 401
     wrong_code = client.post("/api/v1/me/cards", json={"card": number, "code": str((int(code) + 1) % 1000).zfill(3)},
@@ -48,15 +49,19 @@ def test_a_rider_sees_only_own_cards(client: FlaskClient, app: Flask) -> None:
     assert wrong_code.status_code == 404
 
 
-def test_top_up_is_idempotent_and_history_lists_it(client: FlaskClient, app: Flask) -> None:
+def test_top_up_intent_is_idempotent_and_history_lists_the_paid_top_up(client: FlaskClient, app: Flask) -> None:
     rider_id, alice = account(client, "alice@example.kz")
     card_id, _, _ = make_card(app, rider_id=rider_id)
     headers = {**alice, "Idempotency-Key": "topup-1"}
-    first = client.post(f"/api/v1/cards/{card_id}/top-ups", json={"amount": 50000}, headers=headers)
-    again = client.post(f"/api/v1/cards/{card_id}/top-ups", json={"amount": 50000}, headers=headers)
-    assert first.get_json()["balance"] == again.get_json()["balance"] == 50000
-    assert client.post(f"/api/v1/cards/{card_id}/top-ups", json={"amount": 1},
+    first = client.post(f"/api/v1/cards/{card_id}/payment-intents", json={"amount": 50000}, headers=headers)
+    again = client.post(f"/api/v1/cards/{card_id}/payment-intents", json={"amount": 50000}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.get_json()["intent_id"] == again.get_json()["intent_id"]
+    assert client.post(f"/api/v1/cards/{card_id}/payment-intents", json={"amount": 60000},
                        headers=headers).status_code == 409
+    assert client.get(f"/api/v1/cards/{card_id}", headers=alice).get_json()["balance"] == 0  # nothing paid yet
+    paid = client.post(first.get_json()["checkout_url"], json={"outcome": "succeeded"}, headers=alice)
+    assert paid.status_code == 200 and paid.get_json()["status"] == "succeeded"
     history = client.get(f"/api/v1/cards/{card_id}/history", headers=alice).get_json()
     assert [(p["kind"], p["amount"]) for p in history["payments"]] == [("top_up", 50000)]
 

@@ -15,7 +15,7 @@ from app.api.idempotency import run_mutation
 from app.api.spec import Integer, Param, endpoint
 from app.errors import BadRequest, NotFound
 from app.models import AuditLog, Card, Rider
-from app.ticketing import cards, riders
+from app.ticketing import cards, payments, riders
 from app.ticketing.context import get_ticketing
 
 __all__ = ["bp"]
@@ -49,8 +49,9 @@ def _reason() -> str:
 
 
 @bp.post("/cards")
-@endpoint("Issue a new card (number and printed code are shown once); concession cards need a rider_id",
-          request="CardIssue", response="IssuedCard", status=201, tag="staff", errors=[401, 403])
+@endpoint("Issue a new card (number and printed code are shown once); concession cards need a rider_id "
+          "(404 naming rider_id when there is no such rider)",
+          request="CardIssue", response="IssuedCard", status=201, tag="staff", errors=[401, 403, 404])
 def issue() -> ResponseReturnValue:
     ctx = get_ticketing(current_app)
     category = body_field("category", str, required=False) or "standard"
@@ -125,15 +126,17 @@ def adjust(card_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/cards/<int:card_id>/top-ups")
-@endpoint("A top-up received through a kiosk or bank channel (amount in tiyn)", request="ChannelTopUp",
-          response="Card", tag="staff", errors=[401, 403, 404, 409])
+@endpoint("A top-up received through a kiosk or bank channel (amount in tiyn), entered by staff; audited",
+          request="ChannelTopUp", response="Card", tag="staff", errors=[401, 403, 404, 409])
 def top_up(card_id: int) -> ResponseReturnValue:
     amount, channel = body_field("amount", int), body_field("channel", str)
+    reason = (body_field("reason", str, required=False) or "").strip() or f"{channel} top-up entered by staff"
 
     def work(session: Session) -> tuple[dict[str, Any], int]:
-        _staff(session)
+        staff = _staff(session)
         card = _card(session, card_id)
-        cards.top_up(session, card, amount, channel)
+        payments.check_top_up(session, card, amount, minimum=1)
+        cards.channel_top_up(session, card, amount, channel, actor_id=staff.id, reason=reason)
         return riders.card_summary(session, card), 200
 
     return run_mutation(_staff_scope(), work)

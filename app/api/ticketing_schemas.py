@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.api.schemas import EXAMPLES, SCHEMAS, ref
+from app.ticketing.payments import MAX_TOP_UP, MIN_TOP_UP, OUTCOMES
 
 __all__ = ["TICKETING_EXAMPLES", "TICKETING_SCHEMAS", "install_schemas"]
 
@@ -42,7 +43,22 @@ _REQUESTS: dict[str, Any] = {
     "Login": _object({"login": {"type": "string", "minLength": 1, "maxLength": 200},
                       "password": {"type": "string", "minLength": 1, "maxLength": 200}}),
     "CardCredentials": _object({"card": _CARD_NUMBER, "code": _CODE}),
-    "TopUpRequest": _object({"amount": _AMOUNT}),
+    "PaymentIntentRequest": _object({"amount": {
+        "type": "integer", "minimum": MIN_TOP_UP, "maximum": MAX_TOP_UP,
+        "description": "tiyn to add to the card once the payment is confirmed (100 ₸ to 50,000 ₸)"}}),
+    "SandboxPayment": _object({"outcome": {"enum": list(OUTCOMES),
+                                           "description": "what the sandbox provider reports for the payment"}}),
+    "PaymentWebhookEvent": _object({
+        "event_id": {"type": "string", "minLength": 1, "maxLength": 128},
+        "reference": {"type": "string", "minLength": 1, "maxLength": 128,
+                      "description": "the provider's reference of the intent"},
+        "status": {"enum": list(OUTCOMES)},
+        "amount": {"type": "integer", "description": "tiyn; must equal the intent's"},
+        "currency": {"type": "string", "minLength": 1, "maxLength": 128, "examples": ["KZT"]},
+    }),
+    "DeviceTopUp": _object({"card": _CARD_NUMBER, "amount": {
+        "type": "integer", "minimum": 100, "maximum": MAX_TOP_UP,
+        "description": "tiyn received by the kiosk or bank (1 ₸ to 50,000 ₸)"}}),
     "PassPurchase": _object({"product": {"type": "string", "minLength": 1, "maxLength": 255,
                                          "examples": ["pass_month"]},
                              "start": {**_WHEN, "type": ["string", "null"]}}, optional=("start",)),
@@ -57,7 +73,8 @@ _REQUESTS: dict[str, Any] = {
                    "description": "tiyn credited to the card (negative: debited); a refund is positive"},
         "kind": {"enum": ["refund", "adjustment", None]},
     }, optional=("kind",)),
-    "ChannelTopUp": _object({"amount": _AMOUNT, "channel": {"enum": ["kiosk", "bank", "app"]}}),
+    "ChannelTopUp": _object({"amount": {**_AMOUNT, "maximum": MAX_TOP_UP}, "channel": {"enum": ["kiosk", "bank"]},
+                             "reason": {"type": ["string", "null"], "maxLength": 500}}, optional=("reason",)),
 }
 
 _TAP_RESULT = _object({
@@ -94,6 +111,17 @@ _RESPONSES: dict[str, Any] = {
         "number": {"type": "string", "pattern": "^[0-9]{19}$", "description": "shown once, never stored"},
         "code": {"type": "string", "pattern": "^[0-9]{3}$"}})]},
     "BalanceMoved": _object({"moved": _TIYN, "from": ref("Card"), "to": ref("Card")}),
+    "PaymentIntent": _object({
+        "intent_id": {"type": "string"}, "card_id": {"type": "integer"},
+        "status": {"enum": ["pending", *OUTCOMES]}, "amount": _TIYN, "currency": {"const": "KZT"},
+        "provider": {"type": "string"},
+        "checkout_url": {"type": ["string", "null"], "description": "where to pay, while the intent is pending"},
+        "created_at": _WHEN}),
+    "PaymentWebhookResult": _object({
+        "received": {"const": True}, "intent_id": {"type": "string"}, "status": {"enum": ["pending", *OUTCOMES]},
+        "duplicate": {"type": "boolean", "description": "true: this event changed nothing (already settled)"}}),
+    "DeviceTopUpResult": _object({"masked": {"type": "string"}, "amount": _TIYN, "channel": {"enum": ["kiosk", "bank"]},
+                                  "balance": _TIYN, "currency": {"const": "KZT"}}),
     "CardBalance": _object({"masked": {"type": "string"}, "status": {"enum": ["active", "blocked", "replaced"]},
                             "balance": _TIYN, "currency": {"const": "KZT"}}),
 }
@@ -139,7 +167,8 @@ TICKETING_EXAMPLES: dict[str, Any] = {
                    "tapped_at": "2026-03-10T08:00:00+05:00"},
     "TapResult": {"tap_key": "dev_3f2a9c1b0d4e5f60:1042", "device_seq": 1042, "decision": "accept",
                   "outcome": "accepted", "reason": None, "fare": 12000, "balance": 38000, "duplicate": False},
-    "TopUpRequest": {"amount": 200000},
+    "PaymentIntentRequest": {"amount": 200000},
+    "DeviceTopUp": {"card": "9643 1000 0000 1234 567", "amount": 100000},
     "AdjustmentRequest": {"reason": "charged twice at a faulty validator", "amount": 12000, "kind": "refund"},
 }
 

@@ -7,13 +7,14 @@ audit log in the same transaction as their effect.
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import BadRequest, NotFound
-from app.models import AuditLog, Card, CardPass
+from app.models import AuditLog, Card, CardPass, Rider
 from app.ticketing import denylist, ledger
 from app.ticketing.cardnumbers import code_hash, generate_card, mask, number_hash, parse_number
 from app.ticketing.context import Ticketing
@@ -24,6 +25,7 @@ __all__ = [
     "block",
     "buy_pass",
     "card_by_number",
+    "channel_top_up",
     "issue_card",
     "move_balance",
     "top_up",
@@ -41,6 +43,8 @@ def issue_card(session: Session, ctx: Ticketing, *, category: str = "standard", 
         raise BadRequest(f"unknown rider category {category!r}", field="category")
     if category != "standard" and rider_id is None and CONCESSIONS_NEED_REGISTRATION:
         raise BadRequest("a concession card must be registered to a person", field="rider_id")
+    if rider_id is not None and session.get(Rider, rider_id) is None:
+        raise NotFound(f"no rider with id {rider_id}", field="rider_id")
     if number is None or code is None:
         number, code = generate_card()
     number = parse_number(number)
@@ -62,23 +66,44 @@ def card_by_number(session: Session, ctx: Ticketing, number: str, code: str | No
     except ValueError:
         raise NotFound("no such card") from None
     card = session.scalar(select(Card).where(Card.number_hash == number_hash(ctx.hash_key, digits)))
-    if card is None or (code is not None and card.code_hash != code_hash(ctx.hash_key, digits, code)):
+    # constant-time: how long the comparison takes says nothing about how much of a guessed code was right
+    if card is None or (code is not None
+                        and not hmac.compare_digest(card.code_hash, code_hash(ctx.hash_key, digits, code))):
         raise NotFound("no such card")
     return card
 
 
-def top_up(session: Session, card: Card, amount: int, channel: str) -> int:
-    """Move ``amount`` tiyn from a channel account onto the card; returns the new balance."""
+def top_up(session: Session, card: Card, amount: int, channel: str, *, charge_key: str | None = None,
+           reason: str | None = None) -> int:
+    """Move ``amount`` tiyn from a channel account onto the card; returns the new balance.
+
+    ``charge_key`` (unique in the ledger) makes a second posting for the same payment fail instead of crediting
+    twice. Who may call this is the callers' rule: a confirmed provider payment (``app.ticketing.payments``), an
+    authenticated kiosk or bank device, or staff (``channel_top_up``, audited).
+    """
     if channel not in CHANNELS:
         raise BadRequest(f"channel must be one of {', '.join(CHANNELS)}", field="channel")
     if not 0 < amount <= 10_000_000:
         raise BadRequest("amount must be 1 to 10,000,000 tiyn", field="amount")
     account = ledger.lock_card_account(session, card.id)
     source = ledger.system_account(session, f"channel:{channel}")
-    ledger.post(session, "top_up", [ledger.Leg(source, -amount), ledger.Leg(account.id, amount, card=True)])
+    ledger.post(session, "top_up", [ledger.Leg(source, -amount), ledger.Leg(account.id, amount, card=True)],
+                charge_key=charge_key, reason=reason)
     balance = ledger.card_account(session, card.id).balance
     if balance >= 0 and card.status == "active":
         denylist.set_denied(session, card, False, "topped_up")
+    return balance
+
+
+def channel_top_up(session: Session, card: Card, amount: int, channel: str, *, actor_id: int | None,
+                   reason: str, **details: Any) -> int:
+    """A kiosk or bank top-up (by a channel device, or entered by staff), with its audit row; the new balance."""
+    if channel not in ("kiosk", "bank"):
+        raise BadRequest("channel must be kiosk or bank", field="channel")
+    if card.status == "replaced":
+        raise Conflict("this card was replaced; top up its replacement instead")
+    balance = top_up(session, card, amount, channel)
+    _audit(session, actor_id, "top_up", card, reason, amount=amount, channel=channel, **details)
     return balance
 
 
@@ -155,6 +180,10 @@ def adjust(session: Session, card: Card, amount: int, actor_id: int | None, reas
                 reason=reason)
     _audit(session, actor_id, kind, card, reason, amount=amount)
     balance = ledger.card_account(session, card.id).balance
-    if balance >= 0 and card.status == "active":
+    # a debit may leave a debt (a reversed top-up, a chargeback): the ledger records it as it is, and the card
+    # is denied until topped up, the rule an offline tap below zero follows
+    if balance < 0:
+        denylist.set_denied(session, card, True, "negative_balance")
+    elif card.status == "active":
         denylist.set_denied(session, card, False, "adjusted")
     return balance

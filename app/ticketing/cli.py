@@ -17,17 +17,20 @@ __all__ = ["cards_group", "devices_group", "riders_group"]
 
 @click.group("devices", cls=AppGroup)
 def devices_group() -> None:
-    """Validators: register, rotate keys, list."""
+    """Devices (validators, kiosks, bank gateways): register, rotate keys, list."""
 
 
 @devices_group.command("register")
 @click.argument("name")
-def devices_register(name: str) -> None:
-    """Register a validator called NAME; prints its device id, key id and secret key (shown once)."""
+@click.option("--kind", type=click.Choice(["validator", "kiosk", "bank"]), default="validator", show_default=True,
+              help="validator: taps and deny list; kiosk or bank: top-ups through that channel.")
+def devices_register(name: str, kind: str) -> None:
+    """Register a device called NAME; prints its device id, key id and secret key (shown once)."""
     with get_db(current_app).session() as session:
         creds = devices.register_device(session, name, get_ticketing(current_app).keys)
+        session.get_one(Device, creds.device_id).kind = kind
         session.commit()
-    click.echo(f"device_id={creds.device_id}\nkey_id={creds.key_id}\nkey={creds.secret}")
+    click.echo(f"device_id={creds.device_id}\nkind={kind}\nkey_id={creds.key_id}\nkey={creds.secret}")
 
 
 @devices_group.command("rotate-key")
@@ -58,11 +61,11 @@ def devices_reseal() -> None:
 
 @devices_group.command("list")
 def devices_list() -> None:
-    """List validators and how many keys each has."""
+    """List devices, their kinds and how many keys each has."""
     with get_db(current_app).session() as session:
         for device in session.scalars(select(Device).order_by(Device.created_at)):
             keys = session.scalars(select(DeviceKey).where(DeviceKey.device_id == device.id)).all()
-            click.echo(f"{device.id}  {device.name}  keys={len(keys)}")
+            click.echo(f"{device.id}  {device.name}  keys={len(keys)}  kind={device.kind}")
 
 
 @click.group("cards", cls=AppGroup)
