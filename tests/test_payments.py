@@ -249,6 +249,8 @@ def test_a_kiosk_device_tops_up_once_per_key_and_is_audited(client: FlaskClient,
     again = channel_top_up(client, kiosk, number, 100000, key="receipt-1")
     assert first.status_code == again.status_code == 200, first.get_json()
     assert first.get_json() == {**again.get_json(), "balance": 100000, "channel": "kiosk", "amount": 100000}
+    other_amount = channel_top_up(client, kiosk, number, 200000, key="receipt-1")
+    assert other_amount.status_code == 409
     assert balance(app, card_id) == 100000 and channel_total(app, "channel:kiosk") == -100000
     bank = make_device(app, "Halyk gateway", kind="bank")
     assert channel_top_up(client, bank, number, 5000).get_json()["channel"] == "bank"
@@ -266,6 +268,8 @@ def test_validators_and_unsigned_callers_cannot_top_up(client: FlaskClient, app:
     validator = make_device(app)
     refused = channel_top_up(client, validator, number, 100000)
     assert refused.status_code == 403
+    malformed = signed(client, validator, "POST", CHANNEL, {"card": number})  # refused before the body is read
+    assert malformed.status_code == 403
     unsigned = client.post(CHANNEL, json={"card": number, "amount": 100000})
     assert unsigned.status_code == 401 and unsigned.get_json()["error"]["code"] == "missing_signature"
     kiosk = make_device(app, "kiosk", kind="kiosk")

@@ -13,9 +13,8 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import get_db
 from app.api.cards import body_field
-from app.api.device_auth import authenticate_device
+from app.api.device_auth import require_device
 from app.api.idempotency import run_mutation
 from app.api.spec import endpoint
 from app.models import Device
@@ -25,26 +24,20 @@ from app.ticketing.errors import Forbidden
 
 __all__ = ["CHANNEL_KINDS", "bp"]
 
-bp = Blueprint("channels", __name__, url_prefix="/api/v1/channels")
-
 CHANNEL_KINDS = ("kiosk", "bank")
+
+bp = Blueprint("channels", __name__, url_prefix="/api/v1/channels")
+# signed (401), and by a kiosk or bank device (403), before the body is looked at
+bp.before_request(require_device(CHANNEL_KINDS))
 MIN_CHANNEL_TOP_UP = 100  # tiyn: a kiosk credits whatever cash it counted, down to 1 ₸
 
 
 def _channel(session: Session, device_id: str) -> str:
-    """The channel of an authenticated device: its kind, when that is a channel (403 for validators)."""
+    """The channel of an authenticated device: its kind, read afresh (the signature check's kind may be 30 s old)."""
     kind = session.scalar(select(Device.kind).where(Device.id == device_id))
     if kind not in CHANNEL_KINDS:
         raise Forbidden(f"only {' or '.join(CHANNEL_KINDS)} devices may top up cards; this one is a {kind}")
     return str(kind)
-
-
-@bp.before_request
-def _channel_devices_only() -> None:
-    """Signed, and by a kiosk or bank device: checked before the body is (a validator learns nothing more)."""
-    authenticate_device()
-    with get_db(current_app).session() as session:
-        _channel(session, str(g.device_id))
 
 
 @bp.post("/top-ups")
