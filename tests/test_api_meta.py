@@ -255,6 +255,7 @@ def test_ticketing_post_responses_match_the_published_schemas(app: Flask, client
     call("post", "/api/v1/staff/cards/{card_id}/unblock", {"reason": "found"}, desk, **card)
     call("post", "/api/v1/staff/cards/{card_id}/move-balance", {"reason": "replaced",
                                                                 "to_card_id": spare["card_id"]}, desk, **card)
+    call("post", "/api/v1/riders/logout", {}, rider)  # last: it revokes the rider's token
     posts = {f"post {openapi_path(r)}" for r in app.url_map.iter_rules()
              if r.endpoint.split(".", 1)[0] in TICKETING_BLUEPRINTS and "POST" in (r.methods or ())}
     assert posts == checked

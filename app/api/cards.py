@@ -5,6 +5,7 @@ Riders never credit a card here: a top-up is a payment through a provider (``app
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
@@ -12,13 +13,15 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import get_db, get_redis
+from app import get_attempts, get_db, get_redis
 from app.api.idempotency import run_mutation
 from app.api.spec import Integer, Param, endpoint
 from app.cache import key
 from app.errors import BadRequest
 from app.models import Card, Rider
+from app.reports import access
 from app.ticketing import cards, riders
+from app.ticketing.attempts import REDIS_DOWN, client_subject
 from app.ticketing.context import get_ticketing
 from app.ticketing.errors import Conflict, TooManyRequests
 
@@ -41,7 +44,17 @@ def body_field(name: str, kind: type, required: bool = True) -> Any:
 
 
 def current_rider(session: Session) -> Rider:
-    return riders.rider_from_token(session, current_app.config["SECRET_KEY"], request.headers.get("Authorization"))
+    """The account behind the bearer token. It is checked in a transaction of its own, committed at once, so a
+    staff token's idle clock restarts even when the request itself only reads."""
+    with get_db(current_app).session() as auth:
+        rider_id = _bearer(auth).rider.id
+        auth.commit()
+    return session.get_one(Rider, rider_id)
+
+
+def _bearer(session: Session) -> riders.Bearer:
+    return riders.read_token(session, current_app.config["SECRET_KEY"], request.headers.get("Authorization"),
+                             now=access.utcnow(), staff_policy=access.policy_from_config(current_app.config))
 
 
 def rider_scope() -> str:
@@ -62,16 +75,38 @@ def register() -> ResponseReturnValue:
         session.flush()
         return {"rider_id": rider.id, "login": rider.login}, 201
 
-    return run_mutation("riders", work)
+    # no account yet to scope the key by: the login being registered stands in, so two clients' keys never
+    # collide (and a replay still needs the same body, password included)
+    login_key = hashlib.sha256(riders.normal_login(login).encode()).hexdigest()[:32]
+    return run_mutation(f"register:{login_key}", work)
 
 
 @bp.post("/riders/login")
-@endpoint("Exchange login and password for a bearer token", request="Login", response="Token", tag="cards",
-          errors=[401])
+@endpoint("Exchange login and password for a bearer token; repeated failures lock the login (and the client "
+          "address) for a while, doubling", request="Login", response="Token", tag="cards", errors=[401, 429])
 def login() -> ResponseReturnValue:
+    name, password = body_field("login", str), body_field("password", str)
+    attempts = get_attempts(current_app)
+    with attempts.guard(attempts.password(name, request.remote_addr)), get_db(current_app).session() as session:
+        rider = riders.authenticate(session, name, password)
+        staff_session = None
+        if access.has_role(rider, "analyst"):  # a staff token lives as long as a staff session of its own
+            staff_session = access.open_session(session, rider, access.utcnow(),
+                                                access.policy_from_config(current_app.config)).session
+        session.commit()
+        token = riders.issue_token(current_app.config["SECRET_KEY"], rider,
+                                   staff_session.id if staff_session else None)
+        return jsonify(token=token, rider_id=rider.id)
+
+
+@bp.post("/riders/logout")
+@endpoint("Revoke every bearer token of my account (log out everywhere); send {}", request="Logout",
+          response="LoggedOut", tag="cards", errors=[401])
+def logout() -> ResponseReturnValue:
     with get_db(current_app).session() as session:
-        rider = riders.authenticate(session, body_field("login", str), body_field("password", str))
-        return jsonify(token=riders.issue_token(current_app.config["SECRET_KEY"], rider), rider_id=rider.id)
+        riders.log_out(session, _bearer(session))
+        session.commit()
+    return jsonify(logged_out=True)
 
 
 @bp.get("/me/cards")
@@ -84,11 +119,14 @@ def my_cards() -> ResponseReturnValue:
 
 
 @bp.post("/me/cards")
-@endpoint("Link a card to my account with its number and printed code", request="CardCredentials",
-          response="Card", tag="cards", errors=[401, 404, 409])
+@endpoint("Link a card to my account with its number and printed code; repeated wrong codes lock the card, "
+          "my account and the client address for a while, doubling", request="CardCredentials",
+          response="Card", tag="cards", errors=[401, 404, 409, 429])
 def link_card() -> ResponseReturnValue:
     ctx = get_ticketing(current_app)
     number, code = body_field("card", str), body_field("code", str)
+    with get_db(current_app).session() as session:
+        rider_id = current_rider(session).id  # authenticated first: codes are only tried by a known account
 
     def work(session: Session) -> tuple[dict[str, Any], int]:
         rider = current_rider(session)
@@ -98,7 +136,9 @@ def link_card() -> ResponseReturnValue:
         card.rider_id = rider.id
         return riders.card_summary(session, card), 200
 
-    return run_mutation(rider_scope(), work)
+    attempts = get_attempts(current_app)
+    with attempts.guard(attempts.card_code(number, request.remote_addr, rider_id=rider_id)):
+        return run_mutation(f"rider:{rider_id}", work)
 
 
 @bp.get("/cards/<card_id>")
@@ -141,18 +181,32 @@ def buy_pass(card_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/cards/balance")
-@endpoint("Balance of any card by its number and printed 3-digit code; rate-limited per client address",
+@endpoint("Balance of any card by its number and printed 3-digit code; repeated wrong codes lock the card and "
+          "the client address for a while, doubling, and each address may check a few times a minute",
           request="CardCredentials", response="CardBalance", tag="cards", errors=[404, 429])
 def anonymous_balance() -> ResponseReturnValue:
-    redis = get_redis(current_app)
-    counter = key("ratelimit", "balance", request.remote_addr or "unknown")
-    seen = redis.incr(counter)
-    if seen == 1:
-        redis.expire(counter, 60)
-    if seen > BALANCE_CHECKS_PER_MINUTE:
-        raise TooManyRequests(f"at most {BALANCE_CHECKS_PER_MINUTE} balance checks a minute")
+    number, code = body_field("card", str), body_field("code", str)
+    _balance_rate_limit()
+    attempts = get_attempts(current_app)
     ctx = get_ticketing(current_app)
-    with get_db(current_app).session() as session:
-        card = cards.card_by_number(session, ctx, body_field("card", str), body_field("code", str))
+    with attempts.guard(attempts.card_code(number, request.remote_addr)), get_db(current_app).session() as session:
+        card = cards.card_by_number(session, ctx, number, code)
         summary = riders.card_summary(session, card)
         return jsonify({k: summary[k] for k in ("masked", "status", "balance", "currency")})
+
+
+def _balance_rate_limit() -> None:
+    """At most BALANCE_CHECKS_PER_MINUTE checks per client address, right or wrong (it is a lookup service,
+    not a way to watch many cards); skipped while Redis is away — the attempt limits still hold then."""
+    counter = key("ratelimit", "balance", client_subject(request.remote_addr))
+    try:
+        redis = get_redis(current_app)
+        seen = redis.incr(counter)
+        if seen == 1:
+            redis.expire(counter, 60)
+        wait = redis.ttl(counter) if seen > BALANCE_CHECKS_PER_MINUTE else 0
+    except REDIS_DOWN:
+        return
+    if seen > BALANCE_CHECKS_PER_MINUTE:
+        raise TooManyRequests(f"at most {BALANCE_CHECKS_PER_MINUTE} balance checks a minute",
+                              retry_after=max(1, int(wait)))

@@ -31,12 +31,12 @@ bp = Blueprint("reports", __name__, url_prefix="/api/v1/reports")
 
 def current_staff(session: Session, role: str = "analyst") -> Rider:
     """The staff member behind a bearer token or a session cookie, holding at least ``role``."""
+    policy = access.policy_from_config(current_app.config)  # STAFF_IDLE_S holds for tokens and cookies alike
     if request.headers.get("Authorization"):
         rider = riders.rider_from_token(session, current_app.config["SECRET_KEY"],
-                                        request.headers.get("Authorization"))
+                                        request.headers.get("Authorization"), staff_policy=policy)
     else:
-        rider = access.resume_session(session, request.cookies.get(COOKIE), dt.datetime.now(dt.UTC),
-                                      access.SessionPolicy()).rider
+        rider = access.resume_session(session, request.cookies.get(COOKIE), dt.datetime.now(dt.UTC), policy).rider
     access.require_role(rider, role)
     return rider
 

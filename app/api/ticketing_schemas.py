@@ -43,6 +43,7 @@ _REQUESTS: dict[str, Any] = {
     "Login": _object({"login": {"type": "string", "minLength": 1, "maxLength": 200},
                       "password": {"type": "string", "minLength": 1, "maxLength": 200}}),
     "CardCredentials": _object({"card": _CARD_NUMBER, "code": _CODE}),
+    "Logout": {**_object({}), "description": "an empty object: every token of the account is revoked"},
     "PaymentIntentRequest": _object({"amount": {
         "type": "integer", "minimum": MIN_TOP_UP, "maximum": MAX_TOP_UP,
         "description": "tiyn to add to the card once the payment is confirmed (100 ₸ to 50,000 ₸)"}}),
@@ -105,6 +106,7 @@ _RESPONSES: dict[str, Any] = {
     "RiderCreated": _object({"rider_id": {"type": "integer"}, "login": {"type": "string"}}),
     "Token": _object({"token": {"type": "string", "description": "send as `Authorization: Bearer <token>`"},
                       "rider_id": {"type": "integer"}}),
+    "LoggedOut": _object({"logged_out": {"const": True}}),
     "CardWithPass": {"allOf": [ref("Card"), _object({"pass": _object({
         "product": {"type": "string"}, "price": _TIYN, "valid_from": _WHEN, "valid_to": _WHEN})})]},
     "IssuedCard": {"allOf": [ref("Card"), _object({

@@ -11,6 +11,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app import get_db
+from app.errors import QalaError
 from app.models import Rider
 from app.models.reports import STAFF_ROLES
 from app.reports import access
@@ -45,7 +46,20 @@ def users_list() -> None:
     """List staff accounts."""
     with get_db(current_app).session() as session:
         for user in session.scalars(select(Rider).where(Rider.role.in_(STAFF_ROLES)).order_by(Rider.id)):
-            click.echo(f"{user.id:>5}  {user.role:<8} {user.login}")
+            click.echo(f"{user.id:>5}  {user.role:<8} {user.login}" + ("" if user.active else "  (deactivated)"))
+
+
+@users_group.command("deactivate")
+@click.argument("login")
+def users_deactivate(login: str) -> None:
+    """Deactivate the staff account LOGIN: it can no longer log in; its sessions and bearer tokens end now."""
+    with get_db(current_app).session() as session:
+        try:
+            user = access.deactivate_staff(session, login)
+        except QalaError as exc:
+            raise click.ClickException(exc.message) from None
+        session.commit()
+    click.echo(f"user_id={user.id} login={user.login} deactivated")
 
 
 @click.group("reports", cls=AppGroup)

@@ -1,6 +1,6 @@
-"""Staff pages under /staff: login with a server-side session (idle and absolute expiry), a CSRF token on
-every form post, the reports dashboard (analyst), card blocking (support), the audit log (support) and
-staff accounts (admin)."""
+"""Staff pages under /staff: login with a server-side session (idle and absolute expiry) and attempt limits,
+a CSRF token on every form post, the reports dashboard (analyst), card blocking (support), the audit log
+(support) and staff accounts (admin: create, deactivate)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import get_db, get_redis
+from app import get_attempts, get_db, get_redis
 from app.api.reports import COOKIE
 from app.errors import QalaError
 from app.models import AuditLog, Card, Rider
@@ -38,7 +38,7 @@ from app.reports import access
 from app.reports.livemap import live_vehicles, route_lines
 from app.reports.queries import REPORTS, SPECIAL
 from app.ticketing import cards
-from app.ticketing.errors import Unauthorized
+from app.ticketing.errors import TooManyRequests, Unauthorized
 
 __all__ = ["bp"]
 
@@ -51,8 +51,7 @@ def _now() -> dt.datetime:
 
 
 def _policy() -> access.SessionPolicy:
-    return access.SessionPolicy(idle=dt.timedelta(seconds=current_app.config.get("STAFF_IDLE_S", 1800)),
-                                absolute=dt.timedelta(seconds=current_app.config.get("STAFF_MAX_AGE_S", 43200)))
+    return access.policy_from_config(current_app.config)
 
 
 def staff_page(role: str) -> Callable[[View], View]:
@@ -96,14 +95,20 @@ def login_post() -> ResponseReturnValue:
     expected = session.get("login_csrf", "")
     if not expected or not hmac.compare_digest(request.form.get("csrf_token", ""), expected):
         abort(400, "the form's CSRF token is missing or wrong; reload the page")
+    login_name, password = request.form.get("login", ""), request.form.get("password", "")
+    attempts = get_attempts(current_app)
     with get_db(current_app).session() as db:
         try:
-            done = access.start_session(db, request.form.get("login", ""), request.form.get("password", ""), _now(),
-                                        _policy())
+            with attempts.guard(attempts.password(login_name, request.remote_addr)):
+                done = access.start_session(db, login_name, password, _now(), _policy())
         except Unauthorized:
             db.commit()  # the failed attempt stays in the audit log
             return render_template("staff/login.html", csrf_token=expected, reason="bad_credentials",
                                    next=request.form.get("next", "")), 401
+        except TooManyRequests as exc:
+            page = render_template("staff/login.html", csrf_token=expected, reason="locked",
+                                   next=request.form.get("next", ""))
+            return page, 429, {"Retry-After": str(exc.retry_after or 1)}
         db.commit()
         token = done.token
     target = request.form.get("next", "")
@@ -171,6 +176,23 @@ def users(db: Session) -> ResponseReturnValue:
                                     request.form.get("role", ""), actor_id=g.staff.rider.id)
         except QalaError as exc:
             error = exc.message
+    return _users_page(db, error)
+
+
+@bp.post("/users/deactivate")
+@staff_page("admin")
+def deactivate_user(db: Session) -> ResponseReturnValue:
+    """Deactivate a staff account: no more logins, and its sessions and bearer tokens end at once."""
+    error = None
+    try:
+        with db.begin_nested():
+            access.deactivate_staff(db, request.form.get("login", ""), actor_id=g.staff.rider.id)
+    except QalaError as exc:
+        error = exc.message
+    return _users_page(db, error)
+
+
+def _users_page(db: Session, error: str | None) -> str:
     listed = db.scalars(select(Rider).where(Rider.role.in_(STAFF_ROLES)).order_by(Rider.id)).all()
     return _render("staff/users.html", users=listed, roles=STAFF_ROLES, error=error)
 

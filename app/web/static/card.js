@@ -138,6 +138,10 @@
     }
   });
 
-  document.getElementById("logout").addEventListener("click", logout);
+  // the server revokes every token of the account (POST /api/v1/riders/logout), then the page forgets it
+  document.getElementById("logout").addEventListener("click", async () => {
+    try { await Q.postJSON("/api/v1/riders/logout", {}, auth()); } catch (error) { /* already invalid */ }
+    logout();
+  });
   if (sessionStorage.getItem(TOKEN)) showCards();
 })();
