@@ -70,7 +70,8 @@ def limit_body() -> None:
 bp.before_request(limit_body)  # before the signature check reads the body
 bp.before_request(require_device())  # validators only: 401 unsigned, 403 for a kiosk or bank device
 
-TAPS_PATH = "/api/v1/validators/taps"
+VALIDATORS_PREFIX = "/api/v1/validators/"
+TAPS_PATH = VALIDATORS_PREFIX + "taps"
 VERIFIED = "qala.device_id"  # environ keys set by FastTaps; a client cannot set them (headers become HTTP_*)
 DECLINED = "qala.fast_declined"
 _HEADERS = ("HTTP_X_QALA_DEVICE", "HTTP_X_QALA_KEY", "HTTP_X_QALA_TIMESTAMP", "HTTP_X_QALA_NONCE",
@@ -89,6 +90,11 @@ class FastTaps:
     declines. Once the signature and nonce were checked here, ``qala.device_id`` in the
     environ tells ``authenticate_device`` so (the nonce is already taken), and ``qala.fast_declined`` tells
     the view not to try the fast path twice.
+
+    Every validator request's body is bounded here first (``TAP_MAX_BODY``, ``VALIDATOR_MAX_BODY``): 413 from
+    ``Content-Length`` before a byte is read, a chunked body read only up to the limit — ahead of the input
+    layer and the signature check, which read the body. A Redis outage is answered 503 here; any other
+    unexpected error is logged and the request goes on to Flask.
     """
 
     def __init__(self, app: Flask, wsgi_app: Callable[..., Iterable[bytes]]) -> None:
@@ -96,20 +102,16 @@ class FastTaps:
         self.next = wsgi_app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if (environ.get("PATH_INFO") != TAPS_PATH or environ.get("REQUEST_METHOD") != "POST"
-                or "HTTP_IDEMPOTENCY_KEY" in environ or not all(h in environ for h in _HEADERS)):
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith(VALIDATORS_PREFIX):
             return self.next(environ, start_response)
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or -1)
-        except ValueError:
-            return self.next(environ, start_response)
-        limit = _body_limit(self.app, TAPS_PATH)
-        if length > limit:
+        limit = _body_limit(self.app, path)
+        body = _buffered_body(environ, limit)
+        if body is None:
             return _too_large(start_response, limit)
-        if length < 0:
-            return self.next(environ, start_response)  # chunked: Flask reads it up to the limit
-        body = environ["wsgi.input"].read(length) if length > 0 else b""
-        environ["wsgi.input"] = io.BytesIO(body)  # Flask reads the same body if the request goes on to it
+        if (path != TAPS_PATH or environ.get("REQUEST_METHOD") != "POST" or "HTTP_IDEMPOTENCY_KEY" in environ
+                or not all(h in environ for h in _HEADERS)):
+            return self.next(environ, start_response)
         try:
             payload = self._tap(environ, body)
         except QalaError:  # a bad signature or body, a replay: Flask checks again and answers the same 4xx
@@ -157,6 +159,32 @@ class FastTaps:
             environ[DECLINED] = True
             return None
         return result.as_json()
+
+
+def _buffered_body(environ: dict[str, Any], limit: int) -> bytes | None:
+    """A validator request's body, read at most ``limit`` (+1) bytes far, or ``None`` when it is larger: from
+    ``Content-Length`` before anything is read; a chunked body up to the limit. The environ then holds the body
+    in memory with its length, so everything behind (the input layer, Flask) reads the same bytes."""
+    stream = environ["wsgi.input"]
+    declared = environ.get("CONTENT_LENGTH") or ""
+    if declared.isdigit():
+        if int(declared) > limit:
+            return None
+        body = stream.read(int(declared)) if int(declared) else b""
+    elif environ.get("wsgi.input_terminated"):  # chunked: the server ends the stream with the body
+        parts, size = [], 0
+        while size <= limit and (chunk := stream.read(min(65536, limit + 1 - size))):
+            parts.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            return None
+        body = b"".join(parts)
+    else:
+        body = b""
+    environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
+    environ.pop("wsgi.input_terminated", None)
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    return body
 
 
 def _too_large(start_response: Callable[..., Any], limit: int) -> Iterable[bytes]:
