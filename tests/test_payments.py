@@ -17,7 +17,7 @@ from werkzeug.test import TestResponse
 from app import get_db
 from app.config import ConfigError, load_config
 from app.models import AuditLog, Card, Device, LedgerAccount, LedgerEntry, PaymentIntent
-from app.ticketing import denylist, devices, ledger
+from app.ticketing import cards, denylist, devices, ledger
 from app.ticketing.devices import DeviceCredentials
 from app.ticketing.payments import SandboxProvider
 from tests.test_cards_api import account, staff
@@ -355,3 +355,26 @@ def test_the_sandbox_is_refused_in_production_unless_asked_for() -> None:
     assert (demo["PAYMENT_PROVIDER"], demo["PAYMENT_WEBHOOK_SECRET"]) == ("sandbox", "w")
     assert load_config({**secrets, "QALA_PAYMENT_PROVIDER": "none"})["PAYMENT_PROVIDER"] == "none"
     assert load_config({})["PAYMENT_PROVIDER"] == "sandbox"
+
+
+def test_the_app_channel_takes_money_only_with_a_confirmed_payment(app: Flask) -> None:
+    card_id, _, _ = make_card(app)
+    with get_db(app).session() as session:
+        card = session.get_one(Card, card_id)
+        for key in (None, "fare:dev_1:1", "paymentX"):
+            with pytest.raises(ValueError, match="confirmed payment"):
+                cards.top_up(session, card, 50000, "app", charge_key=key)
+        session.rollback()
+    assert balance(app, card_id) == 0 and channel_total(app, "channel:app") == 0
+
+
+def test_cards_issue_cli_audits_its_initial_balance(runner: FlaskCliRunner, app: Flask) -> None:
+    issued = runner.invoke(args=["cards", "issue", "--balance", "30000"])
+    assert issued.exit_code == 0, issued.output
+    card_id = int(dict(line.split("=", 1) for line in issued.output.splitlines())["card_id"])
+    assert balance(app, card_id) == 30000
+    with get_db(app).session() as session:
+        row = session.scalars(select(AuditLog).where(AuditLog.card_id == card_id)).one()
+        assert (row.action, row.details) == ("top_up", {"amount": 30000, "channel": "kiosk"})
+    unknown = runner.invoke(args=["cards", "issue", "--rider-id", "999999"])
+    assert unknown.exit_code == 1 and "no rider with id 999999" in unknown.output

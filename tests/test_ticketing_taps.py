@@ -106,7 +106,7 @@ def test_offline_taps_go_to_minus_one_fare_then_the_card_is_denied_until_topped_
         assert [(t.fare, t.uncollected) for t in taps] == [(12000, 0), (12000, 7000), (12000, 12000)]
         entries = session.scalars(select(DenyListEntry)).all()
         assert [(e.action, e.reason) for e in entries] == [("add", "negative_balance")]
-        cards.top_up(session, session.get_one(Card, card_id), 20000, "app")
+        cards.top_up(session, session.get_one(Card, card_id), 20000, "kiosk")
         session.commit()
         entries = session.scalars(select(DenyListEntry).order_by(DenyListEntry.version)).all()
         assert [e.action for e in entries] == ["add", "remove"]

@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 CHANNELS = ("kiosk", "app", "bank")
+PAYMENT_KEY_PREFIX = "payment:"  # the charge key of an app top-up: payment:<intent id>
 CONCESSIONS_NEED_REGISTRATION = True
 
 
@@ -85,6 +86,9 @@ def top_up(session: Session, card: Card, amount: int, channel: str, *, charge_ke
         raise BadRequest(f"channel must be one of {', '.join(CHANNELS)}", field="channel")
     if not 0 < amount <= 10_000_000:
         raise BadRequest("amount must be 1 to 10,000,000 tiyn", field="amount")
+    if channel == "app" and not (charge_key or "").startswith(PAYMENT_KEY_PREFIX):
+        # the app channel is the payment provider's: money arrives there only with a confirmed payment
+        raise ValueError("an app top-up needs the charge key of a confirmed payment (payment:<intent id>)")
     account = ledger.lock_card_account(session, card.id)
     source = ledger.system_account(session, f"channel:{channel}")
     ledger.post(session, "top_up", [ledger.Leg(source, -amount), ledger.Leg(account.id, amount, card=True)],

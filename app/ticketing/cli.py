@@ -8,6 +8,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app import get_db
+from app.errors import QalaError
 from app.models import Device, DeviceKey
 from app.ticketing import cards, devices, riders
 from app.ticketing.context import get_ticketing
@@ -81,9 +82,13 @@ def cards_issue(category: str, rider_id: int | None, balance: int) -> None:
     """Issue a card; prints its number and printed code (shown once)."""
     ctx = get_ticketing(current_app)
     with get_db(current_app).session() as session:
-        card, number, code = cards.issue_card(session, ctx, category=category, rider_id=rider_id)
-        if balance:
-            cards.top_up(session, card, balance, "kiosk")
+        try:
+            card, number, code = cards.issue_card(session, ctx, category=category, rider_id=rider_id)
+            if balance:  # audited like any top-up that no payment or channel device stands behind
+                cards.channel_top_up(session, card, balance, "kiosk", actor_id=None,
+                                     reason="initial balance (qala cards issue)")
+        except QalaError as exc:
+            raise click.ClickException(exc.message) from exc
         session.commit()
     click.echo(f"card_id={card.id}\nnumber={number}\ncode={code}\nmasked={card.masked}")
 

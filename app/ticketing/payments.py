@@ -257,7 +257,7 @@ def apply_event(session: Session, provider_name: str, event: PaymentEvent) -> Ap
                         event.status, intent.id, intent.status)
         return Applied(intent, False)
     if event.status == "succeeded":
-        charge_key = f"payment:{intent.id}"
+        charge_key = f"{cards.PAYMENT_KEY_PREFIX}{intent.id}"
         cards.top_up(session, session.get_one(Card, intent.card_id), intent.amount, "app",
                      charge_key=charge_key, reason=f"{provider_name} payment {intent.id}")
         intent.ledger_transaction_id = session.scalar(select(LedgerTransaction.id)
