@@ -26,6 +26,19 @@ keepalive = 75
 # (round ratios 0.55–3.08 in one run) and the busier worker's p99 was the run's. With this: 1.18–1.29, p99 lower.
 reuse_port = True
 
+# Slow clients. A gthread thread reads a request's headers and body itself, in blocking mode and without a
+# deadline: a client that trickles its bytes (slowloris) holds one thread for as long as it likes, and 40 of
+# them starved /healthz. So a reverse proxy that buffers whole requests before passing them on (nginx, with its
+# client_header_timeout and client_body_timeout) must front gunicorn in production — see the README's
+# deployment notes. These limits bound what one request can make a thread read:
+limit_request_line = 4094  # bytes of method, URL and query string (gunicorn's default, stated)
+limit_request_fields = 50  # headers per request: a device sends 8, a browser about 20
+limit_request_field_size = 8190  # bytes per header
+# A worker whose main loop is silent this long is killed and replaced (a stuck request, not an SSE stream: those
+# run in threads, and end after REALTIME_SSE_MAX_S, 300 s).
+timeout = 60
+graceful_timeout = 30
+
 
 def post_fork(server: object, worker: object) -> None:
     """A thread waiting for the GIL gets it after 1 ms instead of Python's default 5 ms: with many threads a
