@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -24,7 +25,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from sqlalchemy import delete, select
@@ -43,6 +44,8 @@ __all__ = ["REDIS_DOWN", "Attempts", "Limit", "Limits", "Subject", "client_subje
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 # what a failed attempt raises: a wrong code (404, "no such card", said of unknown cards too) or password (401)
 FAILURES = (NotFound, Unauthorized)
+REDIS_RETRY_S = 5.0
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class Attempts:
         self._sessions = sessions
         self._secret = secret.encode()
         self._clock = clock
+        self._redis_down_until = 0.0
 
     def subject(self, limit: Limit, value: str) -> Subject:
         digest = hmac.new(self._secret, f"{limit.scope}\0{value}".encode(), hashlib.sha256).hexdigest()
@@ -150,8 +154,7 @@ class Attempts:
     def check(self, subjects: Sequence[Subject]) -> None:
         """``TooManyRequests`` with ``retry_after`` while any of ``subjects`` is locked."""
         now = self._clock()
-        waits = [self._state(s).locked_until - now for s in subjects]
-        wait = max(waits, default=0.0)
+        wait = max((state.locked_until - now for state in self._states(subjects, now)), default=0.0)
         if wait > 0:
             raise TooManyRequests("too many failed attempts; try again later", retry_after=max(1, math.ceil(wait)))
 
@@ -159,25 +162,21 @@ class Attempts:
         now = self._clock()
         for subject in subjects:
             try:
-                state = self._redis_failed(subject, now)
+                state = self._on_redis(functools.partial(self._redis_failed, subject=subject, now=now))
             except REDIS_DOWN:
                 self._db_failed(subject, now)
                 continue
             if state.locked_until > now:
-                self._db_store(subject, state, now)  # the lockout survives Redis going away
+                self._db_store(subject, state, now)  # the lockout holds through a Redis outage
 
     def succeeded(self, subjects: Sequence[Subject]) -> None:
         cleared = [s for s in subjects if s.limit.reset_on_success]
         if not cleared:
             return
         try:
-            client = self._redis()
-            pipe = client.pipeline()
-            for subject in cleared:
-                pipe.hget(self._key(subject), "u")
-                pipe.delete(self._key(subject))
-            replies = pipe.execute()
-            mirrored = [s for s, until in zip(cleared, replies[::2], strict=True) if until is not None]
+            replies = self._on_redis(lambda client: self._pipelined(
+                client, [("hget", self._key(s), "u") for s in cleared] + [("delete", self._key(s)) for s in cleared]))
+            mirrored = [s for s, until in zip(cleared, replies, strict=False) if until is not None]
         except REDIS_DOWN:
             mirrored = cleared
         if mirrored:
@@ -185,27 +184,47 @@ class Attempts:
 
     # Redis: one hash per subject, f = failures, u = locked until (epoch seconds)
 
+    def _on_redis(self, call: Callable[[Any], _T]) -> _T:
+        """``call(client)``; after a Redis failure, straight to the database for REDIS_RETRY_S (an unreachable
+        Redis costs a connect timeout per command, and a login touches several counters)."""
+        if self._clock() < self._redis_down_until:
+            raise redis.exceptions.ConnectionError("Redis was unreachable moments ago")
+        try:
+            return call(self._redis())
+        except REDIS_DOWN:
+            self._redis_down_until = self._clock() + REDIS_RETRY_S
+            raise
+
+    @staticmethod
+    def _pipelined(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+        pipe = client.pipeline()
+        for name, *args in commands:
+            getattr(pipe, name)(*args)
+        replies: list[Any] = pipe.execute()
+        return replies
+
     @staticmethod
     def _key(subject: Subject) -> str:
         return key("attempts", subject.limit.scope, subject.digest)
 
-    def _state(self, subject: Subject) -> _State:
+    def _states(self, subjects: Sequence[Subject], now: float) -> list[_State]:
         try:
-            failures, until = self._redis().hmget(self._key(subject), "f", "u")
+            replies = self._on_redis(lambda client: self._pipelined(
+                client, [("hmget", self._key(s), "f", "u") for s in subjects]))
         except REDIS_DOWN:
-            return self._db_state(subject, self._clock())
-        return _State(int(failures or 0), float(until or 0))
+            return [self._db_state(s, now) for s in subjects]
+        return [_State(int(failures or 0), float(until or 0)) for failures, until in replies]
 
-    def _redis_failed(self, subject: Subject, now: float) -> _State:
-        client, name = self._redis(), self._key(subject)
-        failures = int(client.hincrby(name, "f", 1))
-        locked = subject.limit.lockout(failures)
-        pipe = client.pipeline()
-        if locked:
-            pipe.hset(name, "u", now + locked)
-        pipe.expire(name, math.ceil(max(locked, subject.limit.forget_s)))
-        pipe.execute()
-        return _State(failures, now + locked if locked else 0.0)
+    def _redis_failed(self, client: Any, subject: Subject, now: float) -> _State:
+        name, limit = self._key(subject), subject.limit
+        # counted and given its expiry in one transaction: no counter is left behind without one
+        failures = int(self._pipelined(client, [("hincrby", name, "f", 1), ("expire", name, limit.forget_s)])[0])
+        locked = limit.lockout(failures)
+        if not locked:
+            return _State(failures, 0.0)
+        self._pipelined(client, [("hset", name, "u", now + locked),
+                                 ("expire", name, math.ceil(max(locked, limit.forget_s)))])
+        return _State(failures, now + locked)
 
     # the database: the same counters in auth_throttles, each change in a transaction of its own
 
