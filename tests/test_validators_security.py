@@ -20,6 +20,7 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.exc import OperationalError
 from werkzeug.test import EnvironBuilder, TestResponse
 
 from app import create_app, get_db
@@ -159,6 +160,20 @@ def test_with_redis_down_a_balance_check_is_never_a_500(make_app: AppFactory) ->
     assert response.status_code in (200, 503), response.get_data(as_text=True)
     if response.status_code == 503:
         assert response.headers.get("Retry-After")
+
+
+def test_a_lost_database_connection_is_503_not_500(app: Flask, client: FlaskClient,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    creds = make_device(app)
+
+    def lost(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("SELECT max(version) FROM deny_list", {"secret": "x"},
+                               Exception("terminating connection due to administrator command"))
+
+    monkeypatch.setattr(denylist, "changes_since", lost)
+    response = signed(client, creds, "GET", DENY, None)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert response.get_json()["error"]["code"] == "service_unavailable"
 
 
 def test_fast_taps_answer_503_when_redis_fails_and_log_other_errors(

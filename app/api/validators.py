@@ -23,7 +23,13 @@ from app.api.device_auth import require_device
 from app.api.idempotency import run_mutation
 from app.api.schemas import SCHEMAS
 from app.api.spec import Integer, Param, body_error, endpoint
-from app.api.unavailable import REDIS_ERRORS, RETRY_AFTER_S, redis_unavailable_json
+from app.api.unavailable import (
+    DATABASE_ERRORS,
+    REDIS_ERRORS,
+    RETRY_AFTER_S,
+    database_unavailable_json,
+    redis_unavailable_json,
+)
 from app.errors import BadRequest, QalaError
 from app.ticketing import denylist
 from app.ticketing.batches import apply_batch, sequence_gaps
@@ -118,7 +124,10 @@ class FastTaps:
             payload = None
         except REDIS_ERRORS as exc:  # nothing was written and the nonce may be unclaimed: the validator retries
             log.warning("Redis unavailable on a fast-path tap: %s: %s", type(exc).__name__, exc)
-            return _unavailable(start_response)
+            return _unavailable(start_response, redis_unavailable_json())
+        except DATABASE_ERRORS as exc:  # a read before the tap (keys, fare profile): nothing was written
+            log.warning("database unavailable on a fast-path tap: %s", type(exc).__name__)
+            return _unavailable(start_response, database_unavailable_json())
         except Exception:  # a bug or an outage Flask may handle (its error handlers answer): never silently
             log.exception("the online fast path failed; the tap goes to the general path")
             payload = None
@@ -196,8 +205,7 @@ def _too_large(start_response: Callable[..., Any], limit: int) -> Iterable[bytes
     return [data]
 
 
-def _unavailable(start_response: Callable[..., Any]) -> Iterable[bytes]:
-    data = redis_unavailable_json()
+def _unavailable(start_response: Callable[..., Any], data: bytes) -> Iterable[bytes]:
     start_response("503 SERVICE UNAVAILABLE", [("Content-Type", "application/json"),
                                                ("Content-Length", str(len(data))),
                                                ("Retry-After", str(RETRY_AFTER_S))])
