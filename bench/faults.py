@@ -107,6 +107,7 @@ class Validator(threading.Thread):
         self.unacked: dict[int, dict[str, Any]] = {}
         self.acked: set[int] = set()
         self.statuses: Counter[int] = Counter()  # every answer's status (0: no answer, the connection failed)
+        self.refusals: Counter[str] = Counter()  # the error codes of 4xx answers
         self.http = requests.Session()
 
     def new_tap(self, online: bool = False) -> dict[str, Any]:
@@ -128,6 +129,8 @@ class Validator(threading.Thread):
             self.statuses[0] += 1
             return None
         self.statuses[response.status_code] += 1
+        if 400 <= response.status_code < 500:
+            self.refusals[str(response.json().get("error", {}).get("code"))] += 1
         if response.status_code == 503:  # Redis away: the validator waits as told (briefly here) and retries
             time.sleep(min(float(response.headers.get("Retry-After", 1)), 0.2))
         if drop or response.status_code != 200:
@@ -261,10 +264,11 @@ def run_schedule(seed: int, seconds: float, url: str, redis_server: PrivateRedis
     unacked = sum(len(v.unacked) for v in validators)
     taps = sum(len(v.acked) for v in validators)
     statuses: Counter[int] = sum((v.statuses for v in validators), Counter())
+    refusals: Counter[str] = sum((v.refusals for v in validators), Counter())
     print(f"schedule {seed}: {taps} taps acknowledged, {unacked} never acknowledged, {len(log)} faults "
           f"({sum('worker' in f for f in log)} worker kills, {sum('PostgreSQL' in f for f in log)} PostgreSQL "
           f"restarts, {sum('Redis' in f for f in log)} Redis kills, {sum('terminated' in f for f in log)} "
-          f"connection terminations), answers {dict(sorted(statuses.items()))}, lost={lost} "
+          f"connection terminations), answers {dict(sorted(statuses.items()))} (4xx: {dict(refusals)}), lost={lost} "
           f"duplicated={duplicated} "
           f"invariants={'ok' if not problems else problems[:3]}", flush=True)
     return lost + unacked, duplicated, problems, statuses
