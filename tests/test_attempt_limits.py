@@ -4,6 +4,7 @@ the database when Redis is away; unknown and known logins cost the same password
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +15,12 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 
-from app import create_app, get_db
+from app import create_app, get_attempts, get_db
+from app.errors import NotFound
 from app.models import AuthThrottle
 from app.ticketing import riders
+from app.ticketing.attempts import Limit
+from app.ticketing.errors import TooManyRequests
 from tests.conftest import wipe_tables
 from tests.test_ticketing_helpers import make_card
 
@@ -225,3 +229,35 @@ def test_redis_down_counts_in_the_database_and_still_locks(redis_down_app: Flask
         assert client.post("/api/v1/me/cards", json={"card": number, "code": wrong(code, n)},
                            headers=headers).status_code == 404
     assert client.post("/api/v1/me/cards", json={"card": number, "code": code}, headers=headers).status_code == 429
+
+
+def test_simultaneous_guesses_get_no_more_tries_than_one_by_one(app: Flask) -> None:
+    """The attempt is counted when it begins, atomically with the lock check: 20 guesses sent at the same moment
+    still get only ATTEMPT_FREE_FAILURES tries."""
+    attempts = get_attempts(app)
+    subjects = attempts.card_code("9643 1000 0000 0000 001", "192.0.2.50")
+    start, tried, refused = threading.Barrier(20), [], []
+
+    def guess() -> None:
+        start.wait()
+        try:
+            with attempts.guard(subjects):
+                tried.append(1)
+                time.sleep(0.05)  # checking the code: every other guess arrives meanwhile
+                raise NotFound("no such card")
+        except TooManyRequests:
+            refused.append(1)
+        except NotFound:
+            pass
+
+    threads = [threading.Thread(target=guess) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(tried) == LIMITS["ATTEMPT_FREE_FAILURES"] and len(refused) == 20 - len(tried)
+
+
+def test_lockouts_double_up_to_the_most() -> None:
+    limit = Limit("card", free=5, lockout_s=30, max_lockout_s=3600)
+    assert [limit.lockout(n) for n in (1, 4, 5, 6, 7, 11, 12, 200)] == [0, 0, 30, 60, 120, 1920, 3600, 3600]

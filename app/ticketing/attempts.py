@@ -4,9 +4,11 @@
 or a password takes years instead of seconds. A locked subject is refused (429 + ``Retry-After``) before the
 code or password is looked at, so a lockout also stops the attempt from costing a password hash.
 
-Counters live in Redis; when Redis cannot be reached they live in ``auth_throttles`` (every lockout imposed in
-Redis is copied there too, so it holds through a Redis outage). Subjects are stored as keyed hashes, never as
-card numbers, logins or addresses.
+An attempt is counted as a failure when it *begins* (atomically with the lock check, for all its subjects at
+once) and taken back when it ends well: however many requests an attacker sends at the same moment, only
+``free`` of them get to try. Counters live in Redis (one Lua script per begin); when Redis cannot be reached
+they live in ``auth_throttles`` (every lockout imposed in Redis is copied there too, so it holds through a
+Redis outage). Subjects are stored as keyed hashes, never as card numbers, logins or addresses.
 
 A small module of our own rather than Flask-Limiter: what is needed is a failure counter with a lockout that
 doubles, a reset on success and a database fallback — Flask-Limiter counts every request in fixed or moving
@@ -24,7 +26,7 @@ import ipaddress
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import redis
@@ -38,7 +40,7 @@ from app.models import AuthThrottle
 from app.ticketing.cardnumbers import CardNumberError, parse_number
 from app.ticketing.errors import TooManyRequests, Unauthorized
 
-__all__ = ["REDIS_DOWN", "Attempts", "Limit", "Limits", "Subject", "client_subject"]
+__all__ = ["REDIS_DOWN", "Attempt", "Attempts", "Limit", "Limits", "Subject", "client_subject"]
 
 # the Redis failures that send counting to the database (a wrong command or a bug still raises)
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
@@ -96,18 +98,59 @@ class Subject:
     digest: str  # keyed hash of the card number, login, rider id or address
 
 
-@dataclass(frozen=True)
-class _State:
-    failures: int
-    locked_until: float  # epoch seconds; 0 when not locked
+@dataclass
+class Attempt:
+    """One attempt in flight: its subjects, where it was counted and which lockouts it copied to the database."""
+
+    subjects: Sequence[Subject]
+    in_database: bool = False
+    mirrored: list[Subject] = field(default_factory=list)
 
 
 Clock = Callable[[], float]
 
+# KEYS: the subjects' hashes; ARGV: now, then free, lockout_s, max_lockout_s, forget_s per subject. Refuses (with
+# the longest wait) if any subject is locked; otherwise counts the attempt against every subject, locking those
+# that reach their limit, and names them (index, failures, locked until) so they can be copied to the database.
+_BEGIN = """
+local now = tonumber(ARGV[1])
+local wait = 0
+for _, name in ipairs(KEYS) do
+  local locked_until = tonumber(redis.call('HGET', name, 'u') or '0')
+  if locked_until - now > wait then wait = locked_until - now end
+end
+if wait > 0 then return {'locked', tostring(wait)} end
+local reply = {'counted'}
+for i, name in ipairs(KEYS) do
+  local at = 1 + (i - 1) * 4
+  local free, lockout, most, ttl = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3]),
+                                   tonumber(ARGV[at + 4])
+  local failures = redis.call('HINCRBY', name, 'f', 1)
+  if failures >= free then
+    local lock = math.min(most, lockout * 2 ^ math.min(failures - free, 32))
+    redis.call('HSET', name, 'u', tostring(now + lock))
+    ttl = math.max(ttl, lock)
+    reply[#reply + 1] = i .. ' ' .. failures .. ' ' .. tostring(now + lock)
+  end
+  redis.call('EXPIRE', name, math.ceil(ttl))
+end
+return reply
+"""
+# KEYS: subjects to take one counted attempt back from; ARGV: their free failures. A lock the attempt imposed
+# goes with it.
+_TAKE_BACK = """
+for i, name in ipairs(KEYS) do
+  local failures = redis.call('HINCRBY', name, 'f', -1)
+  if failures <= 0 then redis.call('DEL', name)
+  elseif failures < tonumber(ARGV[i]) then redis.call('HDEL', name, 'u') end
+end
+return 1
+"""
+
 
 class Attempts:
-    """Counts failed attempts per subject; ``redis`` returns the client (connecting lazily), ``sessions`` opens a
-    database session of its own (a failure is recorded even though the request's own transaction rolls back)."""
+    """Counts attempts per subject; ``redis_client`` returns the client (connecting lazily), ``sessions`` opens a
+    database session of its own (a failure stays counted though the request's own transaction rolls back)."""
 
     def __init__(self, limits: Limits, redis_client: Callable[[], Any], sessions: Callable[[], Session],
                  secret: str, clock: Clock = time.time) -> None:
@@ -141,52 +184,53 @@ class Attempts:
 
     @contextlib.contextmanager
     def guard(self, subjects: Sequence[Subject]) -> Iterator[None]:
-        """Refuse if any subject is locked; count a failure (404/401 raised inside) against every subject, or
-        clear them when the block completes."""
-        self.check(subjects)
+        """Refuse (429) if any subject is locked; otherwise the block is one attempt: a 404 or 401 raised in it
+        stays counted as a failure, completing clears the subjects, any other error takes the attempt back."""
+        attempt = self.begin(subjects)
         try:
             yield
         except FAILURES:
-            self.failed(subjects)
             raise
-        self.succeeded(subjects)
+        except BaseException:
+            self.end(attempt, succeeded=False)
+            raise
+        self.end(attempt, succeeded=True)
 
-    def check(self, subjects: Sequence[Subject]) -> None:
-        """``TooManyRequests`` with ``retry_after`` while any of ``subjects`` is locked."""
+    def begin(self, subjects: Sequence[Subject]) -> Attempt:
+        """Count an attempt against every subject, or raise ``TooManyRequests`` (nothing counted) if one is locked."""
         now = self._clock()
-        wait = max((state.locked_until - now for state in self._states(subjects, now)), default=0.0)
-        if wait > 0:
-            raise TooManyRequests("too many failed attempts; try again later", retry_after=max(1, math.ceil(wait)))
-
-    def failed(self, subjects: Sequence[Subject]) -> None:
-        now = self._clock()
-        for subject in subjects:
-            try:
-                state = self._on_redis(functools.partial(self._redis_failed, subject=subject, now=now))
-            except REDIS_DOWN:
-                self._db_failed(subject, now)
-                continue
-            if state.locked_until > now:
-                self._db_store(subject, state, now)  # the lockout holds through a Redis outage
-
-    def succeeded(self, subjects: Sequence[Subject]) -> None:
-        cleared = [s for s in subjects if s.limit.reset_on_success]
-        if not cleared:
-            return
         try:
-            replies = self._on_redis(lambda client: self._pipelined(
-                client, [("hget", self._key(s), "u") for s in cleared] + [("delete", self._key(s)) for s in cleared]))
-            mirrored = [s for s, until in zip(cleared, replies, strict=False) if until is not None]
+            reply = self._on_redis(functools.partial(self._redis_begin, subjects=subjects, now=now))
         except REDIS_DOWN:
-            mirrored = cleared
-        if mirrored:
-            self._db_clear(mirrored)
+            return self._db_begin(subjects, now)
+        if reply[0] in ("locked", b"locked"):
+            raise _locked(float(reply[1]))
+        attempt = Attempt(subjects)
+        for imposed in reply[1:]:
+            index, failures, until = (imposed.decode() if isinstance(imposed, bytes) else imposed).split()
+            subject = subjects[int(index) - 1]
+            self._db_upsert(subject, now, failures=int(failures), locked_until=float(until))
+            attempt.mirrored.append(subject)  # the lockout holds through a Redis outage
+        return attempt
+
+    def end(self, attempt: Attempt, succeeded: bool) -> None:
+        """Success clears the subjects that reset on success and takes the attempt back from the others; an
+        attempt that neither failed nor succeeded is taken back from all."""
+        cleared = [s for s in attempt.subjects if succeeded and s.limit.reset_on_success]
+        kept = [s for s in attempt.subjects if s not in cleared]
+        if attempt.in_database:
+            self._db_end(cleared, kept)
+            return
+        with contextlib.suppress(*REDIS_DOWN):  # counted in Redis, which is gone: the count goes (or returns) with it
+            self._on_redis(functools.partial(self._redis_end, cleared=cleared, kept=kept))
+        if attempt.mirrored:
+            self._db_delete(attempt.mirrored)  # the lock copied there was this attempt's, or is cleared now
 
     # Redis: one hash per subject, f = failures, u = locked until (epoch seconds)
 
     def _on_redis(self, call: Callable[[Any], _T]) -> _T:
         """``call(client)``; after a Redis failure, straight to the database for REDIS_RETRY_S (an unreachable
-        Redis costs a connect timeout per command, and a login touches several counters)."""
+        Redis costs a connect timeout per command)."""
         if self._clock() < self._redis_down_until:
             raise redis.exceptions.ConnectionError("Redis was unreachable moments ago")
         try:
@@ -196,98 +240,104 @@ class Attempts:
             raise
 
     @staticmethod
-    def _pipelined(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-        pipe = client.pipeline()
-        for name, *args in commands:
-            getattr(pipe, name)(*args)
-        replies: list[Any] = pipe.execute()
-        return replies
-
-    @staticmethod
     def _key(subject: Subject) -> str:
         return key("attempts", subject.limit.scope, subject.digest)
 
-    def _states(self, subjects: Sequence[Subject], now: float) -> list[_State]:
-        try:
-            replies = self._on_redis(lambda client: self._pipelined(
-                client, [("hmget", self._key(s), "f", "u") for s in subjects]))
-        except REDIS_DOWN:
-            return [self._db_state(s, now) for s in subjects]
-        return [_State(int(failures or 0), float(until or 0)) for failures, until in replies]
+    def _redis_begin(self, client: Any, subjects: Sequence[Subject], now: float) -> list[Any]:
+        args: list[float | int] = [now]
+        for subject in subjects:
+            limit = subject.limit
+            args += [limit.free, limit.lockout_s, limit.max_lockout_s, limit.forget_s]
+        reply: list[Any] = client.register_script(_BEGIN)(keys=[self._key(s) for s in subjects], args=args)
+        return reply
 
-    def _redis_failed(self, client: Any, subject: Subject, now: float) -> _State:
-        name, limit = self._key(subject), subject.limit
-        # counted and given its expiry in one transaction: no counter is left behind without one
-        failures = int(self._pipelined(client, [("hincrby", name, "f", 1), ("expire", name, limit.forget_s)])[0])
-        locked = limit.lockout(failures)
-        if not locked:
-            return _State(failures, 0.0)
-        self._pipelined(client, [("hset", name, "u", now + locked),
-                                 ("expire", name, math.ceil(max(locked, limit.forget_s)))])
-        return _State(failures, now + locked)
+    def _redis_end(self, client: Any, cleared: Sequence[Subject], kept: Sequence[Subject]) -> None:
+        if cleared:
+            client.delete(*(self._key(s) for s in cleared))
+        if kept:
+            client.register_script(_TAKE_BACK)(keys=[self._key(s) for s in kept], args=[s.limit.free for s in kept])
 
     # the database: the same counters in auth_throttles, each change in a transaction of its own
 
-    def _db_state(self, subject: Subject, now: float) -> _State:
-        with self._sessions() as session:
-            row = session.get(AuthThrottle, (subject.limit.scope, subject.digest))
-            return self._row_state(row, subject.limit, now)
-
-    @staticmethod
-    def _row_state(row: AuthThrottle | None, limit: Limit, now: float) -> _State:
-        if row is None:
-            return _State(0, 0.0)
-        until = _epoch(row.locked_until) if row.locked_until else 0.0
-        if until <= now and now - _epoch(row.updated_at) > limit.forget_s:
-            return _State(0, 0.0)  # forgotten, as the Redis key would have expired
-        return _State(row.failures, until)
-
-    def _db_failed(self, subject: Subject, now: float) -> None:
-        for _ in range(2):  # a concurrent first failure may insert the row between our read and insert
+    def _db_begin(self, subjects: Sequence[Subject], now: float) -> Attempt:
+        for _ in range(2):  # a concurrent first attempt may insert a row between our read and our insert
             with self._sessions() as session:
-                row = self._locked_row(session, subject)
-                failures = self._row_state(row, subject.limit, now).failures + 1
-                locked = subject.limit.lockout(failures)
-                values = {"failures": failures, "updated_at": _datetime(now),
-                          "locked_until": _datetime(now + locked) if locked else None}
-                if not self._db_write(session, subject, row, values):
+                rows = [self._row(session, s) for s in sorted(subjects, key=lambda s: (s.limit.scope, s.digest))]
+                by_subject = {(r.scope, r.subject): r for r in rows if r is not None}
+                found = [by_subject.get((s.limit.scope, s.digest)) for s in subjects]
+                states = [_row_state(row, s.limit, now) for row, s in zip(found, subjects, strict=True)]
+                wait = max((until - now for _, until in states), default=0.0)
+                if wait > 0:
+                    raise _locked(wait)
+                for subject, row, (failures, _) in zip(subjects, found, states, strict=True):
+                    lock = subject.limit.lockout(failures + 1)
+                    self._write(session, subject, row, failures=failures + 1, updated_at=_datetime(now),
+                                locked_until=_datetime(now + lock) if lock else None)
+                try:
+                    session.commit()
+                except IntegrityError:
                     continue
-                return
+                return Attempt(subjects, in_database=True)
+        raise TooManyRequests("too many attempts at the same moment; try again", retry_after=1)
 
-    def _db_store(self, subject: Subject, state: _State, now: float) -> None:
+    def _db_end(self, cleared: Sequence[Subject], kept: Sequence[Subject]) -> None:
+        self._db_delete(cleared)
+        with self._sessions() as session:
+            for subject in kept:
+                row = self._row(session, subject)
+                if row is None:
+                    continue
+                row.failures = max(0, row.failures - 1)
+                if row.failures < subject.limit.free:
+                    row.locked_until = None
+            session.commit()
+
+    def _db_upsert(self, subject: Subject, now: float, failures: int, locked_until: float) -> None:
         for _ in range(2):
             with self._sessions() as session:
-                values = {"failures": state.failures, "updated_at": _datetime(now),
-                          "locked_until": _datetime(state.locked_until)}
-                if self._db_write(session, subject, self._locked_row(session, subject), values):
+                self._write(session, subject, self._row(session, subject), failures=failures,
+                            updated_at=_datetime(now), locked_until=_datetime(locked_until))
+                try:
+                    session.commit()
                     return
+                except IntegrityError:
+                    continue
 
-    @staticmethod
-    def _locked_row(session: Session, subject: Subject) -> AuthThrottle | None:
-        return session.scalar(select(AuthThrottle).where(AuthThrottle.scope == subject.limit.scope,
-                                                         AuthThrottle.subject == subject.digest).with_for_update())
-
-    @staticmethod
-    def _db_write(session: Session, subject: Subject, row: AuthThrottle | None, values: dict[str, Any]) -> bool:
-        """Update or insert the row and commit; ``False`` when another request inserted it first."""
-        if row is None:
-            session.add(AuthThrottle(scope=subject.limit.scope, subject=subject.digest, **values))
-        else:
-            for name, value in values.items():
-                setattr(row, name, value)
-        try:
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            return False
-        return True
-
-    def _db_clear(self, subjects: Sequence[Subject]) -> None:
+    def _db_delete(self, subjects: Sequence[Subject]) -> None:
+        if not subjects:
+            return
         with self._sessions() as session:
             for subject in subjects:
                 session.execute(delete(AuthThrottle).where(AuthThrottle.scope == subject.limit.scope,
                                                            AuthThrottle.subject == subject.digest))
             session.commit()
+
+    @staticmethod
+    def _row(session: Session, subject: Subject) -> AuthThrottle | None:
+        return session.scalar(select(AuthThrottle).where(AuthThrottle.scope == subject.limit.scope,
+                                                         AuthThrottle.subject == subject.digest).with_for_update())
+
+    @staticmethod
+    def _write(session: Session, subject: Subject, row: AuthThrottle | None, **values: Any) -> None:
+        if row is None:
+            session.add(AuthThrottle(scope=subject.limit.scope, subject=subject.digest, **values))
+        else:
+            for name, value in values.items():
+                setattr(row, name, value)
+
+
+def _row_state(row: AuthThrottle | None, limit: Limit, now: float) -> tuple[int, float]:
+    """(failures, locked until) of a database row; failures are forgotten as the Redis key would expire."""
+    if row is None:
+        return 0, 0.0
+    until = _epoch(row.locked_until) if row.locked_until else 0.0
+    if until <= now and now - _epoch(row.updated_at) > limit.forget_s:
+        return 0, 0.0
+    return row.failures, until
+
+
+def _locked(wait: float) -> TooManyRequests:
+    return TooManyRequests("too many failed attempts; try again later", retry_after=max(1, math.ceil(wait)))
 
 
 def client_subject(address: str | None) -> str:
