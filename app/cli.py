@@ -203,6 +203,9 @@ def register_commands(app: Flask) -> None:
 
     for group in (users_group, reports_group, taps_group):
         app.cli.add_command(group)
+    from app.idempotency_cli import idempotency_group
+
+    app.cli.add_command(idempotency_group)
 
 
 def _create() -> Flask:

@@ -33,10 +33,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets foreign keys and WAL, PostgreSQL uses psycopg 3."""
+    """Create an engine; SQLite gets foreign keys and WAL, PostgreSQL uses psycopg 3.
+
+    Statement parameters are left out of exception messages and SQL echo (``hide_parameters``): they hold
+    password hashes, card hashes and tokens, and those messages end up in the error log."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    engine = create_engine(url, future=True, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, future=True, pool_pre_ping=True, hide_parameters=True, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

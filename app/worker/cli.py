@@ -70,7 +70,8 @@ def worker_command(shard: str, gtfs_rt: str | None, simulate: bool, taps: bool, 
     source, tapper = _source(app, worker, simulate=simulate, taps=taps, gtfs_rt=gtfs_rt, seed=seed)
     # the simulator drives the network it was built on: a newly activated feed needs a restart there
     feeds = None if simulate else FeedReloader(app, models, settings, log)
-    _loop(worker, source, tapper, cycle_s=cycle_s, cycles=cycles, quiet=quiet, feeds=feeds)
+    _loop(worker, source, tapper, cycle_s=cycle_s, cycles=cycles, quiet=quiet, feeds=feeds,
+          pruner=IdempotencyPruner(app))
     if log is not None:
         log.close()
         click.echo(f"prediction log: {log.written} rows written, {log.failed} dropped", err=True)
@@ -149,8 +150,40 @@ class FeedReloader:
         return fresh
 
 
+class IdempotencyPruner:
+    """Deletes expired Idempotency-Key records (``IDEMPOTENCY_TTL_S``) at most every ``every_s``; a failure is
+    reported and retried at the next turn. Every shard may run it: the delete is idempotent."""
+
+    def __init__(self, app: Flask, *, every_s: float = 3600.0) -> None:
+        self.app, self.every_s = app, every_s
+        self._pruned: float | None = None  # the first cycle prunes
+
+    def check(self) -> int | None:
+        """The number of records deleted, or ``None`` when it was not yet time (or the delete failed)."""
+        import datetime as dt
+
+        from app import get_db
+        from app.api.idempotency import prune_idempotency
+
+        if self._pruned is not None and time.monotonic() - self._pruned < self.every_s:
+            return None
+        self._pruned = time.monotonic()
+        try:
+            with get_db(self.app).session() as session:
+                deleted = prune_idempotency(session, dt.datetime.now(dt.UTC),
+                                            float(self.app.config["IDEMPOTENCY_TTL_S"]))
+                session.commit()
+        except Exception as exc:  # the database away: the records wait for the next turn
+            click.echo(f"idempotency prune failed: {type(exc).__name__}: {exc}", err=True)
+            return None
+        if deleted:
+            click.echo(f"idempotency: {deleted} expired records deleted", err=True)
+        return deleted
+
+
 def _loop(worker: Worker, poll: AvlPoll, tapper: DemoTaps | None, *, cycle_s: float, cycles: int | None,
-          quiet: bool, feeds: FeedReloader | None = None) -> None:
+          quiet: bool, feeds: FeedReloader | None = None,
+          pruner: IdempotencyPruner | None = None) -> None:
     stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -174,6 +207,8 @@ def _loop(worker: Worker, poll: AvlPoll, tapper: DemoTaps | None, *, cycle_s: fl
                 report = None
             if tapper is not None:
                 tapper.feed(started)
+            if pruner is not None:
+                pruner.check()
             done += 1
             if report is not None and (not quiet or started - last_echo >= 60):
                 click.echo(f"{time.strftime('%H:%M:%S')} {report.line()}", err=True)
