@@ -89,7 +89,7 @@ def test_dashboard_filters_change_the_chart_and_the_map_goes_live(app: Flask, se
     page.goto(f"{server}/staff/?live_every=1")  # the map refreshes every second
     page.wait_for_selector("#chart rect.bar")
     page.select_option("#report", "boardings-by-hour")
-    page.wait_for_function("document.querySelectorAll('#chart rect.bar').length > 5")
+    page.wait_for_function("() => document.querySelectorAll('#chart rect.bar').length > 5")
     all_days = bar_heights(page)
 
     page.select_option("select[name=day_type]", "sunday")
@@ -102,11 +102,11 @@ def test_dashboard_filters_change_the_chart_and_the_map_goes_live(app: Flask, se
     assert "day_type=sunday" in (page.get_attribute("#csv", "href") or "")
 
     # no vehicle positions yet: the map says so, over the route lines
-    page.wait_for_function("document.getElementById('map').dataset.state === 'none'")
+    page.wait_for_function("() => document.getElementById('map').dataset.state === 'none'")
     assert "No live data" in page.locator("#map-status").inner_text()
     assert page.locator("#map polyline.route-line").count() >= 1  # the demo feed has one shape
     publish_vehicles(app, [("BUS-7", "T12-a", 43.2380, 76.9450), ("BUS-9", None, 43.2440, 76.9300)])
-    page.wait_for_function("document.getElementById('map').dataset.state === 'live'", timeout=10000)
+    page.wait_for_function("() => document.getElementById('map').dataset.state === 'live'", timeout=10000)
     assert page.locator("#map g.vehicle").count() == 2
 
     page.select_option("select[name=day_type]", "")

@@ -70,13 +70,13 @@ def test_board_renders_updates_and_rotates_language(app: Flask, server: str, pag
     shot(page, "display-board.png")
 
     publish(app, "S2", [("T12-a", 20, 1.5, "BUS-7"), ("T12-b", 20, 12.5, "BUS-8"), ("T92-a", 10, 7.5, "BUS-9")])
-    page.wait_for_function("document.querySelectorAll('#rows li').length === 3", timeout=5000)
+    page.wait_for_function("() => document.querySelectorAll('#rows li').length === 3", timeout=5000)
     assert rows.nth(0).locator(".minutes").inner_text().startswith("1")
 
     langs = {page.locator("body").get_attribute("data-lang")}
     labels = {page.locator("[data-label=route]").text_content()}
     for _ in range(2):
-        page.wait_for_function(f"document.body.dataset.lang !== {page.evaluate('document.body.dataset.lang')!r}",
+        page.wait_for_function(f"() => document.body.dataset.lang !== {page.evaluate('document.body.dataset.lang')!r}",
                                timeout=5000)
         langs.add(page.locator("body").get_attribute("data-lang"))
         labels.add(page.locator("[data-label=route]").text_content())
@@ -86,12 +86,12 @@ def test_board_renders_updates_and_rotates_language(app: Flask, server: str, pag
 def test_board_marks_stale_and_scheduled(app: Flask, server: str, page: Any) -> None:
     publish(app, "S2", [("T12-a", 20, 5, "BUS-7")], age_min=10)  # the worker stopped 10 minutes ago
     page.goto(f"{server}/display/S2?poll=1")
-    page.wait_for_function("document.body.dataset.state === 'stale'", timeout=5000)
+    page.wait_for_function("() => document.body.dataset.state === 'stale'", timeout=5000)
     assert page.locator("#status").inner_text() != ""
     shot(page, "display-stale.png")
 
     page.goto(f"{server}/display/S3?poll=1")  # no board at all: the timetable, marked as such
-    page.wait_for_function("document.body.dataset.state === 'scheduled'", timeout=5000)
+    page.wait_for_function("() => document.body.dataset.state === 'scheduled'", timeout=5000)
 
 
 def test_home_finds_a_stop_and_shows_arrivals(app: Flask, server: str, page: Any) -> None:

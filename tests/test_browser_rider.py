@@ -86,7 +86,7 @@ def test_rider_finds_a_stop_by_name_and_sees_arrivals_refresh(app: Flask, server
     translate_headsign(app, "Сейфуллина", "en", "Seifullin terminus")
     phone.goto(server + "/stops/S1?refresh=1")
     publish_live(app, "S1", [("T12-b", 10, 16.5, "BUS-8")])  # BUS-7 has gone: the page follows by itself
-    phone.wait_for_function("document.querySelectorAll('#arrivals tr.live').length === 1")
+    phone.wait_for_function("() => document.querySelectorAll('#arrivals tr.live').length === 1")
     assert phone.locator("#arrivals tr .minutes").first.inner_text() == "16 min"
     assert phone.locator("#arrivals tr td").nth(1).inner_text() == "Seifullin terminus"  # translated by the script
 
@@ -130,11 +130,11 @@ def test_card_balance_check_and_a_riders_own_cards(app: Flask, server: str, phon
     phone.fill("#card-number", number)
     phone.fill("#card-code", str((int(code) + 1) % 1000).zfill(3))
     phone.click("#balance-form button[type=submit]")
-    phone.wait_for_function("document.getElementById('balance-result').textContent.length > 0")
+    phone.wait_for_function("() => document.getElementById('balance-result').textContent.length > 0")
     assert phone.locator("#balance-result").inner_text() == "No card with this number and code."
     phone.fill("#card-code", code)
     phone.click("#balance-form button[type=submit]")
-    phone.wait_for_function("document.getElementById('balance-result').textContent.includes('240')")
+    phone.wait_for_function("() => document.getElementById('balance-result').textContent.includes('240')")
     assert phone.locator("#balance-result").inner_text().startswith("Balance: 240 ₸")
 
     with get_db(app).session() as session:
@@ -213,7 +213,7 @@ def test_screenshot_of_the_almaty_network(app: Flask, phone: Any) -> None:
         shot(phone, "rider-home.png")
         phone.fill("#q", "Абай")
         phone.click("#search button[type=submit]")
-        phone.wait_for_function("document.querySelectorAll('#stops li').length >= 10")
+        phone.wait_for_function("() => document.querySelectorAll('#stops li').length >= 10")
         assert phone.locator("#map circle.chosen").count() >= 10  # the results light up on the map
 
         # two buses of route 2 out on the road, one each way, each a third of the way from its start

@@ -28,6 +28,7 @@ from app.realtime.boards import content_etag
 from app.realtime.build import BOARD_LIMIT
 from app.realtime.store import REDIS_ERRORS, RedisBreaker, StoredBoard, read_board
 from app.schedule import timetable
+from app.web.headers import security_headers
 
 __all__ = [
     "CACHE_CONTROL",
@@ -174,17 +175,20 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class BoardPolls:
     """WSGI middleware in front of Flask for the displays' poll of a stop that has a board in Redis.
 
-    It answers with the stored bytes, the board cut to ``limit`` rows, or 304 — the same status, headers and body
-    as the Flask view gives — after one Redis round trip, without a Flask request context, session, routing or
-    parameter parsing. Everything else goes to Flask unchanged: other paths and methods, any other query
-    parameter, a stop without a board, Redis unreachable (the breaker is shared, so Flask then answers from the
-    timetable without trying Redis again).
+    It answers with the stored bytes, the board cut to ``limit`` rows, or 304 — the same status, headers (the
+    security headers too) and body as the Flask view gives — after one Redis round trip, without a Flask request
+    context, session, routing or parameter parsing. Everything else goes to Flask unchanged: other paths and
+    methods, any other query parameter, a stop without a board, Redis unreachable (the breaker is shared, so Flask
+    then answers from the timetable without trying Redis again).
     """
 
     def __init__(self, app: Flask, wsgi_app: WSGIApp) -> None:
         self.app = app
         self.next = wsgi_app
         self.full_window = int(app.config["ARRIVALS_WINDOW_MIN"])
+        # what Flask's responses carry (app/web/headers.py)
+        self.security, self.security_304 = security_headers(app.config, page=False), security_headers(app.config,
+                                                                                                    page=None)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         poll = polled_stop(environ)
@@ -196,9 +200,10 @@ class BoardPolls:
                               full_window=self.full_window, if_none_match=sent)
         headers = [("ETag", answer.etag), ("Cache-Control", CACHE_CONTROL), ("X-Qala-Source", answer.source)]
         if etag_matches(sent, answer.etag):
-            start_response("304 Not Modified", headers)
+            start_response("304 Not Modified", [*headers, *self.security_304])
             return []
-        headers += [("Content-Type", "application/json"), ("Content-Length", str(len(answer.body)))]
+        headers += [("Content-Type", "application/json"), ("Content-Length", str(len(answer.body))),
+                    *self.security]
         start_response("200 OK", headers)
         return [answer.body]
 
