@@ -136,7 +136,7 @@ def load_config(environ: Mapping[str, str] | None = None, instance_path: str | P
         "TAP_MAX_BODY": _int(env, "QALA_TAP_MAX_BODY", 16 * 1024),
         "VALIDATOR_MAX_BODY": _int(env, "QALA_VALIDATOR_MAX_BODY", 2 * 1024 * 1024),
         # an online tap dated further than this from the server clock is a 400; offline taps older than the max
-        # age (or that far in the future) are denied, not charged (app/api/validators.py TapClock); 0: unchecked
+        # age (or that far in the future) are denied, not charged (app/ticketing/tapdates.py); 0: unchecked
         "TAP_ONLINE_SKEW_S": _int(env, "QALA_TAP_ONLINE_SKEW_S", 600),
         "TAP_OFFLINE_MAX_AGE_S": _int(env, "QALA_TAP_OFFLINE_MAX_AGE_S", 31 * 86400),
     }

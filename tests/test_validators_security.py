@@ -24,10 +24,12 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.test import EnvironBuilder, TestResponse
 
 from app import create_app, get_db
+from app.errors import BadRequest
 from app.models import Card, Tap
 from app.ticketing import denylist, devices, ledger
 from app.ticketing.context import get_ticketing
 from app.ticketing.devices import DeviceCredentials
+from app.ticketing.tapdates import TapClock, parse_tapped_at
 from tests.conftest import wipe_tables
 from tests.test_ticketing_helpers import make_card, make_device, signed
 
@@ -370,3 +372,23 @@ def test_only_validators_use_the_validator_api(app: Flask, client: FlaskClient) 
     assert taps_stored(app) == 0
     validator = make_device(app)
     assert signed(client, validator, "POST", TAPS, now_tap(1, number)).status_code == 200
+
+
+@pytest.mark.parametrize("raw", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "1999-12-31T23:59:59+00:00",
+                                 "2100-01-01T00:00:00+00:00", "2026-03-10T08:00:00", "yesterday"])
+def test_a_tapped_at_out_of_bounds_or_malformed_is_a_bad_request(raw: str) -> None:
+    with pytest.raises(BadRequest) as refused:
+        parse_tapped_at(raw)
+    assert refused.value.field == "tapped_at"
+
+
+def test_the_tap_windows_follow_the_config() -> None:
+    now = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.UTC)
+    clock = TapClock.from_config({"TAP_ONLINE_SKEW_S": 600, "TAP_OFFLINE_MAX_AGE_S": 86400}, now=now)
+    clock.check_online(now - dt.timedelta(minutes=10))
+    with pytest.raises(BadRequest):
+        clock.check_online(now + dt.timedelta(minutes=11))
+    assert clock.offline_window() == (now - dt.timedelta(days=1), now + dt.timedelta(minutes=10))
+    unchecked = TapClock.from_config({"TAP_ONLINE_SKEW_S": 0, "TAP_OFFLINE_MAX_AGE_S": 0}, now=now)
+    unchecked.check_online(dt.datetime(2001, 1, 1, tzinfo=dt.UTC))
+    assert unchecked.offline_window() is None

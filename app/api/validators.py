@@ -8,7 +8,6 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
@@ -36,9 +35,10 @@ from app.ticketing.batches import apply_batch, sequence_gaps
 from app.ticketing.cardnumbers import CardNumberError, number_hash, parse_number
 from app.ticketing.context import Ticketing, get_ticketing
 from app.ticketing.devices import nonce_key, verify_request
+from app.ticketing.tapdates import TapClock, parse_tapped_at
 from app.ticketing.taps import TapRequest, process_online_fast, process_tap
 
-__all__ = ["FastTaps", "TapClock", "bp", "parse_tap"]
+__all__ = ["FastTaps", "bp", "parse_tap"]
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,6 @@ bp = Blueprint("validators", __name__, url_prefix="/api/v1/validators")
 MAX_BATCH = 5000
 TAP_MAX_BODY = 16 * 1024  # bytes of one online tap's body (config TAP_MAX_BODY)
 VALIDATOR_MAX_BODY = 2 * 1024 * 1024  # bytes of any other validator request: MAX_BATCH taps (VALIDATOR_MAX_BODY)
-TAP_ONLINE_SKEW_S = 600  # an online tap is dated now, give or take this (config TAP_ONLINE_SKEW_S; 0: unchecked)
-TAP_OFFLINE_MAX_AGE_S = 31 * 86400  # older offline taps are denied, not charged (TAP_OFFLINE_MAX_AGE_S; 0: unchecked)
-EARLIEST_TAP = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # outside these a tapped_at is a 400 whatever the config
-LATEST_TAP = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 CHUNK_TAPS = 250  # taps per transaction of a large batch sent without an Idempotency-Key
 ATTEMPTS = 3
 SIGNED = ("Signed like every validator request (headers X-Qala-Device, X-Qala-Key, X-Qala-Timestamp, "
@@ -160,7 +156,7 @@ class FastTaps:
             return None
         if claim is None or body_error(obj, SCHEMAS["TapRequest"]) is not None:
             return None
-        req = parse_tap(ctx, device_id, obj, offline=False, clock=TapClock.of(app))
+        req = parse_tap(ctx, device_id, obj, offline=False, clock=TapClock.from_config(app.config))
         result = process_online_fast(ctx, profile, req,
                                      nonce=(ctx.nonce_claims(redis), (claim, int(headers["X-Qala-Timestamp"]))))
         environ[VERIFIED] = device_id  # the nonce is this request's now
@@ -230,53 +226,9 @@ def _field(obj: dict[str, Any], name: str, kind: type, required: bool = True) ->
     return value
 
 
-@dataclass(frozen=True)
-class TapClock:
-    """When a tap may be dated. An online tap happens now: more than ``online_skew`` from the server clock is a
-    400. An offline tap may be late by up to ``offline_max_age`` (a validator's flash holds about a month) and
-    early by ``online_skew``; outside, the batch reports it denied (``tap_time_out_of_range``), not charged.
-    ``None``: unchecked (configured as 0)."""
-
-    now: dt.datetime
-    online_skew: dt.timedelta | None
-    offline_max_age: dt.timedelta | None
-
-    @classmethod
-    def of(cls, app: Flask, now: dt.datetime | None = None) -> TapClock:
-        skew = int(app.config.get("TAP_ONLINE_SKEW_S", TAP_ONLINE_SKEW_S))
-        age = int(app.config.get("TAP_OFFLINE_MAX_AGE_S", TAP_OFFLINE_MAX_AGE_S))
-        return cls(now or dt.datetime.now(dt.UTC), dt.timedelta(seconds=skew) if skew > 0 else None,
-                   dt.timedelta(seconds=age) if age > 0 else None)
-
-    def offline_window(self) -> tuple[dt.datetime, dt.datetime] | None:
-        if self.online_skew is None and self.offline_max_age is None:
-            return None
-        return (self.now - self.offline_max_age if self.offline_max_age else EARLIEST_TAP,
-                self.now + self.online_skew if self.online_skew else LATEST_TAP)
-
-
-def _tapped_at(raw: str) -> dt.datetime:
-    """An aware UTC time between ``EARLIEST_TAP`` and ``LATEST_TAP``; a 400 naming ``tapped_at`` otherwise
-    (``0001-01-01T00:00+05:00`` overflows on conversion: a 400 too, never a 500)."""
-    try:
-        at = dt.datetime.fromisoformat(raw)
-    except ValueError:
-        raise BadRequest("tapped_at must be ISO-8601 with a UTC offset", field="tapped_at") from None
-    if at.utcoffset() is None:
-        raise BadRequest("tapped_at must include a UTC offset", field="tapped_at")
-    try:
-        at = at.astimezone(dt.UTC)
-    except OverflowError:
-        at = EARLIEST_TAP - dt.timedelta(days=1)  # refused just below
-    if not EARLIEST_TAP <= at < LATEST_TAP:
-        raise BadRequest(f"tapped_at must be between {EARLIEST_TAP.year} and {LATEST_TAP.year - 1}",
-                         field="tapped_at")
-    return at
-
-
 def parse_tap(ctx: Ticketing, device_id: str, obj: Any, offline: bool, clock: TapClock | None = None) -> TapRequest:
     """A tap from its JSON object; the body hash covers the tap itself, not how it travelled. With ``clock``, an
-    online tap not dated about now is a 400 (offline ones are judged by the batch: ``TapClock``)."""
+    online tap not dated about now is a 400 (offline ones are judged by the batch; ``app.ticketing.tapdates``)."""
     if not isinstance(obj, dict):
         raise BadRequest("a tap must be a JSON object", field="tap")
     seq = _field(obj, "seq", int)
@@ -288,11 +240,9 @@ def parse_tap(ctx: Ticketing, device_id: str, obj: Any, offline: bool, clock: Ta
         raise BadRequest(str(exc), field="card") from None
     vehicle = _field(obj, "vehicle_id", str)
     route = _field(obj, "route_id", str, required=False)
-    at = _tapped_at(_field(obj, "tapped_at", str))
-    if not offline and clock is not None and clock.online_skew is not None \
-            and abs(at - clock.now) > clock.online_skew:
-        raise BadRequest(f"an online tap's tapped_at must be within {int(clock.online_skew.total_seconds())} s of "
-                         "the server clock (send older taps in a batch)", field="tapped_at")
+    at = parse_tapped_at(_field(obj, "tapped_at", str))
+    if not offline and clock is not None:
+        clock.check_online(at)
     hashed = number_hash(ctx.hash_key, number)
     canonical = json.dumps([hashed, vehicle, route, at.isoformat()])
     return TapRequest(device_id, seq, number, vehicle[:64], route, at, offline,
@@ -313,7 +263,7 @@ def _json_body() -> Any:
                       "(`duplicate: true`); the same key with a different tap is 409.")
 def tap() -> ResponseReturnValue:
     ctx = get_ticketing(current_app)
-    req = parse_tap(ctx, g.device_id, _json_body(), offline=False, clock=TapClock.of(current_app))
+    req = parse_tap(ctx, g.device_id, _json_body(), offline=False, clock=TapClock.from_config(current_app.config))
     if ctx.fast is not None and "Idempotency-Key" not in request.headers and not request.environ.get(DECLINED):
         profile = ctx.profiles.refreshed(get_db(current_app).session)
         fast = process_online_fast(ctx, profile, req)
@@ -348,7 +298,7 @@ def batch() -> ResponseReturnValue:
             requests.append(parse_tap(ctx, g.device_id, item, offline=True))
         except BadRequest as exc:
             raise BadRequest(exc.message, field=f"taps[{i}].{exc.field}" if exc.field else "taps") from None
-    window = TapClock.of(current_app).offline_window()
+    window = TapClock.from_config(current_app.config).offline_window()
     if "Idempotency-Key" not in request.headers and len(requests) > CHUNK_TAPS:
         results = _apply_in_chunks(ctx, requests, window)
         with get_db(current_app).session() as session:
