@@ -97,12 +97,13 @@ def is_expired(created_at: dt.datetime, now: dt.datetime, ttl_s: float) -> bool:
 
 
 def _stored(session: Session, scope: str, key: str, ttl_s: float) -> IdempotencyRecord | None:
-    """The live record of ``key``; an expired one is deleted here so the key can be stored again."""
+    """The live record of ``key``. An expired one is deleted, in a transaction of its own, so the key can be
+    stored again: the work that follows may write through another session (SQLite has one writer at a time)."""
     record = session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.scope == scope,
                                                             IdempotencyRecord.key == key))
     if record is not None and is_expired(record.created_at, dt.datetime.now(dt.UTC), ttl_s):
         session.delete(record)
-        session.flush()
+        session.commit()
         return None
     return record
 
