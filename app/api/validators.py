@@ -50,7 +50,9 @@ VALIDATOR_MAX_BODY = 2 * 1024 * 1024  # bytes of any other validator request: MA
 CHUNK_TAPS = 250  # taps per transaction of a large batch sent without an Idempotency-Key
 ATTEMPTS = 3
 SIGNED = ("Signed like every validator request (headers X-Qala-Device, X-Qala-Key, X-Qala-Timestamp, "
-          "X-Qala-Nonce, X-Qala-Signature; 401 with a reason code otherwise). ")
+          "X-Qala-Nonce, X-Qala-Signature over the method, path, query string, timestamp, nonce, Idempotency-Key and "
+          "body; 401 with a reason code otherwise, 403 for a device that is not a validator, 503 with Retry-After "
+          "while Redis is away). ")
 
 
 def _body_limit(app: Flask, path: str) -> int:
