@@ -163,6 +163,10 @@ def test_depth_is_measured_outside_strings() -> None:
     check_json_body(json.dumps([[[0]]] * 1000).encode())  # no BadRequest
     with pytest.raises(BadRequest):
         check_json_body(b'["]", ' * 10 + b"[" * (MAX_JSON_DEPTH + 1))  # brackets in strings hide no depth
+    # escaped quotes and backslashes inside strings: brackets there are still text, and depth outside still counts
+    check_json_body(json.dumps({"a": ['x\\"]]]\\' + "[" * 40] * 50}).encode())  # no BadRequest
+    with pytest.raises(BadRequest):
+        check_json_body(json.dumps(["\\\"]]"]).encode()[:-1] + b"," + b"[" * (MAX_JSON_DEPTH + 1))
     # an unterminated string is one pass, not one per quote (the body is not JSON: the view says so)
     check_json_body(b'"\\"' * 200_000)  # no BadRequest
 
