@@ -123,6 +123,10 @@ def test_production_sends_hsts_and_secure_cookies(production: Flask) -> None:
     assert logged_in.status_code == 302
     cookies += logged_in.headers.getlist("Set-Cookie")
     cookies += client.get("/?lang=kk", base_url="https://qala.example").headers.getlist("Set-Cookie")
+    dashboard = client.get("/staff/", base_url="https://qala.example").get_data(as_text=True)
+    logged_out = client.post("/staff/logout", base_url="https://qala.example", data={"csrf_token": csrf(dashboard)})
+    assert logged_out.status_code == 302
+    cookies += logged_out.headers.getlist("Set-Cookie")  # the staff cookie, deleted: with the same attributes
     assert {cookie.split("=", 1)[0] for cookie in cookies} == {"session", STAFF_COOKIE, LANGUAGE_COOKIE}
     for cookie in cookies:
         attributes = [part.strip().lower() for part in cookie.split(";")[1:]]

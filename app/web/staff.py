@@ -123,7 +123,8 @@ def login_post() -> ResponseReturnValue:
 def logout(db: Session) -> ResponseReturnValue:
     access.end_session(db, g.staff)
     response = make_response(redirect(url_for("staff_pages.login")))
-    response.delete_cookie(COOKIE, path="/")
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Lax",
+                           secure=current_app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
     return response
 
 
