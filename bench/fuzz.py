@@ -4,7 +4,8 @@
 
 The app is seeded as in ``tests/test_fuzz.py`` (demo feed, a rider and an admin logged in, signed validator,
 AVL and kiosk requests); rounds of positive and negative cases over every operation run, each round with its own
-seed, until ``--cases`` requests were sent. Every server error and every failed check (undeclared status,
+seed, each followed by as many stateful scenarios (up to six calls along the document's links), until
+``--cases`` requests were sent. Every server error and every failed check (undeclared status,
 body off its schema) is listed once; the last line is ``cases=<n> server_errors=<n> schema_violations=<n>``.
 Without ``--database-url`` a throwaway SQLite file and an embedded Redis are used; a PostgreSQL database
 given is wiped first (every table dropped).
@@ -24,7 +25,9 @@ sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
-from tests.fuzzing import APP_CONFIG, FuzzReport, fuzz_operations, load_schema, seed  # noqa: E402
+from tests.fuzzing import APP_CONFIG, FuzzReport, fuzz_operations, fuzz_stateful, load_schema, seed  # noqa: E402
+
+STEPS = 6  # calls per stateful scenario
 
 
 def _database(url: str | None, folder: Path) -> str:
@@ -64,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             before = report.cases
             fuzz_operations(schema, examples, report, seed=round_seed,
                             progress=print if args.verbose else None)
+            fuzz_stateful(schema, examples, STEPS, report, seed=round_seed)
             print(f"round seed={round_seed} examples/operation/mode={examples}: {report.line()} "
                   f"({report.seconds:.0f} s)", flush=True)
             if report.cases == before:
