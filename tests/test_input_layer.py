@@ -239,6 +239,22 @@ def test_a_body_over_the_configured_limit_is_a_json_413(database_url: str, redis
     get_db(small).engine.dispose()
 
 
+def test_a_chunked_body_over_the_limit_is_a_json_413(app: Flask) -> None:
+    environ = EnvironBuilder(path="/api/v1/riders", method="POST", content_type="application/json").get_environ()
+    environ.pop("CONTENT_LENGTH", None)  # chunked: the size is known only by reading
+    environ["wsgi.input"] = io.BytesIO(b'{"login": "' + b"x" * (2 * 1024 * 1024) + b'"}')
+    environ["wsgi.input_terminated"] = True
+    started: dict[str, Any] = {}
+
+    def start_response(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        started.update(status=status)
+        return None
+
+    body = json.loads(b"".join(app.wsgi_app(environ, start_response)))
+    assert started["status"].startswith("413"), body
+    assert body["error"]["code"] == "request_entity_too_large" and body["error"]["field"] == "body"
+
+
 # what goes out: RFC 3339 offsets (never local mean time's seconds)
 
 _OFFSET_WITH_SECONDS = re.compile(r'[+-][0-9]{2}:[0-9]{2}:[0-9]{2}"')

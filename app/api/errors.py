@@ -53,7 +53,8 @@ def handle_qala_error(exc: QalaError) -> ResponseReturnValue:
 def handle_http_exception(exc: HTTPException) -> ResponseReturnValue:
     if not _is_api_request() or exc.code is None:
         return exc
-    response = error_response(exc.code, _http_code(exc), _http_message(exc))
+    # a body over MAX_CONTENT_LENGTH without a declared length (chunked) is found while reading: the body is at fault
+    response = error_response(exc.code, _http_code(exc), _http_message(exc), "body" if exc.code == 413 else None)
     for name, value in exc.get_headers():
         if name.lower() != "content-type":  # keeps e.g. the Allow header of a 405
             response.headers[name] = value

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.api.errors import API_PREFIX
 from app.api.spec import INT64_MAX, INT64_MIN
@@ -67,7 +68,18 @@ def check_request() -> None:
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         _check_text(request.form.items(multi=True), "form field")
     elif request.is_json:
-        check_json_body(request.get_data(cache=True))
+        check_json_body(_body())
+
+
+def _body() -> bytes:
+    """The body; one sent without a length (chunked) and reaching ``MAX_CONTENT_LENGTH`` is a 413 — werkzeug
+    stops reading it at the limit without a word, and the truncated rest would pass for bad JSON."""
+    data = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        request.stream.read(1)  # raises RequestEntityTooLarge when anything is left
+        raise RequestEntityTooLarge()
+    return data
 
 
 def _check_text(pairs: Iterable[tuple[str, str]], kind: str) -> None:
