@@ -147,8 +147,13 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                           "checks": {"type": "object", "additionalProperties": {"type": "string"}}}),
     "OpenAPI": {"type": "object", "description": "this document"},
     "HTML": {"type": "string", "description": "an HTML page"},
-    "EventStream": {"type": "string", "description": "text/event-stream: `retry`, then `event: board` messages "
-                                                     "(`data` is an Arrivals document) and heartbeat comments"},
+    # one event of a text/event-stream (OpenAPI 3.1 has a stream's schema describe each event, as 3.2's itemSchema)
+    "EventStream": _object({
+        "event": {"const": "board"},
+        "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": ref("Arrivals"),
+                 "description": "the same JSON document as `/arrivals` answers"},
+        "id": {"type": "string", "description": "the board's ETag"},
+    }, optional=("id",), description="One server-sent event; the stream also sends `retry` and heartbeat comments"),
 }
 
 _EXAMPLE_STOP: dict[str, Any] = {
