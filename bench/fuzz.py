@@ -23,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from schemathesis import GenerationMode  # noqa: E402
+
 from app import create_app  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from tests.fuzzing import APP_CONFIG, FuzzReport, fuzz_operations, fuzz_stateful, load_schema, seed  # noqa: E402
@@ -58,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             from app import get_redis
 
             get_redis(app).flushdb()
-        schema = load_schema(app, seed(app))
+        credentials = seed(app)
+        schema = load_schema(app, credentials)
         operations = sum(1 for _ in schema.get_all_operations())
         examples = max(1, min(100, math.ceil(args.cases / (2 * operations))))
         report = FuzzReport()
@@ -73,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
             if report.cases == before:
                 break
             round_seed += 1
+        credentials.anonymous = True  # a last round unsigned and without a token: the 401s
+        fuzz_operations(schema, max(1, examples // 4), report, seed=round_seed, modes=(GenerationMode.POSITIVE,))
+        print(f"anonymous round: {report.line()} ({report.seconds:.0f} s)", flush=True)
         for line in report.failures:
             print(line)
         ticketing = app.extensions.get("ticketing")

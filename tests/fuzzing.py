@@ -48,14 +48,18 @@ APP_CONFIG = {"REALTIME_SSE_MAX_S": 0, "REALTIME_SSE_HEARTBEAT_S": 0}
 
 @dataclass
 class Credentials:
-    """WSGI middleware in front of the app: signs device requests and adds a bearer token."""
+    """WSGI middleware in front of the app: signs device requests and adds a bearer token (neither while
+    ``anonymous``: then every authenticated operation should answer its declared 401)."""
 
     app: Callable[..., Iterable[bytes]]
     rider_token: str
     staff_token: str
     by_prefix: dict[str, DeviceCredentials]
+    anonymous: bool = False
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if self.anonymous:
+            return self.app(environ, start_response)
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
         creds = next((c for prefix, c in self.by_prefix.items() if path.startswith(prefix)), None)
         if creds is not None:
