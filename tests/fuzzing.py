@@ -4,7 +4,8 @@
 The app is seeded with the demo feed (``gtfs_data/almaty``), a rider and an admin (each with a card), a validator
 and a kiosk; ``Credentials`` then signs every device request (validators, AVL pings, top-up channels) over its
 exact bytes, path, query string and Idempotency-Key, and sends a bearer token — the admin's on staff and report
-paths, the rider's elsewhere — so generated requests get past authentication to the code behind it.
+paths, the rider's elsewhere — and signs the sandbox payment provider's webhooks, so generated requests get past
+authentication to the code behind it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from app.schedule.importer import import_feed
 from app.ticketing import cards, devices, riders
 from app.ticketing.context import get_ticketing
 from app.ticketing.devices import DeviceCredentials
+from app.ticketing.payments import SandboxProvider
 
 __all__ = ["CHECKS", "Credentials", "FuzzReport", "fuzz_operations", "fuzz_settings", "fuzz_stateful", "load_schema",
            "seed"]
@@ -42,6 +44,7 @@ CHECKS = [not_a_server_error, status_code_conformance, response_schema_conforman
 DEMO_FEED = Path(__file__).resolve().parent.parent / "gtfs_data" / "almaty"
 PASSWORD = "fuzz-pass-123"
 STAFF_PREFIXES = ("/api/v1/staff/", "/api/v1/reports")
+WEBHOOK_PATH = "/api/v1/payments/sandbox/webhook"
 # fuzzing settings for the app under test: SSE streams end after their first event instead of lasting minutes
 APP_CONFIG = {"REALTIME_SSE_MAX_S": 0, "REALTIME_SSE_HEARTBEAT_S": 0}
 
@@ -55,6 +58,7 @@ class Credentials:
     rider_token: str
     staff_token: str
     by_prefix: dict[str, DeviceCredentials]
+    webhooks: SandboxProvider  # signs what the sandbox payment provider would send
     anonymous: bool = False
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -63,17 +67,28 @@ class Credentials:
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
         creds = next((c for prefix, c in self.by_prefix.items() if path.startswith(prefix)), None)
         if creds is not None:
-            length = environ.get("CONTENT_LENGTH") or "0"
-            body = environ["wsgi.input"].read(int(length)) if length.isdigit() else b""
-            environ["wsgi.input"] = io.BytesIO(body)
-            signed = devices.signing_headers(creds, environ.get("REQUEST_METHOD", "GET"), path, body,
-                                             query=environ.get("QUERY_STRING", ""),
-                                             idempotency_key=environ.get("HTTP_IDEMPOTENCY_KEY"))
-            for name, value in signed.items():
-                environ["HTTP_" + name.upper().replace("-", "_")] = value
+            body = _body(environ)
+            self._add_headers(environ, devices.signing_headers(
+                creds, environ.get("REQUEST_METHOD", "GET"), path, body, query=environ.get("QUERY_STRING", ""),
+                idempotency_key=environ.get("HTTP_IDEMPOTENCY_KEY")))
+        elif path == WEBHOOK_PATH:
+            self._add_headers(environ, self.webhooks.sign(_body(environ)))
         token = self.staff_token if path.startswith(STAFF_PREFIXES) else self.rider_token
         environ["HTTP_AUTHORIZATION"] = f"Bearer {token}"
         return self.app(environ, start_response)
+
+    @staticmethod
+    def _add_headers(environ: dict[str, Any], headers: dict[str, str]) -> None:
+        for name, value in headers.items():
+            environ["HTTP_" + name.upper().replace("-", "_")] = value
+
+
+def _body(environ: dict[str, Any]) -> bytes:
+    """The request body, read and put back for the app to read again."""
+    length = environ.get("CONTENT_LENGTH") or "0"
+    body: bytes = environ["wsgi.input"].read(int(length)) if length.isdigit() else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
 
 
 def seed(app: Flask) -> Credentials:
@@ -93,7 +108,8 @@ def seed(app: Flask) -> Credentials:
     tokens = [client.post("/api/v1/riders/login", json={"login": login, "password": PASSWORD}).get_json()["token"]
               for login in ("fuzz-rider@example.kz", "fuzz-admin@qala.kz")]
     prefixes = {"/api/v1/validators/": validator, "/api/v1/avl/pings": validator, "/api/v1/channels/": kiosk}
-    return Credentials(app.wsgi_app, tokens[0], tokens[1], prefixes)
+    return Credentials(app.wsgi_app, tokens[0], tokens[1], prefixes,
+                       SandboxProvider(app.config["PAYMENT_WEBHOOK_SECRET"]))
 
 
 def load_schema(app: Flask, credentials: Credentials) -> Any:

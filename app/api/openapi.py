@@ -120,8 +120,13 @@ LINKS: dict[tuple[str, int], dict[str, dict[str, Any]]] = {
             ("StopDepartures", "stops.departures", "Its departures today"))},
     ("routes.index", 200): {"RouteDetail": _link("routes.detail", "The first route",
                                                  route_id="$response.body#/routes/0/route_id")},
-    ("payments.create_intent", 201): {"PaymentIntent": _link("payments.intent_detail", "The intent just started",
-                                                             intent_id="$response.body#/intent_id")},
+    ("payments.create_intent", 201): {
+        "PaymentIntent": _link("payments.intent_detail", "The intent just started",
+                               intent_id="$response.body#/intent_id"),
+        "SandboxPay": _link("payments.sandbox_pay", "Pay it at the sandbox provider",
+                            intent_id="$response.body#/intent_id"),
+        "ProviderWebhook": _link("payments.webhook", "The provider's confirmation of a payment",
+                                 provider="$response.body#/provider")},
 }
 
 TAGS = [
