@@ -63,3 +63,15 @@ def test_bad_json_names_the_field_and_stores_nothing(client: FlaskClient, feed_a
         assert response.status_code == 400, body
         assert response.get_json()["error"]["field"] == field
     assert count(feed_app, Ping) == 0 and rejections(feed_app) == {}
+
+
+def test_pings_against_a_feed_with_shapeless_trips_are_stored_not_a_500(client: FlaskClient, app: Flask) -> None:
+    """Trips written without a shape (an import always gives one; rows written otherwise may not) are left out
+    of matching instead of failing the request (the fuzzer found a 500 here: KeyError on a NaN shape id)."""
+    from tests.api_feed import add_demo_feed
+
+    add_demo_feed(app)
+    creds = make_device(app)
+    response = signed(client, creds, "POST", PINGS, {"pings": [ping(30, latitude=43.2394, longitude=76.9510)]})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["stored"] == 1 and count(app, Ping) == 1

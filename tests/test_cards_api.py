@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import pytest
@@ -64,6 +65,9 @@ def test_top_up_intent_is_idempotent_and_history_lists_the_paid_top_up(client: F
     assert paid.status_code == 200 and paid.get_json()["status"] == "succeeded"
     history = client.get(f"/api/v1/cards/{card_id}/history", headers=alice).get_json()
     assert [(p["kind"], p["amount"]) for p in history["payments"]] == [("top_up", 50000)]
+    # every instant carries its offset (RFC 3339), on SQLite too, which hands stored times back without one
+    at = dt.datetime.fromisoformat(history["payments"][0]["at"])
+    assert at.utcoffset() is not None and abs(at - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=5)
 
 
 def test_buying_a_monthly_pass(client: FlaskClient, app: Flask) -> None:

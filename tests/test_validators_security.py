@@ -325,6 +325,23 @@ def test_oversized_validator_bodies_are_413_before_they_are_read(make_app: AppFa
     assert read <= 16 * 1024 + 65536  # read up to the limit (and a buffer), not to the end
 
 
+def test_a_batch_over_the_global_body_limit_takes_the_validators_own(make_app: AppFactory) -> None:
+    """Offline batches have their own limit (VALIDATOR_MAX_BODY): the global MAX_CONTENT_LENGTH must not cut a
+    large batch short, neither in front of Flask nor when the input layer reads the body."""
+    app = make_app(MAX_CONTENT_LENGTH=8192, VALIDATOR_MAX_BODY=1024 * 1024)
+    creds = make_device(app)
+    _, number, _ = make_card(app, balance=50000)
+    taps = [now_tap(seq, number, vehicle=f"bus-{seq}", at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=seq))
+            for seq in range(1, 101)]
+    assert len(json.dumps({"taps": taps})) > 8192
+    response = signed(app.test_client(), creds, "POST", BATCHES, {"taps": taps})
+    assert response.status_code == 200, response.get_json()
+    assert len(response.get_json()["results"]) == 100
+    too_big = app.test_client().post("/api/v1/riders", data=json.dumps({"login": "x" * 9000}),
+                                     content_type="application/json")
+    assert too_big.status_code == 413
+
+
 def test_an_online_tap_not_dated_now_is_400_and_never_500(app: Flask, client: FlaskClient) -> None:
     creds = make_device(app)
     card_id, number, _ = make_card(app, balance=50000)

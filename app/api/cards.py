@@ -18,6 +18,7 @@ from app.api.idempotency import run_mutation
 from app.api.spec import Integer, Param, endpoint
 from app.cache import key
 from app.errors import BadRequest
+from app.instants import rfc3339
 from app.models import Card, Rider
 from app.reports import access
 from app.ticketing import cards, riders
@@ -174,8 +175,8 @@ def buy_pass(card_id: int) -> ResponseReturnValue:
         card = riders.owned_card(session, current_rider(session), card_id)
         item = cards.buy_pass(session, ctx, card, product, start)
         return {**riders.card_summary(session, card), "pass": {
-            "product": item.fare_product_id, "price": item.price, "valid_from": item.valid_from.isoformat(),
-            "valid_to": item.valid_to.isoformat()}}, 201
+            "product": item.fare_product_id, "price": item.price, "valid_from": rfc3339(item.valid_from),
+            "valid_to": rfc3339(item.valid_to)}}, 201
 
     return run_mutation(rider_scope(), work)
 

@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.api.errors import API_PREFIX
@@ -74,6 +74,8 @@ def check_request() -> None:
 def _body() -> bytes:
     """The body; one sent without a length (chunked) and reaching ``MAX_CONTENT_LENGTH`` is a 413 — werkzeug
     stops reading it at the limit without a word, and the truncated rest would pass for bad JSON."""
+    if request.path.startswith(VALIDATORS_PREFIX):  # the validators' limit (app.api.validators), not the global one
+        request.max_content_length = current_app.config["VALIDATOR_MAX_BODY"]
     data = request.get_data(cache=True)
     limit = request.max_content_length
     if request.content_length is None and limit is not None and len(data) >= limit:
@@ -185,6 +187,7 @@ def _find_control(value: Any, path: str) -> str | None:
     return None
 
 
+VALIDATORS_PREFIX = "/api/v1/validators/"
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -201,7 +204,10 @@ class BodyLimit:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         declared = environ.get("CONTENT_LENGTH")
-        limit = self.app.config.get("MAX_CONTENT_LENGTH")
+        path = str(environ.get("PATH_INFO", ""))
+        # validators have limits of their own (app.api.validators): an offline batch of 5,000 taps may pass 1 MiB
+        key = "VALIDATOR_MAX_BODY" if path.startswith(VALIDATORS_PREFIX) else "MAX_CONTENT_LENGTH"
+        limit = self.app.config.get(key)
         if declared and limit is not None and declared.isdigit() and int(declared) > limit:
             return self._too_large(environ, start_response, int(limit))
         return self.next(environ, start_response)

@@ -14,6 +14,7 @@ from app.api.cards import body_field, current_rider
 from app.api.idempotency import run_mutation
 from app.api.spec import Integer, Param, endpoint
 from app.errors import BadRequest, NotFound
+from app.instants import rfc3339
 from app.models import AuditLog, Card, Rider
 from app.ticketing import cards, payments, riders
 from app.ticketing.context import get_ticketing
@@ -51,7 +52,7 @@ def _reason() -> str:
 @bp.post("/cards")
 @endpoint("Issue a new card (number and printed code are shown once); concession cards need a rider_id "
           "(404 naming rider_id when there is no such rider)",
-          request="CardIssue", response="IssuedCard", status=201, tag="staff", errors=[401, 403, 404])
+          request="CardIssue", response="IssuedCard", status=201, tag="staff", errors=[401, 403, 404, 409])
 def issue() -> ResponseReturnValue:
     ctx = get_ticketing(current_app)
     category = body_field("category", str, required=False) or "standard"
@@ -81,13 +82,13 @@ def _card_action(card_id: int, action: str) -> ResponseReturnValue:
 
 @bp.post("/cards/<int:card_id>/block")
 @endpoint("Block a card (lost or stolen): denied at every validator via the deny list", request="StaffReason",
-          response="Card", tag="staff", errors=[401, 403, 404])
+          response="Card", tag="staff", errors=[401, 403, 404, 409])
 def block(card_id: int) -> ResponseReturnValue:
     return _card_action(card_id, "block")
 
 
 @bp.post("/cards/<int:card_id>/unblock")
-@endpoint("Unblock a card", request="StaffReason", response="Card", tag="staff", errors=[401, 403, 404])
+@endpoint("Unblock a card", request="StaffReason", response="Card", tag="staff", errors=[401, 403, 404, 409])
 def unblock(card_id: int) -> ResponseReturnValue:
     return _card_action(card_id, "unblock")
 
@@ -154,5 +155,5 @@ def audit(card_id: int | None, limit: int) -> ResponseReturnValue:
         if card_id is not None:
             stmt = stmt.where(AuditLog.card_id == card_id)
         return jsonify(entries=[{"id": e.id, "actor_id": e.actor_id, "action": e.action, "card_id": e.card_id,
-                                 "reason": e.reason, "details": e.details, "at": e.created_at.isoformat()}
+                                 "reason": e.reason, "details": e.details, "at": rfc3339(e.created_at)}
                                 for e in session.scalars(stmt)])

@@ -110,8 +110,12 @@ _RESPONSES: dict[str, Any] = {
     "CardWithPass": {"allOf": [ref("Card"), _object({"pass": _object({
         "product": {"type": "string"}, "price": _TIYN, "valid_from": _WHEN, "valid_to": _WHEN})})]},
     "IssuedCard": {"allOf": [ref("Card"), _object({
-        "number": {"type": "string", "pattern": "^[0-9]{19}$", "description": "shown once, never stored"},
-        "code": {"type": "string", "pattern": "^[0-9]{3}$"}})]},
+        "number": {"type": "string", "pattern": "^[0-9]{19}$",
+                   "description": "shown once, never stored: absent from a replay of the same Idempotency-Key"},
+        "code": {"type": "string", "pattern": "^[0-9]{3}$", "description": "shown once, like the number"},
+        "shown_only_once": {"type": "array", "items": {"type": "string"},
+                            "description": "on a replay: the fields the first answer showed and no replay can"}},
+        optional=("number", "code", "shown_only_once"))]},
     "BalanceMoved": _object({"moved": _TIYN, "from": ref("Card"), "to": ref("Card")}),
     "PaymentIntent": _object({
         "intent_id": {"type": "string"}, "card_id": {"type": "integer"},

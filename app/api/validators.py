@@ -67,8 +67,7 @@ def limit_body() -> None:
     limit = _body_limit(current_app, request.path)
     if request.content_length is not None and request.content_length > limit:
         raise RequestEntityTooLarge(f"the body is larger than {limit} bytes")
-    if request.max_content_length is None or request.max_content_length > limit:
-        request.max_content_length = limit
+    request.max_content_length = limit  # the validators' own limit, in place of the global MAX_CONTENT_LENGTH
 
 
 bp.before_request(limit_body)  # before the signature check reads the body

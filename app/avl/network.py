@@ -88,6 +88,10 @@ def load_network(session: Session, feed_version_id: int) -> FeedNetwork:
     stop_times = _frame(conn, select(StopTime.trip_id, StopTime.stop_sequence, StopTime.stop_id,
                                      StopTime.arrival_s, StopTime.departure_s)
                         .where(StopTime.feed_version_id == fv).order_by(StopTime.trip_id, StopTime.stop_sequence))
+    # an import gives every trip a shape (straight lines through its stops when the feed has none); rows written
+    # some other way may lack one, and a trip with no line cannot be matched: leave it out rather than fail
+    trips = trips[trips["shape_id"].notna()]
+    stop_times = stop_times[stop_times["trip_id"].isin(trips["trip_id"])].reset_index(drop=True)
     points = _frame(conn, select(ShapePoint.shape_id, ShapePoint.shape_pt_sequence, ShapePoint.shape_pt_lat,
                                  ShapePoint.shape_pt_lon, ShapePoint.dist_m)
                     .where(ShapePoint.feed_version_id == fv)

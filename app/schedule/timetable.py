@@ -17,23 +17,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from app.instants import rfc3339
 from app.models import Route, Stop, StopTime, Trip
 from app.schedule.calendars import CalendarCache
 from app.schedule.queries import active_feed, get_stop, route_sort_key, stop_items
 from prediction.servicedays import from_gtfs_seconds, service_days_overlapping, to_gtfs_seconds
 
-__all__ = ["ScheduledDeparture", "arrivals", "departures", "rfc3339"]
+__all__ = ["ScheduledDeparture", "arrivals", "departures"]
 
 NO_PICKUP = 1
-
-
-def rfc3339(value: dt.datetime) -> str:
-    """``value`` as RFC 3339 text to the second. Local mean time offsets before the 1920s (Almaty's was
-    +05:07:48) have seconds, which RFC 3339 cannot write: such an instant is written in UTC instead."""
-    offset = value.utcoffset()
-    if offset is not None and offset.seconds % 60:
-        value = value.astimezone(dt.UTC)
-    return value.isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import Headers
 
 from app.errors import BadRequest, NotFound, QalaError
+from app.instants import rfc3339
 from app.models import Card, LedgerTransaction, PaymentIntent
 from app.ticketing import cards, ledger
 from app.ticketing.errors import Conflict, Unauthorized
@@ -279,8 +280,4 @@ def intent_summary(intent: PaymentIntent, provider: PaymentProvider | None) -> d
            if provider is not None and intent.status == "pending" and provider.name == intent.provider else None)
     return {"intent_id": intent.id, "card_id": intent.card_id, "status": intent.status, "amount": intent.amount,
             "currency": intent.currency, "provider": intent.provider, "checkout_url": pay,
-            "created_at": _utc(intent.created_at).isoformat()}
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+            "created_at": rfc3339(intent.created_at)}

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.errors import BadRequest, NotFound
+from app.instants import rfc3339
 from app.models import Card, LedgerEntry, LedgerTransaction, Rider, StaffSession, Tap
 from app.ticketing import ledger
 from app.ticketing.errors import Conflict, Forbidden, Unauthorized
@@ -195,8 +196,8 @@ def card_history(session: Session, card: Card, limit: int = 50) -> dict[str, Any
         .join(LedgerEntry, LedgerEntry.transaction_id == LedgerTransaction.id)
         .where(LedgerEntry.account_id == account.id).order_by(LedgerEntry.id.desc()).limit(limit))
     return {
-        "taps": [{"at": t.tapped_at.isoformat(), "vehicle_id": t.vehicle_id, "route_id": t.route_id,
+        "taps": [{"at": rfc3339(t.tapped_at), "vehicle_id": t.vehicle_id, "route_id": t.route_id,
                   "outcome": t.outcome, "reason": t.reason, "fare": t.fare} for t in taps],
-        "payments": [{"kind": kind, "reason": reason, "at": at.isoformat(), "amount": amount}
+        "payments": [{"kind": kind, "reason": reason, "at": rfc3339(at), "amount": amount}
                      for kind, reason, at, amount in postings],
     }
