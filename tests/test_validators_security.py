@@ -409,3 +409,13 @@ def test_the_tap_windows_follow_the_config() -> None:
     unchecked = TapClock.from_config({"TAP_ONLINE_SKEW_S": 0, "TAP_OFFLINE_MAX_AGE_S": 0}, now=now)
     unchecked.check_online(dt.datetime(2001, 1, 1, tzinfo=dt.UTC))
     assert unchecked.offline_window() is None
+
+
+def test_a_tap_answer_carries_the_security_headers_on_either_path(app: Flask, client: FlaskClient) -> None:
+    """On PostgreSQL the online tap is answered before Flask (FastTaps), which must add what Flask adds."""
+    creds = make_device(app)
+    _, number, _ = make_card(app, balance=50000)
+    response = signed(client, creds, "POST", TAPS, now_tap(1, number))
+    assert response.status_code == 200 and response.get_json()["decision"] == "accept"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]

@@ -37,6 +37,7 @@ from app.ticketing.context import Ticketing, get_ticketing
 from app.ticketing.devices import nonce_key, verify_request
 from app.ticketing.tapdates import TapClock, parse_tapped_at
 from app.ticketing.taps import TapRequest, process_online_fast, process_tap
+from app.web.headers import security_headers
 
 __all__ = ["FastTaps", "bp", "parse_tap"]
 
@@ -103,6 +104,7 @@ class FastTaps:
     def __init__(self, app: Flask, wsgi_app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
         self.next = wsgi_app
+        self.security = list(security_headers(app.config, page=False))  # what Flask adds to its answers
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -132,7 +134,8 @@ class FastTaps:
             environ["wsgi.input"].seek(0)
             return self.next(environ, start_response)
         data = (json.dumps(payload, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
+                                   *self.security])
         return [data]
 
     def _tap(self, environ: dict[str, Any], body: bytes) -> dict[str, Any] | None:
