@@ -75,3 +75,14 @@ def test_pings_against_a_feed_with_shapeless_trips_are_stored_not_a_500(client: 
     response = signed(client, creds, "POST", PINGS, {"pings": [ping(30, latitude=43.2394, longitude=76.9510)]})
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["stored"] == 1 and count(app, Ping) == 1
+
+
+def test_absurd_coordinates_are_refused_without_numeric_warnings(client: FlaskClient, feed_app: Flask) -> None:
+    import warnings
+
+    creds = make_device(feed_app)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflowing cast in the route grid warned (RuntimeWarning) before
+        response = signed(client, creds, "POST", PINGS, {"pings": [ping(10, longitude=1e300, latitude=-1e300)]})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["rejected"] == {"bad_coordinates": 1}

@@ -121,7 +121,10 @@ class AvlService:
         if cfg.max_age_s is not None:
             checks.append(("stale_timestamp", t < now - cfg.max_age_s))
         if network is not None and cfg.check_route_distance:
-            checks.append(("far_from_routes", ~network.grid.near(np.nan_to_num(lat), np.nan_to_num(lon))))
+            # clipped: a coordinate out of range is refused above, and 1e300 must not overflow the grid's cast
+            near = network.grid.near(np.clip(np.nan_to_num(lat), -90.0, 90.0),
+                                     np.clip(np.nan_to_num(lon), -180.0, 180.0))
+            checks.append(("far_from_routes", ~near))
         checks.append(("unknown_vehicle", _unknown_vehicles(session, frame["vehicle_id"])))
         bad = np.zeros(len(frame), dtype=bool)
         for reason, mask in checks:
