@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from itertools import pairwise
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -14,8 +15,9 @@ from app.models import StopTime, Trip
 from app.realtime.boards import PredictedArrival
 from app.realtime.build import publish_predictions
 from app.realtime.catalog import StaticCatalog
-from app.realtime.gtfs_rt import VehicleState
+from app.realtime.gtfs_rt import LIVE_VEHICLES, VehicleState
 from app.realtime.publisher import BoardPublisher
+from app.realtime.store import read_snapshot
 from tests.api_feed import add_demo_feed
 
 
@@ -49,7 +51,9 @@ def publish(app: Flask) -> None:
         PredictedArrival("T12-b", "S404", 20, day, at),
     ]
     vehicles = [VehicleState("BUS-7", 43.2395, 76.95, now, trip_id="T12-a", service_date=day, bearing=270),
-                VehicleState("BUS-X", 43.24, 76.93, now, trip_id="GHOST", service_date=day)]
+                VehicleState("BUS-8", 43.2395, 76.95, now, trip_id="T12-b", service_date=day),
+                VehicleState("BUS-X", 43.24, 76.93, now, trip_id="GHOST", service_date=day),
+                VehicleState("BUS-Y", 43.24, 76.93, now)]  # between trips
     publish_predictions(BoardPublisher(get_redis(app)), catalog, predictions, vehicles, now=now, window_min=90)
 
 
@@ -68,12 +72,17 @@ def test_trip_updates_follow_the_rules(app: Flask, client: FlaskClient) -> None:
         assert update.trip.trip_id in trips and len(update.trip.start_date) == 8 and update.trip.route_id == "R12"
         sequences = [u.stop_sequence for u in update.stop_time_update]
         assert sequences == sorted(sequences) and len(set(sequences)) == len(sequences)
-        times = [t for u in update.stop_time_update for t in (u.arrival.time, u.departure.time)]
-        assert times == sorted(times)
+        times = [u.arrival.time for u in update.stop_time_update]
+        assert all(a < b for a, b in pairwise(times))  # strictly: E022 reports equal times
+        assert update.trip.HasField("schedule_relationship")  # W009: the enum default is not enough
         for u in update.stop_time_update:
             assert (update.trip.trip_id, u.stop_sequence, u.stop_id) in calls
             assert u.departure.time >= u.arrival.time
-    assert feed.entity[0].trip_update.vehicle.id == "BUS-7"
+            assert u.HasField("schedule_relationship") and u.schedule_relationship == u.SCHEDULED
+    assert [e.trip_update.vehicle.id for e in feed.entity] == ["BUS-7", "BUS-8"]  # W002
+    # the stop going backwards in time is nudged to a second after the stop before it
+    first, second = feed.entity[0].trip_update.stop_time_update
+    assert second.arrival.time == first.arrival.time + 1
 
 
 def test_vehicle_positions_and_json(app: Flask, client: FlaskClient) -> None:
@@ -83,7 +92,13 @@ def test_vehicle_positions_and_json(app: Flask, client: FlaskClient) -> None:
     check_header(feed)
     by_id = {e.vehicle.vehicle.id: e.vehicle for e in feed.entity}
     assert by_id["BUS-7"].trip.trip_id == "T12-a" and by_id["BUS-7"].trip.start_date
-    assert not by_id["BUS-X"].HasField("trip")  # an unknown trip is not described
+    assert by_id["BUS-7"].trip.HasField("schedule_relationship")
+    assert set(by_id) == {"BUS-7", "BUS-8"}  # W003: only vehicles whose trip has a TripUpdate
+    live = read_snapshot(get_redis(app), LIVE_VEHICLES)  # the live maps still see every vehicle
+    assert live is not None
+    every = {e.vehicle.vehicle.id: e.vehicle for e in rt.FeedMessage.FromString(live.body).entity}
+    assert set(every) == {"BUS-7", "BUS-8", "BUS-X", "BUS-Y"}
+    assert not every["BUS-X"].HasField("trip")  # an unknown trip is not described
     body = client.get("/gtfs-rt/vehicle-positions?format=json").get_json()
     assert body["header"]["incrementality"] == "FULL_DATASET" and len(body["entity"]) == 2
 

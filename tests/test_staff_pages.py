@@ -125,10 +125,10 @@ def test_csv_matches_json(client: FlaskClient, runner: FlaskCliRunner, app: Flas
 
 
 def publish_vehicles(app: Flask, vehicles: list[tuple[str, str | None, float, float]], age_s: float = 0) -> None:
-    """A VehiclePositions snapshot as the worker publishes it: (vehicle, trip, lat, lon), ``age_s`` old."""
+    """The live maps' vehicles snapshot as the worker publishes it: (vehicle, trip, lat, lon), ``age_s`` old."""
     from app import get_redis
     from app.realtime.catalog import StaticCatalog
-    from app.realtime.gtfs_rt import VEHICLE_POSITIONS, VehicleState, vehicle_positions_feed
+    from app.realtime.gtfs_rt import LIVE_VEHICLES, VehicleState, vehicle_positions_feed
     from app.realtime.publisher import BoardPublisher
 
     at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age_s)
@@ -136,7 +136,7 @@ def publish_vehicles(app: Flask, vehicles: list[tuple[str, str | None, float, fl
         catalog = StaticCatalog.load(session)
     states = [VehicleState(v, lat, lon, at, trip, at.date()) for v, trip, lat, lon in vehicles]
     feed = vehicle_positions_feed(catalog, states, at)
-    BoardPublisher(get_redis(app), ttl_s=600).publish_snapshot(VEHICLE_POSITIONS, feed.SerializeToString(), at)
+    BoardPublisher(get_redis(app), ttl_s=600).publish_snapshot(LIVE_VEHICLES, feed.SerializeToString(), at)
 
 
 def test_live_map_data_says_when_there_is_no_live_data(client: FlaskClient, runner: FlaskCliRunner,

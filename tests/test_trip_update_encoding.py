@@ -1,8 +1,10 @@
 """The worker's array-to-wire TripUpdates encoder gives the same message as building it with the protobuf API
-(``trip_update_entities``): duplicates dropped, unknown ids left out, times clamped, intervals as uncertainty."""
+(``trip_update_entities``): duplicates dropped, unknown ids left out, times nudged to increase, intervals as
+uncertainty."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +67,10 @@ def test_encoder_matches_the_protobuf_api(city: tuple[SimNetwork, StaticCatalog]
     assert stop_ids[0] not in {u.stop_id for u in updates}
     assert all(u.HasField("arrival") and u.departure.time == u.arrival.time for u in updates)
     assert any(u.arrival.uncertainty > 0 for u in updates) == with_interval
+    assert all(u.HasField("schedule_relationship") for u in updates)  # written out (W009)
+    for entity in got.entity:  # backwards predictions nudged: strictly increasing within a trip (E022)
+        times = [u.arrival.time for u in entity.trip_update.stop_time_update]
+        assert all(later > earlier for earlier, later in pairwise(times))
 
 
 def test_nothing_known_encodes_nothing(city: tuple[SimNetwork, StaticCatalog]) -> None:

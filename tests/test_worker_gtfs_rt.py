@@ -1,10 +1,12 @@
 """GTFS-rt from the worker, decoded with gtfs-realtime-bindings as consumers do: full dataset with a fresh header,
-unique entity ids, ids from the static feed, sorted stop time updates with non-decreasing times, positions more
-than 200 m from their trip's shape published without the trip, and two shards' entities in one snapshot."""
+unique entity ids, ids from the static feed, sorted stop time updates with strictly increasing times, TripUpdates
+and VehiclePositions naming the same vehicles and trips, positions far from their trip's shape published without
+the trip (on the live maps' snapshot only), and two shards' entities in one snapshot."""
 
 from __future__ import annotations
 
 import datetime as dt
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +14,9 @@ import pytest
 from flask import Flask
 from google.transit import gtfs_realtime_pb2 as rt
 
+from app import get_redis
+from app.realtime.gtfs_rt import LIVE_VEHICLES
+from app.realtime.store import read_snapshot
 from app.worker.loop import Shard, WorkerSettings
 from tests.api_feed import TRIPS
 from tests.worker_feed import MORNING, add_worker_feed, event, events, make_worker
@@ -38,7 +43,10 @@ def fetch(app: Flask, path: str) -> rt.FeedMessage:
 
 def test_trip_updates_follow_the_rules(feed_app: Flask, tmp_path: Path) -> None:
     worker = make_worker(feed_app, tmp_path)
-    worker.cycle(MORNING, events(event("T12-a", 10, MORNING - 60), event("T92-a", 10, MORNING - 30, "BUS-9")))
+    worker.take_pings(pd.DataFrame([ping("BUS-1", 43.2396, 76.9480, "T12-a"),
+                                    ping("BUS-9", 43.2398, 76.9455, "T92-a")]))
+    worker.cycle(MORNING, events(event("T12-a", 10, MORNING - 60), event("T92-a", 10, MORNING - 30, "BUS-9"),
+                                 event("T12-b", 10, MORNING - 90, "BUS-2")))  # BUS-2 is not heard: left out
     feed = fetch(feed_app, "/gtfs-rt/trip-updates")
     assert feed.header.gtfs_realtime_version == "2.0"
     assert feed.header.incrementality == rt.FeedHeader.FULL_DATASET
@@ -52,12 +60,13 @@ def test_trip_updates_follow_the_rules(feed_app: Flask, tmp_path: Path) -> None:
         sequences = [s.stop_sequence for s in update.stop_time_update]
         times = [s.arrival.time for s in update.stop_time_update]
         assert sequences == sorted(sequences) and len(sequences) == len(set(sequences)) > 0
-        assert times == sorted(times)
+        assert all(a < b for a, b in pairwise(times))
         assert all(s.departure.time >= s.arrival.time for s in update.stop_time_update)
+        assert all(s.HasField("schedule_relationship") for s in update.stop_time_update)
         stops = {stop for stop, _, _ in TRIPS[update.trip.trip_id][5]}
         assert {s.stop_id for s in update.stop_time_update} <= stops
     by_trip = {e.trip_update.trip.trip_id: e.trip_update for e in feed.entity}
-    assert by_trip["T12-a"].vehicle.id == "BUS-1"
+    assert by_trip["T12-a"].vehicle.id == "BUS-1" and by_trip["T92-a"].vehicle.id == "BUS-9"
     assert [s.stop_id for s in by_trip["T12-a"].stop_time_update] == ["S2", "S3"]
 
 
@@ -73,6 +82,10 @@ def test_positions_far_from_the_shape_lose_their_trip(feed_app: Flask, tmp_path:
     worker.cycle(MORNING, events(event("T12-a", 10, MORNING - 60)))
     feed = fetch(feed_app, "/gtfs-rt/vehicle-positions")
     assert feed.header.timestamp == int(MORNING) and feed.header.gtfs_realtime_version == "2.0"
+    assert [e.vehicle.vehicle.id for e in feed.entity] == ["BUS-1"]  # the only one with a TripUpdate (W003)
+    live = read_snapshot(get_redis(feed_app), LIVE_VEHICLES)  # what the live maps read: every fresh vehicle
+    assert live is not None
+    feed = rt.FeedMessage.FromString(live.body)
     by_vehicle = {e.vehicle.vehicle.id: e.vehicle for e in feed.entity}
     assert set(by_vehicle) == {"BUS-1", "BUS-2", "BUS-3", "BUS-4"}
     assert len({e.id for e in feed.entity}) == len(feed.entity)

@@ -18,9 +18,11 @@ from app.models import Stop
 from app.realtime.boards import Board, BoardRow, PredictedArrival, merge_rows, rows_from_schedule_items
 from app.realtime.catalog import StaticCatalog
 from app.realtime.gtfs_rt import (
+    LIVE_VEHICLES,
     TRIP_UPDATES,
     VEHICLE_POSITIONS,
     VehicleState,
+    serving_vehicles,
     trip_updates_feed,
     vehicle_positions_feed,
 )
@@ -87,7 +89,8 @@ def publish_predictions(
     scheduled: dict[str, list[BoardRow]] | None = None,
 ) -> CycleResult:
     """One worker cycle: a board per stop with predictions (filled with ``scheduled`` rows of trips without
-    one, when given) and both GTFS-rt snapshots."""
+    one, when given), both GTFS-rt snapshots (trips and vehicles paired, see ``app.realtime.gtfs_rt``) and the
+    live maps' vehicles."""
     known = [p for p in predictions if catalog.knows(p)]
     horizon = now + dt.timedelta(minutes=window_min)
     live: dict[str, list[BoardRow]] = defaultdict(list)
@@ -101,7 +104,11 @@ def publish_predictions(
         for s in stops if s in catalog.stops
     ]
     result = publisher.publish(boards)
-    publisher.publish_snapshot(TRIP_UPDATES, trip_updates_feed(catalog, known, now).SerializeToString(), now)
-    publisher.publish_snapshot(VEHICLE_POSITIONS,
-                               vehicle_positions_feed(catalog, vehicles, now).SerializeToString(), now)
+    serving = serving_vehicles(catalog, vehicles)
+    updates = trip_updates_feed(catalog, known, now, serving=serving)
+    paired = {serving[key].vehicle_id for key in {(p.trip_id, p.service_date) for p in known} & serving.keys()}
+    publisher.publish_snapshot(TRIP_UPDATES, updates.SerializeToString(), now)
+    publisher.publish_snapshot(VEHICLE_POSITIONS, vehicle_positions_feed(
+        catalog, [v for v in vehicles if v.vehicle_id in paired], now).SerializeToString(), now)
+    publisher.publish_snapshot(LIVE_VEHICLES, vehicle_positions_feed(catalog, vehicles, now).SerializeToString(), now)
     return CycleResult(boards=result, dropped=len(predictions) - len(known))

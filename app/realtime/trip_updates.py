@@ -5,7 +5,8 @@ its whole board work; here every stop time update of the cycle is laid out at on
 stop ids scattered into one byte buffer), and only the ~5,000 entities (trip descriptor, vehicle, timestamp)
 are assembled in Python. The rules are those of ``gtfs_rt.trip_update_entities`` (a test decodes both and
 compares them): ids the static feed knows; one entity per (trip, start date) with its start date; one update
-per stop_sequence, sorted, times never decreasing, departure = arrival, the interval's width as uncertainty.
+per stop_sequence, sorted, times strictly increasing (a tie nudged a second later), departure = arrival, the
+interval's width as uncertainty, ``schedule_relationship`` SCHEDULED written out.
 """
 
 from __future__ import annotations
@@ -122,11 +123,15 @@ class TripUpdateEncoder:
                                                       b"\x0a" + varint(len(packed)) + packed)
         return found
 
+    def known(self, trips: IntArray, visits: IntArray) -> npt.NDArray[np.bool_]:
+        """Rows whose trip and stop the static feed knows (the others are left out)."""
+        return self.trip_known[trips] & self.stop_known[self.visit_stop[visits]]
+
     def encode(self, trips: IntArray, start_dates: npt.NDArray[np.object_], visits: IntArray, predicted: FloatArray,
                lower: FloatArray | None, upper: FloatArray | None, vehicle_ids: npt.NDArray[np.object_],
                observed: FloatArray) -> bytes:
         """The entities of a header-less ``FeedMessage`` (prepend a serialized header to get a full snapshot)."""
-        keep = np.flatnonzero(self.trip_known[trips] & self.stop_known[self.visit_stop[visits]])
+        keep = np.flatnonzero(self.known(trips, visits))
         if not len(keep):
             return b""
         days, day_code = np.unique(start_dates[keep].astype(str), return_inverse=True)
@@ -142,10 +147,14 @@ class TripUpdateEncoder:
         seq, run = self.visit_seq[visits[order]], self.trip_rank[trips[order]] * len(days) + code[order]
         first = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
         group = np.cumsum(np.r_[True, run[1:] != run[:-1]]) - 1
-        # a later stop is never reached before an earlier one: clamp to the running maximum within the trip
+        # a later stop is reached strictly after an earlier one (E022: equal times are an error): each time is
+        # at least a second after the previous stop's, as ``gtfs_rt._increasing`` says why. With k the row's
+        # place in its trip, time_k = max over j <= k of (stamp_j + k - j): a running maximum of stamp - k.
         stamp = np.trunc(predicted[order]).astype(np.int64)
-        span = int(stamp.max()) - min(int(stamp.min()), 0) + 1
-        time = np.maximum.accumulate(group * span + stamp) - group * span
+        place = np.arange(len(order), dtype=np.int64) - first[group]
+        shifted = stamp - place
+        span = int(shifted.max()) - min(int(shifted.min()), 0) + 1
+        time = np.maximum.accumulate(group * span + shifted) - group * span + place
         buffer, starts = self._stop_time_updates(order, seq, time, lower, upper, visits)
         bounds = np.r_[starts[first], len(buffer)].tolist()
         blob = buffer.tobytes()
@@ -184,7 +193,7 @@ class TripUpdateEncoder:
             stu.varint(event_size)
             stu.table(event_bytes, event_starts, event_size, np.arange(n))
         stu.table(self.stop_bytes, self.stop_starts, self.stop_lengths, self.visit_stop[visits[order]])
-        # schedule_relationship is left out: SCHEDULED is its default (the protobuf API writes none either)
+        stu.constant(b"\x28\x00")  # schedule_relationship SCHEDULED, written out: W009 asks for its presence
         size = stu.lengths()
         stu_bytes, stu_starts = stu.build()
         field = _Layout(n)

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.models import FeedVersion, Route, ShapePoint, Trip
-from app.realtime.gtfs_rt import VEHICLE_POSITIONS
+from app.realtime.gtfs_rt import LIVE_VEHICLES
 from app.realtime.store import REDIS_ERRORS, read_snapshot
 
 __all__ = ["STALE_AFTER_S", "live_vehicles", "route_lines"]
@@ -29,7 +29,7 @@ def live_vehicles(client: Any, now: dt.datetime) -> dict[str, Any]:
     """``status`` is ``live``, ``stale`` (snapshot older than ``STALE_AFTER_S``), ``none`` (no snapshot or no
     vehicle in it) or ``unavailable`` (Redis unreachable); ``vehicles`` lists what the snapshot holds."""
     try:
-        snapshot = read_snapshot(client, VEHICLE_POSITIONS)
+        snapshot = read_snapshot(client, LIVE_VEHICLES)
     except REDIS_ERRORS:
         return {"status": "unavailable", "feed_timestamp": None, "age_s": None, "vehicles": []}
     if snapshot is None:

@@ -16,7 +16,7 @@ from flask import Flask
 from google.transit import gtfs_realtime_pb2 as rt
 
 from app import get_redis
-from app.realtime.gtfs_rt import VEHICLE_POSITIONS
+from app.realtime.gtfs_rt import LIVE_VEHICLES
 from app.realtime.serving import breaker
 from app.realtime.store import REDIS_ERRORS, Snapshot, read_snapshot
 from prediction.geo import cumulative_distance_m
@@ -50,7 +50,7 @@ def read_vehicle_snapshot(app: Flask) -> Snapshot | None:
     if guard.is_open:
         return None
     try:
-        snapshot = read_snapshot(get_redis(app), VEHICLE_POSITIONS)
+        snapshot = read_snapshot(get_redis(app), LIVE_VEHICLES)
     except REDIS_ERRORS:
         guard.failed()
         return None

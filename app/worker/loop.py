@@ -27,11 +27,13 @@ from app.models import FeedVersion, Trip
 from app.realtime.catalog import StaticCatalog
 from app.realtime.compose import RowFormatter, TimetableWindow, compose_rows
 from app.realtime.gtfs_rt import (
+    LIVE_VEHICLES,
     TRIP_UPDATES,
     VEHICLE_POSITIONS,
     VehicleState,
     empty_feed,
     off_shape,
+    serving_vehicles,
     vehicle_entity,
 )
 from app.realtime.shards import BoardWriter
@@ -128,7 +130,8 @@ class Worker:
                                   shards=cfg.shard.count, ttl_s=cfg.ttl_s)
         self.log = log
         self.vehicles: dict[str, VehicleState] = {}
-        self._vehicle_entities: dict[str, tuple[VehicleState, bytes]] = {}  # serialized while the state holds
+        # serialized while the state holds, and whether it was published on its trip (not off its shape)
+        self._vehicle_entities: dict[str, tuple[VehicleState, bytes, bool]] = {}
         self._last_snapshot = -np.inf
         self._trip_index = {trip_id: i for i, trip_id in enumerate(net.trip_ids.tolist())}
 
@@ -209,32 +212,54 @@ class Worker:
                            rows.scheduled_rows, vehicles, logged, clock)
 
     def publish_snapshots(self, predictions: CyclePredictions, now: float) -> int:
-        """Both GTFS-rt snapshots (this shard's entities under a fresh header)."""
+        """Both GTFS-rt snapshots (this shard's entities under a fresh header), pairing trips and vehicles as
+        ``app.realtime.gtfs_rt`` says, and every fresh vehicle for the live maps."""
         self._last_snapshot = now
-        moment = dt.datetime.fromtimestamp(now, dt.UTC)
-        header = empty_feed(moment).SerializeToString()
-        p = predictions
-        updates = self.trip_updates.encode(p.trip, p.start_date, p.visit, p.predicted, p.lower, p.upper, p.vehicle_id,
-                                           p.observed_at)
-        self.writer.write_snapshot(TRIP_UPDATES, header, updates, now=now)
+        header = empty_feed(dt.datetime.fromtimestamp(now, dt.UTC)).SerializeToString()
         vehicles = self._owned_vehicles(now)
-        self.writer.write_snapshot(VEHICLE_POSITIONS, header, self._vehicle_positions(vehicles), now=now)
+        entities = self._vehicle_positions(vehicles)
+        self.writer.write_snapshot(LIVE_VEHICLES, header, b"".join(entities[key] for key in sorted(entities)), now=now)
+        p = predictions
+        rows, vehicle_ids, paired = self._served_rows(p, vehicles)
+        updates = self.trip_updates.encode(
+            p.trip[rows], p.start_date[rows], p.visit[rows], p.predicted[rows],
+            None if p.lower is None else p.lower[rows], None if p.upper is None else p.upper[rows],
+            vehicle_ids, p.observed_at[rows])
+        self.writer.write_snapshot(TRIP_UPDATES, header, updates, now=now)
+        self.writer.write_snapshot(VEHICLE_POSITIONS, header, b"".join(entities[key] for key in sorted(paired)),
+                                   now=now)
         return len(vehicles)
 
-    def _vehicle_positions(self, vehicles: list[VehicleState]) -> bytes:
-        """The header-less VehiclePositions part: one entity per vehicle, by vehicle id. A vehicle's entity is
-        serialized (and checked against its trip's shape) only when its state changed since the last snapshot."""
+    def _served_rows(self, p: CyclePredictions, vehicles: list[VehicleState]
+                     ) -> tuple[IntArray, npt.NDArray[np.object_], set[str]]:
+        """The prediction rows of trips a published vehicle serves, that vehicle's id per row, and the vehicles
+        whose trip keeps at least one stop time update (W002, W003, E047: both feeds name the same pairs)."""
+        far = {key for key, (_, _, assigned) in self._vehicle_entities.items() if not assigned}
+        day_of_trip = np.full(len(self.net.trip_ids), None, dtype=object)
+        vehicle_of_trip = np.full(len(self.net.trip_ids), None, dtype=object)
+        for (trip_id, day), v in serving_vehicles(self.catalog, vehicles, unassigned=far).items():
+            trip = self._trip_index.get(trip_id)
+            if trip is not None:
+                day_of_trip[trip], vehicle_of_trip[trip] = f"{day:%Y%m%d}", v.vehicle_id
+        served = (day_of_trip[p.trip] == p.start_date).astype(bool) & self.trip_updates.known(p.trip, p.visit)
+        rows = np.flatnonzero(served)
+        return rows, vehicle_of_trip[p.trip[rows]], {str(v) for v in vehicle_of_trip[np.unique(p.trip[rows])]}
+
+    def _vehicle_positions(self, vehicles: list[VehicleState]) -> dict[str, bytes]:
+        """Each vehicle's VehiclePositions entity (a field of a header-less ``FeedMessage``), by vehicle id. A
+        vehicle's entity is serialized (and checked against its trip's shape) only when its state changed since
+        the last snapshot."""
         cache = self._vehicle_entities
-        changed = [v for v in vehicles if cache.get(v.vehicle_id, (None, b""))[0] is not v]
+        changed = [v for v in vehicles if cache.get(v.vehicle_id, (None, b"", False))[0] is not v]
         far = off_shape(changed, self.shape_of)
-        fresh: dict[str, tuple[VehicleState, bytes]] = {}
+        fresh: dict[str, tuple[VehicleState, bytes, bool]] = {}
         for v in changed:
             entity = FeedEntity()
             vehicle_entity(entity, self.catalog, v, assign=v.vehicle_id not in far)
             raw = entity.SerializeToString()
-            fresh[v.vehicle_id] = (v, b"\x12" + varint(len(raw)) + raw)
+            fresh[v.vehicle_id] = (v, b"\x12" + varint(len(raw)) + raw, v.vehicle_id not in far)
         self._vehicle_entities = {v.vehicle_id: fresh.get(v.vehicle_id) or cache[v.vehicle_id] for v in vehicles}
-        return b"".join(self._vehicle_entities[key][1] for key in sorted(self._vehicle_entities))
+        return {key: found[1] for key, found in self._vehicle_entities.items()}
 
     def shape_of(self, trip_id: str | None) -> ShapeLine | None:
         trip = self._trip_index.get(trip_id) if trip_id else None
