@@ -9,9 +9,13 @@ from pathlib import Path
 
 import redis
 
-__all__ = ["connect_redis", "key"]
+__all__ = ["REDIS_UNREACHABLE", "connect_redis", "key"]
 
 KEY_PREFIX = "qala"
+# Redis cannot be reached (refused, reset, timed out, still loading, a read-only replica after a failover): the
+# outages callers fall back from or answer 503 for; a wrong command or a bug still raises
+REDIS_UNREACHABLE: tuple[type[Exception], ...] = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                                                  redis.exceptions.ReadOnlyError)
 MAX_SOCKET_PATH = 100
 
 

@@ -8,7 +8,7 @@ import datetime as dt
 import hashlib
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,13 +16,13 @@ from sqlalchemy.orm import Session
 from app import get_attempts, get_db, get_redis
 from app.api.idempotency import run_mutation
 from app.api.spec import Integer, Param, endpoint
-from app.cache import key
+from app.cache import REDIS_UNREACHABLE, key
 from app.errors import BadRequest
 from app.instants import rfc3339
 from app.models import Card, Rider
 from app.reports import access
 from app.ticketing import cards, riders
-from app.ticketing.attempts import REDIS_DOWN, client_subject
+from app.ticketing.attempts import client_subject
 from app.ticketing.context import get_ticketing
 from app.ticketing.errors import Conflict, TooManyRequests
 
@@ -45,11 +45,15 @@ def body_field(name: str, kind: type, required: bool = True) -> Any:
 
 
 def current_rider(session: Session) -> Rider:
-    """The account behind the bearer token. It is checked in a transaction of its own, committed at once, so a
-    staff token's idle clock restarts even when the request itself only reads."""
-    with get_db(current_app).session() as auth:
-        rider_id = _bearer(auth).rider.id
-        auth.commit()
+    """The account behind the bearer token, loaded in ``session``. The token is checked once per request (a view
+    may ask for the rider in several sessions), in a transaction of its own committed at once, so a staff token's
+    idle clock restarts even when the request itself only reads."""
+    rider_id = g.get("rider_id")
+    if rider_id is None:
+        with get_db(current_app).session() as auth:
+            rider_id = _bearer(auth).rider.id
+            auth.commit()
+        g.rider_id = rider_id
     return session.get_one(Rider, rider_id)
 
 
@@ -206,7 +210,7 @@ def _balance_rate_limit() -> None:
         if seen == 1:
             redis.expire(counter, 60)
         wait = redis.ttl(counter) if seen > BALANCE_CHECKS_PER_MINUTE else 0
-    except REDIS_DOWN:
+    except REDIS_UNREACHABLE:
         return
     if seen > BALANCE_CHECKS_PER_MINUTE:
         raise TooManyRequests(f"at most {BALANCE_CHECKS_PER_MINUTE} balance checks a minute",

@@ -6,15 +6,13 @@ import logging
 from collections.abc import Callable
 
 from flask import current_app, g, request
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app import get_db, get_redis
+from app.cache import REDIS_UNREACHABLE
 from app.ticketing.context import get_ticketing
-from app.ticketing.devices import nonce_key, verify_request
-from app.ticketing.errors import Unauthorized
+from app.ticketing.devices import claim_request_nonce, verify_request
 
-__all__ = ["authenticate_device", "require_device"]
+__all__ = ["require_device"]
 
 log = logging.getLogger(__name__)
 
@@ -42,30 +40,17 @@ def require_device(kinds: tuple[str, ...] | None = VALIDATOR_KINDS) -> Callable[
         read_only = request.method in ("GET", "HEAD")
         device_id = verify_request(get_db(current_app).session, redis, request.headers, request.method,
                                    request.path, request.get_data(), cache=ctx.device_keys, box=ctx.keys,
-                                   nonces=ctx.nonce_claims(redis), claim_nonce=not read_only,
-                                   query=request.environ.get("QUERY_STRING", ""),
+                                   claim_nonce=False, query=request.environ.get("QUERY_STRING", ""),
                                    idempotency_key=request.headers.get("Idempotency-Key"), kinds=kinds)
-        if read_only:
-            _claim_if_possible(device_id, request.headers.get("X-Qala-Nonce", ""),
-                               request.headers.get("X-Qala-Timestamp", "0"))
+        try:
+            claim_request_nonce(ctx.nonce_claims(redis), device_id, request.headers["X-Qala-Nonce"],
+                                int(request.headers["X-Qala-Timestamp"]))
+        except REDIS_UNREACHABLE as exc:
+            if not read_only:
+                raise
+            log.warning("Redis unavailable, %s %s served without a nonce claim: %s", request.method, request.path,
+                        exc)
         g.device_id = device_id
 
     return authenticate
 
-
-def _claim_if_possible(device_id: str, nonce: str, timestamp: str) -> None:
-    """Claim a read-only request's nonce; refused replays are 401 as ever, but a Redis outage lets it through."""
-    claim = nonce_key(device_id, nonce)
-    if claim is None:
-        raise Unauthorized("replayed_nonce", "this nonce was already used")
-    redis = get_redis(current_app)
-    try:
-        refused = get_ticketing(current_app).nonce_claims(redis).claim((claim, int(timestamp)))
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        log.warning("Redis unavailable, %s %s served without a nonce claim: %s", request.method, request.path, exc)
-        return
-    if refused is not None:
-        raise refused
-
-
-authenticate_device = require_device(None)  # any kind of device (kept for callers that need no kind)

@@ -18,19 +18,17 @@ import logging
 
 import psycopg
 from flask import Flask, Response, request
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-__all__ = ["DATABASE_ERRORS", "REDIS_ERRORS", "RETRY_AFTER_S", "database_unavailable_json", "redis_unavailable_json",
+from app.cache import REDIS_UNREACHABLE
+
+__all__ = ["DATABASE_ERRORS", "RETRY_AFTER_S", "database_unavailable_json", "redis_unavailable_json",
            "register_unavailable_handlers"]
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 5
-REDIS_ERRORS: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
 DATABASE_ERRORS: tuple[type[Exception], ...] = (OperationalError, DisconnectionError, PoolTimeoutError,
                                                 psycopg.OperationalError)
 _REDIS_MESSAGE = "a backing service (Redis) is unavailable; retry after the Retry-After delay"
@@ -74,7 +72,7 @@ def handle_database_unavailable(exc: Exception) -> Response:
 
 
 def register_unavailable_handlers(app: Flask) -> None:
-    for error in REDIS_ERRORS:
+    for error in REDIS_UNREACHABLE:
         app.register_error_handler(error, handle_redis_unavailable)
     for error in DATABASE_ERRORS:
         app.register_error_handler(error, handle_database_unavailable)

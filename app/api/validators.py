@@ -24,11 +24,11 @@ from app.api.schemas import SCHEMAS
 from app.api.spec import Integer, Param, body_error, endpoint
 from app.api.unavailable import (
     DATABASE_ERRORS,
-    REDIS_ERRORS,
     RETRY_AFTER_S,
     database_unavailable_json,
     redis_unavailable_json,
 )
+from app.cache import REDIS_UNREACHABLE
 from app.errors import BadRequest, QalaError
 from app.ticketing import denylist
 from app.ticketing.batches import apply_batch, sequence_gaps
@@ -92,7 +92,7 @@ class FastTaps:
     the same. Everything else goes to Flask unchanged: an unsigned, badly signed or replayed request, a
     malformed body (Flask checks again and answers with the same 401 or 400), and a tap the fast path
     declines. Once the signature and nonce were checked here, ``qala.device_id`` in the
-    environ tells ``authenticate_device`` so (the nonce is already taken), and ``qala.fast_declined`` tells
+    environ tells ``require_device`` so (the nonce is already taken), and ``qala.fast_declined`` tells
     the view not to try the fast path twice.
 
     Every validator request's body is bounded here first (``TAP_MAX_BODY``, ``VALIDATOR_MAX_BODY``): 413 from
@@ -121,7 +121,7 @@ class FastTaps:
             payload = self._tap(environ, body)
         except QalaError:  # a bad signature or body, a replay: Flask checks again and answers the same 4xx
             payload = None
-        except REDIS_ERRORS as exc:  # nothing was written and the nonce may be unclaimed: the validator retries
+        except REDIS_UNREACHABLE as exc:  # nothing was written and the nonce may be unclaimed: the validator retries
             log.warning("Redis unavailable on a fast-path tap: %s: %s", type(exc).__name__, exc)
             return _unavailable(start_response, redis_unavailable_json())
         except DATABASE_ERRORS as exc:  # a read before the tap (keys, fare profile): nothing was written

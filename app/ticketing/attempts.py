@@ -34,16 +34,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.cache import key
+from app.cache import REDIS_UNREACHABLE, key
 from app.errors import NotFound
 from app.models import AuthThrottle
 from app.ticketing.cardnumbers import CardNumberError, parse_number
 from app.ticketing.errors import TooManyRequests, Unauthorized
 
-__all__ = ["REDIS_DOWN", "Attempt", "Attempts", "Limit", "Limits", "Subject", "client_subject"]
+__all__ = ["Attempt", "Attempts", "Limit", "Limits", "Subject", "client_subject"]
 
-# the Redis failures that send counting to the database (a wrong command or a bug still raises)
-REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 # what a failed attempt raises: a wrong code (404, "no such card", said of unknown cards too) or password (401)
 FAILURES = (NotFound, Unauthorized)
 REDIS_RETRY_S = 5.0
@@ -201,7 +199,7 @@ class Attempts:
         now = self._clock()
         try:
             reply = self._on_redis(functools.partial(self._redis_begin, subjects=subjects, now=now))
-        except REDIS_DOWN:
+        except REDIS_UNREACHABLE:
             return self._db_begin(subjects, now)
         if reply[0] in ("locked", b"locked"):
             raise _locked(float(reply[1]))
@@ -221,7 +219,8 @@ class Attempts:
         if attempt.in_database:
             self._db_end(cleared, kept)
             return
-        with contextlib.suppress(*REDIS_DOWN):  # counted in Redis, which is gone: the count goes (or returns) with it
+        # counted in Redis, which is gone: the count goes (or returns) with it
+        with contextlib.suppress(*REDIS_UNREACHABLE):
             self._on_redis(functools.partial(self._redis_end, cleared=cleared, kept=kept))
         if attempt.mirrored:
             self._db_delete(attempt.mirrored)  # the lock copied there was this attempt's, or is cleared now
@@ -235,7 +234,7 @@ class Attempts:
             raise redis.exceptions.ConnectionError("Redis was unreachable moments ago")
         try:
             return call(self._redis())
-        except REDIS_DOWN:
+        except REDIS_UNREACHABLE:
             self._redis_down_until = self._clock() + REDIS_RETRY_S
             raise
 

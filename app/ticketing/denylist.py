@@ -13,12 +13,10 @@ import json
 import logging
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from app.cache import key
+from app.cache import REDIS_UNREACHABLE, key
 from app.models import Card, DenyListEntry
 
 __all__ = ["changes_since", "is_denied", "set_denied"]
@@ -76,7 +74,7 @@ def changes_since(session: Session, redis: Any, since: int) -> dict[str, Any]:
     try:
         _sync_redis(session, redis, db_version)
         raw = redis.zrangebyscore(REDIS_KEY, f"({since}", db_version)
-    except (RedisConnectionError, RedisTimeoutError) as exc:
+    except REDIS_UNREACHABLE as exc:
         log.warning("Redis unavailable, deny list read from the database: %s", exc)
         rows = session.scalars(select(DenyListEntry).where(DenyListEntry.version > since,
                                                            DenyListEntry.version <= db_version)

@@ -47,8 +47,8 @@ from app.ticketing.coalesce import Coalescer
 from app.ticketing.errors import Forbidden, Unauthorized
 from app.ticketing.keycrypt import KeyBox, SealError
 
-__all__ = ["EPOCH_KEY", "Claim", "DeviceCredentials", "NonceClaims", "nonce_key", "register_device", "reseal_keys",
-           "rotate_key", "sign", "signing_headers", "verify_request"]
+__all__ = ["EPOCH_KEY", "Claim", "DeviceCredentials", "NonceClaims", "claim_request_nonce", "nonce_key",
+           "register_device", "reseal_keys", "rotate_key", "sign", "signing_headers", "verify_request"]
 
 log = logging.getLogger(__name__)
 
@@ -240,13 +240,17 @@ def verify_request(sessions: Callable[[], Session], redis: Any, headers: Mapping
         raise Unauthorized("bad_signature", "the signature does not match (unknown or expired key, or bad MAC)")
     if kinds is not None and found.kind not in kinds:
         raise Forbidden(f"a {found.kind} device may not call this endpoint")
-    if not claim_nonce:
-        return device_id
+    if claim_nonce:
+        claim_request_nonce(nonces or NonceClaims(redis), device_id, nonce, int(timestamp))
+    return device_id
+
+
+def claim_request_nonce(nonces: NonceClaims, device_id: str, nonce: str, timestamp: int) -> None:
+    """Claim a verified request's nonce; ``Unauthorized`` when it was used before or signed before the epoch.
+    Redis errors propagate."""
     claim = nonce_key(device_id, nonce)
     if claim is None:
         raise _replayed()
-    signed = (claim, int(timestamp))
-    refused = nonces.claim(signed) if nonces is not None else NonceClaims(redis).claim_all([signed])[0]
+    refused = nonces.claim((claim, timestamp))
     if refused is not None:
         raise refused
-    return device_id
