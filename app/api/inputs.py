@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flask import Flask, current_app, request
@@ -74,8 +74,7 @@ def check_request() -> None:
 def _body() -> bytes:
     """The body; one sent without a length (chunked) and reaching ``MAX_CONTENT_LENGTH`` is a 413 — werkzeug
     stops reading it at the limit without a word, and the truncated rest would pass for bad JSON."""
-    if request.path.startswith(VALIDATORS_PREFIX):  # the validators' limit (app.api.validators), not the global one
-        request.max_content_length = current_app.config["VALIDATOR_MAX_BODY"]
+    request.max_content_length = body_limit(current_app.config, request.path)
     data = request.get_data(cache=True)
     limit = request.max_content_length
     if request.content_length is None and limit is not None and len(data) >= limit:
@@ -188,11 +187,36 @@ def _find_control(value: Any, path: str) -> str | None:
 
 
 VALIDATORS_PREFIX = "/api/v1/validators/"
+TAPS_PATH = VALIDATORS_PREFIX + "taps"
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
+def body_limit(config: Mapping[str, Any], path: str) -> int | None:
+    """The largest body ``path`` takes, in bytes: validators have limits of their own (an online tap is small; an
+    offline batch of 5,000 taps may pass the global 1 MiB), everything else ``MAX_CONTENT_LENGTH``."""
+    if path.startswith(VALIDATORS_PREFIX):
+        return int(config["TAP_MAX_BODY" if path == TAPS_PATH else "VALIDATOR_MAX_BODY"])
+    limit = config.get("MAX_CONTENT_LENGTH")
+    return None if limit is None else int(limit)
+
+
+def too_large(environ: dict[str, Any], start_response: Callable[..., Any], limit: int) -> Iterable[bytes]:
+    """413, the body unread and the connection closed (the unread rest must not be taken for the next request);
+    the API's JSON error under /api/, text elsewhere."""
+    message = f"the request body is larger than {limit} bytes"
+    if str(environ.get("PATH_INFO", "")).startswith(API_PREFIX):
+        body = json.dumps({"error": {"code": "request_entity_too_large", "message": message,
+                                     "field": "body"}}).encode()
+        kind = "application/json"
+    else:
+        body, kind = message.encode(), "text/plain; charset=utf-8"
+    start_response("413 Request Entity Too Large", [("Content-Type", kind), ("Content-Length", str(len(body))),
+                                                    ("Connection", "close")])
+    return [body]
+
+
 class BodyLimit:
-    """WSGI middleware, outermost: a request declaring a body over ``MAX_CONTENT_LENGTH`` is answered 413 at
+    """WSGI middleware, outermost: a request declaring a body over its limit (``body_limit``) is answered 413 at
     once, unread, with the connection closed (the unread rest must not be taken for the next request).
 
     Flask enforces the same limit when a view reads the body, but the middlewares in front of Flask
@@ -204,26 +228,10 @@ class BodyLimit:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         declared = environ.get("CONTENT_LENGTH")
-        path = str(environ.get("PATH_INFO", ""))
-        # validators have limits of their own (app.api.validators): an offline batch of 5,000 taps may pass 1 MiB
-        key = "VALIDATOR_MAX_BODY" if path.startswith(VALIDATORS_PREFIX) else "MAX_CONTENT_LENGTH"
-        limit = self.app.config.get(key)
+        limit = body_limit(self.app.config, str(environ.get("PATH_INFO", "")))
         if declared and limit is not None and declared.isdigit() and int(declared) > limit:
-            return self._too_large(environ, start_response, int(limit))
+            return too_large(environ, start_response, limit)
         return self.next(environ, start_response)
-
-    @staticmethod
-    def _too_large(environ: dict[str, Any], start_response: Callable[..., Any], limit: int) -> Iterable[bytes]:
-        message = f"the request body is larger than {limit} bytes"
-        if str(environ.get("PATH_INFO", "")).startswith(API_PREFIX):
-            body = json.dumps({"error": {"code": "request_entity_too_large", "message": message,
-                                         "field": "body"}}).encode()
-            kind = "application/json"
-        else:
-            body, kind = message.encode(), "text/plain; charset=utf-8"
-        start_response("413 Request Entity Too Large", [("Content-Type", kind), ("Content-Length", str(len(body))),
-                                                        ("Connection", "close")])
-        return [body]
 
 
 def register_input_layer(app: Flask) -> None:

@@ -15,11 +15,11 @@ from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import get_db, get_redis
 from app.api.device_auth import require_device
 from app.api.idempotency import run_mutation
+from app.api.inputs import TAPS_PATH, VALIDATORS_PREFIX, body_limit, too_large
 from app.api.schemas import SCHEMAS
 from app.api.spec import Integer, Param, body_error, endpoint
 from app.api.unavailable import (
@@ -46,8 +46,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("validators", __name__, url_prefix="/api/v1/validators")
 
 MAX_BATCH = 5000
-TAP_MAX_BODY = 16 * 1024  # bytes of one online tap's body (config TAP_MAX_BODY)
-VALIDATOR_MAX_BODY = 2 * 1024 * 1024  # bytes of any other validator request: MAX_BATCH taps (VALIDATOR_MAX_BODY)
 CHUNK_TAPS = 250  # taps per transaction of a large batch sent without an Idempotency-Key
 ATTEMPTS = 3
 SIGNED = ("Signed like every validator request (headers X-Qala-Device, X-Qala-Key, X-Qala-Timestamp, "
@@ -56,26 +54,15 @@ SIGNED = ("Signed like every validator request (headers X-Qala-Device, X-Qala-Ke
           "while Redis is away). ")
 
 
-def _body_limit(app: Flask, path: str) -> int:
-    if path == TAPS_PATH:
-        return int(app.config.get("TAP_MAX_BODY", TAP_MAX_BODY))
-    return int(app.config.get("VALIDATOR_MAX_BODY", VALIDATOR_MAX_BODY))
-
-
 def limit_body() -> None:
-    """413 from ``Content-Length`` before the body is read; a chunked body (no length) is read up to the limit
-    and refused beyond it (werkzeug's per-request ``max_content_length``)."""
-    limit = _body_limit(current_app, request.path)
-    if request.content_length is not None and request.content_length > limit:
-        raise RequestEntityTooLarge(f"the body is larger than {limit} bytes")
-    request.max_content_length = limit  # the validators' own limit, in place of the global MAX_CONTENT_LENGTH
+    """A chunked body (no length) is read up to the validators' own limit (``app.api.inputs.body_limit``) and
+    refused beyond it; a declared length over it was answered 413 unread, in front of Flask."""
+    request.max_content_length = body_limit(current_app.config, request.path)
 
 
 bp.before_request(limit_body)  # before the signature check reads the body
 bp.before_request(require_device())  # validators only: 401 unsigned, 403 for a kiosk or bank device
 
-VALIDATORS_PREFIX = "/api/v1/validators/"
-TAPS_PATH = VALIDATORS_PREFIX + "taps"
 VERIFIED = "qala.device_id"  # environ keys set by FastTaps; a client cannot set them (headers become HTTP_*)
 DECLINED = "qala.fast_declined"
 _HEADERS = ("HTTP_X_QALA_DEVICE", "HTTP_X_QALA_KEY", "HTTP_X_QALA_TIMESTAMP", "HTTP_X_QALA_NONCE",
@@ -110,10 +97,10 @@ class FastTaps:
         path = environ.get("PATH_INFO", "")
         if not path.startswith(VALIDATORS_PREFIX):
             return self.next(environ, start_response)
-        limit = _body_limit(self.app, path)
+        limit = body_limit(self.app.config, path) or 0
         body = _buffered_body(environ, limit)
         if body is None:
-            return _too_large(start_response, limit)
+            return too_large(environ, start_response, limit)
         if (path != TAPS_PATH or environ.get("REQUEST_METHOD") != "POST" or "HTTP_IDEMPOTENCY_KEY" in environ
                 or not all(h in environ for h in _HEADERS)):
             return self.next(environ, start_response)
@@ -194,15 +181,6 @@ def _buffered_body(environ: dict[str, Any], limit: int) -> bytes | None:
     environ.pop("wsgi.input_terminated", None)
     environ.pop("HTTP_TRANSFER_ENCODING", None)
     return body
-
-
-def _too_large(start_response: Callable[..., Any], limit: int) -> Iterable[bytes]:
-    """413 unread, the connection closed (its unread rest must not be taken for the next request)."""
-    error = {"code": "request_entity_too_large", "message": f"the body is larger than {limit} bytes", "field": "body"}
-    data = (json.dumps({"error": error}, separators=(",", ":")) + "\n").encode()
-    start_response("413 REQUEST ENTITY TOO LARGE", [("Content-Type", "application/json"),
-                                                    ("Content-Length", str(len(data))), ("Connection", "close")])
-    return [data]
 
 
 def _unavailable(start_response: Callable[..., Any], data: bytes) -> Iterable[bytes]:
