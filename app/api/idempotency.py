@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from app import get_db
 from app.errors import BadRequest
+from app.instants import as_utc
 from app.models import IdempotencyRecord
 from app.ticketing.errors import Conflict
 
@@ -91,9 +92,7 @@ def _replay(record: IdempotencyRecord, request_hash: str) -> Response:
 
 def is_expired(created_at: dt.datetime, now: dt.datetime, ttl_s: float) -> bool:
     """Whether a record made at ``created_at`` is older than ``ttl_s`` (SQLite hands back naive UTC)."""
-    if created_at.tzinfo is None:
-        created_at = created_at.replace(tzinfo=dt.UTC)
-    return created_at < now - dt.timedelta(seconds=ttl_s)
+    return as_utc(created_at) < now - dt.timedelta(seconds=ttl_s)
 
 
 def _stored(session: Session, scope: str, key: str, ttl_s: float) -> IdempotencyRecord | None:

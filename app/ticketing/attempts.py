@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from app.cache import REDIS_UNREACHABLE, key
 from app.errors import NotFound
+from app.instants import as_utc
 from app.models import AuthThrottle
 from app.ticketing.cardnumbers import CardNumberError, parse_number
 from app.ticketing.errors import TooManyRequests, Unauthorized
@@ -351,7 +352,7 @@ def client_subject(address: str | None) -> str:
 
 
 def _epoch(value: dt.datetime) -> float:
-    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
+    return as_utc(value).timestamp()
 
 
 def _datetime(epoch: float) -> dt.datetime:

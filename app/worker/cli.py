@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import time
 from pathlib import Path
@@ -160,8 +161,6 @@ class IdempotencyPruner:
 
     def check(self) -> int | None:
         """The number of records deleted, or ``None`` when it was not yet time (or the delete failed)."""
-        import datetime as dt
-
         from app import get_db
         from app.api.idempotency import prune_idempotency
 
