@@ -4,6 +4,15 @@ Every ``step`` seconds a ``LiveState`` takes in only the stop events known by th
 of the vehicle after the departure), every active trip gets a row per downstream stop and per stop of the next
 trip of its block, and each predictor's ETA is scored against the observed arrival with ``prediction.metrics``.
 Where the events come from (a temporary database in ``qala backtest``) is the caller's business.
+
+A rider looks at a stop whether or not a prediction is shown, so the headline figures score every observed
+arrival, not only the predictions made: each replay moment in the 15 minutes before an arrival is a *slot*, and a
+slot without a fresh prediction from a predictor is an inaccurate one in its benchmark and uncovered in its
+``coverage`` (TheTransitClock monitors the share of active blocks with a predictable vehicle; this is that share
+per minute before each arrival). A slot exists once the bus is known to run the trip: an event of the trip itself
+is known, or one of the trip before it in the block (then it is a next-trip slot). A trip's first stop has no
+slot: its arrival is the bus reaching the terminal, which the previous trip's last stop already scores, and no
+predictor is asked for it. ``history_hours`` keeps only the last hours of events before the cutoff: a new city.
 """
 
 from __future__ import annotations
@@ -18,18 +27,23 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from prediction.features import KnownEvents, SegmentHistory
-from prediction.metrics import score_predictions
+from prediction.metrics import eta_benchmark, prediction_coverage, score_predictions
 from prediction.models import BASELINES, QuantileETAModel
-from prediction.predict_snapshot import LiveState
+from prediction.predict_snapshot import LiveState, next_trips
 from prediction.sim_network import SimNetwork
 
-__all__ = ["Predictions", "TrainingSet", "backtest", "fit_predictors", "format_table", "replay", "score_all",
+__all__ = ["COLD_START_BASELINE", "ArrivalSlots", "Predictions", "TrainingSet", "arrival_slots", "backtest",
+           "fit_predictors", "format_table", "recent_history", "replay", "score_all", "score_arrivals",
            "training_set"]
 
 FloatArray = npt.NDArray[np.float64]
 Progress = Callable[[Iterable[float]], Iterable[float]]
-# made_at, actual arrival, predicted arrival per predictor, interval low, high (epoch s), block_ahead
-_Chunk = tuple[FloatArray, FloatArray, dict[str, FloatArray], FloatArray | None, FloatArray | None, FloatArray]
+IntArray = npt.NDArray[np.int64]
+# made_at, actual arrival, predicted arrival per predictor, interval low, high (epoch s), block_ahead, arrival key
+_Chunk = tuple[FloatArray, FloatArray, dict[str, FloatArray], FloatArray | None, FloatArray | None, FloatArray,
+               IntArray]
+SLOT_HORIZON_S = 900.0  # a rider's slot: a replay moment at most this long before an observed arrival
+COLD_START_BASELINE = "kalman"  # the production predictor's stand-in when it cannot be fitted (no history)
 
 
 @dataclass
@@ -41,6 +55,13 @@ class TrainingSet:
 
 def _truth(known: KnownEvents, net: SimNetwork) -> pd.Series:
     return pd.Series(known.arrival, index=known.run * len(net.visit_seq) + known.visit)
+
+
+def recent_history(known: KnownEvents, cutoff: float, history_hours: float | None) -> KnownEvents:
+    """The events a city that started collecting ``history_hours`` before ``cutoff`` would hold (all if None)."""
+    if history_hours is None:
+        return known
+    return known.select(known.known_at >= cutoff - 3600.0 * history_hours)
 
 
 def _labelled(frame: pd.DataFrame, truth: pd.Series, net: SimNetwork) -> tuple[pd.DataFrame, FloatArray]:
@@ -61,10 +82,13 @@ def training_set(net: SimNetwork, known: KnownEvents, cutoff: float, *, step_s: 
     history = SegmentHistory.fit(net, past)
     state, truth = LiveState(net, history, past), _truth(past, net)
     parts, targets = [], []
-    for now in _times(past, float(past.known_at.min()), cutoff, step_s):
+    first = float(past.known_at.min()) if len(past) else cutoff  # no history: no moment to learn from
+    for now in _times(past, first, cutoff, step_s):
         frame, actual = _labelled(state.snapshot(float(now), max_ahead_s=3600.0), truth, net)
         parts.append(frame)
         targets.append(actual - frame["made_at"].to_numpy(float))
+    if not parts:  # a state without events has no bus: its snapshot is the empty frame with every column
+        parts, targets = [state.snapshot(cutoff)], [np.zeros(0)]
     rows = pd.concat(parts, ignore_index=True)
     target = np.concatenate(targets)
     if len(rows) > max_rows:
@@ -83,6 +107,7 @@ class Predictions:
     lower: FloatArray | None
     upper: FloatArray | None
     block_ahead: FloatArray  # 1 for rows of the next trip of the bus's block
+    arrival_key: IntArray  # run × visits + visit: which observed arrival the row predicts
 
 
 def _predict_all(predictors: dict[str, BaseEstimator], frame: pd.DataFrame
@@ -90,7 +115,7 @@ def _predict_all(predictors: dict[str, BaseEstimator], frame: pd.DataFrame
     now = frame["made_at"].to_numpy(float)
     out, lower, upper = {}, None, None
     for name, predictor in predictors.items():
-        if isinstance(predictor, QuantileETAModel):
+        if hasattr(predictor, "predict_quantiles"):
             quantiles = predictor.predict_quantiles(frame)  # once: the median and the interval
             out[name] = now + quantiles[len(quantiles) // 2]
             lower, upper = now + quantiles[0], now + quantiles[-1]
@@ -113,8 +138,9 @@ def replay(net: SimNetwork, known: KnownEvents, history: SegmentHistory, predict
     def flush() -> None:
         if pending:
             frame, actual = _labelled(pd.concat(pending, ignore_index=True), truth, net)
+            key = frame["run"].to_numpy(np.int64) * len(net.visit_seq) + frame["visit"].to_numpy(np.int64)
             chunks.append((frame["made_at"].to_numpy(float), actual, *_predict_all(predictors, frame),
-                           frame["block_ahead"].to_numpy(float)))
+                           frame["block_ahead"].to_numpy(float), key))
             pending.clear()
 
     buffered = 0
@@ -130,7 +156,7 @@ def replay(net: SimNetwork, known: KnownEvents, history: SegmentHistory, predict
 
 
 def _merge(chunks: list[_Chunk], names: list[str]) -> Predictions:
-    def cat(arrays: list[FloatArray]) -> FloatArray:
+    def cat(arrays: list[Any]) -> Any:
         return np.concatenate(arrays) if arrays else np.zeros(0)
 
     lowers = [c[3] for c in chunks if c[3] is not None]
@@ -139,42 +165,164 @@ def _merge(chunks: list[_Chunk], names: list[str]) -> Predictions:
         made_at=cat([c[0] for c in chunks]), actual=cat([c[1] for c in chunks]),
         predicted={n: cat([c[2][n] for c in chunks]) for n in names},
         lower=cat(lowers) if lowers else None, upper=cat(uppers) if uppers else None,
-        block_ahead=cat([c[5] for c in chunks]),
+        block_ahead=cat([c[5] for c in chunks]), arrival_key=cat([c[6] for c in chunks]).astype(np.int64),
     )
 
 
-def fit_predictors(training: TrainingSet, model: QuantileETAModel | None = None) -> dict[str, BaseEstimator]:
-    """The model (fitted on the training rows) and the three baselines, in report order."""
-    fitted: dict[str, BaseEstimator] = {"model": (model or QuantileETAModel()).fit(training.rows, training.target)}
+def fit_predictors(training: TrainingSet, model: BaseEstimator | None = None) -> dict[str, BaseEstimator]:
+    """The model (fitted on the training rows) and the three baselines, in report order.
+
+    With no training rows at all (a city with no history) a model that cannot be fitted on nothing is replaced
+    by ``COLD_START_BASELINE``, which needs no history: the production slot still answers every rider."""
+    estimator = model if model is not None else QuantileETAModel()
+    fitted: dict[str, BaseEstimator] = {}
+    try:
+        fitted["model"] = estimator.fit(training.rows, training.target)
+    except ValueError:
+        if len(training.rows):
+            raise
+        fitted["model"] = BASELINES[COLD_START_BASELINE]().fit(training.rows, training.target)
     for name, cls in BASELINES.items():
         fitted[name] = cls().fit(training.rows, training.target)
     return fitted
 
 
+@dataclass
+class ArrivalSlots:
+    """Every (observed arrival, replay moment) pair a rider could have looked at, one array entry per slot."""
+
+    arrival_key: IntArray  # per arrival with slots: run × visits + visit, as ``Predictions.arrival_key``
+    arrival: IntArray  # per slot: index into ``arrival_key``
+    moment: IntArray  # per slot: replay moment as a multiple of the step
+    to_actual: FloatArray  # per slot: seconds from the moment to the arrival, in [0, SLOT_HORIZON_S)
+    next_trip: npt.NDArray[np.bool_]  # per slot: the bus was known on the trip before only (its block)
+    first_stops: int  # observed arrivals at a trip's first stop, left out
+
+
+def _known_from(net: SimNetwork, known: KnownEvents) -> tuple[FloatArray, FloatArray]:
+    """Per run: when its first event became known, and when the previous trip of its block first did (inf when
+    never, or when the trip has none)."""
+    runs = int(known.run.max()) + 1 if len(known) else 0
+    own = np.full(runs, np.inf)
+    np.minimum.at(own, known.run, known.known_at)
+    trip, origin = np.zeros(runs, dtype=np.int64), np.zeros(runs)
+    trip[known.run], origin[known.run] = known.trip, known.origin
+    following = next_trips(net)
+    previous = np.full(len(net.trip_ids), -1, dtype=np.int64)
+    previous[following[following >= 0]] = np.flatnonzero(following >= 0)
+    keys = origin.astype(np.int64) * len(net.trip_ids) + trip
+    keys[~np.isfinite(own)] = -1 - np.flatnonzero(~np.isfinite(own))  # runs without events: unique, unmatched
+    keys = pd.Index(keys)
+    before = keys.get_indexer(origin.astype(np.int64) * len(net.trip_ids) + previous[trip])
+    before[previous[trip] < 0] = -1
+    return own, np.where(before >= 0, own[np.maximum(before, 0)], np.inf)
+
+
+def arrival_slots(net: SimNetwork, known: KnownEvents, start: float, end: float, step_s: float) -> ArrivalSlots:
+    """The slots of every arrival observed from ``start``: the replay moments (multiples of ``step_s`` in
+    [start, end)) less than ``SLOT_HORIZON_S`` before it at which its bus was known to run the trip or the one
+    before it in the block. Numpy only: Almaty's week holds 8.5 million."""
+    first_stop = np.zeros(len(net.visit_seq), dtype=bool)
+    first_stop[net.visit_ptr[:-1]] = True
+    observed = known.arrival >= start
+    pick = np.flatnonzero(observed & ~first_stop[known.visit])
+    arrival = known.arrival[pick]
+    low = np.maximum(np.floor((arrival - SLOT_HORIZON_S) / step_s) + 1, np.ceil(start / step_s)).astype(np.int64)
+    high = np.minimum(np.floor(arrival / step_s), np.ceil(end / step_s) - 1).astype(np.int64)
+    counts = np.maximum(high - low + 1, 0)
+    owner = np.repeat(np.arange(len(pick)), counts)
+    moment = np.repeat(low, counts) + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    own, before = _known_from(net, known)
+    run, at = known.run[pick][owner], moment * step_s
+    current = own[run] <= at
+    keep = current | (before[run] <= at)
+    owner, moment = owner[keep], moment[keep]
+    return ArrivalSlots(
+        arrival_key=known.run[pick] * len(net.visit_seq) + known.visit[pick], arrival=owner, moment=moment,
+        to_actual=arrival[owner] - moment * step_s, next_trip=~current[keep],
+        first_stops=int((observed & first_stop[known.visit]).sum()))
+
+
+def _slot_rows(result: Predictions, slots: ArrivalSlots, step_s: float) -> tuple[IntArray, IntArray]:
+    """(slot, prediction row) pairs: the row made at each slot's moment for its arrival."""
+    if not len(slots.moment):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    first, width = int(slots.moment.min()), int(slots.moment.max() - slots.moment.min()) + 1
+    ids = slots.arrival * width + (slots.moment - first)  # ascending: slots are built arrival by arrival
+    owner = pd.Index(slots.arrival_key).get_indexer(result.arrival_key)
+    moment = np.rint(result.made_at / step_s).astype(np.int64) - first
+    valid = (owner >= 0) & (moment >= 0) & (moment < width)
+    row = np.flatnonzero(valid)
+    wanted = owner[row] * width + moment[row]
+    pos = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
+    hit = ids[pos] == wanted
+    return pos[hit], row[hit]
+
+
+def score_arrivals(result: Predictions, slots: ArrivalSlots, step_s: float,
+                   parts: Mapping[str, npt.NDArray[np.bool_] | None]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per part of the slots (``None``: all of them) and per predictor: the ETA benchmark over every slot (no
+    fresh prediction = inaccurate), the coverage, and how many slots there were."""
+    slot, row = _slot_rows(result, slots, step_s)
+    out: dict[str, dict[str, dict[str, Any]]] = {part: {} for part in parts}
+    for name, predicted in result.predicted.items():
+        error = np.full(len(slots.moment), np.nan)
+        error[slot] = result.actual[row] - predicted[row]  # NaN stays where the predictor abstained
+        for part, pick in parts.items():
+            chosen = slice(None) if pick is None else pick
+            err, to_actual = error[chosen], slots.to_actual[chosen]
+            out[part][name] = {"eta_benchmark": eta_benchmark(err, to_actual),
+                               "coverage": prediction_coverage(np.isfinite(err), to_actual), "slots": len(err)}
+    return out
+
+
 def backtest(net: SimNetwork, known: KnownEvents, cutoff: float, *, step_s: float = 30.0,
              train_step_s: float = 300.0, progress: Progress | None = None,
-             model: QuantileETAModel | None = None) -> dict[str, object]:
+             model: BaseEstimator | None = None, history_hours: float | None = None) -> dict[str, object]:
     """Train before ``cutoff`` (snapshots every ``train_step_s``), replay after it every ``step_s``, and return
-    the report in the issue's JSON shape (plus ``current_trips`` / ``next_trips`` splits when a feed has blocks)."""
+    the report in the issue's JSON shape (plus ``current_trips`` / ``next_trips`` splits when a feed has blocks).
+
+    ``history_hours`` keeps only the events of the last that many hours before ``cutoff`` (0: none, a new
+    city), for training, the segment history and the replay alike. Per predictor, ``eta_benchmark`` and
+    ``coverage`` score every slot of every observed arrival; ``eta_benchmark_predictions_only`` scores the
+    predictions made, as before."""
+    known = recent_history(known, cutoff, history_hours)
     training = training_set(net, known, cutoff, step_s=train_step_s)
     predictors = fit_predictors(training, model)
     end = float(known.known_at.max()) + step_s
     result = replay(net, known, training.history, predictors, cutoff, end, step_s=step_s, progress=progress)
+    slots = arrival_slots(net, known, cutoff, end, step_s)
+    stand_in = isinstance(predictors["model"], BASELINES[COLD_START_BASELINE])
     tz = net.tz
-    observed = int(((known.arrival >= cutoff)).sum())
     report: dict[str, object] = {
         "train_until": pd.Timestamp(cutoff, unit="s", tz="UTC").tz_convert(tz).isoformat(),
         "test_from": pd.Timestamp(cutoff, unit="s", tz="UTC").tz_convert(tz).isoformat(),
         "test_to": pd.Timestamp(end, unit="s", tz="UTC").tz_convert(tz).isoformat(),
-        "arrivals_observed": observed, "training_rows": len(training.rows), "kalman_gain": training.history.gain,
-        "predictors": {},
+        "history_hours": history_hours, "model_estimator": type(predictors["model"]).__name__,
+        "model_cold_start": COLD_START_BASELINE if stand_in else None,
+        "arrivals_observed": int((known.arrival >= cutoff).sum()),
+        "arrivals_with_slots": len(np.unique(slots.arrival)), "first_stops_left_out": slots.first_stops,
+        "training_rows": len(training.rows), "kalman_gain": training.history.gain,
     }
-    report["predictors"] = score_all(result)
     following = result.block_ahead == 1
-    if following.any():
-        report["next_trips"] = score_all(result, following)
-        report["current_trips"] = score_all(result, ~following)
+    split = bool(following.any() or slots.next_trip.any())
+    parts: dict[str, npt.NDArray[np.bool_] | None] = {"predictors": None}
+    if split:
+        parts |= {"next_trips": slots.next_trip, "current_trips": ~slots.next_trip}
+    riders = score_arrivals(result, slots, step_s, parts)
+    made = {"predictors": score_all(result)}
+    if split:
+        made |= {"next_trips": score_all(result, following), "current_trips": score_all(result, ~following)}
+    for part, scores in made.items():
+        report[part] = {name: _with_slots(figures, riders[part][name]) for name, figures in scores.items()}
     return report
+
+
+def _with_slots(made: Any, riders: dict[str, object]) -> dict[str, object]:
+    """A predictor's figures on its predictions, with the benchmark over every slot in front."""
+    return {**made, "eta_benchmark": riders["eta_benchmark"],
+            "eta_benchmark_predictions_only": made["eta_benchmark"], "coverage": riders["coverage"],
+            "slots": riders["slots"]}
 
 
 def score_all(result: Predictions, rows: npt.NDArray[np.bool_] | None = None) -> dict[str, object]:
@@ -198,15 +346,19 @@ def _sec(value: object) -> str:
 
 
 def format_table(report: Mapping[str, Any]) -> str:
-    """A plain-text table: ETA benchmark per bucket, MAE per horizon, early rate and coverage per predictor."""
-    head = (f"{'predictor':<10}{'n':>9}{'ETA':>8}{'0-3':>7}{'3-6':>7}{'6-10':>7}{'10-15':>7}"
-            f"{'MAE0-5':>8}{'5-10':>6}{'10-15':>6}{'15-30':>6}{'P90 0-5':>8}{'early':>7}{'cover':>7}")
+    """A plain-text table per predictor: the ETA benchmark over every slot (overall and per bucket), over the
+    predictions made only, the share of slots with a prediction, MAE per horizon, early rate and interval
+    coverage."""
+    head = (f"{'predictor':<10}{'slots':>9}{'ETA':>7}{'0-3':>7}{'3-6':>7}{'6-10':>7}{'10-15':>7}{'made':>7}"
+            f"{'shown':>7}{'MAE0-5':>8}{'5-10':>6}{'10-15':>6}{'15-30':>6}{'early':>7}{'int80':>7}")
     lines = [head]
     for name, p in report["predictors"].items():
         eta, mae = p["eta_benchmark"], p["mae_s"]
         lines.append(
-            f"{name:<10}{p['n']:>9}{_pct(eta['overall']):>8}" + "".join(f"{_pct(eta[b]):>7}" for b in
-                                                                       ("0-3", "3-6", "6-10", "10-15"))
-            + f"{_sec(mae['0-5']):>8}" + "".join(f"{_sec(mae[b]):>6}" for b in ("5-10", "10-15", "15-30"))
-            + f"{_sec(p['p90_abs_s']['0-5']):>8}{_pct(p['early_rate']):>7}{_pct(p['interval_coverage']):>7}")
+            f"{name:<10}{p.get('slots', p['n']):>9}{_pct(eta['overall']):>7}"
+            + "".join(f"{_pct(eta[b]):>7}" for b in ("0-3", "3-6", "6-10", "10-15"))
+            + f"{_pct(p.get('eta_benchmark_predictions_only', eta)['overall']):>7}"
+            + f"{_pct(p.get('coverage', {}).get('overall')):>7}{_sec(mae['0-5']):>8}"
+            + "".join(f"{_sec(mae[b]):>6}" for b in ("5-10", "10-15", "15-30"))
+            + f"{_pct(p['early_rate']):>7}{_pct(p['interval_coverage']):>7}")
     return "\n".join(lines)

@@ -1,7 +1,9 @@
-"""Arrival-prediction accuracy: the ETA Accuracy Benchmark (TransitApp / IBI Group) and error by horizon.
+"""Arrival-prediction accuracy: the ETA Accuracy Benchmark (TransitApp / IBI Group), error by horizon, coverage.
 
 Error is always ``actual − predicted`` arrival in seconds: positive means the bus came later than predicted,
-negative (below −60 s) means the rider who trusted the prediction could have missed it.
+negative (below −60 s) means the rider who trusted the prediction could have missed it. A moment when a rider
+looked and saw no prediction has a NaN error: it is inaccurate in the benchmark and uncovered in ``coverage``,
+so a predictor cannot look better by keeping quiet on the hard cases.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ __all__ = [
     "AccuracyReport",
     "error_by_horizon",
     "eta_benchmark",
+    "prediction_coverage",
     "score_predictions",
 ]
 
@@ -44,6 +47,7 @@ def eta_benchmark(error_s: npt.ArrayLike, time_to_actual_s: npt.ArrayLike) -> di
     """Share of accurate predictions per bucket of time to the actual arrival, and ``overall`` = their mean.
 
     A bucket without predictions is ``None`` and the overall is then the mean of the buckets that have some.
+    A NaN error (no prediction at that moment) is inaccurate.
     """
     error, to_actual = _floats(error_s), _floats(time_to_actual_s)
     out: dict[str, float | None] = {}
@@ -66,6 +70,17 @@ def error_by_horizon(error_s: npt.ArrayLike, horizon_s: npt.ArrayLike) -> tuple[
         mae[label] = float(chosen.mean()) if chosen.size else None
         p90[label] = float(np.percentile(chosen, 90)) if chosen.size else None
     return mae, p90
+
+
+def prediction_coverage(covered: npt.ArrayLike, time_to_actual_s: npt.ArrayLike) -> dict[str, float | None]:
+    """Share of the moments before observed arrivals that had a fresh prediction, per bucket of time to the
+    arrival and ``overall`` (over every moment, not the mean of the buckets); ``None`` where there are none."""
+    shown, to_actual = np.asarray(covered, dtype=bool), _floats(time_to_actual_s)
+    out: dict[str, float | None] = {"overall": float(shown.mean()) if shown.size else None}
+    for label, lo_min, hi_min, _, _ in ETA_BUCKETS:
+        chosen = shown[(to_actual >= lo_min * 60.0) & (to_actual < hi_min * 60.0)]
+        out[label] = float(chosen.mean()) if chosen.size else None
+    return out
 
 
 @dataclass(frozen=True)

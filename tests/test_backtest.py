@@ -166,7 +166,8 @@ def test_backtest_command_writes_the_report(city: tuple[SimNetwork, KnownEvents,
     report = json.loads((tmp_path / "out.json").read_text())
     assert set(report) >= {"train_until", "test_from", "test_to", "arrivals_observed", "predictors"}
     assert set(report["predictors"]["model"]) == {"n", "eta_benchmark", "mae_s", "p90_abs_s", "early_rate",
-                                                  "interval_coverage"}
+                                                  "interval_coverage", "eta_benchmark_predictions_only",
+                                                  "coverage", "slots"}
     late = CliRunner().invoke(backtest_command, [*args, "--train-until", "2026-03-10T00:00:00+05:00"])
     assert late.exit_code != 0 and "both before and after" in late.output
 

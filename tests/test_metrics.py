@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prediction.metrics import error_by_horizon, eta_benchmark, score_predictions
+from prediction.metrics import error_by_horizon, eta_benchmark, prediction_coverage, score_predictions
 
 
 def _records(shared_data: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -61,3 +61,13 @@ def test_score_predictions_early_rate_and_coverage() -> None:
     assert report.mae_s["5-10"] == 0.0
     assert report.mae_s["10-15"] == 100.0
     assert report.as_dict()["p90_abs_s"] == report.p90_abs_s
+
+
+def test_a_missing_prediction_is_inaccurate_and_uncovered() -> None:
+    error = np.array([0.0, np.nan, 0.0, np.nan, np.nan])
+    to_actual = np.array([60.0, 120.0, 240.0, 700.0, 1000.0])  # the last is beyond 15 min: in no bucket
+    score = eta_benchmark(error, to_actual)
+    assert score["0-3"] == 0.5 and score["3-6"] == 1.0 and score["10-15"] == 0.0 and score["6-10"] is None
+    coverage = prediction_coverage(np.isfinite(error), to_actual)
+    assert coverage == {"overall": pytest.approx(2 / 5), "0-3": 0.5, "3-6": 1.0, "6-10": None, "10-15": 0.0}
+    assert prediction_coverage(np.zeros(0, dtype=bool), np.zeros(0)) == dict.fromkeys(coverage)
