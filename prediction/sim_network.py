@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from prediction.geo import haversine_m
+from prediction.blocks import MAX_LAYOVER_S, near_terminal
 from prediction.matching import ShapeLine, shape_lines, stop_distances
 from prediction.schedule import ScheduleFeed
 from prediction.servicedays import CalendarException, CalendarRule, ServiceCalendar
@@ -23,7 +23,7 @@ __all__ = ["SimNetwork", "build_network", "feed_calendar", "infer_blocks"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-_TERMINAL_NEAR_M = 400.0
+_STAND_S = 180  # a simulated bus stands this long at a terminal before its next trip
 
 
 def feed_calendar(feed: ScheduleFeed) -> ServiceCalendar:
@@ -119,8 +119,11 @@ def infer_blocks(net: SimNetwork, running: IntArray) -> IntArray:
     """A vehicle number for each running trip: the feed's block_id where given, else chains we infer.
 
     A trip without a block follows the earliest-free vehicle of its route that ended near the trip's first stop
-    at least a minimum layover before it starts; otherwise it gets a new vehicle. That mirrors how depots roster
-    buses on a line and gives realistic layovers and late-trip propagation.
+    (``prediction.blocks.near_terminal``) at least ``_STAND_S`` before it starts; otherwise it gets a new vehicle.
+    That mirrors how depots roster buses on a line and gives realistic layovers and late-trip propagation.
+    ``prediction.blocks.next_trips`` chains by an assignment instead, for predictions; the simulator keeps this
+    greedy rule and its stand time (its maximum gap counts from the end of the stand), so simulated cities stay
+    as they were.
     """
     vehicle = np.full(len(net.trip_ids), -1, dtype=np.int64)
     with_block = [i for i in running if net.trip_block[i] is not None]
@@ -141,20 +144,16 @@ def infer_blocks(net: SimNetwork, running: IntArray) -> IntArray:
         if pick is None:
             pick, next_id = next_id, next_id + 1
         vehicle[trip] = pick
-        pool.append((int(end[k]) + 180, int(net.visit_stop[last_v[k]]), pick))
+        pool.append((int(end[k]) + _STAND_S, int(net.visit_stop[last_v[k]]), pick))
     return vehicle
 
 
 def _pick_vehicle(net: SimNetwork, pool: list[tuple[int, int, int]], origin: int, start: int) -> int | None:
     for n, (free_at, where, vehicle) in enumerate(pool):
-        if free_at > start or start - free_at > 3600:
+        if free_at > start or start - free_at > MAX_LAYOVER_S:
             continue
-        near = where == origin or _distance_m(net, where, origin) <= _TERMINAL_NEAR_M
-        if near:
+        if near_terminal(net, where, origin):
             pool.pop(n)
             return vehicle
     return None
 
-
-def _distance_m(net: SimNetwork, a: int, b: int) -> float:
-    return float(haversine_m(net.stop_lat[a], net.stop_lon[a], net.stop_lat[b], net.stop_lon[b]))
