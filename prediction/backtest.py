@@ -249,11 +249,12 @@ def _slot_rows(result: Predictions, slots: ArrivalSlots, step_s: float) -> tuple
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     first, width = int(slots.moment.min()), int(slots.moment.max() - slots.moment.min()) + 1
     ids = slots.arrival * width + (slots.moment - first)  # ascending: slots are built arrival by arrival
-    owner = pd.Index(slots.arrival_key).get_indexer(result.arrival_key)
-    moment = np.rint(result.made_at / step_s).astype(np.int64) - first
+    near = np.flatnonzero(result.actual - result.made_at < SLOT_HORIZON_S)  # most rows are further ahead
+    owner = pd.Index(slots.arrival_key).get_indexer(result.arrival_key[near])
+    moment = np.rint(result.made_at[near] / step_s).astype(np.int64) - first
     valid = (owner >= 0) & (moment >= 0) & (moment < width)
-    row = np.flatnonzero(valid)
-    wanted = owner[row] * width + moment[row]
+    row = near[valid]
+    wanted = owner[valid] * width + moment[valid]
     pos = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
     hit = ids[pos] == wanted
     return pos[hit], row[hit]
