@@ -19,7 +19,7 @@ from prediction.events import resolve_start_dates
 from prediction.servicedays import service_day_start
 from prediction.sim_network import SimNetwork
 
-__all__ = ["FEATURES", "KnownEvents", "SegmentHistory", "prepare_events"]
+__all__ = ["FEATURES", "KnownEvents", "SegmentHistory", "TripDays", "prepare_events"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -32,6 +32,9 @@ FEATURES = (
 )
 _SLOTS = 48  # hour of day × (weekday, weekend)
 _KNOWN_FALLBACK_S = 60.0  # no later ping of the vehicle: assume the next report within a minute
+# TheTransitClock's KalmanPredictionGeneratorImpl: at most 3 days of the same trip, looked for over 21 days back
+_KALMAN_MAX_DAYS = 3
+_KALMAN_SEARCH_DAYS = 21
 
 
 @dataclass
@@ -132,13 +135,26 @@ def _known_at(net: SimNetwork, frame: pd.DataFrame, pings: pd.DataFrame) -> Floa
 
 
 @dataclass
+class TripDays:
+    """Per network visit: the same trip's run time into that stop on its last days before the history's end (at
+    most 3 days, looked for over 21 days; TheTransitClock's ``lastDaysTimes``), as their mean, population variance
+    and how many days were found. The Kalman baseline needs 3 days (``minKalmanDays``) before it trusts them."""
+
+    mean_s: FloatArray
+    variance_s2: FloatArray
+    days: IntArray
+
+
+@dataclass
 class SegmentHistory:
-    """Historical mean run time per (segment, slot) and dwell per (stop, slot), plus a steady-state Kalman gain
-    for blending the last vehicle's run time into the historical one (TheTransitClock's idea)."""
+    """Historical mean run time per (segment, slot) and dwell per (stop, slot), a steady-state gain blending the
+    last vehicle's run time into the historical one (a model feature), and the same trip's last days' run times
+    per visit (``trip_days``: what TheTransitClock's Kalman filter starts from; ``None`` in older model files)."""
 
     run_s: FloatArray  # [segment, slot]
     dwell_s: FloatArray  # [stop, slot]
     gain: float
+    trip_days: TripDays | None = None
 
     @classmethod
     def fit(cls, net: SimNetwork, known: KnownEvents) -> SegmentHistory:
@@ -152,7 +168,26 @@ class SegmentHistory:
                        np.clip(known.departure - known.arrival, 0, 600), np.full(len(net.stop_ids), 10.0))
         gain = _kalman_gain(net.visit_segment[known.visit], known, crossed, hist_for, slot)
         all_runs = np.ones(len(known), dtype=bool)
-        return cls(run_s=_run_table(net, known, slot, all_runs), dwell_s=dwell, gain=gain)
+        return cls(run_s=_run_table(net, known, slot, all_runs), dwell_s=dwell, gain=gain,
+                   trip_days=_trip_days(len(net.visit_seq), known))
+
+
+def _trip_days(visits: int, known: KnownEvents) -> TripDays:
+    """The last ``_KALMAN_MAX_DAYS`` service days (within ``_KALMAN_SEARCH_DAYS`` of the newest one) on which each
+    visit's run time was observed, reduced to mean, variance and count."""
+    ok = np.flatnonzero(np.isfinite(known.segment_run))
+    if len(ok):
+        ok = ok[known.origin[ok] >= known.origin[ok].max() - _KALMAN_SEARCH_DAYS * 86400.0]
+    order = ok[np.lexsort((-known.origin[ok], known.visit[ok]))]  # per visit, newest day first
+    visit = known.visit[order]
+    start = np.r_[True, visit[1:] != visit[:-1]] if len(order) else np.zeros(0, dtype=bool)
+    rank = np.arange(len(order)) - np.maximum.accumulate(np.where(start, np.arange(len(order)), 0))
+    keep = order[rank < _KALMAN_MAX_DAYS]
+    v, run = known.visit[keep], known.segment_run[keep]
+    days = np.bincount(v, minlength=visits)
+    mean = np.bincount(v, weights=run, minlength=visits) / np.maximum(days, 1)
+    variance = np.bincount(v, weights=(run - mean[v]) ** 2, minlength=visits) / np.maximum(days, 1)
+    return TripDays(mean_s=mean, variance_s2=variance, days=days.astype(np.int64))
 
 
 def _run_table(net: SimNetwork, known: KnownEvents, slot: IntArray, rows: npt.NDArray[np.bool_]) -> FloatArray:

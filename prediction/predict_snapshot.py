@@ -8,6 +8,14 @@ Besides the downstream stops of the active trip, a bus also predicts the stops o
 (feeds with ``block_id``): the bus must first reach its terminal, then leaves at the later of the next trip's
 scheduled departure and its own arrival. Those rows have ``block_ahead`` = 1. A bus standing at the terminal of a
 finished trip keeps predicting its next trip until that trip's first departure is known.
+
+Baselines are computed here, as their systems do: ``kalman_eta_s`` is TheTransitClock's Kalman filter per segment
+(``prediction.kalman``), ``deviation_eta_s`` OneBusAway's schedule deviation, which grows while the bus is overdue at
+its next stop. A bus that stands still or falls silent keeps being predicted (for up to ``stale_s`` of silence and
+``past_end_s`` past its trip's scheduled end plus its delay: long enough for a breakdown, a detour or a gap in the
+pings, short enough that a bus gone out of service stops showing), and no ETA is shorter than the time still needed
+from its next stop on, plus ``_REACH_FLOOR_S`` to get there: the predicted arrival moves later while it stands.
+``stalled_s`` says for how long it has been overdue at its next stop.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from prediction.features import FEATURES, KnownEvents, SegmentHistory
+from prediction.kalman import INITIAL_ERROR, MIN_DAYS, kalman_run
 from prediction.sim_network import SimNetwork
 
 __all__ = ["OUTPUT_COLUMNS", "LiveState", "next_trips"]
@@ -27,10 +36,12 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 # every snapshot column after FEATURES; ``run`` is -1 for a next trip with no observed event in ``known``
-OUTPUT_COLUMNS = ("run", "visit", "trip", "origin", "made_at", "sched_eta_s", "kalman_eta_s", "block_deviation_s")
+OUTPUT_COLUMNS = ("run", "visit", "trip", "origin", "made_at", "sched_eta_s", "kalman_eta_s", "block_deviation_s",
+                  "deviation_eta_s", "stalled_s")
 _PACE_PRIOR_S = 300.0  # shrinks a trip's own pace toward 1 until it has run a few minutes
 _ROUTE_PRIOR_S = 600.0
-_SOURCES = ("hist", "recent", "kalman")
+_REACH_FLOOR_S = 30.0  # the least time a bus not yet seen at its next stop needs to get there
+_SOURCES = ("hist", "recent", "kalman", "transitclock")
 _EMPTY = pd.DataFrame({name: np.zeros(0) for name in (*FEATURES, *OUTPUT_COLUMNS)}).astype(
     {"run": np.int64, "visit": np.int64, "trip": np.int64})
 
@@ -72,10 +83,10 @@ def _trip_tables(net: SimNetwork) -> tuple[FloatArray, IntArray]:
 class LiveState:
     """What a live service knows at the current replay time; advance it forwards only."""
 
-    def __init__(self, net: SimNetwork, history: SegmentHistory, known: KnownEvents, *, stale_s: float = 900.0,
-                 recent_s: float = 1800.0, max_elapsed_s: float = 1800.0) -> None:
+    def __init__(self, net: SimNetwork, history: SegmentHistory, known: KnownEvents, *, stale_s: float = 3600.0,
+                 recent_s: float = 1800.0, past_end_s: float = 1800.0) -> None:
         self.net, self.history, self.known = net, history, known
-        self.stale_s, self.recent_s, self.max_elapsed_s = stale_s, recent_s, max_elapsed_s
+        self.stale_s, self.recent_s, self.past_end_s = stale_s, recent_s, past_end_s
         runs = int(known.run.max()) + 1 if len(known) else 0
         self.run_trip = np.zeros(runs, dtype=np.int64)
         self.run_trip[known.run] = known.trip
@@ -93,6 +104,8 @@ class LiveState:
         self.recent_run = np.full(net.segment_count, np.nan)
         self.recent_at = np.full(net.segment_count, -np.inf)
         self.recent_route = np.zeros(net.segment_count, dtype=np.int64)
+        self.recent_visit = np.full(net.segment_count, -1, dtype=np.int64)  # the last traversal's (trip, stop path)
+        self.kalman_error = np.full(len(net.visit_seq), np.nan)  # TheTransitClock's KalmanErrorCache
         self.now = -np.inf
         self._next = 0
         self._cum_obs, self._cum_hist = self._trip_pace_sums()
@@ -149,19 +162,26 @@ class LiveState:
         segment = self.net.visit_segment[k.visit[seg_rows]]
         self.recent_run[segment], self.recent_at[segment] = k.segment_run[seg_rows], k.arrival[seg_rows]
         self.recent_route[segment] = self.net.trip_route[k.trip[seg_rows]]
+        self.recent_visit[segment] = k.visit[seg_rows]
 
     def active_runs(self, now: float) -> IntArray:
-        """Runs seen recently and not finished — or finished but with a next trip of the block still to start."""
+        """Runs heard from within ``stale_s`` and not finished — or finished but with a next trip of the block still
+        to start — until ``past_end_s`` after the scheduled end (plus the delay) of the trip they are on, or, waiting
+        at a terminal, after the scheduled start of the next one."""
+        net = self.net
         runs = np.flatnonzero((self.last_visit >= 0) & (self.last_known >= now - self.stale_s))
-        visit, trip = self.last_visit[runs], self.run_trip[runs]
+        visit, trip, origin = self.last_visit[runs], self.run_trip[runs], self.run_origin[runs]
         running = visit < self.trip_end[trip]
         waiting = ~running & (self.next_trip[trip] >= 0)
         if waiting.any():
-            following = self.run_of(self.next_trip[trip[waiting]], self.run_origin[runs[waiting]])
+            following = self.run_of(self.next_trip[trip[waiting]], origin[waiting])
             started = np.zeros(len(following), dtype=bool)
             started[following >= 0] = self.last_visit[following[following >= 0]] >= 0
             waiting[np.flatnonzero(waiting)] = ~started
-        live = (running | waiting) & (now - self.last_dep[runs] <= self.max_elapsed_s)
+        delay = np.maximum(self.last_dep[runs] - (origin + net.visit_dep[visit]), 0.0)
+        ends = np.where(running, net.visit_arr[self.trip_end[trip]] + delay,
+                        net.visit_dep[net.visit_ptr[np.maximum(self.next_trip[trip], 0)]])
+        live = (running | waiting) & (now <= origin + ends + self.past_end_s)
         return runs[live]
 
     def _cumulative(self, now: float, visits: IntArray) -> dict[str, FloatArray]:
@@ -177,12 +197,35 @@ class LiveState:
         fresh = ~first & (now - self.recent_at[seg0] <= self.recent_s)
         run_r = np.where(fresh, self.recent_run[seg0], run_h)
         run_k = run_h + hist.gain * (run_r - run_h)
+        day_start = now - (stamp.hour * 3600.0 + stamp.minute * 60.0 + stamp.second)
+        today = ~first & (self.recent_at[seg0] >= day_start)  # TheTransitClock's stop history is kept per day
+        run_tc, error = self._transitclock_runs(visits, today, weekend=slot >= 24)
         return {"hist": np.cumsum(run_h + dwell), "recent": np.cumsum(run_r + dwell),
                 "kalman": np.cumsum(run_k + dwell), "fresh": np.cumsum(np.where(fresh, run_h, 0.0)),
+                "transitclock": np.cumsum(run_tc + dwell), "kalman_error": error,
                 "run": np.cumsum(run_h), "dwell": np.cumsum(dwell), "dwell_at": dwell,
                 "pace": np.array([self._network_pace(now, slot)]), "route_pace": self._route_pace(now, slot),
                 "hour": np.array([stamp.hour + stamp.minute / 60.0]),
                 "day_type": np.array([max(stamp.day_of_week - 4, 0)])}  # weekday 0, Saturday 1, Sunday 2
+
+    def _transitclock_runs(self, visits: IntArray, last_today: npt.NDArray[np.bool_], *, weekend: bool
+                           ) -> tuple[FloatArray, FloatArray]:
+        """Run seconds into each of ``visits`` as TheTransitClock's Kalman generator gives them, and the filter error
+        to store for it (NaN where the filter was not used): with a last vehicle today and ``MIN_DAYS`` of the same
+        trip, the filter; otherwise the historical mean for the hour the trip is scheduled there."""
+        net, hist = self.net, self.history
+        seg0 = np.maximum(net.visit_segment[visits], 0)
+        slot = (net.visit_arr[visits] // 3600) % 24 + (24 if weekend else 0)
+        fallback = np.where(net.visit_segment[visits] < 0, 0.0, hist.run_s[seg0, slot])
+        days = hist.trip_days
+        if days is None:
+            return fallback, np.full(len(visits), np.nan)
+        use = last_today & (days.days[visits] >= MIN_DAYS)
+        previous = self.recent_visit[seg0]
+        error = np.where(previous >= 0, self.kalman_error[np.maximum(previous, 0)], np.nan)
+        run, new_error = kalman_run(self.recent_run[seg0], days.mean_s[visits], days.variance_s2[visits],
+                                    np.where(np.isnan(error), INITIAL_ERROR, error))
+        return np.where(use, run, fallback), np.where(use, new_error, np.nan)
 
     def _network_pace(self, now: float, slot: int) -> float:
         """Observed ÷ historical run time over every segment traversed in the last ``recent_s``: how fast the
@@ -268,7 +311,7 @@ class LiveState:
 
     def _frame(self, now: float, run: IntArray, c: dict[str, FloatArray], ahead: dict[str, FloatArray],
                *, trip: IntArray, visit: IntArray, dist: FloatArray, stops: FloatArray, sched_remaining: FloatArray,
-               block_ahead: float, slack: FloatArray, block_deviation: FloatArray | None) -> pd.DataFrame:
+               block_ahead: float, slack: FloatArray, baselines: dict[str, FloatArray]) -> pd.DataFrame:
         bus = self._run_features(now, run, c)
         run_total = np.maximum(ahead["run"], 1.0)
         columns = {
@@ -287,27 +330,65 @@ class LiveState:
         columns |= {  # one constructor call: inserting columns one by one into a frame cost more than the maths
             "run": run if block_ahead == 0 else self.run_of(trip, origin), "visit": visit, "trip": trip,
             "origin": origin, "made_at": np.full(len(run), now),
-            "sched_eta_s": origin + self.net.visit_arr[visit] - now,
-            "kalman_eta_s": np.maximum(ahead["kalman"] - bus["elapsed_s"], 0.0),
-            "block_deviation_s": bus["deviation_s"] if block_deviation is None else block_deviation,
+            "sched_eta_s": origin + self.net.visit_arr[visit] - now, **baselines,
         }
         return pd.DataFrame(columns, copy=False)
+
+    def _overdue(self, now: float, runs: IntArray) -> FloatArray:
+        """OneBusAway's schedule deviation of each run now: the last observed one, or, once the bus is later than
+        that at its next stop, now − the next stop's scheduled arrival."""
+        net, base = self.net, self.last_visit[runs]
+        origin = self.run_origin[runs]
+        deviation = self.last_dep[runs] - (origin + net.visit_dep[base])
+        following = np.minimum(base + 1, self.trip_end[self.run_trip[runs]])
+        return np.where(following > base, np.maximum(deviation, now - (origin + net.visit_arr[following])), deviation)
 
     def _current_rows(self, now: float, runs: IntArray, c: dict[str, FloatArray], pos: IntArray,
                       max_ahead_s: float | None) -> pd.DataFrame:
         net = self.net
         k = self.last_visit[runs]
         owner, j = self._expand(k + 1, self.trip_end[self.run_trip[runs]] - k)
-        run, base = runs[owner], k[owner]
         if max_ahead_s is not None:
-            keep = net.visit_arr[j] - net.visit_dep[base] <= max_ahead_s
-            run, base, j = run[keep], base[keep], j[keep]
+            keep = net.visit_arr[j] - net.visit_dep[k[owner]] <= max_ahead_s
+            owner, j = owner[keep], j[keep]
+        run, base = runs[owner], k[owner]
         trip = self.run_trip[run]
         ahead = self._ahead(c, base + pos[trip], j + pos[trip])
+        used = np.isfinite(c["kalman_error"][j + pos[trip]])  # TheTransitClock stores the error it predicted with
+        self.kalman_error[j[used]] = c["kalman_error"][j + pos[trip]][used]
+        elapsed = now - self.last_dep[run]
+        to_next = self._ahead(c, base + pos[trip], base + 1 + pos[trip])["transitclock"]
+        eta = np.maximum(ahead["transitclock"] - elapsed, ahead["transitclock"] - to_next + _REACH_FLOOR_S)
+        deviation = self._overdue(now, runs)[owner]
+        baselines = {"kalman_eta_s": eta, "block_deviation_s": self.last_dep[run] - (
+                         self.run_origin[run] + net.visit_dep[base]),
+                     "deviation_eta_s": np.maximum(self.run_origin[run] + net.visit_arr[j] + deviation - now, 0.0),
+                     "stalled_s": np.maximum(elapsed - to_next, 0.0)}
         return self._frame(now, run, c, ahead, trip=trip, visit=j, dist=net.visit_dist[j] - net.visit_dist[base],
                            stops=(j - base).astype(float),
                            sched_remaining=(net.visit_arr[j] - net.visit_dep[base]).astype(float), block_ahead=0.0,
-                           slack=np.zeros(len(j)), block_deviation=None)
+                           slack=np.zeros(len(j)), baselines=baselines)
+
+    def _leave(self, now: float, runs: IntArray, c: dict[str, FloatArray], pos: IntArray
+               ) -> tuple[dict[str, FloatArray], dict[str, FloatArray], FloatArray]:
+        """Per run: seconds from its last departure to its terminal by source (``to_end``), seconds from now until
+        it leaves on its next trip by source — the later of that trip's scheduled departure and its arrival, no
+        sooner for TheTransitClock than the time from its next stop on plus ``_REACH_FLOOR_S`` — and how long it
+        has been overdue at its next stop (at the terminal: past the next trip's scheduled departure)."""
+        net = self.net
+        trip, base = self.run_trip[runs], self.last_visit[runs]
+        end, first = self.trip_end[trip], net.visit_ptr[self.next_trip[trip]]
+        elapsed = now - self.last_dep[runs]
+        to_end = self._ahead(c, base + pos[trip], end + pos[trip])
+        to_next = self._ahead(c, base + pos[trip], np.minimum(base + 1, end) + pos[trip])["transitclock"]
+        running = end > base
+        slack = self.run_origin[runs] + net.visit_dep[first] - now  # until the next trip's scheduled departure
+        leave = {name: np.maximum(slack, np.where(running, np.maximum(to_end[name] - elapsed, 0.0), 0.0))
+                 for name in _SOURCES}
+        floor = to_end["transitclock"] - to_next + _REACH_FLOOR_S
+        leave["transitclock"] = np.maximum(leave["transitclock"], np.where(running, floor, 0.0))
+        stalled = np.where(running, np.maximum(elapsed - to_next, 0.0), np.maximum(-slack, 0.0))
+        return to_end, leave, stalled
 
     def _next_rows(self, now: float, runs: IntArray, c: dict[str, FloatArray], pos: IntArray,
                    max_ahead_s: float | None) -> pd.DataFrame:
@@ -320,12 +401,10 @@ class LiveState:
         end, nxt = self.trip_end[trip], self.next_trip[trip]
         first = net.visit_ptr[nxt]
         elapsed = now - self.last_dep[runs]
-        to_end = self._ahead(c, base + pos[trip], end + pos[trip])
+        to_end, leave, stalled = self._leave(now, runs, c, pos)
         running = end > base
         origin = self.run_origin[runs]
-        slack = origin + net.visit_dep[first] - now  # until the next trip's scheduled departure
-        leave = {name: np.maximum(slack, np.where(running, np.maximum(to_end[name] - elapsed, 0.0), 0.0))
-                 for name in _SOURCES}
+        slack = origin + net.visit_dep[first] - now
         owner, j = self._expand(first + 1, net.visit_ptr[nxt + 1] - first - 1)
         if max_ahead_s is not None:
             keep = net.visit_arr[j] - net.visit_dep[base[owner]] <= max_ahead_s
@@ -336,16 +415,21 @@ class LiveState:
         along = self._ahead(c, first[owner] + pos[t2], j + pos[t2])
         ahead = {name: leave[name][owner] + elapsed[owner] + along[name] for name in _SOURCES}
         end_o, base_o = end[owner], base[owner]
-        run_end = np.where(running[owner], to_end["run"][owner], 0.0)
-        ahead["run"] = run_end + along["run"]
+        ahead["run"] = np.where(running[owner], to_end["run"][owner], 0.0) + along["run"]
         ahead["fresh"] = np.where(running[owner], to_end["fresh"][owner], 0.0) + along["fresh"]
         ahead["dwell"] = np.where(running[owner], to_end["dwell"][owner], 0.0) + along["dwell"]
         deviation = self.last_dep[runs] - (origin + net.visit_dep[base])
-        terminal = origin + net.visit_arr[end] + deviation  # OneBusAway: the deviation carried to the terminal
-        block_deviation = np.maximum(terminal - (origin + net.visit_dep[first]), 0.0)
+        sched_first = origin + net.visit_dep[first]
+        block_deviation = np.maximum(origin + net.visit_arr[end] + deviation - sched_first, 0.0)  # OneBusAway
+        overdue = np.maximum(origin + net.visit_arr[end] + self._overdue(now, runs) - sched_first, -slack)
+        sched_eta = origin[owner] + net.visit_arr[j] - now
+        baselines = {"kalman_eta_s": np.maximum(ahead["transitclock"] - elapsed[owner], 0.0),
+                     "block_deviation_s": block_deviation[owner],
+                     "deviation_eta_s": np.maximum(sched_eta + np.maximum(overdue, 0.0)[owner], 0.0),
+                     "stalled_s": stalled[owner]}
         dist = (net.visit_dist[end_o] - net.visit_dist[base_o]) + (net.visit_dist[j] - net.visit_dist[first[owner]])
         return self._frame(now, runs[owner], c, ahead, trip=t2, visit=j, dist=dist,
                            stops=((end_o - base_o) + (j - first[owner]) + 1).astype(float),
                            sched_remaining=(net.visit_arr[j] - net.visit_dep[base_o]).astype(float),
                            block_ahead=1.0, slack=(slack - np.maximum(to_end["kalman"] - elapsed, 0.0))[owner],
-                           block_deviation=block_deviation[owner])
+                           baselines=baselines)
