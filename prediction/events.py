@@ -6,6 +6,11 @@ three stops puts their events where the schedule's proportions say, not evenly b
 inside its zone was seen: its arrival is the approach from the last ping before the zone at the trip's observed
 pace (never after that ping), its departure likewise from the first ping after it. Stops passed between pings
 are flagged.
+
+An event's ``known_at`` is when the live service emits it, so a replay knows no more than the service did: the
+time of the raw ping whose arrival releases it (a ping is only decided once the next one has come, to rule out a
+GPS spike). A vehicle silent for more than ``EventSettings.silence_s`` has left its trip run: the feed's first
+ping (of any vehicle) after that limit closes it, in the live tracker and in a replay alike.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class EventSettings:
     bridge_distance_m: float = 100.0
     pace_window_s: float = 300.0  # the trip's recent pace stretches approach and exit times at a seen stop
     pace_min_pings: int = 5
+    silence_s: float = 900.0  # a vehicle this long without a ping has left its trip run (at least bridge_gap_s)
     match: MatchSettings = field(default_factory=MatchSettings)
 
 
@@ -82,17 +88,19 @@ def derive_events(net: SimNetwork, pings: pd.DataFrame, settings: EventSettings 
     """Stop events of every trip seen in ``pings`` (vehicle_id, t, latitude, longitude, trip_id, start_date).
 
     Returns trip_id, start_date, stop_sequence, stop_id, arrival and departure (epoch seconds),
-    passed_between_pings and known_at: epoch seconds of the ping that made the event knowable, the first usable
-    ping past the stop's zone (for an event interpolated between pings at t1 and t2, t2; for a trip's last stop,
-    the first ping inside its zone), never before the departure. Stops the pings cannot place (before the first
-    or after the last usable ping) are left out rather than guessed.
+    passed_between_pings and known_at: epoch seconds at which the live ``VehicleFollower``, fed one ping at a
+    time, emits the event. That is the arrival of the ping that decides the first usable ping past the stop's
+    zone (for a trip's last stop, the first ping inside it) — normally the vehicle's next ping — or of the ping
+    that closes the run (another trip's, or none), or, when the vehicle falls silent (also at the end of its
+    data), of the first ping of any vehicle after its last + ``silence_s`` (past the end of all pings, that limit
+    itself); never before the departure, nor before an earlier stop's. Stops the pings
+    cannot place (before the first or after the last usable ping) are left out rather than guessed.
 
     Each vehicle's pings go through a ``VehicleFollower`` in time order, the very code the service runs as pings
-    arrive, so stored events and these agree by construction; no event uses a ping after its ``known_at``, except
-    that each ping is checked against the next one for a GPS spike. A trip run claimed by two vehicles keeps the
-    events of the one with more of its pings. Vehicles are independent, so with ``workers`` > 1 (by default one
-    per core for ``PARALLEL_MIN_PINGS`` pings or more) they are shared out among forked processes; the result is
-    the same row for row.
+    arrive, so stored events and these agree by construction; no event uses a ping after its ``known_at``. A trip
+    run claimed by two vehicles keeps the events of the one with more of its pings. Vehicles are independent, so
+    with ``workers`` > 1 (by default one per core for ``PARALLEL_MIN_PINGS`` pings or more) they are shared out
+    among forked processes; the result is the same row for row.
     """
     frame = pings.sort_values(["vehicle_id", "t"], kind="stable").drop_duplicates(["vehicle_id", "t"])
     frame = frame.reset_index(drop=True)
@@ -107,7 +115,7 @@ def derive_events(net: SimNetwork, pings: pd.DataFrame, settings: EventSettings 
     bounds = np.flatnonzero(np.concatenate([[True], vehicles[1:] != vehicles[:-1], [True]]))
     if not len(frame):
         bounds = bounds[:1]  # no vehicles at all
-    job = (EventContext(net, settings), bounds, columns)
+    job = (EventContext(net, settings, clock=np.unique(columns[1])), bounds, columns)
     if workers is None:
         workers = (os.cpu_count() or 1) if len(frame) >= PARALLEL_MIN_PINGS else 1
     parts = _parts(bounds, max(workers, 1) * 4)
@@ -224,11 +232,17 @@ class _TripPlan:
 
 
 class EventContext:
-    """A network and settings with per-trip plans cached, shared by every vehicle's follower."""
+    """A network and settings with per-trip plans cached, shared by every vehicle's follower.
 
-    def __init__(self, net: SimNetwork, settings: EventSettings | None = None) -> None:
+    ``clock``, the sorted times of every ping of the feed (all vehicles), is given by a replay over a whole file:
+    a silent vehicle's run then closes when the feed's first ping after the silence limit arrives, as it does in
+    the live tracker, which closes silent runs whenever a batch moves the feed's clock on."""
+
+    def __init__(self, net: SimNetwork, settings: EventSettings | None = None, *,
+                 clock: FloatArray | None = None) -> None:
         self.net = net
         self.cfg = settings or EventSettings()
+        self.clock = clock
         self.trip_index = {str(trip_id): i for i, trip_id in enumerate(net.trip_ids)}
         self._plans: dict[int, _TripPlan] = {}
 
@@ -252,8 +266,9 @@ class EventContext:
 
 
 class _Run:
-    """One vehicle's progress along one trip run: decided pings (time, distance, reference seconds), the ping
-    awaiting its GPS-spike check, and the stops whose events are already out."""
+    """One vehicle's progress along one trip run: decided pings (time, distance, reference seconds, and the time
+    of the ping whose arrival decided each), the ping awaiting its GPS-spike check, and the stops whose events are
+    already out."""
 
     def __init__(self, key: tuple[str, str], plan: _TripPlan, before: tuple[float, float, float] | None) -> None:
         self.key = key
@@ -262,20 +277,27 @@ class _Run:
         self.t: list[float] = []
         self.d: list[float] = []
         self.ref: list[float] = []
+        self.decided_at: list[float] = []
         self.pending: tuple[float, FloatArray, FloatArray, float] | None = None  # t, along, offset, nearest d
         self.prev_near = np.nan  # nearest distance of the ping before the pending one
         self.pings = 0
         self.next_stop = 0
         self.running = -np.inf
+        self.released = -np.inf  # when the latest stop came out: events are emitted in stop order
         self.done: list[EventTuple] = []
 
 
 class VehicleFollower:
     """One vehicle's pings, fed in time order (in any batches), give the same events as ``derive_events`` over
-    all of them: each stop's event is emitted once, when the ping that makes it known has been decided.
+    all of them: each stop's event is emitted once, when the ping that makes it known has been decided, and is
+    stamped ``known_at`` the time of the raw ping whose arrival did it — so fed one ping at a time, every event
+    comes out of the ``feed`` call of the ping it is stamped with.
 
     A ping is decided when the next one arrives (it may be a GPS spike only in view of its neighbours), or when
-    the run ends: a ping of another trip (or of none) closes the run, and may close the trip's last stop.
+    the run ends: a ping of another trip (or of none) closes the run, and may close the trip's last stop. A
+    vehicle silent for more than ``silence_s`` has left its run: ``expire(now)`` closes it (the live tracker
+    calls it whenever the feed's clock moves on), and so do ``feed`` on the vehicle's ping after such a gap and
+    ``close`` at the end of the data, at the feed's first ping past the limit when the context has the clock.
     """
 
     def __init__(self, ctx: EventContext, vehicle_id: str) -> None:
@@ -291,19 +313,21 @@ class VehicleFollower:
         out: list[EventTuple] = []
         trips, dates = np.asarray(trip_id, dtype=object), np.asarray(start_date, dtype=object)
         i, n = 0, len(t)
+        silence = self.ctx.cfg.silence_s
         while i < n:
             if self.last is not None and t[i] <= self.last[0]:
                 i += 1
                 continue
+            out.extend(self.expire(float(t[i])))
             key = _key(trips[i], dates[i])
             if key is not None and (key in self.finished or key[0] not in self.ctx.trip_index):
                 key = None
             if self.run is not None and key != self.run.key:
-                out.extend(self._close(float(t[i]), float(lat[i]), float(lon[i])))
+                out.extend(self._close(float(t[i]), (float(lat[i]), float(lon[i]))))
             if key is not None and self.run is None:
                 self.run = _Run(key, self.ctx.plan(self.ctx.trip_index[key[0]]), self.last)
             j = i + 1  # a stretch of pings of the same key goes to the run in one call
-            while j < n and _key(trips[j], dates[j]) == key and t[j] > t[j - 1]:
+            while j < n and _key(trips[j], dates[j]) == key and t[j - 1] < t[j] <= t[j - 1] + silence:
                 j += 1
             if self.run is not None:
                 out.extend(self._advance(self.run, t[i:j], lat[i:j], lon[i:j]))
@@ -312,10 +336,33 @@ class VehicleFollower:
         return out
 
     def close(self) -> list[EventTuple]:
-        """End of the data: decide the last ping and emit what it makes known."""
-        return self._close(None, None, None)
+        """End of the data: the vehicle is silent from its last ping on, so its run closes as ``expire`` would."""
+        if self.run is None or self.last is None:
+            return []
+        return self._close(self._silence_heard(None), None)
 
-    def _close(self, t: float | None, lat: float | None, lon: float | None) -> list[EventTuple]:
+    def expire(self, now: float) -> list[EventTuple]:
+        """Close the run if at ``now`` (the feed's clock: its newest ping, of any vehicle) the vehicle has been
+        silent for more than ``silence_s``; what that makes known is stamped ``now``."""
+        if self.run is None or self.last is None or now <= self.last[0] + self.ctx.cfg.silence_s:
+            return []
+        return self._close(self._silence_heard(now), None)
+
+    def _silence_heard(self, now: float | None) -> float:
+        """When the silence of this vehicle comes to light: the feed's first ping after the last one here +
+        ``silence_s`` (found in the context's clock, else ``now``); past the end of the data, that limit itself."""
+        assert self.last is not None
+        limit = self.last[0] + self.ctx.cfg.silence_s
+        clock = self.ctx.clock
+        if clock is not None:
+            i = int(np.searchsorted(clock, limit, side="right"))
+            if i < len(clock):
+                return float(clock[i]) if now is None else min(float(clock[i]), now)
+        return limit if now is None else now
+
+    def _close(self, at: float, ping: tuple[float, float] | None) -> list[EventTuple]:
+        """End the run at ``at``: the time of ``ping`` (latitude, longitude: the vehicle's next ping, not of this
+        run, which may close the trip's end) or the moment the vehicle counts as silent."""
         run = self.run
         if run is None:
             return []
@@ -324,21 +371,22 @@ class VehicleFollower:
         if run.pending is not None:
             p_t, p_along, p_offset, _ = run.pending
             run.pending = None
-            self._decide(run, p_t, p_along, p_offset, False)
-        if t is not None and lat is not None and lon is not None and run.t:
-            self._bridge_end(run, t, lat, lon)
+            self._decide(run, p_t, p_along, p_offset, False, at)
+        if ping is not None and run.t:
+            self._bridge_end(run, at, *ping)
         self._emit(run)
         if len(run.t) == 1:
-            self._lone_ping(run)
+            self._lone_ping(run, at)
         return run.done
 
-    def _lone_ping(self, run: _Run) -> None:
+    def _lone_ping(self, run: _Run, at: float) -> None:
         """A run with one usable ping (a sparse feed's snapshot): if it stands at a stop, the bus was there at that
-        time — the event is that instant (arrival ≤ t ≤ departure, so off by at most the dwell); else nothing."""
+        time — the event is that instant (arrival ≤ t ≤ departure, so off by at most the dwell), known when the
+        run closes at ``at``; else nothing."""
         plan, t, d = run.plan, run.t[0], run.d[0]
         k = int(np.argmin(np.abs(plan.stops - d)))
         if abs(plan.stops[k] - d) <= self.ctx.cfg.stop_radius_m:
-            run.done.append((run.key[0], run.key[1], int(plan.seq[k]), str(plan.stop_ids[k]), t, t, False, t))
+            run.done.append((run.key[0], run.key[1], int(plan.seq[k]), str(plan.stop_ids[k]), t, t, False, at))
 
     def _advance(self, run: _Run, t: FloatArray, lat: FloatArray, lon: FloatArray) -> list[EventTuple]:
         along, offset = run.plan.candidates(lat, lon)
@@ -355,22 +403,23 @@ class VehicleFollower:
             before = np.concatenate([[run.prev_near], near[:m - 1]])
             spike = (near[:m] > before + margin) & (near[:m] > near[1:m + 1] + margin)  # NaN: never the first
             run.prev_near = float(near[m - 1])
-            self._decide_rows(run, t[:m], along[:m], offset[:m], spike)
+            self._decide_rows(run, t[:m], along[:m], offset[:m], spike, t[1:])  # each row decided by the next
         self._emit(run)
         out, run.done = run.done, []
         return out
 
     def _decide_rows(self, run: _Run, t: FloatArray, along: FloatArray, offset: FloatArray,
-                     spike: npt.NDArray[np.bool_]) -> None:
-        """Decide pings in order; when every nearest fit is a plausible step forward, all at once."""
+                     spike: npt.NDArray[np.bool_], by: FloatArray) -> None:
+        """Decide pings in order, row k by the arrival of a ping at ``by[k]``; when every nearest fit is a
+        plausible step forward, all at once."""
         cfg = self.ctx.cfg.match
         start = 0
         while start < len(t) and not run.d:
-            self._decide(run, float(t[start]), along[start], offset[start], bool(spike[start]))
+            self._decide(run, float(t[start]), along[start], offset[start], bool(spike[start]), float(by[start]))
             start += 1
         if start >= len(t):
             return
-        t, along, offset, spike = t[start:], along[start:], offset[start:], spike[start:]
+        t, along, offset, spike, by = t[start:], along[start:], offset[start:], spike[start:], by[start:]
         rows = np.arange(len(t))
         best = np.argmin(offset, axis=1)
         d, o = along[rows, best], offset[rows, best]
@@ -382,12 +431,12 @@ class VehicleFollower:
         jump = d_on > ahead[:-1] + cfg.max_speed_mps * np.maximum(t_on - last_t, 0.0) + cfg.jump_slack_m
         if back.any() or jump.any():
             for k in range(len(t)):
-                self._decide(run, float(t[k]), along[k], offset[k], bool(spike[k]))
+                self._decide(run, float(t[k]), along[k], offset[k], bool(spike[k]), float(by[k]))
             return
         run.pings += len(t)
-        self._extend(run, t_on, ahead[1:])
+        self._extend(run, t_on, ahead[1:], by[on])
 
-    def _decide(self, run: _Run, t: float, along: FloatArray, offset: FloatArray, spike: bool) -> None:
+    def _decide(self, run: _Run, t: float, along: FloatArray, offset: FloatArray, spike: bool, by: float) -> None:
         """The stepwise monotone projection of ``prediction.matching`` for one ping."""
         run.pings += 1
         cfg = self.ctx.cfg.match
@@ -398,7 +447,7 @@ class VehicleFollower:
             return
         a, o = along[near], offset[near]
         if not run.d:
-            self._start(run, t, float(a[_first_pick(a, o)]))
+            self._start(run, t, float(a[_first_pick(a, o)]), by)
             return
         prev_d, prev_t = run.d[-1], run.t[-1]
         reach = prev_d + cfg.max_speed_mps * max(t - prev_t, 0.0) + cfg.jump_slack_m
@@ -406,22 +455,23 @@ class VehicleFollower:
         if not window.any():
             return
         pick = int(np.flatnonzero(window)[np.argmin(o[window])])
-        self._append(run, t, max(prev_d, float(a[pick])))
+        self._append(run, t, max(prev_d, float(a[pick])), by)
 
-    def _extend(self, run: _Run, t: FloatArray, d: FloatArray) -> None:
+    def _extend(self, run: _Run, t: FloatArray, d: FloatArray, by: FloatArray) -> None:
         run.t.extend(t.tolist())
         run.d.extend(d.tolist())
         run.ref.extend(np.interp(d, run.plan.knots_x, run.plan.knots_y).tolist())
+        run.decided_at.extend(by.tolist())
 
-    def _start(self, run: _Run, t: float, d: float) -> None:
+    def _start(self, run: _Run, t: float, d: float, by: float) -> None:
         """The first usable ping; the vehicle's ping just before, standing at the trip's start, goes first."""
         cfg = self.ctx.cfg
         before = run.before
         if before is not None and abs(before[0] - t) <= cfg.bridge_gap_s:
             along, offset = run.plan.line.nearest(np.array([before[1]]), np.array([before[2]]))
             if offset[0] <= cfg.match.off_route_m and along[0] <= cfg.bridge_distance_m:
-                self._append(run, before[0], min(float(along[0]), d))
-        self._append(run, t, d)
+                self._append(run, before[0], min(float(along[0]), d), by)
+        self._append(run, t, d, by)
 
     def _bridge_end(self, run: _Run, t: float, lat: float, lon: float) -> None:
         cfg = self.ctx.cfg
@@ -429,12 +479,13 @@ class VehicleFollower:
             return
         along, offset = run.plan.line.nearest(np.array([lat]), np.array([lon]))
         if offset[0] <= cfg.match.off_route_m and along[0] >= run.plan.line.length_m - cfg.bridge_distance_m:
-            self._append(run, t, max(float(along[0]), run.d[-1]))
+            self._append(run, t, max(float(along[0]), run.d[-1]), t)  # decided by its own arrival
 
-    def _append(self, run: _Run, t: float, d: float) -> None:
+    def _append(self, run: _Run, t: float, d: float, by: float) -> None:
         run.t.append(t)
         run.d.append(d)
         run.ref.append(float(np.interp(d, run.plan.knots_x, run.plan.knots_y)))
+        run.decided_at.append(by)
 
     def _emit(self, run: _Run) -> None:
         """Events of the stops the decided pings now place, in stop order."""
@@ -451,6 +502,9 @@ class VehicleFollower:
             if e >= n and not (k == last and seen):
                 return
             run.next_stop += 1
+            # the decided ping that places the stop (a last stop's first inside its zone); events need two pings
+            placed = a + 1 if k == last and seen else e
+            run.released = max(run.released, run.decided_at[max(placed, 1)])
             self._stop_event(run, k, a, e, seen, k == last)
 
     def _stop_event(self, run: _Run, k: int, a: int, e: int, seen: bool, is_last: bool) -> None:
@@ -469,14 +523,11 @@ class VehicleFollower:
             departure = t[ai] + (t[ei] - t[ai]) * _clip01((leave - ref[ai]) / span if span else np.nan)
         else:
             arrival = departure = np.nan
-        known = t[ei] if has_e else np.nan
         if k == 0:
             arrival = departure
         if is_last:
-            if seen:
-                known = t[bi]
-                if np.isnan(arrival):
-                    arrival = t[bi]
+            if seen and np.isnan(arrival):
+                arrival = t[bi]
             departure = arrival
         if not np.isnan(arrival):
             arrival = max(arrival, run.running)
@@ -486,7 +537,7 @@ class VehicleFollower:
             run.running = departure
         if np.isnan(arrival) or np.isnan(departure):
             return
-        known = departure if np.isnan(known) else max(known, departure)
+        known = max(run.released, departure)
         run.done.append((run.key[0], run.key[1], int(plan.seq[k]), str(plan.stop_ids[k]), float(arrival),
                          float(departure), not seen, float(known)))
 

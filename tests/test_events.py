@@ -37,7 +37,7 @@ def _score(network: SimNetwork, interval: float, tmp_path: Path) -> tuple[float,
     truth = day.events.assign(true_arrival=_seconds(day.events["arrival_time"]))
     both = truth.merge(events, on=["trip_id", "start_date", "stop_sequence"], how="left")
     found = both["arrival"].notna()
-    # known_at: the ping that made the event knowable, at or after the departure and one of the trip's pings
+    # known_at: the arrival of the ping that makes the live follower emit the event, at or after the departure
     assert (events["known_at"] >= events["departure"]).all()
     assert events["known_at"].isin(set(read_pings([tmp_path / "pings.csv"]).pings["t"])).all()
     assert (events["known_at"] - events["departure"]).max() <= 2 * interval + 600.0
