@@ -1,7 +1,9 @@
-"""Arrival predictors in scikit-learn's shape: a quantile gradient-boosting model and three baselines.
+"""Arrival predictors in scikit-learn's shape: the production predictor and three baselines.
 
 Every predictor takes the rows of ``LiveState.snapshot`` and predicts seconds from the snapshot time to the
-arrival at the row's stop, so all four are scored by the same code.
+arrival at the row's stop, so all four are scored by the same code. The production predictor
+(``QuantileETAModel``) corrects the Kalman estimate with a booster, but per group of rows it serves whatever its
+out-of-fold validation found best, baselines included: it is never knowingly worse than the best of them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ __all__ = ["BASELINES", "DeviationBaseline", "KalmanBaseline", "QuantileETAModel
            "make_predictor"]
 
 FloatArray = npt.NDArray[np.float64]
-HORIZON_EDGES_S = np.array([300.0, 600.0, 900.0, 1800.0])  # interval calibration buckets of the predicted ETA
 
 
 class _Baseline(RegressorMixin, BaseEstimator):
@@ -46,9 +47,14 @@ class ScheduleBaseline(_Baseline):
 
 class DeviationBaseline(_Baseline):
     """OneBusAway: the bus's current schedule deviation carried forward to every later stop (on the next trip of
-    its block, what is left of it after the layover: ``block_deviation_s`` when the rows carry it)."""
+    its block, what is left of it after the layover). Rows from ``LiveState.snapshot`` carry it ready as
+    ``deviation_eta_s`` (the deviation grows while the bus is overdue at its next stop, as OneBusAway's does);
+    rows without it get the last observed deviation (``block_deviation_s`` or ``deviation_s``) added to the
+    schedule."""
 
     def _eta(self, X: pd.DataFrame) -> FloatArray:
+        if "deviation_eta_s" in X:
+            return np.maximum(X["deviation_eta_s"].to_numpy(float), 0.0)
         deviation = X["block_deviation_s"] if "block_deviation_s" in X else X["deviation_s"]
         return np.maximum(X["sched_eta_s"].to_numpy(float) + deviation.to_numpy(float), 0.0)
 
@@ -61,30 +67,44 @@ class KalmanBaseline(_Baseline):
 
 
 class QuantileETAModel(RegressorMixin, BaseEstimator):
-    """Median gradient boosting on the residual of the Kalman estimate, with a conformal interval around it.
+    """The production predictor: a gradient-boosted correction of the Kalman estimate, and per group of rows the
+    estimate that validation shows best — the booster, a baseline or a blend — shifted for the benchmark's windows.
 
-    ``predict`` gives the median ETA (one ``HistGradientBoostingRegressor`` with the quantile loss at the middle
-    of ``quantiles``); ``predict_interval`` the (low, high) ETAs at the outer ``quantiles``. The interval is
-    split-conformal, not two more boosters: the booster's residuals (actual − median), divided by the scale
-    ``sqrt(median + 60 s)`` so that one bucket's far and near stops share a distribution, have their outer
-    quantiles taken per bucket of predicted ETA (0–5, 5–10, 10–15, 15–30, 30+ min). When the rows carry
-    ``made_at`` those residuals come from the latest ``calibration_share`` of the training window, held out from
-    the fit (``refit`` then fits the booster again on everything, at twice the training time); otherwise from the
-    training rows themselves, which gives an over-confident interval. Held-out residuals are what make the
-    interval hold its share on later days (in-sample quantiles covered 73 % / 56 % for a nominal 80 %), and one
-    booster instead of three makes a prediction cycle a third as costly.
+    Three parts, all fitted in ``fit``:
+
+    - **The booster**: one ``HistGradientBoostingRegressor`` (quantile loss at the middle of ``quantiles``)
+      predicting the residual of ``kalman_eta_s`` from ``FEATURES``.
+    - **The selection**: the training rows are cut into ``folds`` groups of whole service days (two halves of the
+      window when it holds less than two days); each fold is predicted by a booster fitted without it, so every
+      row has an out-of-fold estimate from the booster and from each baseline. Rows are grouped by next trip or
+      current trip and by the Kalman ETA's bucket (0–3, 3–6, 6–10, 10–15, 15–30, 30+ min); per group, the
+      candidate (``model``, ``kalman``, ``deviation``, ``schedule`` or an even blend of the booster with one of
+      the last three) and the offset (−180…+180 s) that put the most out-of-fold rows inside the ETA Accuracy
+      Benchmark's windows win. The windows forgive lateness three times more than earliness, so the best point
+      is not the median, and on a city whose history is short or unlike its present a baseline can beat the
+      booster: then the baseline is what riders get. A group with fewer than ``min_group_rows`` rows takes its
+      trip kind's choice, then the overall one. With fewer than ``min_rows`` training rows (a new city) there is
+      no booster and the choice is among the baselines alone, or ``kalman`` with no rows at all.
+    - **The interval**: split-conformal on the same out-of-fold rows: the residuals (actual − chosen estimate)
+      divided by ``sqrt(estimate + 60 s)``, their outer ``quantiles`` per group. Out-of-fold means on days the
+      booster did not see, so the interval keeps its share on new days (in-sample residuals covered 56–73 %
+      for a nominal 80 %).
+
+    Service and backtest call the same ``predict_quantiles``, and ``selection_`` (saved in the model file's
+    metadata) says what each group uses.
     """
 
     def __init__(self, quantiles: tuple[float, float, float] = (0.1, 0.5, 0.9), max_iter: int = 200,
                  learning_rate: float = 0.1, max_leaf_nodes: int = 31, min_samples_leaf: int = 40,
-                 calibration_share: float = 0.15, refit: bool = False, random_state: int = 0) -> None:
+                 folds: int = 3, min_rows: int = 500, min_group_rows: int = 300, random_state: int = 0) -> None:
         self.quantiles = quantiles
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
         self.min_samples_leaf = min_samples_leaf
-        self.calibration_share = calibration_share
-        self.refit = refit
+        self.folds = folds
+        self.min_rows = min_rows
+        self.min_group_rows = min_group_rows
         self.random_state = random_state
 
     def _booster(self, X: pd.DataFrame, y: FloatArray) -> HistGradientBoostingRegressor:
@@ -102,64 +122,169 @@ class QuantileETAModel(RegressorMixin, BaseEstimator):
         target = np.asarray(y, dtype=float)
         self.feature_names_in_ = np.array(FEATURES, dtype=object)
         self.n_features_in_ = len(FEATURES)
-        held = self._held_out(X)
-        if not (held.any() and (~held).any()):
+        fold = _folds(X, self.folds) if len(X) >= self.min_rows else np.zeros(len(X), dtype=np.int64)
+        crossed = len(X) >= self.min_rows and len(np.unique(fold)) > 1
+        self.estimator_: HistGradientBoostingRegressor | None = None
+        booster: FloatArray | None = None
+        if crossed:  # out-of-fold estimates, then the booster the service uses, fitted on every row
+            booster = np.full(len(X), np.nan)
+            for k in np.unique(fold):
+                held = fold == k
+                booster[held] = self._booster(X[~held], target[~held]).predict(X.loc[held, list(FEATURES)])
+            booster += X["kalman_eta_s"].to_numpy(float)
+        if len(X) >= self.min_rows:
             self.estimator_ = self._booster(X, target)
-            self.interval_offsets_ = self._offsets(X, target)
-            self.calibrated_ = False
-            return self
-        self.estimator_ = self._booster(X[~held], target[~held])
-        self.interval_offsets_ = self._offsets(X[held], target[held])
-        self.calibrated_ = True
-        if self.refit:
-            self.estimator_ = self._booster(X, target)
+            if booster is None:  # too little to cut: in-sample estimates, and ``calibrated_`` says so
+                booster = self._median(X)
+        self.calibrated_ = crossed
+        estimates = _candidates(X, booster)
+        group = _groups(X)
+        self.selection_ = _select(estimates, target, group, self.min_group_rows)
+        chosen = _apply(estimates, self.selection_, group)
+        self.interval_offsets_ = _interval_offsets(chosen, target, group, self.quantiles, self.min_group_rows)
         return self
-
-    def _held_out(self, X: pd.DataFrame) -> npt.NDArray[np.bool_]:
-        """The rows of the latest ``calibration_share`` of the training window (none without ``made_at``)."""
-        if self.calibration_share <= 0 or "made_at" not in X or len(X) < 200:
-            return np.zeros(len(X), dtype=bool)
-        made = X["made_at"].to_numpy(float)
-        cut = made.min() + (1.0 - self.calibration_share) * (made.max() - made.min())
-        return made > cut
-
-    def _offsets(self, X: pd.DataFrame, y: FloatArray) -> FloatArray:
-        """Per horizon bucket, the (low, high) quantiles of the scaled residual: shape (2, buckets)."""
-        median = self._median(X)
-        scaled = (y - median) / _scale(median)
-        bucket = np.searchsorted(HORIZON_EDGES_S, median, side="right")
-        low_q, high_q = self.quantiles[0], self.quantiles[-1]
-        everything = _outer(scaled, low_q, high_q)
-        offsets = np.repeat(everything[:, None], len(HORIZON_EDGES_S) + 1, axis=1)
-        for b in range(offsets.shape[1]):
-            chosen = scaled[bucket == b]
-            if len(chosen) >= 50:
-                offsets[:, b] = _outer(chosen, low_q, high_q)
-        return offsets
 
     def _median(self, X: pd.DataFrame) -> FloatArray:
         base = X["kalman_eta_s"].to_numpy(float)
-        if not len(base):  # scikit-learn refuses zero rows; a quiet moment has none
+        if self.estimator_ is None or not len(base):  # scikit-learn refuses zero rows; a quiet moment has none
             return base
         return base + self.estimator_.predict(X[list(FEATURES)])
 
     def predict_quantiles(self, X: pd.DataFrame) -> list[FloatArray]:
         """ETA (s) at the low, middle and high quantile, never crossing and never negative."""
-        check_is_fitted(self, "estimator_")
-        median = self._median(X)
-        offsets = self.interval_offsets_[:, np.searchsorted(HORIZON_EDGES_S, median, side="right")]
-        scale = _scale(median)
-        low = median + np.minimum(offsets[0], 0.0) * scale
-        high = median + np.maximum(offsets[1], 0.0) * scale
-        return [np.maximum(low, 0.0), np.maximum(median, 0.0), np.maximum(high, 0.0)]
+        check_is_fitted(self, "selection_")
+        group = _groups(X)
+        booster = self._median(X) if self.estimator_ is not None else None
+        middle = _apply(_candidates(X, booster), self.selection_, group)
+        offsets = self.interval_offsets_[:, group] if len(group) else np.zeros((2, 0))
+        scale = _scale(middle)
+        low = middle + np.minimum(offsets[0], 0.0) * scale
+        high = middle + np.maximum(offsets[1], 0.0) * scale
+        return [np.maximum(low, 0.0), np.maximum(middle, 0.0), np.maximum(high, 0.0)]
 
     def predict(self, X: pd.DataFrame) -> FloatArray:
-        check_is_fitted(self, "estimator_")
-        return np.maximum(self._median(X), 0.0)
+        return self.predict_quantiles(X)[1]
 
     def predict_interval(self, X: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
         low, _, high = self.predict_quantiles(X)
         return low, high
+
+    def selection_table(self) -> list[dict[str, object]]:
+        """What each group of rows uses, for the model file's metadata and the backtest report."""
+        check_is_fitted(self, "selection_")
+        out: list[dict[str, object]] = []
+        for g, (candidate, offset, rows, hits) in enumerate(zip(*self.selection_, strict=True)):
+            out.append({"trips": "next" if g >= len(_GROUP_EDGES_S) + 1 else "current",
+                        "kalman_eta_min": _GROUP_LABELS[g % (len(_GROUP_EDGES_S) + 1)],
+                        "uses": CANDIDATES[int(candidate)], "offset_s": float(offset), "rows": int(rows),
+                        "validation_accuracy": None if not np.isfinite(hits) else round(float(hits), 4)})
+        return out
+
+
+# --- the selection ------------------------------------------------------------------------------------------------
+
+CANDIDATES = ("model", "kalman", "deviation", "schedule", "model+kalman", "model+deviation", "model+schedule")
+_OFFSETS_S = np.arange(-180.0, 181.0, 10.0)
+_GROUP_EDGES_S = np.array([180.0, 360.0, 600.0, 900.0, 1800.0])  # of the Kalman ETA: the benchmark's buckets and on
+_GROUP_LABELS = ("0-3", "3-6", "6-10", "10-15", "15-30", "30+")
+# accurate windows (early, late) of the ETA Accuracy Benchmark by time to the actual arrival; later than 15 min,
+# the 10–15 min window
+_WINDOW_EDGES_S = np.array([180.0, 360.0, 600.0])
+_WINDOW_EARLY = np.array([-30.0, -60.0, -60.0, -90.0])
+_WINDOW_LATE = np.array([90.0, 150.0, 210.0, 270.0])
+Selection = tuple[npt.NDArray[np.int64], FloatArray, npt.NDArray[np.int64], FloatArray]  # candidate, offset, n, hit
+
+
+def _folds(X: pd.DataFrame, folds: int) -> npt.NDArray[np.int64]:
+    """Fold of each row: whole local service days dealt round-robin into ``folds``; with fewer than two days in
+    the window (or no ``made_at``), its earlier and later halves."""
+    if "made_at" not in X or not len(X):
+        return np.zeros(len(X), dtype=np.int64)
+    made = X["made_at"].to_numpy(float)
+    # local midnight from the local hour the rows carry; a service day runs to 03:00, so shift by 3 hours
+    day = np.floor((made - (X["hour"].to_numpy(float) - 3.0) * 3600.0) / 3600.0 + 0.5).astype(np.int64)
+    ranks = np.unique(day, return_inverse=True)[1].astype(np.int64)
+    if ranks.max() + 1 >= 2:
+        return ranks % max(min(folds, int(ranks.max()) + 1), 1)
+    return (made > np.median(made)).astype(np.int64)
+
+
+def _groups(X: pd.DataFrame) -> npt.NDArray[np.int64]:
+    """Group of each row: current (0–5) or next trip (6–11) × bucket of the Kalman ETA."""
+    bucket = np.searchsorted(_GROUP_EDGES_S, X["kalman_eta_s"].to_numpy(float), side="right")
+    ahead = X["block_ahead"].to_numpy(float) > 0 if "block_ahead" in X else np.zeros(len(X), dtype=bool)
+    return (bucket + ahead * (len(_GROUP_EDGES_S) + 1)).astype(np.int64)
+
+
+def _candidates(X: pd.DataFrame, booster: FloatArray | None) -> FloatArray:
+    """ETA (s) by every candidate, shape (candidates, rows); NaN where there is no booster."""
+    base = [BASELINES[name]()._eta(X) for name in ("kalman", "deviation", "schedule")]
+    model = np.full(len(X), np.nan) if booster is None else booster
+    return np.vstack([model, *base, *[(model + b) / 2.0 for b in base]])
+
+
+def _hits(estimate: FloatArray, actual: FloatArray) -> FloatArray:
+    """Hit rate of each offset (rows of the result) of ``estimate`` under the benchmark's windows."""
+    window = np.searchsorted(_WINDOW_EDGES_S, actual, side="right")
+    early, late = _WINDOW_EARLY[window], _WINDOW_LATE[window]
+    error = actual[None, :] - (estimate[None, :] + _OFFSETS_S[:, None])
+    return ((error >= early) & (error <= late)).mean(axis=1)
+
+
+def _best(estimates: FloatArray, actual: FloatArray) -> tuple[int, float, float]:
+    """(candidate, offset, hit rate) with the most hits; the booster wins ties, then the earlier candidate."""
+    best = (1, 0.0, -1.0)
+    for c in range(len(estimates)):
+        if np.isnan(estimates[c]).any():
+            continue
+        rates = _hits(np.maximum(estimates[c], 0.0), actual)
+        k = int(np.argmax(rates))
+        if rates[k] > best[2] + 1e-9:
+            best = (c, float(_OFFSETS_S[k]), float(rates[k]))
+    return best
+
+
+def _select(estimates: FloatArray, target: FloatArray, group: npt.NDArray[np.int64], min_rows: int) -> Selection:
+    groups = 2 * (len(_GROUP_EDGES_S) + 1)
+    candidate = np.full(groups, CANDIDATES.index("kalman"), dtype=np.int64)
+    offset, hits = np.zeros(groups), np.full(groups, np.nan)
+    count = np.bincount(group, minlength=groups)[:groups]
+    overall = _best(estimates, target) if len(target) else None
+    half = len(_GROUP_EDGES_S) + 1
+    for kind in (0, 1):
+        rows = (group >= half) if kind else (group < half)
+        fallback = _best(estimates[:, rows], target[rows]) if rows.sum() >= min_rows else overall
+        for g in range(kind * half, (kind + 1) * half):
+            pick = group == g
+            chosen = _best(estimates[:, pick], target[pick]) if count[g] >= min_rows else fallback
+            if chosen is not None:
+                candidate[g], offset[g], hits[g] = chosen
+    return candidate, offset, count.astype(np.int64), hits
+
+
+def _apply(estimates: FloatArray, selection: Selection, group: npt.NDArray[np.int64]) -> FloatArray:
+    candidate, offset = selection[0][group], selection[1][group]
+    chosen = estimates[candidate, np.arange(len(group))] + offset
+    return np.where(np.isnan(chosen), estimates[1, np.arange(len(group))] + offset, chosen)  # no booster: kalman
+
+
+def _interval_offsets(middle: FloatArray, y: FloatArray, group: npt.NDArray[np.int64],
+                      quantiles: tuple[float, ...], min_rows: int) -> FloatArray:
+    """Per group, the (low, high) conformal quantiles of the scaled residual: shape (2, groups). Without rows, a
+    wide interval (±2 × the scale, about ±4 min at 15 min) rather than none."""
+    groups = 2 * (len(_GROUP_EDGES_S) + 1)
+    scaled = (y - np.maximum(middle, 0.0)) / _scale(middle)
+    low_q, high_q = quantiles[0], quantiles[-1]
+    everything = _outer(scaled, low_q, high_q) if len(y) >= 50 else np.array([-2.0, 2.0])
+    offsets = np.repeat(everything[:, None], groups, axis=1)
+    half = len(_GROUP_EDGES_S) + 1
+    for kind in (0, 1):
+        rows = (group >= half) if kind else (group < half)
+        kind_offsets = _outer(scaled[rows], low_q, high_q) if rows.sum() >= min_rows else everything
+        for g in range(kind * half, (kind + 1) * half):
+            chosen = scaled[group == g]
+            offsets[:, g] = _outer(chosen, low_q, high_q) if len(chosen) >= min_rows else kind_offsets
+    return offsets
 
 
 def _scale(median: FloatArray) -> FloatArray:
