@@ -25,7 +25,8 @@ TERMINALS: dict[str, Trip] = {
     "b1": ("R1", "WD", "", [("B", "06:40"), ("A", "07:10")]),  # 10 min after a1: a1's next trip
     "a2": ("R1", "WD", "", [("A", "07:00"), ("B", "07:30")]),  # 10 min after b0
     "b2": ("R1", "WD", "", [("B2", "07:40"), ("A", "08:10")]),  # from the stop across the street from B
-    "b3": ("R1", "WD", "", [("B", "09:00"), ("A", "09:30")]),  # 90 min after a2: a depot run, not a layover
+    "a4": ("R1", "WD", "", [("A", "07:05"), ("B", "07:45")]),  # leaves A before b1 arrives there
+    "b3": ("R1", "WD", "", [("B", "09:00"), ("A", "09:30")]),  # 75 min after a4: a depot run, not a layover
     "c1": ("R1", "WD", "", [("C", "07:20"), ("A", "07:50")]),  # starts at another terminal than b1 ended at
     "x1": ("R2", "WD", "", [("A", "07:20"), ("C", "07:50")]),  # where b1 ends, but another route
     "p1": ("R3", "WD", "", [("D", "06:00"), ("E", "06:30")]),
@@ -82,6 +83,7 @@ def test_inferred_chains_follow_the_layover_rules(tmp_path: Path) -> None:
         "a1": "b1",  # b0 leaves too early, b3 too late, c1 elsewhere
         "b0": "a2", "a2": "b2",  # b2 leaves from the stop 150 m from where a2 ended
         "b1": None,  # x1 leaves from A soon after, but on another route; c1 from another terminal
+        "a4": None,  # b3 leaves more than an hour later
         "b2": None, "b3": None, "c1": None, "x1": None,
         "p1": "q1", "p2": "q2",  # first in, first out: the bus that arrived first leaves first
         "q1": None, "q2": None,
