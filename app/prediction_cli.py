@@ -94,7 +94,8 @@ def _stored_history(url: str, gtfs: Path, pings: tuple[Path, ...]) -> tuple[SimN
 
 def _store_events(db: Database, network: FeedNetwork, events: pd.DataFrame, frame: pd.DataFrame,
                   batch: int = 50_000) -> pd.DataFrame:
-    """Write the events as the AVL service does (``upsert_events``) and read them back as derive_events rows."""
+    """Write the events as the AVL service does (``upsert_events``) and read them back as derive_events rows,
+    ``known_at`` included (the stored moment the live service emitted each event)."""
     import pandas as pd
     from sqlalchemy import select
 
@@ -107,23 +108,19 @@ def _store_events(db: Database, network: FeedNetwork, events: pd.DataFrame, fram
             upsert_events(session, event_rows(network, events.iloc[start:start + batch], frame))
         session.commit()
         query = select(StopEvent.trip_id, StopEvent.service_date, StopEvent.stop_sequence, StopEvent.stop_id,
-                       StopEvent.arrival_at, StopEvent.departure_at, StopEvent.passed_between_pings
-                       ).where(StopEvent.feed_version_id == network.feed_version_id)
+                       StopEvent.arrival_at, StopEvent.departure_at, StopEvent.passed_between_pings,
+                       StopEvent.known_at).where(StopEvent.feed_version_id == network.feed_version_id)
         stored = pd.read_sql(query, session.connection())
     epoch = pd.Timestamp("1970-01-01", tz="UTC")
-    out = pd.DataFrame({
+    return pd.DataFrame({
         "trip_id": stored["trip_id"].astype(str),
         "start_date": pd.to_datetime(stored["service_date"]).dt.strftime("%Y%m%d"),
         "stop_sequence": stored["stop_sequence"].astype("int64"), "stop_id": stored["stop_id"].astype(str),
         "arrival": (pd.to_datetime(stored["arrival_at"], utc=True) - epoch).dt.total_seconds(),
         "departure": (pd.to_datetime(stored["departure_at"], utc=True) - epoch).dt.total_seconds(),
         "passed_between_pings": stored["passed_between_pings"].astype(bool),
+        "known_at": (pd.to_datetime(stored["known_at"], utc=True) - epoch).dt.total_seconds(),
     })
-    if "known_at" not in events:  # an older derive_events: prepare_events works it out from the pings
-        return out
-    key = ["trip_id", "start_date", "stop_sequence"]
-    known = events[[*key, "known_at"]].astype({"trip_id": str, "start_date": str, "stop_sequence": "int64"})
-    return out.merge(known, on=key, how="left")  # the table has no known_at column: carried over from derivation
 
 
 def _epoch(moment: dt.datetime) -> float:

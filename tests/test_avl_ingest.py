@@ -120,10 +120,11 @@ def _stored_events(app: Flask) -> pd.DataFrame:
     with get_db(app).session() as session:
         rows = session.execute(select(StopEvent.trip_id, StopEvent.service_date, StopEvent.stop_sequence,
                                       StopEvent.arrival_at, StopEvent.departure_at, StopEvent.deviation_s,
-                                      StopEvent.scheduled_arrival_at, StopEvent.passed_between_pings)).all()
+                                      StopEvent.scheduled_arrival_at, StopEvent.passed_between_pings,
+                                      StopEvent.known_at)).all()
     out = pd.DataFrame(rows, columns=["trip_id", "service_date", "stop_sequence", "arrival_at", "departure_at",
-                                      "deviation_s", "scheduled_arrival_at", "passed"])
-    for column in ("arrival_at", "departure_at", "scheduled_arrival_at"):
+                                      "deviation_s", "scheduled_arrival_at", "passed", "stored_known_at"])
+    for column in ("arrival_at", "departure_at", "scheduled_arrival_at", "stored_known_at"):
         out[column] = [(a if a.tzinfo else a.replace(tzinfo=dt.UTC)).timestamp() for a in out[column]]
     out["start_date"] = [d.strftime("%Y%m%d") for d in out["service_date"]]
     return out
@@ -141,6 +142,8 @@ def test_csv_ingest_in_small_batches_agrees_with_stateless_events(feed_app: Flas
     assert np.abs(both["arrival"] - both["arrival_at"]).max() < 0.01
     assert np.abs(both["departure"] - both["departure_at"]).max() < 0.01
     assert (both["passed_between_pings"] == both["passed"]).all()
+    # stored known_at: when the live tracker emitted each event (silent runs closed by the batch clock), as replayed
+    assert np.abs(both["known_at"] - both["stored_known_at"]).max() < 0.01
     deviation = both["arrival_at"] - both["scheduled_arrival_at"]
     assert np.abs(deviation.round() - both["deviation_s"]).max() <= 1
     assert count(feed_app, Ping) == len(read_pings([day_pings]).pings)
@@ -195,3 +198,25 @@ def test_pings_without_trip_are_assigned_one(feed_app: Flask, network: SimNetwor
     on_trip = pd.notna(truth)
     # R32 runs on part of R12's street, so the exact trip is ambiguous there; a trip is found for nearly every ping
     assert np.mean([a is not None for a in np.array(assigned, dtype=object)[on_trip]]) >= 0.9
+
+
+def test_a_vehicle_silent_mid_trip_is_closed_by_the_feed_clock(feed_app: Flask, runner: FlaskCliRunner,
+                                                               network: SimNetwork, day_pings: Path,
+                                                               tmp_path: Path) -> None:
+    """A bus whose pings stop mid-trip: once the other buses' pings are past its silence limit, the tracker closes
+    its run, storing the events its last ping held back with the replay's ``known_at`` (the first ping past it)."""
+    pings = read_pings([day_pings]).pings
+    bus = pings["vehicle_id"] == "bus-0000"
+    cut = pings.loc[bus, "t"].quantile(0.5)
+    silent = pings[~bus | (pings["t"] <= cut)]
+    path = tmp_path / "silent.csv"
+    write_csv(silent.assign(timestamp=pd.to_datetime(silent["t"], unit="s", utc=True).map(pd.Timestamp.isoformat)),
+              path)
+    result = runner.invoke(args=["avl", "ingest", "--pings", str(path), "--batch", "50"])
+    assert result.exit_code == 0, result.output
+    stateless = derive_events(network, read_pings([path]).pings)
+    both = stateless.merge(_stored_events(feed_app), on=["trip_id", "start_date", "stop_sequence"])
+    assert len(both) == len(stateless)
+    assert np.abs(both["known_at"] - both["stored_known_at"]).max() < 0.01
+    released = both[both["known_at"] > cut + 900.0]
+    assert len(released) >= 1 and (released["known_at"] <= silent["t"].max()).all()

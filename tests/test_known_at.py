@@ -1,5 +1,6 @@
 """Honest replay: every stop event's ``known_at`` is the time of the ping whose arrival makes the live follower
-emit it, checked by feeding real Austin pings and simulated Almaty pings one at a time, as the tracker does."""
+emit it, checked by feeding real Austin pings and simulated Almaty pings one at a time, as the tracker does; and
+the backtest replays the ``known_at`` stored in ``avl_stop_events``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import datetime as dt
 import heapq
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -110,3 +112,20 @@ def test_a_silent_vehicle_leaves_its_run_at_the_feed_clock() -> None:
     assert closed and {event[-1] for event in closed} == {last + ctx.cfg.silence_s + 7.0}
     assert follower.run is None and follower.close() == []
     assert follower.feed(*(column[cut:] for column in columns)) == [] and follower.run is None
+
+
+def test_the_backtest_reads_known_at_back_from_the_event_table(tmp_path: Path) -> None:
+    """``qala backtest`` stores the events in ``avl_stop_events`` and replays what it reads back: the stored
+    ``known_at``, not one worked out again from the pings."""
+    from app.prediction_cli import _stored_history
+    from prediction.avlio import write_csv
+    from tests.test_simulate_feed import write_line_feed
+
+    feed = write_line_feed(tmp_path / "feed", last="07:00:00")
+    net = build_network(read_schedule(feed, canonical=False))
+    pings = CitySimulator(net, seed=5).run_day(dt.date(2026, 3, 3), ping_interval_s=20.0).pings
+    write_csv(pings, tmp_path / "pings.csv")
+    derived = derive_events(net, read_pings([tmp_path / "pings.csv"]).pings)
+    _, known = _stored_history(f"sqlite:///{tmp_path / 'backtest.db'}", feed, (tmp_path / "pings.csv",))
+    assert len(known.known_at) == len(derived) > 100
+    assert abs(np.sort(known.known_at) - np.sort(derived["known_at"].to_numpy(dtype=float))).max() < 0.01

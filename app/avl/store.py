@@ -136,7 +136,7 @@ def add_rejections(session: Session, day: dt.date, source: str, counts: Counter[
 
 
 _EVENT_UPDATES = ("stop_id", "vehicle_id", "arrival_at", "departure_at", "scheduled_arrival_at",
-                  "scheduled_departure_at", "deviation_s", "passed_between_pings")
+                  "scheduled_departure_at", "deviation_s", "passed_between_pings", "known_at")
 
 
 _EVENT_COLUMNS = ("feed_version_id", "trip_id", "service_date", "stop_sequence", *_EVENT_UPDATES)
@@ -145,20 +145,18 @@ _EVENT_STAGE = "avl_stop_events_stage"
 
 def upsert_events(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert stop events, or replace them (a re-ingested or replayed trip); on PostgreSQL through ``COPY`` into a
-    staging table and one ``INSERT … ON CONFLICT DO UPDATE``."""
+    staging table and one ``INSERT … ON CONFLICT DO UPDATE``. A row without ``known_at`` (when the live follower
+    emitted it) leaves the column empty."""
     if not rows:
         return
     if session.get_bind().dialect.name == "postgresql":
         _copy_events(session, rows)
         return
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(StopEvent)
+    statement = sqlite.insert(StopEvent)
     statement = statement.on_conflict_do_update(
         index_elements=["feed_version_id", "trip_id", "service_date", "stop_sequence"],
         set_={name: statement.excluded[name] for name in _EVENT_UPDATES})
-    session.execute(statement, rows)
-
-
+    session.execute(statement, [{"known_at": None, **row} for row in rows])
 
 def _copy_events(session: Session, rows: list[dict[str, Any]]) -> None:
     raw = session.connection().connection.driver_connection
@@ -172,7 +170,7 @@ def _copy_events(session: Session, rows: list[dict[str, Any]]) -> None:
         cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_EVENT_STAGE} (LIKE avl_stop_events) ON COMMIT DELETE ROWS")
         with cur.copy(f"COPY {_EVENT_STAGE} ({columns}) FROM STDIN") as copy:
             for row in latest.values():
-                copy.write_row(tuple(row[name] for name in _EVENT_COLUMNS))
+                copy.write_row(tuple(row.get(name) for name in _EVENT_COLUMNS))
         cur.execute(f"INSERT INTO avl_stop_events ({columns}) SELECT {columns} FROM {_EVENT_STAGE} "
                     f"ON CONFLICT (feed_version_id, trip_id, service_date, stop_sequence) DO UPDATE SET {updates}")
         cur.execute(f"DELETE FROM {_EVENT_STAGE}")

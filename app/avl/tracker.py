@@ -9,6 +9,11 @@ A vehicle the tracker has not seen (first ping, or after a restart) is replayed 
 last ``lookback_s`` first (their events were stored when those pings came). Pings older than the vehicle's
 latest are stored but do not move its events (a live feed's late pings).
 
+An event's ``known_at`` is the time of the ping whose arrival released it. Every batch moves the feed's clock
+on, and the followers of vehicles silent for longer than ``EventSettings.silence_s`` then close their trip runs,
+stamped with the batch's first ping past that limit: for batches in time order, the very ``known_at`` that
+``derive_events`` gives a replay of the same pings.
+
 Pings without a trip id get one from a ``prediction.assign.VehicleTrack`` per vehicle, also kept between batches
 (each ping labelled with the best hypothesis when it arrives); a vehicle without a track replays its stored pings
 of the last ``assign_lookback_s`` first.
@@ -53,12 +58,14 @@ class TripTracker:
         self._context: EventContext | None = None
         self._assigner: TripAssigner | None = None
         self._feed_version: int | None = None
+        self._clock = -np.inf  # the newest ping taken in, of any vehicle
         self._lock = threading.Lock()
 
     def clear(self) -> None:
         with self._lock:
             self._followers.clear()
             self._tracks.clear()
+            self._clock = -np.inf
 
     def _ctx(self, network: FeedNetwork) -> EventContext:
         if self._context is None or self._feed_version != network.feed_version_id:
@@ -119,19 +126,26 @@ class TripTracker:
                 "latitude": [r[2] / 1e6 for r in rows], "longitude": [r[3] / 1e6 for r in rows]}), assigner)
 
     def add(self, session: Session, network: FeedNetwork, pings: pd.DataFrame) -> list[dict[str, Any]]:
-        """Feed the accepted ``pings`` to their vehicles' followers; return the stop-event rows now known.
+        """Feed the accepted ``pings`` to their vehicles' followers, then close the runs of vehicles now silent for
+        longer than ``silence_s``; return the stop-event rows now known.
 
         ``prepare`` must have been called with these pings before they were stored."""
         if pings.empty:
             return []
         with self._lock:
             ctx = self._ctx(network)
+            ctx.clock = np.sort(pings["t"].to_numpy(dtype=float))  # the feed's clock, as far as this batch goes
             found, owners = [], []
             for vehicle, (t, lat, lon, trips, dates) in _by_vehicle(pings):
                 follower = self._followers.get(vehicle)
                 if follower is None:
                     follower = self._followers[vehicle] = VehicleFollower(ctx, vehicle)
                 events = follower.feed(t, lat, lon, trips, dates)
+                found.extend(events)
+                owners.extend([vehicle] * len(events))
+            self._clock = max(self._clock, float(ctx.clock[-1]))
+            for vehicle, follower in self._followers.items():
+                events = follower.expire(self._clock)
                 found.extend(events)
                 owners.extend([vehicle] * len(events))
         if not found:
@@ -195,7 +209,8 @@ def _objects(column: pd.Series) -> ObjectArray:
 
 def event_rows(network: FeedNetwork, events: pd.DataFrame, pings: pd.DataFrame | None = None, *,
                vehicles: list[str] | None = None) -> list[dict[str, Any]]:
-    """``derive_events`` output as ``avl_stop_events`` rows, with scheduled times and deviation.
+    """``derive_events`` output as ``avl_stop_events`` rows, with scheduled times, deviation and ``known_at``
+    (None where ``events`` has no such column).
 
     The vehicle of each event is ``vehicles`` (aligned with ``events``) or else the one with most of the trip's
     ``pings``."""
@@ -223,16 +238,18 @@ def event_rows(network: FeedNetwork, events: pd.DataFrame, pings: pd.DataFrame |
     sched_dep = origin + net.visit_dep[visit].astype(float)
     dates = {d: dt.date(int(d[:4]), int(d[4:6]), int(d[6:])) for d in origins}
     deviation = np.round(arrival - sched_arr).astype(np.int64).tolist()
+    known: list[dt.datetime] | list[None] = (_utc(merged["known_at"].to_numpy(dtype=float))
+                                             if "known_at" in merged else [None] * len(merged))
     columns = zip(merged["trip_id"], merged["start_date"], merged["stop_sequence"].astype(int).tolist(),
                   merged["stop_id"].astype(str), merged["_vehicle"], _utc(arrival), _utc(departure),
                   _utc(sched_arr), _utc(sched_dep), deviation, merged["passed_between_pings"].astype(bool).tolist(),
-                  strict=True)
+                  known, strict=True)
     fv = network.feed_version_id
     return [{"feed_version_id": fv, "trip_id": trip, "service_date": dates[day], "stop_sequence": seq,
              "stop_id": stop, "vehicle_id": veh, "arrival_at": arr, "departure_at": dep,
              "scheduled_arrival_at": s_arr, "scheduled_departure_at": s_dep, "deviation_s": dev,
-             "passed_between_pings": passed}
-            for trip, day, seq, stop, veh, arr, dep, s_arr, s_dep, dev, passed in columns]
+             "passed_between_pings": passed, "known_at": known_at}
+            for trip, day, seq, stop, veh, arr, dep, s_arr, s_dep, dev, passed, known_at in columns]
 
 
 def _visits(net: SimNetwork, trip_ids: ObjectArray, seq: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:

@@ -87,7 +87,9 @@ class StopEvent(Base):
     """An observed arrival and departure at one stop of one trip run, with its deviation from the schedule.
 
     ``deviation_s`` is observed minus scheduled arrival (positive = late). ``passed_between_pings`` marks
-    events interpolated between two pings rather than seen at the stop.
+    events interpolated between two pings rather than seen at the stop. ``known_at`` is when the live service
+    emitted the event (the arrival of the ping that released it; see ``prediction.events``); empty in rows
+    stored before it was kept.
     """
 
     __tablename__ = "avl_stop_events"
@@ -104,5 +106,6 @@ class StopEvent(Base):
     scheduled_departure_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     deviation_s: Mapped[int] = mapped_column(Integer)
     passed_between_pings: Mapped[bool] = mapped_column(Boolean)
+    known_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_avl_stop_events_stop_arrival", "feed_version_id", "stop_id", "arrival_at"),)

@@ -22,9 +22,10 @@ from prediction.features import KnownEvents
 from prediction.servicedays import service_day_start
 from prediction.sim_network import SimNetwork
 
-__all__ = ["EVENT_COLUMNS", "LiveEvents", "RunTable", "make_known_events"]
+__all__ = ["EVENT_COLUMNS", "KNOWN_AT", "LiveEvents", "RunTable", "make_known_events"]
 
 EVENT_COLUMNS = ("trip_id", "start_date", "stop_sequence", "arrival", "departure", "vehicle_id")
+KNOWN_AT = "known_at"  # optional column: when the live service emitted the event (``avl_stop_events.known_at``)
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -121,22 +122,24 @@ class LiveEvents:
         return out
 
     def add(self, events: pd.DataFrame, known_at: float) -> int:
-        """Take in stop events (``EVENT_COLUMNS``; times as epoch seconds) learnt at ``known_at``; returns how many
-        moved a run forward or refined its current stop."""
+        """Take in stop events (``EVENT_COLUMNS``; times as epoch seconds) learnt at ``known_at`` — or earlier, at
+        their own ``known_at`` where the frame has that column (the moment the AVL service emitted them, which is
+        what a replay uses); returns how many moved a run forward or refined its current stop."""
         if events.empty:
             return 0
         trips = self._trip_index.get_indexer(events["trip_id"].astype(str))
         frame = events.assign(_trip=trips)
         frame = frame[frame["_trip"] >= 0]
         visits = self._visits(frame["_trip"].to_numpy(np.int64), frame["stop_sequence"].to_numpy(np.int64))
-        frame = frame.assign(_visit=visits)
+        stored = frame[KNOWN_AT].to_numpy(dtype=float) if KNOWN_AT in frame else np.full(len(frame), np.nan)
+        frame = frame.assign(_visit=visits, _known=np.fmin(stored, known_at))  # fmin: NaN (not stored) loses
         frame = frame[frame["_visit"] >= 0].sort_values(["_trip", "start_date", "_visit"], kind="stable")
         taken = 0
-        columns = ("_trip", "start_date", "_visit", "arrival", "departure", "vehicle_id")
-        for trip, day, visit, arrival, departure, vehicle in zip(*(frame[c].tolist() for c in columns),
-                                                                   strict=True):
+        columns = ("_trip", "start_date", "_visit", "arrival", "departure", "vehicle_id", "_known")
+        for trip, day, visit, arrival, departure, vehicle, known in zip(*(frame[c].tolist() for c in columns),
+                                                                          strict=True):
             taken += self._take(int(trip), str(day), int(visit), float(arrival), float(departure),
-                                None if vehicle is None or vehicle == "" else str(vehicle), known_at)
+                                None if vehicle is None or vehicle == "" else str(vehicle), float(known))
         return taken
 
     def _take(self, trip: int, day: str, visit: int, arrival: float, departure: float, vehicle: str | None,
