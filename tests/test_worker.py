@@ -233,3 +233,15 @@ def test_a_newly_activated_feed_replaces_the_worker_without_a_restart(feed_app: 
     activate_feed_version(get_db(feed_app), first)  # a rollback is a change too
     back = feeds.check(fresh, source)
     assert isinstance(back, Worker) and back.catalog.feed_id == first == source.feed_version_id
+
+
+def test_live_events_are_known_since_their_stored_known_at(feed_app: Flask, tmp_path: Path) -> None:
+    """An event with a stored ``known_at`` (when the AVL service emitted it) counts as known since then, not since
+    the cycle that took it in; without one, or one in the cycle's future, since the cycle."""
+    worker: Worker = make_worker(feed_app, tmp_path)
+    frame = events(event("T12-a", 10, MORNING - 300), event("T12-a", 20, MORNING - 200),
+                   event("T12-a", 30, MORNING - 100)).assign(known_at=[MORNING - 240, float("nan"), MORNING + 50])
+    assert worker.events.add(frame, known_at=MORNING) == 3
+    known, runs = worker.events.known_events(MORNING)
+    assert sorted(known.known_at[known.run == 0].tolist()) == [MORNING - 240, MORNING, MORNING]
+    assert runs.known_at.tolist() == [MORNING]
