@@ -234,9 +234,8 @@ class _TripPlan:
 class EventContext:
     """A network and settings with per-trip plans cached, shared by every vehicle's follower.
 
-    ``clock``, the sorted times of every ping of the feed (all vehicles), is given by a replay over a whole file:
-    a silent vehicle's run then closes when the feed's first ping after the silence limit arrives, as it does in
-    the live tracker, which closes silent runs whenever a batch moves the feed's clock on."""
+    ``clock``, the sorted times of the feed's pings (all vehicles'; a replay gives the whole file's, the live
+    tracker each batch's): a silent vehicle's run closes as the first of them after the silence limit arrives."""
 
     def __init__(self, net: SimNetwork, settings: EventSettings | None = None, *,
                  clock: FloatArray | None = None) -> None:
