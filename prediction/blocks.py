@@ -8,21 +8,28 @@ say it; many (Austin's among them) do not, so we infer it from the timetable wit
   or within ``TERMINAL_NEAR_M`` (a walk across a terminal, or a short deadhead to the other side of the street);
 - it leaves no earlier than the previous trip's scheduled end (``MIN_LAYOVER_S`` = 0) and at most
   ``MAX_LAYOVER_S`` after it (a longer gap is a vehicle going back to the depot, not a layover). Timetables
-  already hold the recovery time: on Austin's real pings 11 % of the trips a bus ran next left less than 3
-  minutes after the previous one's scheduled end (often at the very minute), and requiring 3 minutes lost more
-  right pairs there and on HART's real blocks than it saved wrong ones (``bench/blocks.py``);
-- it is on the same route and the same service: interlining between routes is an operator's choice that the
-  timetable does not reveal, and chaining across services would make a trip's successor depend on the day (a
-  successor must hold on every day its trip runs, and two services share only some days).
+  already hold the recovery time: 11 % of the trips Austin's real buses ran next (5 % of HART's real block pairs)
+  left less than 3 minutes after the previous one's scheduled end, often at the very minute, and requiring
+  3 minutes lost more right pairs on both than it saved wrong ones (``bench/blocks.py``);
+- it is on the same route and the same service. Interlining between routes is an operator's choice that the
+  timetable does not reveal: a second pass chaining the trips left unchained across routes moved precision and
+  recall by at most 0.001 on Austin and HART. Chaining across services would make a trip's successor depend on
+  the day (a successor must hold on every day its trip runs, and two services share only some days); HART's real
+  blocks keep to one service (332 of 335).
 
 Among the pairings those rules allow, the one chosen per (service, route) is a minimum-cost assignment whose
-cost is the *square* of each layover. Any assignment that chains the same trips has the same total layover
-(the sum of next starts minus previous ends), so the linear total cannot choose between them; the square makes
-the assignment first chain as many trips as possible (a depot runs the fewest vehicles: every chain link costs
-less than leaving a trip unchained) and then spread layovers evenly, which at one terminal is first-in first-out
-(the bus that arrived first leaves first) — what depots do, and what the simulator's earliest-free rule does
-greedily. Unlike that greedy rule, the assignment does not strand a trip whose only feasible predecessor an
-earlier trip took needlessly.
+cost is the *square* of each layover. It first chains as many trips as it can (an unchained trip costs more
+than any set of links: a depot runs the fewest vehicles). Any assignment that chains the same trips has the same
+total layover (the sum of next starts minus previous ends), so a linear cost could not choose among them; the
+square spreads layovers evenly, which at one terminal is first-in first-out (the bus that arrived first leaves
+first) — what depots do, and what the simulator's earliest-free rule does greedily, one trip at a time, where
+the assignment weighs the whole day at once.
+
+Measured by ``bench/blocks.py`` (precision / recall of the (trip, next trip) pairs, the greedy rule's beside):
+Austin's real buses 0.55 / 0.51 (greedy 0.24 / 0.21) with the feed as it is, whose one all-week service mixes
+weekday and weekend timetables, and 0.90 / 0.84 (greedy 0.81 / 0.75) with each trip's service the days it ran;
+HART's hidden real blocks 0.87 / 0.87 (greedy 0.80 / 0.79). On Almaty's generated blocks greedy wins (0.72
+against 0.47): that generator is itself a greedy first-in first-out roster with a 300 s minimum stand.
 """
 
 from __future__ import annotations
