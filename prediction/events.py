@@ -93,8 +93,8 @@ def derive_events(net: SimNetwork, pings: pd.DataFrame, settings: EventSettings 
     zone (for a trip's last stop, the first ping inside it) — normally the vehicle's next ping — or of the ping
     that closes the run (another trip's, or none), or, when the vehicle falls silent (also at the end of its
     data), of the first ping of any vehicle after its last + ``silence_s`` (past the end of all pings, that limit
-    itself); never before the departure, nor before an earlier stop's. Stops the pings
-    cannot place (before the first or after the last usable ping) are left out rather than guessed.
+    itself); never before the departure, nor before an earlier stop's. Stops the pings cannot place (before the
+    first or after the last usable ping) are left out rather than guessed.
 
     Each vehicle's pings go through a ``VehicleFollower`` in time order, the very code the service runs as pings
     arrive, so stored events and these agree by construction; no event uses a ping after its ``known_at``. A trip
