@@ -1,21 +1,29 @@
 """The baselines as their systems compute them, on hand-made stop events along the test line: TheTransitClock's
 Kalman filter (the same trip's last days, the last vehicle, the error carried from it), OneBusAway's deviation that
-grows while a bus is overdue, and a bus that stands still, whose predicted arrivals move later instead of vanishing."""
+grows while a bus is overdue, and a bus that stands still, whose predicted arrivals move later instead of vanishing
+and whose board row says for how long it has been overdue."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from flask import Flask
 
+from app import get_redis
+from app.realtime.store import read_board
 from prediction.features import KnownEvents, SegmentHistory
 from prediction.predict_snapshot import LiveState
 from prediction.schedule import read_schedule
 from prediction.servicedays import service_day_start
 from prediction.sim_network import SimNetwork, build_network
 from tests.test_simulate_feed import write_line_feed
+from tests.worker_feed import MORNING, add_worker_feed, event, events, make_worker
 
 TODAY = dt.date(2026, 3, 3)
 PAST = [dt.date(2026, 3, 2), dt.date(2026, 2, 27), dt.date(2026, 2, 26)]
@@ -158,3 +166,21 @@ def test_a_stalled_bus_keeps_predictions_that_move_later(net: SimNetwork) -> Non
         _visit(net, "R12-0-002", 1)])
     gone = state.snapshot(end + state.past_end_s + 60.0)
     assert not (gone["trip"] == int(np.flatnonzero(net.trip_ids == "R12-0-002")[0])).any()
+
+
+def test_the_board_row_says_how_long_a_bus_has_been_overdue(app: Flask, tmp_path: Path) -> None:
+    add_worker_feed(app)
+    worker = make_worker(app, tmp_path)
+
+    def s2_rows() -> list[dict[str, Any]]:
+        stored = read_board(get_redis(app), "S2")
+        assert stored is not None
+        return list(json.loads(stored.body)["arrivals"])
+
+    worker.cycle(MORNING, events(event("T12-a", 10, MORNING - 60)))  # left S1 a minute ago, due at S2 at 08:05
+    moving = [row for row in s2_rows() if row["realtime"]]
+    assert [row["stalled_s"] for row in moving] == [0]
+    assert all(row["stalled_s"] is None for row in s2_rows() if not row["realtime"])
+    worker.cycle(MORNING + 840.0)  # 08:15:30, not seen at S2, which the history expects 12 min after S1
+    stalled = [row for row in s2_rows() if row["realtime"]]
+    assert len(stalled) == 1 and stalled[0]["trip_id"] == "T12-a" and stalled[0]["stalled_s"] > 60

@@ -44,6 +44,7 @@ class PredictedArrival:
     early: dt.datetime | None = None  # interval bounds, e.g. the 10 % and 90 % quantiles
     late: dt.datetime | None = None
     observed_at: dt.datetime | None = None  # when the vehicle position behind the prediction was taken
+    stalled_s: float | None = None  # how long the bus has been overdue at its next stop (0: moving)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class BoardRow:
     early: dt.datetime | None = None
     late: dt.datetime | None = None
     last_update: dt.datetime | None = None
+    stalled_s: int | None = None  # live rows: seconds the bus has been overdue at its next stop; timetable: None
 
     def sort_key(self) -> tuple[Any, ...]:
         return self.predicted_time, route_sort_key(self.route_short_name, self.route_id), self.trip_id
@@ -88,6 +90,7 @@ class BoardRow:
             "vehicle_id": self.vehicle_id,
             "minutes_away": max(0, math.floor((self.predicted_time - now).total_seconds() / 60)),
             "realtime": self.realtime,
+            "stalled_s": self.stalled_s,
             "last_update": _iso(self.last_update, tz),
         }
 

@@ -92,5 +92,5 @@ class StaticCatalog:
             stop_sequence=prediction.stop_sequence, service_date=prediction.service_date,
             scheduled_time=prediction.scheduled, predicted_time=prediction.predicted, realtime=True,
             vehicle_id=prediction.vehicle_id, early=prediction.early, late=prediction.late,
-            last_update=prediction.observed_at or now,
+            last_update=prediction.observed_at or now, stalled_s=int(prediction.stalled_s or 0),
         )

@@ -217,22 +217,25 @@ def _live_texts(formatter: RowFormatter, p: Any, j: IntArray, minutes: IntArray)
     predicted, zp = local(p.predicted[j])
     vehicles = formatter.vehicles(p.vehicle_id[j].tolist())
     updated, zu = local(p.observed_at[j])
+    # a bus overdue at its next stop (stalled, or its pings stopped): the board can say how long
+    stalled = np.zeros(len(j), dtype=np.int64) if p.stalled_s is None else np.floor(p.stalled_s[j]).astype(np.int64)
+    tails = [f'"realtime":true,"stalled_s":{n},"last_update":"{u}{zu}"}}'
+             for n, u in zip(stalled.tolist(), updated, strict=True)]
     if p.lower is None or p.upper is None:
         return [
             f'{prefix[t]}"stop_sequence":{seq[v]},"service_date":"{d}","scheduled_time":"{s}{zs}",'
-            f'"predicted_time":"{t_}{zp}","interval":null,"vehicle_id":{veh},"minutes_away":{m},"realtime":true,'
-            f'"last_update":"{u}{zu}"}}'
-            for t, v, d, s, t_, veh, m, u in zip(*common, scheduled, predicted, vehicles, minutes.tolist(), updated,
-                                                  strict=True)
+            f'"predicted_time":"{t_}{zp}","interval":null,"vehicle_id":{veh},"minutes_away":{m},{tail}'
+            for t, v, d, s, t_, veh, m, tail in zip(*common, scheduled, predicted, vehicles, minutes.tolist(), tails,
+                                                     strict=True)
         ]
     early, ze = local(p.lower[j])
     late, zl = local(p.upper[j])
     return [
         f'{prefix[t]}"stop_sequence":{seq[v]},"service_date":"{d}","scheduled_time":"{s}{zs}",'
         f'"predicted_time":"{t_}{zp}","interval":{{"early":"{e}{ze}","late":"{lt}{zl}"}},"vehicle_id":{veh},'
-        f'"minutes_away":{m},"realtime":true,"last_update":"{u}{zu}"}}'
-        for t, v, d, s, t_, e, lt, veh, m, u in zip(*common, scheduled, predicted, early, late, vehicles,
-                                                     minutes.tolist(), updated, strict=True)
+        f'"minutes_away":{m},{tail}'
+        for t, v, d, s, t_, e, lt, veh, m, tail in zip(*common, scheduled, predicted, early, late, vehicles,
+                                                        minutes.tolist(), tails, strict=True)
     ]
 
 
@@ -251,8 +254,8 @@ def _timetable_texts(formatter: RowFormatter, trips: IntArray, visits: IntArray,
                                  formatter.dates(dates[at].tolist()), formatter.times(seconds[at]), strict=True):
             cache[keys[i]] = (f'{prefix[t]}"stop_sequence":{seq[v]},"service_date":"{d}","scheduled_time":"{s}",'
                               f'"predicted_time":"{s}","interval":null,"vehicle_id":null,"minutes_away":')
-    return [f'{cache[key]}{m},"realtime":false,"last_update":null}}' for key, m in zip(keys, minutes.tolist(),
-                                                                                       strict=True)]
+    return [f'{cache[key]}{m},"realtime":false,"stalled_s":null,"last_update":null}}'
+            for key, m in zip(keys, minutes.tolist(), strict=True)]
 
 
 def _no_calls() -> tuple[IntArray, IntArray, FloatArray, FloatArray, npt.NDArray[np.object_]]:

@@ -113,6 +113,7 @@ class CyclePredictions:
     vehicle_id: npt.NDArray[np.object_]
     observed_at: FloatArray
     run_keys: set[tuple[int, str]]  # runs with events (predicted or finished): no timetable rows for them
+    stalled_s: FloatArray | None = None  # how long each row's bus has been overdue at its next stop (0: moving)
 
     def __len__(self) -> int:
         return len(self.trip)
@@ -154,7 +155,7 @@ def _arrays(net: SimNetwork, runs: RunTable, rows: pd.DataFrame, now: float, eta
         scheduled=origin + net.visit_arr[visit], predicted=now + eta,
         lower=None if low is None else now + low, upper=None if high is None else now + high,
         vehicle_id=vehicles, observed_at=np.where(seen, runs.known_at[safe], now),
-        run_keys=run_keys,
+        run_keys=run_keys, stalled_s=rows["stalled_s"].to_numpy(float) if "stalled_s" in rows else None,
     )
 
 
