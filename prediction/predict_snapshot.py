@@ -15,7 +15,10 @@ its next stop. A bus that stands still or falls silent keeps being predicted (fo
 ``past_end_s`` past its trip's scheduled end plus its delay: long enough for a breakdown, a detour or a gap in the
 pings, short enough that a bus gone out of service stops showing), and no ETA is shorter than the time still needed
 from its next stop on, plus ``_REACH_FLOOR_S`` to get there: the predicted arrival moves later while it stands.
-``stalled_s`` says for how long it has been overdue at its next stop.
+``stalled_s`` says for how long it has been overdue at its next stop. An event is known only some time after the bus
+passed the stop (the next ping; 4 min on Austin's feed), so a bus not yet reported at its next stop may have passed it
+that long ago: the floor, ``stalled_s`` and the overdue deviation all allow the feed's mean report lag so far
+(``report_lag_s``); without it, on Austin, the floor held predictions minutes late.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ OUTPUT_COLUMNS = ("run", "visit", "trip", "origin", "made_at", "sched_eta_s", "k
 _PACE_PRIOR_S = 300.0  # shrinks a trip's own pace toward 1 until it has run a few minutes
 _ROUTE_PRIOR_S = 600.0
 _REACH_FLOOR_S = 30.0  # the least time a bus not yet seen at its next stop needs to get there
+_MAX_LAG_S = 600.0  # a report lag longer than this is a gap in the pings, not the feed's rhythm
 _SOURCES = ("hist", "recent", "kalman", "transitclock")
 _EMPTY = pd.DataFrame({name: np.zeros(0) for name in (*FEATURES, *OUTPUT_COLUMNS)}).astype(
     {"run": np.int64, "visit": np.int64, "trip": np.int64})
@@ -108,6 +112,7 @@ class LiveState:
         self.kalman_error = np.full(len(net.visit_seq), np.nan)  # TheTransitClock's KalmanErrorCache
         self.now = -np.inf
         self._next = 0
+        self._lag_sum, self._lag_count = 0.0, 0
         self._cum_obs, self._cum_hist = self._trip_pace_sums()
         self.trip_direction, self.next_trip = _trip_tables(net)
         self.trip_end = net.visit_ptr[1:] - 1
@@ -149,6 +154,8 @@ class LiveState:
         rows = np.arange(self._next, stop)
         self._next = stop
         k = self.known
+        self._lag_sum += float(np.clip(k.known_at[rows] - k.departure[rows], 0.0, _MAX_LAG_S).sum())
+        self._lag_count += len(rows)
         order = rows[np.lexsort((k.visit[rows], k.run[rows]))]
         last = order[np.r_[k.run[order][1:] != k.run[order][:-1], True]]  # furthest visit per run
         newer = k.visit[last] > self.last_visit[k.run[last]]
@@ -163,6 +170,11 @@ class LiveState:
         self.recent_run[segment], self.recent_at[segment] = k.segment_run[seg_rows], k.arrival[seg_rows]
         self.recent_route[segment] = self.net.trip_route[k.trip[seg_rows]]
         self.recent_visit[segment] = k.visit[seg_rows]
+
+    @property
+    def report_lag_s(self) -> float:
+        """Mean seconds from a departure to the moment its event became known, over the events taken in so far."""
+        return self._lag_sum / self._lag_count if self._lag_count else 0.0
 
     def active_runs(self, now: float) -> IntArray:
         """Runs heard from within ``stale_s`` and not finished — or finished but with a next trip of the block still
@@ -341,7 +353,8 @@ class LiveState:
         origin = self.run_origin[runs]
         deviation = self.last_dep[runs] - (origin + net.visit_dep[base])
         following = np.minimum(base + 1, self.trip_end[self.run_trip[runs]])
-        return np.where(following > base, np.maximum(deviation, now - (origin + net.visit_arr[following])), deviation)
+        overdue = now - self.report_lag_s - (origin + net.visit_arr[following])
+        return np.where(following > base, np.maximum(deviation, overdue), deviation)
 
     def _current_rows(self, now: float, runs: IntArray, c: dict[str, FloatArray], pos: IntArray,
                       max_ahead_s: float | None) -> pd.DataFrame:
@@ -358,12 +371,14 @@ class LiveState:
         self.kalman_error[j[used]] = c["kalman_error"][j + pos[trip]][used]
         elapsed = now - self.last_dep[run]
         to_next = self._ahead(c, base + pos[trip], base + 1 + pos[trip])["transitclock"]
-        eta = np.maximum(ahead["transitclock"] - elapsed, ahead["transitclock"] - to_next + _REACH_FLOOR_S)
+        lag = self.report_lag_s
+        eta = np.maximum(ahead["transitclock"] - elapsed,
+                         np.maximum(ahead["transitclock"] - to_next - lag, 0.0) + _REACH_FLOOR_S)
         deviation = self._overdue(now, runs)[owner]
         baselines = {"kalman_eta_s": eta, "block_deviation_s": self.last_dep[run] - (
                          self.run_origin[run] + net.visit_dep[base]),
                      "deviation_eta_s": np.maximum(self.run_origin[run] + net.visit_arr[j] + deviation - now, 0.0),
-                     "stalled_s": np.maximum(elapsed - to_next, 0.0)}
+                     "stalled_s": np.maximum(elapsed - to_next - lag, 0.0)}
         return self._frame(now, run, c, ahead, trip=trip, visit=j, dist=net.visit_dist[j] - net.visit_dist[base],
                            stops=(j - base).astype(float),
                            sched_remaining=(net.visit_arr[j] - net.visit_dep[base]).astype(float), block_ahead=0.0,
@@ -373,8 +388,9 @@ class LiveState:
                ) -> tuple[dict[str, FloatArray], dict[str, FloatArray], FloatArray]:
         """Per run: seconds from its last departure to its terminal by source (``to_end``), seconds from now until
         it leaves on its next trip by source — the later of that trip's scheduled departure and its arrival, no
-        sooner for TheTransitClock than the time from its next stop on plus ``_REACH_FLOOR_S`` — and how long it
-        has been overdue at its next stop (at the terminal: past the next trip's scheduled departure)."""
+        sooner for TheTransitClock than the time from its next stop on (less the report lag) plus ``_REACH_FLOOR_S``
+        — and how long it has been overdue at its next stop (at the terminal: past the next trip's scheduled
+        departure)."""
         net = self.net
         trip, base = self.run_trip[runs], self.last_visit[runs]
         end, first = self.trip_end[trip], net.visit_ptr[self.next_trip[trip]]
@@ -385,9 +401,10 @@ class LiveState:
         slack = self.run_origin[runs] + net.visit_dep[first] - now  # until the next trip's scheduled departure
         leave = {name: np.maximum(slack, np.where(running, np.maximum(to_end[name] - elapsed, 0.0), 0.0))
                  for name in _SOURCES}
-        floor = to_end["transitclock"] - to_next + _REACH_FLOOR_S
+        lag = self.report_lag_s
+        floor = np.maximum(to_end["transitclock"] - to_next - lag, 0.0) + _REACH_FLOOR_S
         leave["transitclock"] = np.maximum(leave["transitclock"], np.where(running, floor, 0.0))
-        stalled = np.where(running, np.maximum(elapsed - to_next, 0.0), np.maximum(-slack, 0.0))
+        stalled = np.where(running, np.maximum(elapsed - to_next - lag, 0.0), np.maximum(-slack, 0.0))
         return to_end, leave, stalled
 
     def _next_rows(self, now: float, runs: IntArray, c: dict[str, FloatArray], pos: IntArray,
