@@ -108,4 +108,5 @@ class StopEvent(Base):
     passed_between_pings: Mapped[bool] = mapped_column(Boolean)
     known_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (Index("ix_avl_stop_events_stop_arrival", "feed_version_id", "stop_id", "arrival_at"),)
+    __table_args__ = (Index("ix_avl_stop_events_stop_arrival", "feed_version_id", "stop_id", "arrival_at"),
+                      Index("ix_avl_stop_events_known_at", "feed_version_id", "known_at"))
