@@ -170,6 +170,28 @@ def test_database_source_feeds_the_worker(feed_app: Flask, tmp_path: Path) -> No
     assert s2 is not None and [r["vehicle_id"] for r in s2["arrivals"] if r["realtime"]] == ["BUS-3"]
 
 
+def test_database_source_polls_events_by_when_they_became_known(feed_app: Flask) -> None:
+    """An event reaches the table a ping after its departure (minutes on a sparse feed, longer for a vehicle that
+    went silent): the poll takes it by ``known_at``, so one that departed long before the last poll still comes."""
+    from app.models import FeedVersion
+
+    with get_db(feed_app).session() as session:
+        feed_id = int(session.scalar(select(FeedVersion.id)) or 0)
+    source = DatabaseSource(get_db(feed_app).session, feed_id)
+    assert source.poll(MORNING)[0].empty
+    departure = dt.datetime.fromtimestamp(MORNING - 1200, dt.UTC)
+    known = dt.datetime.fromtimestamp(MORNING + 30, dt.UTC)
+    with get_db(feed_app).session() as session:
+        session.add(StopEvent(feed_version_id=feed_id, trip_id="T12-a", service_date=dt.date(2026, 3, 10),
+                              stop_sequence=10, stop_id="S1", vehicle_id="BUS-3",
+                              arrival_at=departure - dt.timedelta(seconds=20), departure_at=departure,
+                              scheduled_arrival_at=departure, scheduled_departure_at=departure, deviation_s=0,
+                              passed_between_pings=False, known_at=known))
+        session.commit()
+    stream, _ = source.poll(MORNING + 40)
+    assert list(stream["trip_id"]) == ["T12-a"] and list(stream["known_at"]) == [MORNING + 30]
+
+
 def test_a_newly_trained_model_replaces_the_predictor_without_a_restart(feed_app: Flask, tmp_path: Path) -> None:
     from prediction.artifacts import save_model
     from prediction.models import QuantileETAModel

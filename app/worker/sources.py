@@ -1,7 +1,9 @@
 """Where the worker's AVL comes from, each polled once per cycle for (new stop events, new pings):
 
 - ``DatabaseSource``: what the AVL ingest of other processes stored (on-board units posting to the web API,
-  ``qala avl ingest-gtfsrt``) — stop events by departure time, with an overlap for refined events, and pings.
+  ``qala avl ingest-gtfsrt``) — stop events by the time they became known (``known_at``: a ping after the stop,
+  often minutes after the departure; rows stored before it existed by departure time), with an overlap for
+  refined events, and pings.
 - ``IngestSource``: pings this worker fetches itself (a GTFS-rt VehiclePositions URL, the live simulator),
   stored through the AVL ingest; the stop events the ingest derives are taken on their way to the database.
 """
@@ -13,14 +15,14 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from app.avl.ingest import AvlService, IngestReport, IngestSettings, empty_frame
 from app.avl.network import FeedNetwork
 from app.avl.tracker import TripTracker
 from app.models import Ping, StopEvent
-from app.worker.events import EVENT_COLUMNS
+from app.worker.events import EVENT_COLUMNS, KNOWN_AT
 
 __all__ = ["AvlPoll", "CapturingTracker", "DatabaseSource", "IngestSource", "events_from_rows"]
 
@@ -34,8 +36,9 @@ def _epoch(value: dt.datetime) -> float:
 
 
 def events_from_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Stop-event rows (``avl_stop_events`` columns) as the worker's event frame."""
-    return pd.DataFrame({
+    """Stop-event rows (``avl_stop_events`` columns) as the worker's event frame, with ``known_at`` (NaN where
+    the row has none: the worker then takes the event as known at its cycle)."""
+    frame = pd.DataFrame({
         "trip_id": [r["trip_id"] for r in rows],
         "start_date": [r["service_date"].strftime("%Y%m%d") for r in rows],
         "stop_sequence": [int(r["stop_sequence"]) for r in rows],
@@ -43,6 +46,8 @@ def events_from_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
         "departure": [_epoch(r["departure_at"]) for r in rows],
         "vehicle_id": [r["vehicle_id"] or None for r in rows],
     }, columns=list(EVENT_COLUMNS))
+    frame[KNOWN_AT] = [float("nan") if r.get("known_at") is None else _epoch(r["known_at"]) for r in rows]
+    return frame
 
 
 class DatabaseSource:
@@ -59,11 +64,13 @@ class DatabaseSource:
         events_since = self._events_since if self._events_since is not None else now - self.lookback_s
         pings_since = self._pings_since if self._pings_since is not None else now - 300.0
         with self.session_factory() as session:
+            after = dt.datetime.fromtimestamp(events_since - self.overlap_s, dt.UTC)
             rows = session.execute(
                 select(StopEvent.trip_id, StopEvent.service_date, StopEvent.stop_sequence, StopEvent.arrival_at,
-                       StopEvent.departure_at, StopEvent.vehicle_id)
+                       StopEvent.departure_at, StopEvent.vehicle_id, StopEvent.known_at)
                 .where(StopEvent.feed_version_id == self.feed_version_id,
-                       StopEvent.departure_at > dt.datetime.fromtimestamp(events_since - self.overlap_s, dt.UTC))
+                       or_(StopEvent.known_at > after,
+                           and_(StopEvent.known_at.is_(None), StopEvent.departure_at > after)))
             ).mappings().all()
             pings = session.execute(
                 select(Ping.vehicle_id, Ping.recorded_at, Ping.lat_e6, Ping.lon_e6, Ping.trip_id, Ping.route_id,
@@ -71,7 +78,8 @@ class DatabaseSource:
                 .where(Ping.recorded_at > dt.datetime.fromtimestamp(pings_since, dt.UTC))).all()
         events = events_from_rows([dict(r) for r in rows])
         if len(events):
-            self._events_since = max(events_since, float(events["departure"].max()))
+            known = events["known_at"].fillna(events["departure"])
+            self._events_since = max(events_since, float(known.max()))
         frame = _ping_frame(pings)
         if len(frame):
             self._pings_since = max(pings_since, float(frame["t"].max()))
