@@ -159,6 +159,6 @@ def test_a_model_that_cannot_fit_nothing_is_stood_in_for(city: tuple[SimNetwork,
     net, known, _ = city
     report = backtest(net, known, _cutoff(net), step_s=600.0, history_hours=0.0,
                       model=HistGradientBoostingRegressor())  # refuses zero rows, as QuantileETAModel did
-    assert report["model_cold_start"] == "schedule" and report["model_estimator"] == "ScheduleBaseline"
-    model, schedule = report["predictors"]["model"], report["predictors"]["schedule"]  # type: ignore[index]
-    assert model == schedule
+    assert report["model_cold_start"] == "deviation" and report["model_estimator"] == "DeviationBaseline"
+    model, deviation = report["predictors"]["model"], report["predictors"]["deviation"]  # type: ignore[index]
+    assert model == deviation
