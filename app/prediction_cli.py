@@ -184,7 +184,8 @@ def backtest_command(gtfs: Path, pings: tuple[Path, ...], more: tuple[Path, ...]
     click.echo(format_table(report))
     for part in ("current_trips", "next_trips"):
         if part in report:
-            click.echo(f"{part.replace('_', ' ')} only:")
+            inferred = " (inferred blocks)" if part == "next_trips" and report.get("blocks") == "inferred" else ""
+            click.echo(f"{part.replace('_', ' ')}{inferred} only:")
             click.echo(format_table({"predictors": report[part]}))
     click.echo(f"wrote {json_out}")
 

@@ -84,7 +84,7 @@ class QuantileETAModel(RegressorMixin, BaseEstimator):
       is not the median, and on a city whose history is short or unlike its present a baseline can beat the
       booster: then the baseline is what riders get. A group with fewer than ``min_group_rows`` rows takes its
       trip kind's choice, then the overall one. With fewer than ``min_rows`` training rows (a new city) there is
-      no booster and the choice is among the baselines alone, or ``kalman`` with no rows at all.
+      no booster and the choice is among the baselines alone, or ``COLD_START`` (deviation) with no rows at all.
     - **The interval**: split-conformal on the same out-of-fold rows: the residuals (actual − chosen estimate)
       divided by ``sqrt(estimate + 60 s)``, their outer ``quantiles`` per group. Out-of-fold means on days the
       booster did not see, so the interval keeps its share on new days (in-sample residuals covered 56–73 %
@@ -183,6 +183,9 @@ class QuantileETAModel(RegressorMixin, BaseEstimator):
 
 # --- the selection ------------------------------------------------------------------------------------------------
 
+# with nothing to validate on (a new city), OneBusAway's deviation: it needs no history at all, where the Kalman
+# estimate without history is the timetable's run times from wherever the bus is
+COLD_START = "deviation"
 CANDIDATES = ("model", "kalman", "deviation", "schedule", "model+kalman", "model+deviation", "model+schedule")
 _OFFSETS_S = np.arange(-180.0, 181.0, 10.0)
 _GROUP_EDGES_S = np.array([180.0, 360.0, 600.0, 900.0, 1800.0])  # of the Kalman ETA: the benchmark's buckets and on
@@ -246,7 +249,7 @@ def _best(estimates: FloatArray, actual: FloatArray) -> tuple[int, float, float]
 
 def _select(estimates: FloatArray, target: FloatArray, group: npt.NDArray[np.int64], min_rows: int) -> Selection:
     groups = 2 * (len(_GROUP_EDGES_S) + 1)
-    candidate = np.full(groups, CANDIDATES.index("kalman"), dtype=np.int64)
+    candidate = np.full(groups, CANDIDATES.index(COLD_START), dtype=np.int64)
     offset, hits = np.zeros(groups), np.full(groups, np.nan)
     count = np.bincount(group, minlength=groups)[:groups]
     overall = _best(estimates, target) if len(target) else None
@@ -265,7 +268,8 @@ def _select(estimates: FloatArray, target: FloatArray, group: npt.NDArray[np.int
 def _apply(estimates: FloatArray, selection: Selection, group: npt.NDArray[np.int64]) -> FloatArray:
     candidate, offset = selection[0][group], selection[1][group]
     chosen = estimates[candidate, np.arange(len(group))] + offset
-    return np.where(np.isnan(chosen), estimates[1, np.arange(len(group))] + offset, chosen)  # no booster: kalman
+    # the selection never picks a booster estimate it did not have; should one be missing, the Kalman estimate
+    return np.where(np.isnan(chosen), estimates[1, np.arange(len(group))] + offset, chosen)
 
 
 def _interval_offsets(middle: FloatArray, y: FloatArray, group: npt.NDArray[np.int64],

@@ -29,11 +29,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from prediction.blocks import next_trips
 from prediction.features import FEATURES, KnownEvents, SegmentHistory
 from prediction.kalman import INITIAL_ERROR, MIN_DAYS, kalman_run
 from prediction.sim_network import SimNetwork
 
-__all__ = ["OUTPUT_COLUMNS", "LiveState", "next_trips"]
+__all__ = ["OUTPUT_COLUMNS", "LiveState"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -48,21 +49,6 @@ _MAX_LAG_S = 600.0  # a report lag longer than this is a gap in the pings, not t
 _SOURCES = ("hist", "recent", "kalman", "transitclock")
 _EMPTY = pd.DataFrame({name: np.zeros(0) for name in (*FEATURES, *OUTPUT_COLUMNS)}).astype(
     {"run": np.int64, "visit": np.int64, "trip": np.int64})
-
-
-def next_trips(net: SimNetwork) -> IntArray:
-    """For every trip, the next trip of its block on the same service (by scheduled start), or -1."""
-    out = np.full(len(net.trip_ids), -1, dtype=np.int64)
-    has = np.flatnonzero(np.array([b is not None for b in net.trip_block], dtype=bool))
-    if not len(has):
-        return out
-    start = net.visit_dep[net.visit_ptr[has]]
-    key = pd.factorize(pd.Series(net.trip_block[has].astype(str)) + "\x1f" + net.trip_service[has].astype(str))[0]
-    order = has[np.lexsort((start, key))]
-    same = key[np.lexsort((start, key))]
-    follow = same[1:] == same[:-1]
-    out[order[:-1][follow]] = order[1:][follow]
-    return out
 
 
 _TRIP_TABLES: dict[int, tuple[weakref.ref[SimNetwork], FloatArray, IntArray]] = {}

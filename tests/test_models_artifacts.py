@@ -111,12 +111,12 @@ def test_interval_is_calibrated_on_days_the_booster_did_not_see() -> None:
     assert 0.72 <= coverage(crossed) <= 0.88
 
 
-def test_a_new_city_without_history_gets_the_kalman_estimate() -> None:
+def test_a_new_city_without_history_gets_onebusaway_s_deviation() -> None:
     rows, _ = _rows(0)
     model = QuantileETAModel().fit(rows, np.zeros(0))
     fresh, _ = _rows(50, seed=5)
     assert model.estimator_ is None
-    np.testing.assert_allclose(model.predict(fresh), np.maximum(fresh["kalman_eta_s"], 0.0))
+    np.testing.assert_allclose(model.predict(fresh), np.maximum(fresh["sched_eta_s"] + fresh["deviation_s"], 0.0))
     low, high = model.predict_interval(fresh)
     assert np.all(low < model.predict(fresh)) and np.all(high > model.predict(fresh))
 
