@@ -133,6 +133,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         **_DEPARTURE_FIELDS,
         "minutes_away": {"type": "integer", "minimum": 0, "description": "whole minutes from `at`, rounded down"},
         "realtime": {"type": "boolean", "description": "false: from the timetable, not a live prediction"},
+        "stalled_s": {"type": ["integer", "null"], "minimum": 0,
+                      "description": "seconds the bus has been overdue at its next stop (standing still or silent: "
+                                     "its prediction grows with it); null on timetable rows"},
     }, description=SCHEDULED_NOTE),
     "Arrivals": _object({
         "stop": ref("Stop"),

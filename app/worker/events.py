@@ -88,7 +88,7 @@ class RunTable:
 class LiveEvents:
     """Observed stop events of the runs this worker predicts (``owns_trip``), and recent segment run times of all."""
 
-    def __init__(self, net: SimNetwork, *, stale_s: float = 900.0, recent_s: float = 1800.0,
+    def __init__(self, net: SimNetwork, *, stale_s: float = 3600.0, recent_s: float = 1800.0,
                  owns_trip: Callable[[IntArray], npt.NDArray[np.bool_]] | None = None) -> None:
         self.net, self.stale_s, self.recent_s = net, stale_s, recent_s
         self.owns_trip = owns_trip
