@@ -24,8 +24,9 @@ from prediction.models import DeviationBaseline, QuantileETAModel
 
 __all__ = ["FORMAT_VERSION", "ArtifactError", "LoadedPredictor", "list_models", "load_predictor", "save_model"]
 
-# 2: trip/route pace and next-trip features, calibrated interval; 3: one median booster + conformal interval
-FORMAT_VERSION = 3
+# 2: trip/route pace and next-trip features, calibrated interval; 3: one median booster + conformal interval;
+# 4: out-of-fold selection among the booster and the baselines, interval per selection group
+FORMAT_VERSION = 4
 FALLBACK_BASELINE = "deviation"  # the best baseline that needs no fitted state (kalman needs segment history)
 
 
@@ -51,7 +52,7 @@ def save_model(folder: Path, model: QuantileETAModel, history: SegmentHistory, *
         "training_window": {"from": train_from, "until": train_until},
         "feed": {"source": feed_source, "sha256": feed_sha256}, "features": list(FEATURES),
         "params": model.get_params(), "interval_offsets": model.interval_offsets_.tolist(),
-        "interval_calibrated": model.calibrated_,
+        "interval_calibrated": model.calibrated_, "selection": model.selection_table(),
         "metrics": metrics or {}, "libraries": library_versions(),
     }
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=str))

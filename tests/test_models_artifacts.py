@@ -142,7 +142,8 @@ def test_newest_good_model_is_loaded_with_metadata(tmp_path: Path) -> None:
     assert loaded.history is not None and loaded.history.gain == 0.4
     meta = list_models(tmp_path)
     assert [m["file"] for m in meta] == [new.name, old.name]
-    assert {"training_window", "feed", "features", "metrics", "libraries"} <= set(meta[0])
+    assert {"training_window", "feed", "features", "metrics", "libraries", "selection"} <= set(meta[0])
+    assert {row["trips"] for row in meta[0]["selection"]} == {"current", "next"}  # what each group serves
     new.write_bytes(b"not a pickle")  # the newest is corrupt: the one before it serves
     fallback = load_predictor(tmp_path, feed_sha256="abc")
     assert fallback.metadata["file"] == old.name and "cannot load" in fallback.skipped[0]
