@@ -190,7 +190,7 @@ EXAMPLES: dict[str, Any] = {
                    "departures": [_EXAMPLE_DEPARTURE]},
     "Arrivals": {"stop": _EXAMPLE_STOP, "timezone": "Asia/Almaty", "generated_at": "2026-03-11T00:20:00+05:00",
                  "at": "2026-03-11T00:20:00+05:00", "window_min": 90,
-                 "arrivals": [{**_EXAMPLE_DEPARTURE, "minutes_away": 10, "realtime": False}]},
+                 "arrivals": [{**_EXAMPLE_DEPARTURE, "minutes_away": 10, "realtime": False, "stalled_s": None}]},
     "Error": {"error": {"code": "bad_request", "message": "near must be 'lat,lon' in decimal degrees, got 'x'",
                         "field": "near"}},
     "Health": {"status": "ok"},

@@ -108,7 +108,8 @@ def arrivals(
         "at": rfc3339(at.astimezone(tz)),
         "window_min": window_min,
         "arrivals": [
-            {**d.item(), "minutes_away": math.floor((d.time - at).total_seconds() / 60), "realtime": False}
+            {**d.item(), "minutes_away": math.floor((d.time - at).total_seconds() / 60), "realtime": False,
+             "stalled_s": None}
             for d in found
         ],
     }
