@@ -89,10 +89,12 @@ def test_arrivals_from_the_schedule(client: FlaskClient, feed: int) -> None:
     assert body["arrivals"] == [
         {"route_id": "R12", "route_short_name": "12", "route_color": "E4002B", "headsign": "Сейфуллина",
          "trip_id": "T12-a", "stop_sequence": 10, "service_date": "2026-03-10",
-         "scheduled_time": "2026-03-10T08:00:00+05:00", "minutes_away": 2, "realtime": False},
+         "scheduled_time": "2026-03-10T08:00:00+05:00", "minutes_away": 2, "realtime": False,
+         "stalled_s": None},
         {"route_id": "R12", "route_short_name": "12", "route_color": "E4002B", "headsign": "Сейфуллина",
          "trip_id": "T12-b", "stop_sequence": 10, "service_date": "2026-03-10",
-         "scheduled_time": "2026-03-10T08:15:00+05:00", "minutes_away": 17, "realtime": False},
+         "scheduled_time": "2026-03-10T08:15:00+05:00", "minutes_away": 17, "realtime": False,
+         "stalled_s": None},
     ]
 
 
