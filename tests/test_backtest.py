@@ -172,6 +172,29 @@ def test_backtest_command_writes_the_report(city: tuple[SimNetwork, KnownEvents,
     assert late.exit_code != 0 and "both before and after" in late.output
 
 
+def test_backtest_command_for_a_city_with_no_history(city: tuple[SimNetwork, KnownEvents, pd.DataFrame],
+                                                     tmp_path: Path) -> None:
+    """``--history-hours 0``: nothing before the cutoff is kept, and the production predictor still answers, with
+    OneBusAway's deviation (it needs no history), exactly as the deviation baseline scores."""
+    from click.testing import CliRunner
+
+    from app.prediction_cli import backtest_command
+    from prediction.avlio import write_csv
+
+    net, _, pings = city
+    write_csv(pings.drop(columns=["t"]), tmp_path / "pings.csv")
+    args = ["--gtfs", net.feed.source, "--pings", str(tmp_path / "pings.csv"), "--json", str(tmp_path / "out.json"),
+            "--step", "300", "--train-until", "2026-03-03T07:30:00+05:00", "--history-hours", "0"]
+    result = CliRunner().invoke(backtest_command, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert report["history_hours"] == 0 and report["training_rows"] == 0
+    assert {row["uses"] for row in report["model_selection"]} == {"deviation"}
+    scores = report["predictors"]
+    assert scores["model"]["slots"] > 0
+    assert scores["model"]["eta_benchmark"] == scores["deviation"]["eta_benchmark"]
+
+
 def test_backtest_replays_what_the_database_holds(city: tuple[SimNetwork, KnownEvents, pd.DataFrame],
                                                   tmp_path: Path) -> None:
     from click.testing import CliRunner
