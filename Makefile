@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 DEMO_FEED ?= gtfs_data/almaty
 
-.PHONY: install demo test lint typecheck pytest bench bench-ticketing clean chromium screenshots
+.PHONY: install demo test test-pg lint typecheck pytest bench bench-ticketing clean chromium screenshots
 
 $(BIN)/qala: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ pytest: install
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
+
+# the suite on the local PostgreSQL and Redis (as CI's first pass): a fresh database $(PG_TEST_DB), Redis db 14
+PG_TEST_DB ?= qala_local_test
+test-pg: install
+	psql -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
+	  -c "DROP DATABASE IF EXISTS $(PG_TEST_DB) WITH (FORCE)" -c "CREATE DATABASE $(PG_TEST_DB)"
+	TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/$(PG_TEST_DB) TEST_REDIS_URL=redis://127.0.0.1:6379/14 \
+	  $(BIN)/python -m pytest
 
 bench: install
 	$(BIN)/python bench/gtfs_import.py

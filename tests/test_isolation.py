@@ -1,4 +1,5 @@
-"""The prediction core must import without Flask, SQLAlchemy or Redis (DESIGN.md: app -> prediction only)."""
+"""The prediction core must import without Flask, SQLAlchemy or Redis (the README's layout: ``app`` may import
+``prediction``, never the other way round)."""
 
 from __future__ import annotations
 

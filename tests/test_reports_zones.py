@@ -20,6 +20,7 @@ from app.models import FeedVersion, OdDay, OdZoneDay, OdZoneTotalDay, Stop, Stop
 from app.reports.facts import insert_boardings
 from app.reports.rollups import RollupSettings, rebuild_dates
 from app.reports.zones import StopPoint, assign_zones, sync_stop_zones, zone_of
+from tests.browser import needs_chromium
 from tests.test_browser_dashboard import page, server  # noqa: F401 (the dashboard's browser fixtures)
 from tests.test_reports_rollups import ALMATY, DAY, DAY_ROWS, boarding, report
 from tests.test_staff_pages import create_user, log_in
@@ -151,6 +152,7 @@ def test_od_csv_matches_json(client: FlaskClient, runner: FlaskCliRunner, zoned:
     assert refused.status_code == 400 and "limit" in str(refused.get_json())
 
 
+@needs_chromium
 def test_dashboard_asks_for_the_top_flows_only_of_the_od_matrix(
         app: Flask, server: str, page: Any) -> None:  # noqa: F811 (the imported fixtures)
     """In Chromium: the top-flows input shows, and is sent, with the OD matrix only (other reports refuse it)."""
