@@ -30,7 +30,7 @@ from sklearn.base import BaseEstimator
 from prediction.blocks import blocks_inferred, next_trips
 from prediction.features import KnownEvents, SegmentHistory
 from prediction.metrics import eta_benchmark, prediction_coverage, score_predictions
-from prediction.models import BASELINES, QuantileETAModel
+from prediction.models import BASELINES, COLD_START, QuantileETAModel
 from prediction.predict_snapshot import LiveState
 from prediction.sim_network import SimNetwork
 
@@ -45,11 +45,9 @@ IntArray = npt.NDArray[np.int64]
 _Chunk = tuple[FloatArray, FloatArray, dict[str, FloatArray], FloatArray | None, FloatArray | None, FloatArray,
                IntArray]
 SLOT_HORIZON_S = 900.0  # a rider's slot: a replay moment at most this long before an observed arrival
-# the production predictor's stand-in when it cannot be fitted (no history). OneBusAway's deviation needs none;
-# the Kalman filter's segment times are then the timetable's averaged over the day. bench/learning_curve.py at 0 h
-# (7 Dec 2026, every slot): Austin schedule 55.1 %, deviation 52.4 %, kalman 31.4 %; simulated Almaty deviation
-# 18.7 %, kalman 13.7 %, schedule 8.9 %: deviation is best or within 3 points of it on both
-COLD_START_BASELINE = "deviation"
+# the production predictor's stand-in when a model passed in cannot be fitted on no rows: the one
+# ``QuantileETAModel`` serves itself then (OneBusAway's deviation, which needs no history)
+COLD_START_BASELINE = COLD_START
 
 
 @dataclass
@@ -91,9 +89,8 @@ def training_set(net: SimNetwork, known: KnownEvents, cutoff: float, *, step_s: 
 
     The segment history behind each service day's rows is fitted on the *other* days (cross-fitted by day).
     Fitted on every day, a day's historical run times would hold that day's own traversals: the model would learn
-    to trust them more than they deserve on a new day, and its out-of-fold validation would flatter it (on Austin
-    that cost 3.4 points of the benchmark). ``history``, which the service then predicts with, is fitted on every
-    day."""
+    to trust them more than they deserve on a new day, and its out-of-fold validation would flatter it.
+    ``history``, which the service then predicts with, is fitted on every day."""
     past = known.select((known.known_at < cutoff) & (known.arrival < cutoff))
     history = SegmentHistory.fit(net, past)
     truth = _truth(past, net)

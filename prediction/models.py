@@ -267,9 +267,7 @@ def _select(estimates: FloatArray, target: FloatArray, group: npt.NDArray[np.int
 
 def _apply(estimates: FloatArray, selection: Selection, group: npt.NDArray[np.int64]) -> FloatArray:
     candidate, offset = selection[0][group], selection[1][group]
-    chosen = estimates[candidate, np.arange(len(group))] + offset
-    # the selection never picks a booster estimate it did not have; should one be missing, the Kalman estimate
-    return np.where(np.isnan(chosen), estimates[1, np.arange(len(group))] + offset, chosen)
+    return estimates[candidate, np.arange(len(group))] + offset  # never a booster estimate it did not have
 
 
 def _interval_offsets(middle: FloatArray, y: FloatArray, group: npt.NDArray[np.int64],
