@@ -1,7 +1,7 @@
 """Benchmark: smart-stop displays polling ``GET /api/v1/stops/<id>/arrivals`` through gunicorn over real HTTP,
 against a bare Flask endpoint that returns the same board bytes from one Redis ``HGET``, in the same run.
 
-Boards for every stop of the Almaty demo feed are published to Redis; while the pollers run, a changer rewrites
+The worker writes the Almaty demo feed's timetable boards to Redis; while the pollers run, a changer rewrites
 a tenth of the boards every second (new content, new ETag), as the worker does when buses move. Each poller
 (``--connections`` keep-alive HTTP/1.1 sockets in a separate process) stands for the displays of its share of
 the stops, polling them in turn and sending back the ETag it last saw for each in ``If-None-Match`` — a
@@ -71,24 +71,26 @@ def _free_port() -> int:
 
 
 def _prepare(env: dict[str, str]) -> list[str]:
-    """Migrate, import the demo feed, publish timetable boards for every stop; returns the stop ids."""
+    """Migrate, import the demo feed, let the worker write its timetable boards (no bus heard yet); returns the
+    ids of the stops that got a board."""
     from app import create_app, get_db, get_redis
-    from app.realtime.build import boarding_stop_ids, publish_schedule
-    from app.realtime.catalog import StaticCatalog
-    from app.realtime.publisher import BoardPublisher
+    from app.realtime.store import board_key
+    from app.worker.loop import Worker, WorkerSettings
 
     qala = str(Path(sys.executable).with_name("qala"))
     subprocess.run([qala, "db", "upgrade"], env=env, check=True, capture_output=True)
     subprocess.run([qala, "gtfs", "import", str(FEED), "--no-canonical"], env=env, check=True, capture_output=True)
     app = create_app({"DATABASE_URL": env["DATABASE_URL"], "REDIS_URL": env.get("REDIS_URL") or None,
                       "REDISLITE_PATH": env["REDISLITE_PATH"]})
-    get_redis(app).flushdb()
+    client = get_redis(app)
+    client.flushdb()
     now = dt.datetime.now(dt.UTC).replace(hour=2)  # 08:00 in Almaty: every route runs
-    with get_db(app).session() as session:
-        stops = boarding_stop_ids(session, StaticCatalog.load(session))
-        publish_schedule(BoardPublisher(get_redis(app), ttl_s=3600), session, app.extensions["service_calendars"],
-                         now=now, window_min=90, stop_ids=stops)
-    return stops
+    with get_db(app).session() as session:  # no model folder: the fallback predictor, with nothing to predict
+        worker = Worker.from_database(session, client, Path(env["REDISLITE_PATH"]).with_name("models"),
+                                      settings=WorkerSettings(ttl_s=3600))
+    worker.cycle(now.timestamp())
+    prefix = board_key("")
+    return sorted(k.decode().removeprefix(prefix) for k in client.scan_iter(match=prefix + "*"))
 
 
 def _changer(env: dict[str, str], stops: list[str], stop: threading.Event) -> None:

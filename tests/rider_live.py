@@ -1,4 +1,4 @@
-"""Live data for the rider page tests: predictions and vehicle positions published the way the worker does."""
+"""Live data for the rider page tests: predictions and vehicle positions written by a worker cycle."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ from collections.abc import Sequence
 
 from flask import Flask
 
-from app import get_db, get_redis
+from app import get_db
 from app.models import FeedVersion, Translation
 from app.realtime.boards import PredictedArrival
-from app.realtime.build import publish_predictions
 from app.realtime.catalog import StaticCatalog
 from app.realtime.gtfs_rt import VehicleState
-from app.realtime.publisher import BoardPublisher
+from tests.fixtures.boards import write_live
 
 __all__ = ["BETWEEN_S1_AND_S2", "publish_live", "translate_headsign"]
 
@@ -24,7 +23,7 @@ BETWEEN_S1_AND_S2 = (43.2394, 76.9510)
 def publish_live(app: Flask, stop: str, calls: list[tuple[str, int, float, str]],
                  vehicles: Sequence[tuple[str, str, float, float]] = ()) -> None:
     """Predictions at ``stop`` — (trip, stop_sequence, minutes from now, vehicle) — and vehicle positions
-    — (vehicle, trip, lat, lon) — as one worker cycle publishes them."""
+    — (vehicle, trip, lat, lon) — written by one worker cycle."""
     now = dt.datetime.now(dt.UTC)
     with get_db(app).session() as session:
         catalog = StaticCatalog.load(session)
@@ -33,8 +32,7 @@ def publish_live(app: Flask, stop: str, calls: list[tuple[str, int, float, str]]
                                     scheduled=now + dt.timedelta(minutes=m - 1)) for trip, seq, m, v in calls]
     states = [VehicleState(vehicle, lat, lon, now, trip_id=trip, service_date=day)
               for vehicle, trip, lat, lon in vehicles]
-    publish_predictions(BoardPublisher(get_redis(app), ttl_s=3600), catalog, predictions, states, now=now,
-                        window_min=90)
+    write_live(app, predictions, states, now=now)
 
 
 def translate_headsign(app: Flask, headsign: str, language: str, text: str) -> None:

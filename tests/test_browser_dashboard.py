@@ -23,8 +23,9 @@ from app.reports.facts import day_type, insert_boardings
 from app.reports.rollups import RollupSettings, rebuild_dates
 from tests.api_feed import add_demo_feed
 from tests.browser import SHOTS, live_server, needs_chromium
+from tests.fixtures.boards import write_vehicles
 from tests.test_reports_rollups import ALMATY, DAY, boarding
-from tests.test_staff_pages import PASSWORD, create_user, publish_vehicles
+from tests.test_staff_pages import PASSWORD, create_user
 
 pytestmark = needs_chromium
 WEEK = [DAY + dt.timedelta(days=i) for i in range(7)]  # Monday to Sunday
@@ -105,7 +106,7 @@ def test_dashboard_filters_change_the_chart_and_the_map_goes_live(app: Flask, se
     page.wait_for_function("() => document.getElementById('map').dataset.state === 'none'")
     assert "No live data" in page.locator("#map-status").inner_text()
     assert page.locator("#map polyline.route-line").count() >= 1  # the demo feed has one shape
-    publish_vehicles(app, [("BUS-7", "T12-a", 43.2380, 76.9450), ("BUS-9", None, 43.2440, 76.9300)])
+    write_vehicles(app, [("BUS-7", "T12-a", 43.2394, 76.9510), ("BUS-9", None, 43.2440, 76.9300)])
     page.wait_for_function("() => document.getElementById('map').dataset.state === 'live'", timeout=10000)
     assert page.locator("#map g.vehicle").count() == 2
 

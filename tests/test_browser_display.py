@@ -13,20 +13,19 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from app import get_db, get_redis
+from app import get_db
 from app.realtime.boards import PredictedArrival
-from app.realtime.build import publish_predictions
 from app.realtime.catalog import StaticCatalog
-from app.realtime.publisher import BoardPublisher
-from tests.api_feed import add_demo_feed
 from tests.browser import SHOTS, live_server, needs_chromium
+from tests.fixtures.boards import write_live
+from tests.worker_feed import add_worker_feed
 
 pytestmark = needs_chromium
 
 
 @pytest.fixture
 def server(app: Flask) -> Iterator[str]:
-    add_demo_feed(app)
+    add_worker_feed(app)  # the worker that writes the boards needs every trip's shape
     with live_server(app) as url:
         yield url
 
@@ -47,8 +46,7 @@ def publish(app: Flask, stop: str, calls: list[tuple[str, int, float, str]], *, 
     day = now.astimezone(catalog.timezone).date()
     predictions = [PredictedArrival(trip, stop, seq, day, real_now + dt.timedelta(minutes=m), vehicle_id=v,
                                     scheduled=real_now + dt.timedelta(minutes=m - 1)) for trip, seq, m, v in calls]
-    publish_predictions(BoardPublisher(get_redis(app), ttl_s=3600), catalog, predictions, [], now=now,
-                        window_min=90)
+    write_live(app, predictions, now=now)
 
 
 def shot(page: Any, name: str) -> None:

@@ -13,12 +13,11 @@ from google.transit import gtfs_realtime_pb2 as rt
 from app import get_db, get_redis
 from app.models import StopTime, Trip
 from app.realtime.boards import PredictedArrival
-from app.realtime.build import publish_predictions
 from app.realtime.catalog import StaticCatalog
 from app.realtime.gtfs_rt import LIVE_VEHICLES, VehicleState
-from app.realtime.publisher import BoardPublisher
 from app.realtime.store import read_snapshot
 from tests.api_feed import add_demo_feed
+from tests.fixtures.boards import write_live
 
 
 def decode(client: FlaskClient, url: str) -> rt.FeedMessage:
@@ -43,18 +42,16 @@ def publish(app: Flask) -> None:
     with get_db(app).session() as session:
         catalog = StaticCatalog.load(session)
     day = now.astimezone(catalog.timezone).date()
-    predictions = [  # out of order, one going backwards in time, one unknown trip, one unknown stop
+    predictions = [  # out of order, one going backwards in time (the predictor only names the feed's trips)
         PredictedArrival("T12-a", "S3", 30, day, at + dt.timedelta(minutes=9), vehicle_id="BUS-7"),
         PredictedArrival("T12-a", "S2", 20, day, at + dt.timedelta(minutes=10), vehicle_id="BUS-7"),
         PredictedArrival("T12-b", "S1", 10, day, at, early=at - dt.timedelta(seconds=30), late=at),
-        PredictedArrival("GHOST", "S1", 10, day, at),
-        PredictedArrival("T12-b", "S404", 20, day, at),
     ]
     vehicles = [VehicleState("BUS-7", 43.2395, 76.95, now, trip_id="T12-a", service_date=day, bearing=270),
                 VehicleState("BUS-8", 43.2395, 76.95, now, trip_id="T12-b", service_date=day),
                 VehicleState("BUS-X", 43.24, 76.93, now, trip_id="GHOST", service_date=day),
                 VehicleState("BUS-Y", 43.24, 76.93, now)]  # between trips
-    publish_predictions(BoardPublisher(get_redis(app)), catalog, predictions, vehicles, now=now, window_min=90)
+    write_live(app, predictions, vehicles, now=now, ttl_s=90)
 
 
 def test_trip_updates_follow_the_rules(app: Flask, client: FlaskClient) -> None:

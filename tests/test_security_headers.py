@@ -18,10 +18,10 @@ from app.config import load_config
 from app.realtime.store import board_key
 from app.web.i18n import COOKIE as LANGUAGE_COOKIE
 from app.web.staff import COOKIE as STAFF_COOKIE
-from tests.api_feed import add_demo_feed
 from tests.browser import live_server, needs_chromium
-from tests.test_realtime_api import publish_live
+from tests.fixtures.boards import write_s2_board
 from tests.test_staff_pages import PASSWORD, create_user, csrf
+from tests.worker_feed import add_worker_feed
 
 PAGES = ["/", "/stops/S1", "/display/S2", "/card", "/staff/login", "/api/v1/docs", "/routes"]
 RESOURCES = ["/api/v1/stops/S2/arrivals", "/api/v1/stops/S2/arrivals?limit=3", "/api/v1/openapi.json",
@@ -46,8 +46,8 @@ def assert_common(headers: Headers) -> None:
 
 @pytest.fixture
 def demo(app: Flask) -> Flask:
-    add_demo_feed(app)
-    publish_live(app)  # a live board at S2: its poll is answered by BoardPolls, before Flask
+    add_worker_feed(app)
+    write_s2_board(app)  # a live board at S2: its poll is answered by BoardPolls, before Flask
     return app
 
 

@@ -17,6 +17,7 @@ from app import get_db
 from app.models import StaffSession
 from app.reports.facts import insert_boardings
 from app.reports.rollups import RollupSettings, rebuild_dates
+from tests.fixtures.boards import write_vehicles
 from tests.test_reports_rollups import ALMATY, DAY_ROWS
 from tests.test_ticketing_helpers import make_card
 
@@ -124,21 +125,6 @@ def test_csv_matches_json(client: FlaskClient, runner: FlaskCliRunner, app: Flas
     assert table[1:] == [[cell(row[c]) for c in body["columns"]] for row in body["rows"]]
 
 
-def publish_vehicles(app: Flask, vehicles: list[tuple[str, str | None, float, float]], age_s: float = 0) -> None:
-    """The live maps' vehicles snapshot as the worker publishes it: (vehicle, trip, lat, lon), ``age_s`` old."""
-    from app import get_redis
-    from app.realtime.catalog import StaticCatalog
-    from app.realtime.gtfs_rt import LIVE_VEHICLES, VehicleState, vehicle_positions_feed
-    from app.realtime.publisher import BoardPublisher
-
-    at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age_s)
-    with get_db(app).session() as session:
-        catalog = StaticCatalog.load(session)
-    states = [VehicleState(v, lat, lon, at, trip, at.date()) for v, trip, lat, lon in vehicles]
-    feed = vehicle_positions_feed(catalog, states, at)
-    BoardPublisher(get_redis(app), ttl_s=600).publish_snapshot(LIVE_VEHICLES, feed.SerializeToString(), at)
-
-
 def test_live_map_data_says_when_there_is_no_live_data(client: FlaskClient, runner: FlaskCliRunner,
                                                        app: Flask) -> None:
     from tests.api_feed import add_demo_feed
@@ -152,11 +138,12 @@ def test_live_map_data_says_when_there_is_no_live_data(client: FlaskClient, runn
     r12 = next(r for r in routes if r["route_id"] == "R12")
     assert r12["name"] == "12" and r12["color"] == "#E4002B" and len(r12["shapes"][0]) >= 2
 
-    publish_vehicles(app, [("BUS-7", "T12-a", 43.2380, 76.9450), ("BUS-9", None, 43.2500, 76.9000)])
+    # BUS-7 on route 12's shape (the worker publishes a position over 200 m off its trip's shape without the trip)
+    write_vehicles(app, [("BUS-7", "T12-a", 43.2394, 76.9510), ("BUS-9", None, 43.2500, 76.9000)])
     live = client.get("/staff/live/vehicles.json").get_json()
     assert live["status"] == "live" and live["age_s"] <= 5
     assert {(v["id"], v["route_id"], v["lat"]) for v in live["vehicles"]} == {
-        ("BUS-7", "R12", 43.238), ("BUS-9", None, 43.25)}
+        ("BUS-7", "R12", 43.2394), ("BUS-9", None, 43.25)}
 
-    publish_vehicles(app, [("BUS-7", "T12-a", 43.2380, 76.9450)], age_s=600)  # the worker stopped
+    write_vehicles(app, [("BUS-7", "T12-a", 43.2394, 76.9510)], age_s=600)  # the worker stopped
     assert client.get("/staff/live/vehicles.json").get_json()["status"] == "stale"

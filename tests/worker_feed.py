@@ -28,6 +28,12 @@ MORNING = dt.datetime(2026, 3, 10, 8, 1, 30, tzinfo=ALMATY).timestamp()
 
 def add_worker_feed(app: Flask) -> int:
     feed_id = add_demo_feed(app)
+    shape_every_trip(app, feed_id)
+    return feed_id
+
+
+def shape_every_trip(app: Flask, feed_id: int) -> None:
+    """Straight-line shapes through the stops of the trips without one, as the importer draws them."""
     with get_db(app).session() as session:
         stops = {s.stop_id: (s.stop_lat, s.stop_lon) for s in session.scalars(select(Stop))}
         shapeless = session.scalars(select(Trip.trip_id).where(Trip.shape_id.is_(None))).all()
@@ -47,7 +53,6 @@ def add_worker_feed(app: Flask) -> int:
                 session.flush()
             session.execute(update(Trip).where(Trip.trip_id == trip_id).values(shape_id=shape_id))
         session.commit()
-    return feed_id
 
 
 def event(trip_id: str, seq: int, departure: float, vehicle: str = "BUS-1", dwell: float = 20.0) -> dict[str, Any]:

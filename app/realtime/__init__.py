@@ -1,1 +1,2 @@
-"""Real-time serving: stop boards and GTFS-rt snapshots in Redis, written by the publisher, read by the API."""
+"""Real-time serving: stop boards and GTFS-rt snapshots in Redis, written by the worker's ``BoardWriter``
+(``app.realtime.shards``), read by the API."""

@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.cache import key
+from app.realtime.build import BOARD_LIMIT
 from app.realtime.compose import BoardRows
-from app.realtime.publisher import PublishResult
 from app.realtime.store import VERSION_KEY, board_channel, board_key, snapshot_key
 
-__all__ = ["BoardWriter", "parts_key", "snapshot_parts_key"]
+__all__ = ["BoardWriter", "PublishResult", "parts_key", "snapshot_parts_key"]
 
 # Single worker: per board KEYS[i]; ARGV[1] ttl, ARGV[2] version, then (body, etag, channel) per board. A body
 # writes the board and announces it when its ETag changed; an empty body with an ETag only refreshes the TTL of
@@ -131,6 +131,15 @@ return #shards
 """
 
 
+@dataclass(frozen=True)
+class PublishResult:
+    """One write: the version this cycle's changed boards carry, how many boards it wrote, how many changed."""
+
+    version: int
+    written: int
+    changed: int
+
+
 def parts_key(stop_id: str) -> str:
     return key("board-parts", stop_id)
 
@@ -159,7 +168,7 @@ class BoardWriter:
     shards: int = 1
     ttl_s: int = 90
     batch_size: int = 500
-    limit: int = 20
+    limit: int = BOARD_LIMIT
     _stop_json: dict[str, str] = field(default_factory=dict)
     _written: set[str] = field(default_factory=set)
     _content: dict[str, tuple[bool, str, str]] = field(default_factory=dict)  # stop → (realtime, arrivals, etag)
