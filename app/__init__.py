@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import load_config
 from app.db import Database
+from app.fastpaths import install_fast_paths
 from app.sessions import CookieSessionInterface
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config.update(config)
     app.session_interface = CookieSessionInterface()
     trust_proxies(app)
+    install_fast_paths(app)  # online taps and board polls answered in front of Flask (and of ProxyFix)
     register_extensions(app)
     register_blueprints(app)
     register_cli(app)

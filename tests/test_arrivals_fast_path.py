@@ -17,13 +17,14 @@ from app.realtime.build import BOARD_LIMIT
 from app.realtime.serving import POLL_PREFIX, POLL_SUFFIX, arrivals_answer, polled_stop
 from app.realtime.store import board_key
 from app.sessions import CookieSessionInterface
-from tests.api_feed import add_demo_feed
-from tests.test_realtime_api import URL, publish_live
+from tests.fixtures.boards import S2_ARRIVALS as URL
+from tests.fixtures.boards import write_s2_board
+from tests.worker_feed import add_worker_feed
 
 
 def _published(app: Flask) -> tuple[bytes, str]:
-    add_demo_feed(app)
-    publish_live(app)
+    add_worker_feed(app)  # the worker that writes the board needs every trip's shape
+    write_s2_board(app)
     body, etag = get_redis(app).hmget(board_key("S2"), ["json", "etag"])
     return bytes(body), etag.decode()
 

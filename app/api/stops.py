@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, Flask, current_app, jsonify, request
-from flask.blueprints import BlueprintSetupState
+from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from app import get_db
 from app.api.spec import Date, DateTime, Integer, LatLon, Param, String, endpoint
 from app.errors import BadRequest
-from app.realtime.serving import MAX_LIMIT, arrivals_answer, conditional_response, install_board_polls
+from app.realtime.serving import MAX_LIMIT, arrivals_reply
 from app.schedule import queries, timetable
 from app.schedule.calendars import CalendarCache
 
@@ -21,14 +20,6 @@ bp = Blueprint("stops", __name__, url_prefix="/api/v1/stops")
 
 STOP_ID = Param("stop_id", String(), "GTFS stop_id", location="path", required=True, example="S1")
 ROUTE = Param("route", String(max_length=64), "only this route (route_id or short name)", example="12")
-
-
-def _install_board_polls(state: BlueprintSetupState) -> None:
-    if isinstance(state.app, Flask):
-        install_board_polls(state.app)  # the displays' poll of a live board is answered before Flask
-
-
-bp.record_once(_install_board_polls)
 
 
 def calendar_cache() -> CalendarCache:
@@ -100,7 +91,8 @@ def departures(stop_id: str, date: dt.date | None, route: str | None) -> Respons
     errors=[404, 503],
 )
 def arrivals(stop_id: str, at: dt.datetime | None, window: int, route: str | None, limit: int) -> ResponseReturnValue:
+    # the displays' plain poll of a stop with a board is answered before Flask (app.fastpaths) with the same reply
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    answer = arrivals_answer(app, stop_id, at=at, window=window, route=route, limit=limit,
-                             if_none_match=request.headers.get("If-None-Match"))
-    return conditional_response(answer)
+    reply = arrivals_reply(app, stop_id, at=at, window=window, route=route, limit=limit,
+                           if_none_match=request.headers.get("If-None-Match"))
+    return Response(reply.body, status=reply.status, headers=reply.headers)

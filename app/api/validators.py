@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
-from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
@@ -70,7 +69,7 @@ _HEADERS = ("HTTP_X_QALA_DEVICE", "HTTP_X_QALA_KEY", "HTTP_X_QALA_TIMESTAMP", "H
 
 
 class FastTaps:
-    """WSGI middleware for the common online tap, in front of Flask.
+    """WSGI middleware for the common online tap, in front of Flask (installed by ``app.fastpaths``).
 
     A signed ``POST /api/v1/validators/taps`` without an ``Idempotency-Key`` whose body matches the
     ``TapRequest`` schema is verified (signature, nonce), parsed and applied through the group-commit fast
@@ -85,7 +84,8 @@ class FastTaps:
     Every validator request's body is bounded here first (``TAP_MAX_BODY``, ``VALIDATOR_MAX_BODY``): 413 from
     ``Content-Length`` before a byte is read, a chunked body read only up to the limit — ahead of the input
     layer and the signature check, which read the body. A Redis outage is answered 503 here; any other
-    unexpected error is logged and the request goes on to Flask.
+    unexpected error is logged with its traceback and the request goes on to Flask. A tap taken up here and
+    handed to Flask is logged with the reason (DEBUG: Flask answers those as it always does).
     """
 
     def __init__(self, app: Flask, wsgi_app: Callable[..., Iterable[bytes]]) -> None:
@@ -106,7 +106,8 @@ class FastTaps:
             return self.next(environ, start_response)
         try:
             payload = self._tap(environ, body)
-        except QalaError:  # a bad signature or body, a replay: Flask checks again and answers the same 4xx
+        except QalaError as exc:  # a bad signature or body, a replay: Flask checks again and answers the same 4xx
+            log.debug("a tap refused on the fast path goes to Flask: %s: %s", type(exc).__name__, exc)
             payload = None
         except REDIS_UNREACHABLE as exc:  # nothing was written and the nonce may be unclaimed: the validator retries
             log.warning("Redis unavailable on a fast-path tap: %s: %s", type(exc).__name__, exc)
@@ -129,6 +130,7 @@ class FastTaps:
         app = self.app
         ctx = get_ticketing(app)
         if ctx.fast is None:
+            log.debug("no group-commit path (the database is not PostgreSQL): the tap goes to Flask")
             return None
         profile = ctx.profiles.refreshed(get_db(app).session)
         redis = get_redis(app)
@@ -144,14 +146,17 @@ class FastTaps:
         try:
             obj = json.loads(body)
         except ValueError:
+            log.debug("a tap body that is not JSON goes to Flask (a 400 there)")
             return None
         if claim is None or body_error(obj, SCHEMAS["TapRequest"]) is not None:
+            log.debug("a tap with an overlong nonce or a body not a TapRequest goes to Flask (401 or 400 there)")
             return None
         req = parse_tap(ctx, device_id, obj, offline=False, clock=TapClock.from_config(app.config))
         result = process_online_fast(ctx, profile, req,
                                      nonce=(ctx.nonce_claims(redis), (claim, int(headers["X-Qala-Timestamp"]))))
         environ[VERIFIED] = device_id  # the nonce is this request's now
         if result is None:
+            log.debug("the group-commit path declined the tap; it goes to Flask's general path")
             environ[DECLINED] = True
             return None
         return result.as_json()
@@ -188,15 +193,6 @@ def _unavailable(start_response: Callable[..., Any], data: bytes) -> Iterable[by
                                                ("Content-Length", str(len(data))),
                                                ("Retry-After", str(RETRY_AFTER_S))])
     return [data]
-
-
-def _install_fast_taps(state: BlueprintSetupState) -> None:
-    app = state.app
-    if isinstance(app, Flask) and app.config.get("TAP_FAST_PATH", True):
-        app.wsgi_app = FastTaps(app, app.wsgi_app)  # type: ignore[method-assign]
-
-
-bp.record_once(_install_fast_taps)
 
 
 def _field(obj: dict[str, Any], name: str, kind: type, required: bool = True) -> Any:

@@ -6,8 +6,9 @@ costing a timeout on every request; the first request after its cool-down tries 
 to the live boards by itself.
 
 The displays' poll — ``GET /api/v1/stops/<stop_id>/arrivals`` with no parameters or only ``limit``, most of the
-API's traffic — is answered by ``BoardPolls`` in front of Flask: one Redis round trip, then the stored bytes,
-the board cut to ``limit`` rows, or 304.
+API's traffic — is answered by ``BoardPolls`` in front of Flask (installed by ``app.fastpaths``): one Redis round
+trip, then the stored bytes, the board cut to ``limit`` rows, or 304. It and the Flask view send what one function
+builds, ``arrivals_reply``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask
 from werkzeug.http import parse_etags, unquote_etag
 
 from app import get_db, get_redis
@@ -35,15 +38,17 @@ __all__ = [
     "MAX_LIMIT",
     "Answer",
     "BoardPolls",
+    "Reply",
     "arrivals_answer",
+    "arrivals_reply",
     "board_answer",
     "breaker",
-    "conditional_response",
     "etag_matches",
     "fetch_board",
-    "install_board_polls",
     "polled_stop",
 ]
+
+log = logging.getLogger(__name__)
 
 # Displays poll every few seconds; shared caches may hold an answer that long and must then revalidate.
 CACHE_CONTROL = "public, max-age=5, must-revalidate"
@@ -55,9 +60,25 @@ _LIMIT_ONLY = re.compile(r"limit=([0-9]{1,3})")
 
 @dataclass(frozen=True)
 class Answer:
+    """A stop's arrivals as JSON bytes, with their ETag and where they came from (``board`` or ``schedule``)."""
+
     body: bytes
     etag: str
     source: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The HTTP answer to ``/arrivals``, as the Flask view and ``BoardPolls`` both send it; the security headers
+    are not in ``headers`` (Flask's hook adds them, or the middleware itself)."""
+
+    status: int  # 200, or 304 when the client already holds the answer
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    @property
+    def status_line(self) -> str:
+        return f"{self.status} {HTTPStatus(self.status).phrase}"
 
 
 def breaker(app: Flask) -> RedisBreaker:
@@ -73,19 +94,33 @@ def fetch_board(app: Flask, stop_id: str) -> StoredBoard | None:
     try:
         stored = read_board(get_redis(app), stop_id)
     except REDIS_ERRORS:
-        app.logger.warning("Redis unavailable; answering stop %s from the schedule", stop_id)
+        log.warning("Redis unavailable; answering stop %s from the schedule", stop_id)
         guard.failed()
         return None
     guard.succeeded()
     return stored
 
 
+def arrivals_reply(app: Flask, stop_id: str, *, at: dt.datetime | None, window: int, route: str | None,
+                   limit: int, if_none_match: str | None, stored: StoredBoard | None = None) -> Reply:
+    """The answer to ``/arrivals`` — 200 with the JSON body, or 304 when ``if_none_match`` names its ETag — for the
+    Flask view and ``BoardPolls`` alike; ``stored`` is the stop's board when the caller has read it already."""
+    answer = arrivals_answer(app, stop_id, at=at, window=window, route=route, limit=limit,
+                             if_none_match=if_none_match, stored=stored)
+    headers = [("ETag", answer.etag), ("Cache-Control", CACHE_CONTROL), ("X-Qala-Source", answer.source)]
+    if etag_matches(if_none_match, answer.etag):
+        return Reply(304, headers, b"")
+    headers += [("Content-Type", "application/json"), ("Content-Length", str(len(answer.body)))]
+    return Reply(200, headers, answer.body)
+
+
 def arrivals_answer(app: Flask, stop_id: str, *, at: dt.datetime | None, window: int, route: str | None,
-                    limit: int, if_none_match: str | None = None) -> Answer:
+                    limit: int, if_none_match: str | None = None, stored: StoredBoard | None = None) -> Answer:
     """The stop's answer; with ``if_none_match`` naming a filtered board's ETag, the body is left empty (the
-    client already holds it and gets a 304)."""
-    stored = fetch_board(app, stop_id) if at is None else None
-    if stored is None:
+    client already holds it and gets a 304). Without ``at``, the board is ``stored`` or read from Redis."""
+    if at is None and stored is None:
+        stored = fetch_board(app, stop_id)
+    if at is not None or stored is None:  # another instant than now, no board, or Redis away: the timetable
         return _schedule_answer(app, stop_id, at=at, window=window, route=route, limit=limit)
     return board_answer(stored, route=route, limit=limit, window=window,
                         full_window=app.config["ARRIVALS_WINDOW_MIN"], if_none_match=if_none_match)
@@ -124,14 +159,6 @@ def _dumps(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def conditional_response(answer: Answer) -> Response:
-    """200 with the body, or 304 when the client's ``If-None-Match`` already names this ETag."""
-    headers = {"ETag": answer.etag, "Cache-Control": CACHE_CONTROL, "X-Qala-Source": answer.source}
-    if etag_matches(request.environ.get("HTTP_IF_NONE_MATCH"), answer.etag):
-        return Response(status=304, headers=headers)
-    return Response(answer.body, mimetype="application/json", headers=headers)
-
-
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
     """Whether an ``If-None-Match`` header names ``etag``, by weak comparison (RFC 9110 §13.1.2)."""
     if not if_none_match:
@@ -157,6 +184,7 @@ def polled_stop(environ: dict[str, Any]) -> tuple[str, int] | None:
     try:
         return raw.encode("latin-1").decode(), limit  # WSGI carries the path's UTF-8 bytes as latin-1 text
     except UnicodeError:
+        log.debug("a poll path that is not UTF-8 goes to Flask: %r", path)
         return None
 
 
@@ -175,11 +203,12 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class BoardPolls:
     """WSGI middleware in front of Flask for the displays' poll of a stop that has a board in Redis.
 
-    It answers with the stored bytes, the board cut to ``limit`` rows, or 304 — the same status, headers (the
-    security headers too) and body as the Flask view gives — after one Redis round trip, without a Flask request
+    It answers with the stored bytes, the board cut to ``limit`` rows, or 304 — ``arrivals_reply``, as the Flask
+    view does, plus the security headers Flask would add — after one Redis round trip, without a Flask request
     context, session, routing or parameter parsing. Everything else goes to Flask unchanged: other paths and
     methods, any other query parameter, a stop without a board, Redis unreachable (the breaker is shared, so Flask
-    then answers from the timetable without trying Redis again).
+    then answers from the timetable without trying Redis again), and an unexpected error (logged with its
+    traceback; Flask answers, with its error handlers if the view fails too).
     """
 
     def __init__(self, app: Flask, wsgi_app: WSGIApp) -> None:
@@ -187,28 +216,29 @@ class BoardPolls:
         self.next = wsgi_app
         self.full_window = int(app.config["ARRIVALS_WINDOW_MIN"])
         # what Flask's responses carry (app/web/headers.py)
-        self.security, self.security_304 = security_headers(app.config, page=False), security_headers(app.config,
-                                                                                                    page=None)
+        self.security = security_headers(app.config, page=False)
+        self.security_304 = security_headers(app.config, page=None)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         poll = polled_stop(environ)
-        stored = fetch_board(self.app, poll[0]) if poll is not None else None
-        if poll is None or stored is None:
+        if poll is None:
             return self.next(environ, start_response)
-        sent = environ.get("HTTP_IF_NONE_MATCH")
-        answer = board_answer(stored, route=None, limit=poll[1], window=self.full_window,
-                              full_window=self.full_window, if_none_match=sent)
-        headers = [("ETag", answer.etag), ("Cache-Control", CACHE_CONTROL), ("X-Qala-Source", answer.source)]
-        if etag_matches(sent, answer.etag):
-            start_response("304 Not Modified", [*headers, *self.security_304])
-            return []
-        headers += [("Content-Type", "application/json"), ("Content-Length", str(len(answer.body))),
-                    *self.security]
-        start_response("200 OK", headers)
-        return [answer.body]
+        stop_id, limit = poll
+        try:
+            reply = self._reply(stop_id, limit, environ.get("HTTP_IF_NONE_MATCH"))
+        except Exception:  # a bug or an outage the view may meet too: Flask answers, with its error handlers
+            log.exception("the board poll of stop %r failed before Flask; Flask answers it", stop_id)
+            return self.next(environ, start_response)
+        if reply is None:
+            log.debug("no board for stop %r (none published, or Redis away): Flask answers the poll", stop_id)
+            return self.next(environ, start_response)
+        start_response(reply.status_line, [*reply.headers, *(self.security_304 if reply.status == 304
+                                                              else self.security)])
+        return [reply.body]
 
-
-def install_board_polls(app: Flask) -> None:
-    """Put ``BoardPolls`` in front of the app unless ``ARRIVALS_FAST_PATH`` is false."""
-    if app.config.get("ARRIVALS_FAST_PATH", True):
-        app.wsgi_app = BoardPolls(app, app.wsgi_app)  # type: ignore[method-assign]
+    def _reply(self, stop_id: str, limit: int, if_none_match: str | None) -> Reply | None:
+        stored = fetch_board(self.app, stop_id)
+        if stored is None:
+            return None
+        return arrivals_reply(self.app, stop_id, at=None, window=self.full_window, route=None, limit=limit,
+                              if_none_match=if_none_match, stored=stored)
