@@ -13,7 +13,8 @@ handful of statements whatever its size:
    result depends only on the set of taps, never on arrival order; new taps get their final fare, earlier
    taps whose price changed get an adjustment entry (history is never edited);
 5. write taps, transactions and entries in bulk (PostgreSQL: ids drawn from the sequences, then ``COPY``;
-   SQLite: plain inserts) and move each card's running balance once.
+   SQLite: plain inserts) and move each card's running balance once — ``app.ticketing.ledger.write_batch``,
+   like every other ledger write; this module plans the writes, the ledger makes them.
 
 A key repeated across two concurrent batches on *different* cards (a forged or corrupted copy) makes one of
 them fail on the unique key; the caller retries the whole batch, which then reports the conflict.
@@ -24,11 +25,11 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, String, any_, cast, func, insert, literal, select, text, update
+from sqlalchemy import BigInteger, String, any_, cast, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -81,18 +82,6 @@ class _Card:
 
 
 @dataclass
-class _Prior:
-    id: int
-    tap_key: str
-    at: dt.datetime
-    vehicle_id: str
-    route_id: str | None
-    uncollected: int
-    paid: int = 0  # Σ of this tap's entries on the card account (negative = charged)
-    postings: int = 0  # ledger transactions already linked to the tap
-
-
-@dataclass
 class _NewTap:
     req: TapRequest
     card: _Card | None
@@ -103,7 +92,6 @@ class _NewTap:
     uncollected: int = 0
     product_id: str | None = None
     balance_after: int | None = None
-    tap_id: int = 0
 
     def result(self) -> TapResult:
         decision = "deny" if self.outcome == "denied" else "accept"
@@ -114,8 +102,7 @@ class _NewTap:
 @dataclass
 class _Writes:
     taps: list[_NewTap] = field(default_factory=list)
-    # (kind, charge_key, new-tap index or None, prior tap id or None, reason, card account, amount the card pays)
-    postings: list[tuple[str, str, int | None, int | None, str | None, int, int]] = field(default_factory=list)
+    postings: list[ledger.Posting] = field(default_factory=list)  # new_tap indexes ``taps``
     deltas: dict[int, int] = field(default_factory=lambda: defaultdict(int))
 
 
@@ -133,15 +120,8 @@ def _in(session: Session, column: Any, values: Sequence[Any], kind: type[String]
     as the array's text (psycopg's list adapter runs a regular expression per element: 0.84 ms for a chunk's
     2,500 earlier-ride ids, against 0.19 ms)."""
     if session.get_bind().dialect.name == "postgresql":
-        return column == any_(cast(literal(_array_text(values, kind)), ARRAY(kind())))
+        return column == any_(cast(literal(ledger.array_literal(values, kind)), ARRAY(kind())))
     return column.in_(list(values))
-
-
-def _array_text(values: Iterable[Any], kind: type[String] | type[BigInteger]) -> str:
-    """A PostgreSQL array literal: integers as they are, strings always quoted (``"`` and ``\\`` escaped)."""
-    if kind is BigInteger:
-        return "{" + ",".join(str(int(v)) for v in values) + "}"
-    return "{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
 
 
 OUT_OF_RANGE = "tap_time_out_of_range"  # the reason of a tap dated outside the batch's window
@@ -216,11 +196,11 @@ def _lock_cards(session: Session, hashes: list[str]) -> dict[str, _Card]:
 
 
 def _windows(session: Session, card_ids: list[int], bounds: list[tuple[dt.datetime, dt.datetime]],
-             ) -> tuple[dict[int, list[_Prior]], dict[int, list[PassIn]]]:
+             ) -> tuple[dict[int, list[ledger.PriorRide]], dict[int, list[PassIn]]]:
     """Every ride and pass of these cards in the rating windows the batch touches, and what rides were charged."""
     start, end = min(b[0] for b in bounds), max(b[1] for b in bounds)
-    rides: dict[int, list[_Prior]] = defaultdict(list)
-    by_id: dict[int, _Prior] = {}
+    rides: dict[int, list[ledger.PriorRide]] = defaultdict(list)
+    by_id: dict[int, ledger.PriorRide] = {}
     ride = Tap.offline.is_(True) | Tap.outcome.in_(("accepted", "double_tap"))
     db = session.connection()  # Core rows: the ORM's per-row work cost more than the rows themselves
     for card_id, tap_id, key, at, vehicle, route, uncollected, fare in db.execute(
@@ -231,7 +211,7 @@ def _windows(session: Session, card_ids: list[int], bounds: list[tuple[dt.dateti
         # what the tap was charged when it was stored (every writer stores fare and uncollected so: the charge
         # is their difference, one 'fare' transaction when it is not zero); adjustments come from the ledger
         charged = fare - uncollected
-        prior = _Prior(tap_id, key, _utc(at), vehicle, route, uncollected, -charged, 1 if charged else 0)
+        prior = ledger.PriorRide(tap_id, key, _utc(at), vehicle, route, uncollected, -charged, 1 if charged else 0)
         rides[card_id or 0].append(prior)  # never NULL: selected by card
         by_id[tap_id] = prior
     if by_id:
@@ -280,7 +260,7 @@ def _rate_and_plan(session: Session, ctx: Ticketing, fresh: list[TapRequest], ca
     return writes
 
 
-def _rate_group(profile: FareProfile, card: _Card, reqs: list[TapRequest], prior: list[_Prior],
+def _rate_group(profile: FareProfile, card: _Card, reqs: list[TapRequest], prior: list[ledger.PriorRide],
                 passes: list[PassIn], writes: _Writes) -> None:
     """One card's rating window: final fares for the new taps, adjustments for the earlier ones."""
     taps = [TapIn(p.tap_key, p.at, p.vehicle_id, p.route_id) for p in prior]
@@ -301,91 +281,30 @@ def _rate_group(profile: FareProfile, card: _Card, reqs: list[TapRequest], prior
                       uncollected, mine.product_id, card.balance)
         writes.taps.append(new)
         if charge:
-            writes.postings.append(("fare", f"fare:{req.tap_key}", len(writes.taps) - 1, None, None,
-                                    card.account_id, charge))
+            writes.postings.append(ledger.Posting("fare", ledger.fare_key(req.tap_key), len(writes.taps) - 1, None,
+                                                  None, card.account_id, charge))
             writes.deltas[card.account_id] -= charge
     for p in prior:
-        charged = -p.paid
-        diff = rated[p.tap_key].fare - (charged + p.uncollected)
-        if diff < 0:
-            diff = -min(-diff, charged)  # never refund what was never collected
+        diff = p.adjustment(rated[p.tap_key].fare)
         if diff == 0:
             continue
-        writes.postings.append(("fare_adjustment", f"adj:{p.tap_key}:{p.postings}", None, p.id,
-                                "re-rated after a late tap", card.account_id, diff))
+        writes.postings.append(ledger.Posting("fare_adjustment", ledger.adjustment_key(p.tap_key, p.postings), None,
+                                              p.id, "re-rated after a late tap", card.account_id, diff))
         writes.deltas[card.account_id] -= diff
         card.balance -= diff
 
 
 def _tap_values(new: _NewTap) -> tuple[Any, ...]:
-    """The tap's row in ``TAP_COLUMNS[1:]`` order (the id comes from the sequence)."""
+    """The tap's row in ``ledger.TAP_COLUMNS[1:]`` order (the id comes from the sequence)."""
     req, card = new.req, new.card
     return (req.tap_key, req.device_id, req.device_seq, req.body_hash, card.card_id if card else None,
             card.masked if card else None, req.vehicle_id, req.route_id, req.tapped_at, req.offline, new.outcome,
             new.reason, new.fare, new.uncollected, new.product_id, new.balance_after)
 
 
-TAP_COLUMNS = ("id", "tap_key", "device_id", "device_seq", "body_hash", "card_id", "card_masked", "vehicle_id",
-               "route_id", "tapped_at", "offline", "outcome", "reason", "fare", "uncollected", "product_id",
-               "balance_after")
-
-
 def _write(session: Session, ctx: Ticketing, writes: _Writes) -> None:
     revenue = ledger.system_account(session, "revenue", ctx.accounts) if writes.postings else 0
-    if session.get_bind().dialect.name == "postgresql":
-        _write_postgres(session, writes, revenue)
-    else:
-        _write_generic(session, writes, revenue)
-
-
-def _ids(cur: Any, taps: int, transactions: int) -> tuple[list[int], list[int]]:
-    """Ids for the batch's new taps and ledger transactions, from their sequences in one round trip."""
-    cur.execute("SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('taps', 'id')) FROM generate_series(1, %s)), "
-                "ARRAY(SELECT nextval(pg_get_serial_sequence('ledger_transactions', 'id')) "
-                "FROM generate_series(1, %s))", (taps, transactions))
-    tap_ids, tx_ids = cur.fetchone()
-    return [int(i) for i in tap_ids], [int(i) for i in tx_ids]
-
-
-def _write_postgres(session: Session, writes: _Writes, revenue: int) -> None:
-    """Ids from the sequences, then COPY: five round trips for the whole batch."""
-    conn: Any = session.connection().connection.driver_connection
-    with conn.cursor() as cur:
-        tap_ids, tx_ids = _ids(cur, len(writes.taps), len(writes.postings))
-        with cur.copy(f"COPY taps ({', '.join(TAP_COLUMNS)}) FROM STDIN") as copy:
-            for new, tap_id in zip(writes.taps, tap_ids, strict=True):
-                new.tap_id = tap_id
-                copy.write_row((tap_id, *_tap_values(new)))
-        with cur.copy("COPY ledger_transactions (id, kind, charge_key, tap_id, reason) FROM STDIN") as copy:
-            for tx_id, (kind, key, index, prior_id, reason, _, _) in zip(tx_ids, writes.postings, strict=True):
-                copy.write_row((tx_id, kind, key, writes.taps[index].tap_id if index is not None else prior_id,
-                                reason))
-        with cur.copy("COPY ledger_entries (transaction_id, account_id, amount) FROM STDIN") as copy:
-            for tx_id, (_, _, _, _, _, account, amount) in zip(tx_ids, writes.postings, strict=True):
-                copy.write_row((tx_id, account, -amount))
-                copy.write_row((tx_id, revenue, amount))
-        if writes.deltas:
-            ids, deltas = zip(*writes.deltas.items(), strict=True)
-            cur.execute("UPDATE ledger_accounts a SET balance = a.balance + d.delta "
-                        "FROM unnest(%s::bigint[], %s::bigint[]) AS d (id, delta) WHERE a.id = d.id",
-                        (_array_text(ids, BigInteger), _array_text(deltas, BigInteger)))
-
-
-def _write_generic(session: Session, writes: _Writes, revenue: int) -> None:
-    """SQLite (and any other database): ordinary inserts, one per row."""
-    for new in writes.taps:
-        row = dict(zip(TAP_COLUMNS[1:], _tap_values(new), strict=True))
-        new.tap_id = int(session.execute(insert(Tap).values(row).returning(Tap.id)).scalar_one())
-    for kind, key, index, prior_id, reason, account, amount in writes.postings:
-        tap_id = writes.taps[index].tap_id if index is not None else prior_id
-        tx_id = session.execute(insert(LedgerTransaction).values(kind=kind, charge_key=key, tap_id=tap_id,
-                                                                 reason=reason).returning(LedgerTransaction.id))
-        tx = int(tx_id.scalar_one())
-        session.execute(insert(LedgerEntry), [{"transaction_id": tx, "account_id": account, "amount": -amount},
-                                              {"transaction_id": tx, "account_id": revenue, "amount": amount}])
-    for account_id, delta in writes.deltas.items():
-        session.execute(update(LedgerAccount).where(LedgerAccount.id == account_id)
-                        .values(balance=LedgerAccount.balance + delta).execution_options(synchronize_session=False))
+    ledger.write_batch(session, [_tap_values(new) for new in writes.taps], writes.postings, writes.deltas, revenue)
 
 
 def _update_deny_list(session: Session, writes: _Writes, cards: dict[str, _Card]) -> None:

@@ -1,4 +1,5 @@
-"""The online tap in one database round trip (PostgreSQL): the ``qala_online_taps`` function of migration 0013.
+"""The online tap in one database round trip (PostgreSQL): the ``qala_online_taps`` function (its current source
+is ``app/ticketing/sql/qala_online_taps.sql``, see ``app.ticketing.ledger``; migration 0013 created it).
 
 Why: on a 2-core machine every statement, BEGIN and COMMIT costs a round trip and CPU on both sides; the
 common online tap (an active card, a flat fare, no pass, not near another ride) needs no fare-engine state
@@ -14,7 +15,7 @@ Flat means the engine's answer is the leg price whatever the card did earlier (`
 so the two paths agree by construction; ``tests/test_ticketing_taps.py`` checks them against each other.
 
 Group commit: concurrent online taps of one worker process go to the database together
-(``app.ticketing.coalesce``): one ``qala_online_taps`` call (migration 0013) applies the group in one
+(``app.ticketing.coalesce``): one ``qala_online_taps`` call applies the group in one
 transaction, so one round trip and one commit serve every tap of the group, each tap with the same rules and
 its own outcome (a declined tap goes to the general path alone). A request answers only after the group's
 commit, so an acknowledged tap is durable; if the call fails (a lost connection, a deadlock) every tap of the

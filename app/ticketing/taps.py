@@ -10,7 +10,8 @@ for the tap key; (2) read the card's window (taps and passes) with a snapshot ta
 a concurrent tap on the same card that committed while this one waited is seen; (3) write. On
 PostgreSQL the write is one statement (a data-modifying CTE inserting the tap, moving the balance
 under its floor condition, and inserting the transaction and both entries); elsewhere it is the
-ledger service's ordinary postings.
+ledger service's ordinary postings. Both, and the adjustment postings, are ``app.ticketing.ledger``'s: this
+module decides what to charge, the ledger writes it.
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, literal, null, or_, select, text, type_coerce, union_all, update
+from sqlalchemy import func, insert, literal, null, or_, select, type_coerce, union_all, update
 from sqlalchemy.orm import Session
 
 from app.models import Card, CardPass, LedgerAccount, LedgerEntry, LedgerTransaction, Tap
 from app.ticketing import denylist, ledger
 from app.ticketing.cardnumbers import number_hash
 from app.ticketing.context import Ticketing
-from app.ticketing.errors import Conflict, InsufficientFunds
+from app.ticketing.errors import Conflict
 from app.ticketing.fares import FareProfile, PassIn, RatedTap, TapIn, rate, rating_window
 from app.ticketing.fastpath import Nonce
 
@@ -78,18 +79,6 @@ class _CardState:
     account_id: int
     balance: int
     known_tap: bool  # the tap key was already stored when the statement started
-
-
-@dataclass(frozen=True)
-class _Prior:
-    """An earlier ride of the card in the rating window."""
-
-    id: int
-    tap_key: str
-    at: dt.datetime
-    vehicle_id: str
-    route_id: str | None
-    uncollected: int
 
 
 @dataclass(frozen=True)
@@ -184,12 +173,12 @@ def _lock_card(session: Session, hashed: str, tap_key: str) -> _CardState | None
     return _CardState(row[0], row[1], row[2], row[3], row[4], int(row[5]), row[6] is not None)
 
 
-def _is_last(new: TapIn, prior: list[_Prior]) -> bool:
+def _is_last(new: TapIn, prior: list[ledger.PriorRide]) -> bool:
     return all((p.at, p.tap_key) < (new.at, new.tap_id) for p in prior)
 
 
 def _window(session: Session, profile: FareProfile, card_id: int,
-            at: dt.datetime) -> tuple[list[_Prior], list[PassIn]]:
+            at: dt.datetime) -> tuple[list[ledger.PriorRide], list[PassIn]]:
     """The card's rides and passes of the rating window, in one statement."""
     start, end = rating_window(profile, at)
     rides = or_(Tap.offline.is_(True), Tap.outcome.in_(("accepted", "double_tap")))
@@ -201,7 +190,7 @@ def _window(session: Session, profile: FareProfile, card_id: int,
                     null(), null(), null()).where(
         CardPass.card_id == card_id, CardPass.valid_to > start, CardPass.valid_from < end)
     rows: list[Any] = list(session.execute(union_all(taps, passes)))
-    prior = [_Prior(r[1], r[2], _utc(r[3]), r[5], r[6], int(r[7])) for r in rows if r[0] == "t"]
+    prior = [ledger.PriorRide(r[1], r[2], _utc(r[3]), r[5], r[6], int(r[7])) for r in rows if r[0] == "t"]
     return prior, [PassIn(r[2], _utc(r[3]), _utc(r[4])) for r in rows if r[0] == "p"]
 
 
@@ -226,31 +215,6 @@ def _record(session: Session, req: TapRequest, state: _CardState | None, o: _Out
     return _result(req, o, balance)
 
 
-_CHARGE_CTE = text("""
-WITH t AS (
-    INSERT INTO taps (tap_key, device_id, device_seq, body_hash, card_id, card_masked, vehicle_id, route_id,
-                      tapped_at, offline, outcome, reason, fare, uncollected, product_id, balance_after)
-    VALUES (:tap_key, :device_id, :device_seq, :body_hash, :card_id, :card_masked, :vehicle_id, :route_id,
-            :tapped_at, :offline, :outcome, :reason, :fare, :uncollected, :product_id, :balance_after)
-    RETURNING id
-), b AS (
-    UPDATE ledger_accounts SET balance = balance - :charge
-    WHERE id = :account_id AND kind = 'card' AND balance - :charge >= :floor
-    RETURNING balance
-), x AS (
-    INSERT INTO ledger_transactions (kind, charge_key, tap_id)
-    SELECT 'fare', :charge_key, t.id FROM t, b
-    RETURNING id
-), e AS (
-    INSERT INTO ledger_entries (transaction_id, account_id, amount)
-    SELECT x.id, v.account_id, v.amount FROM x,
-        (VALUES (CAST(:account_id AS BIGINT), -CAST(:charge AS BIGINT)),
-                (CAST(:revenue_id AS BIGINT), CAST(:charge AS BIGINT))) AS v (account_id, amount)
-)
-SELECT t.id, (SELECT balance FROM b) FROM t
-""")
-
-
 def _charge(session: Session, ctx: Ticketing, req: TapRequest, state: _CardState, o: _Outcome, charge: int,
             floor: int) -> tuple[int, int]:
     """Insert the tap and post its fare; returns the tap's id and the card's new balance."""
@@ -259,21 +223,11 @@ def _charge(session: Session, ctx: Ticketing, req: TapRequest, state: _CardState
     if charge == 0:
         return int(session.execute(insert(Tap).values(values).returning(Tap.id)).scalar_one()), balance
     revenue = ledger.system_account(session, "revenue", ctx.accounts)
-    if session.get_bind().dialect.name == "postgresql":
-        row = session.execute(_CHARGE_CTE, {**values, "charge": charge, "floor": floor, "account_id":
-                                            state.account_id, "charge_key": f"fare:{req.tap_key}",
-                                            "revenue_id": revenue}).one()
-        if row[1] is None:
-            raise InsufficientFunds("the balance is too low for this transfer")
-        return int(row[0]), int(row[1])
-    tap_id = int(session.execute(insert(Tap).values(values).returning(Tap.id)).scalar_one())
-    moved = ledger.post(session, "fare", [ledger.Leg(state.account_id, -charge, floor, card=True),
-                                          ledger.Leg(revenue, charge)], charge_key=f"fare:{req.tap_key}",
-                        tap_id=tap_id)
-    return tap_id, moved[state.account_id]
+    return ledger.charge_tap(session, values, account_id=state.account_id, revenue_id=revenue, charge=charge,
+                             floor=floor)
 
 
-def _correct(session: Session, ctx: Ticketing, account_id: int, prior: list[_Prior],
+def _correct(session: Session, ctx: Ticketing, account_id: int, prior: list[ledger.PriorRide],
              rated: dict[str, RatedTap]) -> None:
     """Adjustment postings for earlier taps whose price changed; history itself is never edited."""
     if not prior:
@@ -286,14 +240,13 @@ def _correct(session: Session, ctx: Ticketing, account_id: int, prior: list[_Pri
     paid = {tap_id: int(amount) for tap_id, amount in rows}
     revenue = None
     for tap in prior:
-        charged = -paid.get(tap.id, 0)
-        diff = rated[tap.tap_key].fare - (charged + tap.uncollected)
-        if diff < 0:
-            diff = -min(-diff, charged)  # never refund what was never collected
+        tap.paid = paid.get(tap.id, 0)
+        diff = tap.adjustment(rated[tap.tap_key].fare)
         if diff == 0:
             continue
         revenue = revenue or ledger.system_account(session, "revenue", ctx.accounts)
         count = session.scalar(select(func.count()).select_from(LedgerTransaction)
                                .where(LedgerTransaction.tap_id == tap.id)) or 0
         ledger.post(session, "fare_adjustment", [ledger.Leg(account_id, -diff, card=True), ledger.Leg(revenue, diff)],
-                    charge_key=f"adj:{tap.tap_key}:{count}", tap_id=tap.id, reason="re-rated after a late tap")
+                    charge_key=ledger.adjustment_key(tap.tap_key, count), tap_id=tap.id,
+                    reason="re-rated after a late tap")
