@@ -23,7 +23,7 @@ def register_api(app: Flask) -> None:
         # Kazakh and Russian names as UTF-8 text rather than \u escapes (a third of the bytes)
         app.json.ensure_ascii = False
         # Flask 3 ignores the JSON_SORT_KEYS setting; honour it so ids come first in each object
-        app.json.sort_keys = bool(app.config.get("JSON_SORT_KEYS", True))
+        app.json.sort_keys = bool(app.config["JSON_SORT_KEYS"])
     register_error_handlers(app)
     from app.api.unavailable import register_unavailable_handlers
 

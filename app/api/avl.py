@@ -100,7 +100,7 @@ def pings() -> ResponseReturnValue:
     if body is None:
         raise BadRequest("the body must be JSON", field="body")
     frame = parse_pings(body)
-    settings = IngestSettings(max_age_s=float(current_app.config.get("AVL_MAX_PING_AGE_S", 24 * 3600)))
+    settings = IngestSettings(max_age_s=float(current_app.config["AVL_MAX_PING_AGE_S"]))
     with get_db(current_app).session() as session:
         report = get_avl(current_app).ingest(session, frame, "api", settings=settings)
     return jsonify(report.as_json())

@@ -196,7 +196,7 @@ def body_limit(config: Mapping[str, Any], path: str) -> int | None:
     offline batch of 5,000 taps may pass the global 1 MiB), everything else ``MAX_CONTENT_LENGTH``."""
     if path.startswith(VALIDATORS_PREFIX):
         return int(config["TAP_MAX_BODY" if path == TAPS_PATH else "VALIDATOR_MAX_BODY"])
-    limit = config.get("MAX_CONTENT_LENGTH")
+    limit = config["MAX_CONTENT_LENGTH"]
     return None if limit is None else int(limit)
 
 

@@ -36,7 +36,7 @@ def get_provider(app: Flask) -> PaymentProvider | None:
     """The configured payment provider, made once per application (``None``: rider top-ups are off)."""
     if _EXTENSION not in app.extensions:
         app.extensions[_EXTENSION] = payments.make_provider(
-            app.config.get("PAYMENT_PROVIDER", "none"), app.config.get("PAYMENT_WEBHOOK_SECRET", ""),
+            app.config["PAYMENT_PROVIDER"], app.config["PAYMENT_WEBHOOK_SECRET"],
             checkout_path=SANDBOX_PAY_PATH)
     provider: PaymentProvider | None = app.extensions[_EXTENSION]
     return provider

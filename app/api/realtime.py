@@ -52,8 +52,8 @@ def arrivals_stream(stop_id: str) -> ResponseReturnValue:
         if released.acquire(blocking=False):  # once, however the response ends
             slots.release()
 
-    events = board_events(app, stop_id, heartbeat_s=float(app.config.get("REALTIME_SSE_HEARTBEAT_S", 15)),
-                          max_s=float(app.config.get("REALTIME_SSE_MAX_S", 300)))
+    events = board_events(app, stop_id, heartbeat_s=float(app.config["REALTIME_SSE_HEARTBEAT_S"]),
+                          max_s=float(app.config["REALTIME_SSE_MAX_S"]))
     response = Response(events, mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # proxies must pass events through at once

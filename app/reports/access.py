@@ -57,8 +57,8 @@ class SessionPolicy:
 
 def policy_from_config(config: Mapping[str, Any]) -> SessionPolicy:
     """The application's policy: ``STAFF_IDLE_S`` and ``STAFF_MAX_AGE_S`` seconds."""
-    return SessionPolicy(idle=dt.timedelta(seconds=config.get("STAFF_IDLE_S", 1800)),
-                         absolute=dt.timedelta(seconds=config.get("STAFF_MAX_AGE_S", 43200)))
+    return SessionPolicy(idle=dt.timedelta(seconds=config["STAFF_IDLE_S"]),
+                         absolute=dt.timedelta(seconds=config["STAFF_MAX_AGE_S"]))
 
 
 def utcnow() -> dt.datetime:

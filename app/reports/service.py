@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 
 from app import get_db
 from app.reports.rollups import Refreshed, RollupSettings, rebuild, refresh
-from app.reports.zones import GRID_M
 from app.ticketing.context import get_ticketing
 
 __all__ = ["rebuild_reports", "refresh_incremental", "refresh_reports", "settings_for"]
@@ -19,9 +18,9 @@ def settings_for(app: Flask, session: Session) -> RollupSettings:
     """Report time zone (``REPORTS_TIMEZONE``, else the fare profile's), transfer window, pass products and the
     OD zone grid (``REPORTS_OD_GRID_M`` metres, for stops without a GTFS zone_id)."""
     profile = get_ticketing(app).profiles.get(session)
-    tz = ZoneInfo(app.config.get("REPORTS_TIMEZONE") or profile.config.timezone)
-    window = int(app.config.get("REPORTS_TRANSFER_WINDOW_S", 3600))
-    grid_m = int(app.config.get("REPORTS_OD_GRID_M", GRID_M))
+    tz = ZoneInfo(app.config["REPORTS_TIMEZONE"] or profile.config.timezone)
+    window = int(app.config["REPORTS_TRANSFER_WINDOW_S"])
+    grid_m = int(app.config["REPORTS_OD_GRID_M"])
     return RollupSettings(tz=tz, transfer_window_s=window, is_pass=profile.is_pass, grid_m=grid_m)
 
 

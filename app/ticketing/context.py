@@ -46,10 +46,10 @@ def get_ticketing(app: Flask) -> Ticketing:
 
         engine = get_db(app).engine
         fast = None
-        if engine.dialect.name == "postgresql" and app.config.get("TAP_FAST_PATH", True):
+        if engine.dialect.name == "postgresql" and app.config["TAP_FAST_PATH"]:
             fast = FastPath(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
         found = Ticketing(hash_key=app.config["CARD_HASH_KEY"], profiles=ProfileCache(app.config["FARE_PROFILE"]),
                           keys=KeyBox.from_config(app.config), fast=fast,
-                          batch_slots=int(app.config.get("TAP_BATCH_SLOTS", 4)))
+                          batch_slots=int(app.config["TAP_BATCH_SLOTS"]))
         app.extensions["ticketing"] = found
     return found

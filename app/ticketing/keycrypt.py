@@ -50,7 +50,7 @@ class KeyBox:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> KeyBox:
-        raw = config.get("KEY_ENCRYPTION_KEY") or ""
+        raw = config["KEY_ENCRYPTION_KEY"] or ""
         secrets = [s.strip() for s in str(raw).split(",") if s.strip()]
         return cls.from_secret(*(secrets or [str(config["CARD_HASH_KEY"])]))
 

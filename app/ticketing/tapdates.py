@@ -17,10 +17,8 @@ from typing import Any
 
 from app.errors import BadRequest
 
-__all__ = ["EARLIEST_TAP", "LATEST_TAP", "TAP_OFFLINE_MAX_AGE_S", "TAP_ONLINE_SKEW_S", "TapClock", "parse_tapped_at"]
+__all__ = ["EARLIEST_TAP", "LATEST_TAP", "TapClock", "parse_tapped_at"]
 
-TAP_ONLINE_SKEW_S = 600  # config TAP_ONLINE_SKEW_S (0: unchecked)
-TAP_OFFLINE_MAX_AGE_S = 31 * 86400  # config TAP_OFFLINE_MAX_AGE_S (0: unchecked)
 EARLIEST_TAP = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 LATEST_TAP = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 
@@ -35,8 +33,8 @@ class TapClock:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], now: dt.datetime | None = None) -> TapClock:
-        skew = int(config.get("TAP_ONLINE_SKEW_S", TAP_ONLINE_SKEW_S))
-        age = int(config.get("TAP_OFFLINE_MAX_AGE_S", TAP_OFFLINE_MAX_AGE_S))
+        skew = int(config["TAP_ONLINE_SKEW_S"])
+        age = int(config["TAP_OFFLINE_MAX_AGE_S"])
         return cls(now or dt.datetime.now(dt.UTC), dt.timedelta(seconds=skew) if skew > 0 else None,
                    dt.timedelta(seconds=age) if age > 0 else None)
 

@@ -50,7 +50,7 @@ def security_headers(config: Mapping[str, Any], *, page: bool | None) -> Headers
         ("Permissions-Policy", PERMISSIONS_POLICY),
         ("Cross-Origin-Opener-Policy", "same-origin"),
     ]
-    if config.get("ENV") == "production":
+    if config["ENV"] == "production":
         headers.append(("Strict-Transport-Security", HSTS))
     return tuple(headers)
 
