@@ -12,6 +12,7 @@ import contextlib
 import csv
 import datetime as dt
 import hashlib
+import logging
 import os
 import shutil
 import signal
@@ -28,13 +29,15 @@ from zoneinfo import ZoneInfo
 
 import click
 import pandas as pd
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Vehicle
 
 __all__ = ["DemoTaps", "daytime_feed", "demo_command", "register_vehicles"]
+
+log = logging.getLogger(__name__)
 
 DEMO_CARDS = 200
 DEMO_BALANCE_TIYN = 500_000  # 5,000 ₸ per demo card
@@ -108,6 +111,8 @@ class DemoTaps:
                 self.counts[result.decision] = self.counts.get(result.decision, 0) + 1
             except Exception as exc:  # the demo keeps running; the count shows what failed
                 key = f"error:{type(exc).__name__}"
+                if key not in self.counts:  # the first of each kind with its traceback; the rest are counted
+                    log.exception("a simulated tap failed (further %s are only counted)", type(exc).__name__)
                 self.counts[key] = self.counts.get(key, 0) + 1
 
 
@@ -116,18 +121,18 @@ def _qala(*args: str) -> list[str]:
 
 
 def _step(title: str, command: list[str], env: dict[str, str]) -> None:
-    click.echo(f"==> {title}: {' '.join(command[1:])}", err=True)
+    log.info("==> %s: %s", title, " ".join(command[1:]))
     started = time.monotonic()
     done = subprocess.run(command, env=env, check=False)
     if done.returncode != 0:
         raise click.ClickException(f"{title} failed (exit {done.returncode})")
-    click.echo(f"    {title} took {time.monotonic() - started:.0f} s", err=True)
+    log.info("    %s took %.0f s", title, time.monotonic() - started)
 
 
 def _history(feed: Path, folder: Path, days: int, env: dict[str, str]) -> list[Path]:
     files = sorted(folder.glob("pings_*.csv"))
     if len(files) >= days:
-        click.echo(f"==> simulated history: reusing {len(files)} days in {folder}", err=True)
+        log.info("==> simulated history: reusing %d days in %s", len(files), folder)
         return files
     start = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days)).isoformat()
     _step("simulate history", _qala("simulate", "--feed", str(feed), "--start", start, "--days", str(days),
@@ -203,8 +208,8 @@ def _stop(children: list[subprocess.Popen[bytes]]) -> None:
 
 
 @click.command("demo")
-@click.option("--feed", type=click.Path(exists=True, path_type=Path), envvar="QALA_FEED_PATH",
-              default="gtfs_data/almaty", show_default=True)
+@click.option("--feed", type=click.Path(exists=True, path_type=Path), default=None,
+              help="GTFS feed (default: the FEED_PATH setting, env QALA_FEED_PATH).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=5000, show_default=True)
 @click.option("--history-days", type=click.IntRange(1, 30), default=2, show_default=True,
@@ -213,24 +218,28 @@ def _stop(children: list[subprocess.Popen[bytes]]) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--keep-time-zone", is_flag=True,
               help="Run the feed in its own time zone even at night, when no bus runs.")
-def demo_command(feed: Path, host: str, port: int, history_days: int, instance: Path, seed: int,
+def demo_command(feed: Path | None, host: str, port: int, history_days: int, instance: Path, seed: int,
                  keep_time_zone: bool) -> None:
     """Prepare everything and run the web app plus the live worker; Ctrl-C stops it all."""
+    if feed is None:
+        feed = Path(current_app.config["FEED_PATH"])
+        if not feed.exists():
+            raise click.BadParameter(f"{feed} (QALA_FEED_PATH) does not exist", param_hint="--feed")
     env = dict(os.environ)
     variant = ""
     if not keep_time_zone:
         feed, zone = daytime_feed(feed, instance, dt.datetime.now(dt.UTC))
         if zone is not None:
             variant = "-" + zone.replace("/", "_")
-            click.echo(f"==> it is night in the demo city, when its buses sleep: the demo runs the same feed on "
-                       f"{zone} (now {dt.datetime.now(ZoneInfo(zone)):%H:%M}) so that buses are out; "
-                       f"--keep-time-zone keeps its own zone", err=True)
+            log.info("==> it is night in the demo city, when its buses sleep: the demo runs the same feed on %s "
+                     "(now %s) so that buses are out; --keep-time-zone keeps its own zone", zone,
+                     f"{dt.datetime.now(ZoneInfo(zone)):%H:%M}")
     models = instance / f"models{variant}"  # a model is trained on one feed version: one folder per clock
     env.setdefault("QALA_MODEL_DIR", str(models))
     _step("migrate", _qala("db", "upgrade"), env)
     _step("import the demo feed", _qala("gtfs", "import", str(feed), "--if-changed"), env)
     if _has_model(models):
-        click.echo(f"==> model: using {sorted(models.glob('model-*.joblib'))[-1].name}", err=True)
+        log.info("==> model: using %s", sorted(models.glob("model-*.joblib"))[-1].name)
     else:
         pings = _history(feed, instance / f"demo-history{variant}", history_days, env)
         _step("train the model", _qala("model", "train", "--gtfs", str(feed), "--models", str(models),
@@ -258,8 +267,8 @@ def demo_command(feed: Path, host: str, port: int, history_days: int, instance: 
             time.sleep(0.5)
         names = ("web server", "worker", "reports follower")
         failed = [name for name, c in zip(names, children, strict=False) if c.poll() is not None]
-        click.echo(f"the {' and '.join(failed)} exited; stopping the rest", err=True)
+        log.error("the %s exited; stopping the rest", " and ".join(failed))
     except KeyboardInterrupt:
-        click.echo("stopping…", err=True)
+        log.info("stopping…")
     finally:
         _stop(children)

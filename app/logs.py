@@ -10,20 +10,34 @@ later (gunicorn's, pytest's). What is masked:
 - ``Bearer <token>`` / ``Basic <credentials>`` → ``Bearer ***``;
 - the value after ``password``, ``code``, ``token``, ``secret``, ``authorization`` or ``cookie`` (also with
   ``_hash`` after or a prefix such as ``access_`` before) and ``=`` or ``:``, quoted or not → ``***``.
+
+``configure_logging`` also gives the root logger one handler writing to standard error (the app's records, the
+worker's and werkzeug's all end there, once), as ``QALA_LOG_FORMAT`` says: ``text`` lines, or ``json`` — one
+object per line with ``time`` (RFC 3339, with its offset), ``level``, ``logger``, ``message`` and, when there is
+one, ``exception`` (the traceback), for log collectors. ``app.*`` and ``prediction.*`` log from
+``QALA_LOG_LEVEL`` on; libraries keep the root logger's level (warnings and worse unless set otherwise).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import re
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 from flask import Flask
+from flask.logging import default_handler
 
+from app.config import get_settings
 from app.ticketing.cardnumbers import mask
 
-__all__ = ["SecretsFilter", "configure_logging", "scrub"]
+__all__ = ["JsonFormatter", "SecretsFilter", "StderrHandler", "configure_logging", "scrub"]
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+OWN_LOGGERS = ("app", "prediction")  # the packages' loggers (the Flask app's logger is "app")
 
 MASK = "***"
 _SEP = r"(?:[ +-]|%20)?"  # between a card number's printed groups (a query string writes spaces as + or %20)
@@ -102,8 +116,57 @@ def _add_filter(handler: logging.Handler) -> None:
         handler.addFilter(SecretsFilter())
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``time`` (RFC 3339 in UTC, with its offset), ``level``, ``logger``, ``message``,
+    and ``exception`` / ``stack`` when the record has them (scrubbed, whatever path the record took)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, str] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": scrub(record.getMessage()),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = scrub(record.exc_text)
+        if record.stack_info:
+            entry["stack"] = scrub(self.formatStack(record.stack_info))
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (as ``logging.lastResort`` does), so that output
+    redirected later — a CLI runner's, pytest's — gets the records too."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+
+def _install_stderr_handler(log_format: str, level: str) -> None:
+    """One ``StderrHandler`` on the root logger (made once per process, re-formatted by each app created); our
+    own loggers log from ``level``, libraries' keep the root's level (warnings and worse by default)."""
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if isinstance(h, StderrHandler)), None)
+    if handler is None:
+        handler = StderrHandler()
+        root.addHandler(handler)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+
+
 def configure_logging(app: Flask) -> None:
-    """Scrub secrets from every log record: a filter on the present handlers, and the record factory."""
+    """Log to standard error as the settings say, and scrub secrets from every log record: a filter on the
+    present handlers, and the record factory."""
+    settings = get_settings(app)
+    _install_stderr_handler(settings.log_format, settings.log_level)
+    app.logger.removeHandler(default_handler)  # the app's records reach the root's handler: not twice
     for logger in (logging.getLogger(), app.logger, logging.getLogger("gunicorn.error"),
                    logging.getLogger("gunicorn.access"), logging.getLogger("werkzeug")):
         for handler in logger.handlers:

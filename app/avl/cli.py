@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from prediction.schedule import ScheduleFeed
 
 __all__ = ["avl_group", "simulate_group"]
+
+log = logging.getLogger(__name__)
 
 
 def _read_feed(path: Path) -> ScheduleFeed:
@@ -184,7 +187,10 @@ def avl_ingest_gtfsrt(source: str, interval: float | None, polls: int | None, ma
         except (OSError, GtfsRtError) as exc:
             raise click.ClickException(f"{exc}; nothing was stored") from exc
         return
-    poll(source, interval, handle, lambda exc: click.echo(f"poll failed: {exc}", err=True), polls=polls)
+    def failed(exc: Exception) -> None:  # the source away or a bad payload: polling goes on
+        log.warning("poll failed: %s", exc)
+
+    poll(source, interval, handle, failed, polls=polls)
 
 
 @avl_group.group("vehicles")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import signal
 import time
 from pathlib import Path
@@ -22,6 +23,8 @@ if TYPE_CHECKING:  # the worker's modules are imported when the command runs, no
 
 __all__ = ["worker_command"]
 
+log = logging.getLogger(__name__)
+
 
 @click.command("worker")
 @click.option("--shard", default="1/1", show_default=True, help="K/N: predict only the routes of shard K of N.")
@@ -34,14 +37,15 @@ __all__ = ["worker_command"]
 @click.option("--cycle", "cycle_s", type=click.FloatRange(0.5, 60), default=5.0, show_default=True,
               help="Seconds between cycles.")
 @click.option("--cycles", type=click.IntRange(1), default=None, help="Stop after this many cycles.")
-@click.option("--window", type=click.IntRange(5, 240), default=90, show_default=True, help="Board minutes ahead.")
-@click.option("--models", type=click.Path(file_okay=False, path_type=Path), envvar="QALA_MODEL_DIR",
-              default="instance/models", show_default=True, help="Model folder (env QALA_MODEL_DIR).")
+@click.option("--window", type=click.IntRange(5, 240), default=None,
+              help="Board minutes ahead (default: the ARRIVALS_WINDOW_MIN setting).")
+@click.option("--models", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Model folder (default: the MODEL_DIR setting, env QALA_MODEL_DIR).")
 @click.option("--no-log", is_flag=True, help="Do not write the prediction log.")
 @click.option("--quiet", is_flag=True, help="Print a cycle line every minute only.")
 @with_appcontext
 def worker_command(shard: str, gtfs_rt: str | None, simulate: bool, taps: bool, seed: int, cycle_s: float,
-                   cycles: int | None, window: int, models: Path, no_log: bool, quiet: bool) -> None:
+                   cycles: int | None, window: int | None, models: Path | None, no_log: bool, quiet: bool) -> None:
     """Predict every active trip each cycle and publish boards, GTFS-rt snapshots and a prediction-log sample."""
     from app import get_db, get_redis
     from app.worker.loop import Shard, Worker, WorkerSettings
@@ -59,23 +63,28 @@ def worker_command(shard: str, gtfs_rt: str | None, simulate: bool, taps: bool, 
         raise click.UsageError("--taps needs --simulate")
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     db = get_db(app)
-    log = None if no_log else PredictionLogSampler(
-        db.session, on_error=lambda exc: click.echo(f"prediction log: {exc}", err=True))
-    settings = WorkerSettings(shard=parsed, window_min=window)
+    model_dir = Path(app.config["MODEL_DIR"]) if models is None else models
+    sampler = None if no_log else PredictionLogSampler(db.session, on_error=_log_dropped_batch)
+    settings = WorkerSettings(shard=parsed, window_min=app.config["ARRIVALS_WINDOW_MIN"] if window is None else window)
     try:
         with db.session() as session:
-            worker = Worker.from_database(session, get_redis(app), models, settings=settings, log=log)
+            worker = Worker.from_database(session, get_redis(app), model_dir, settings=settings, log=sampler)
     except LookupError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"worker shard {shard}: predictor {worker.predictor.name}, {len(worker.net.trip_ids)} trips", err=True)
+    log.info("worker shard %s: predictor %s, %d trips", shard, worker.predictor.name, len(worker.net.trip_ids))
     source, tapper = _source(app, worker, simulate=simulate, taps=taps, gtfs_rt=gtfs_rt, seed=seed)
     # the simulator drives the network it was built on: a newly activated feed needs a restart there
-    feeds = None if simulate else FeedReloader(app, models, settings, log)
+    feeds = None if simulate else FeedReloader(app, model_dir, settings, sampler)
     _loop(worker, source, tapper, cycle_s=cycle_s, cycles=cycles, quiet=quiet, feeds=feeds,
           pruner=IdempotencyPruner(app))
-    if log is not None:
-        log.close()
-        click.echo(f"prediction log: {log.written} rows written, {log.failed} dropped", err=True)
+    if sampler is not None:
+        sampler.close()
+        log.info("prediction log: %d rows written, %d dropped", sampler.written, sampler.failed)
+
+
+def _log_dropped_batch(exc: BaseException) -> None:
+    """The prediction log's writer thread dropped a batch (it is a sample: the worker goes on)."""
+    log.error("prediction log: a batch was dropped", exc_info=exc)
 
 
 def _source(app: Flask, worker: Worker, *, simulate: bool, taps: bool, gtfs_rt: str | None, seed: int
@@ -88,11 +97,11 @@ def _source(app: Flask, worker: Worker, *, simulate: bool, taps: bool, gtfs_rt: 
         from app.demo import DemoTaps, register_vehicles
         from app.worker.simstream import LiveCity
 
-        click.echo("simulating today's service…", err=True)
+        log.info("simulating today's service…")
         city = LiveCity(worker.net, time.time(), seed=seed)
         with db.session() as session:
             added = register_vehicles(session, city.vehicle_ids())
-        click.echo(f"{len(city.vehicle_ids())} simulated buses ({added} newly registered)", err=True)
+        log.info("%d simulated buses (%d newly registered)", len(city.vehicle_ids()), added)
         tapper = DemoTaps.prepare(app, city) if taps else None
         return IngestSource(db.session, city.pings_until), tapper
     if gtfs_rt:
@@ -140,14 +149,13 @@ class FeedReloader:
                     return None
                 fresh = Worker.from_database(session, get_redis(self.app), self.models, settings=self.settings,
                                              log=self.log)
-        except Exception as exc:  # the database away, a half-imported feed: keep predicting on the current one
-            click.echo(f"feed check failed, keeping feed {worker.catalog.feed_id}: {type(exc).__name__}: {exc}",
-                       err=True)
+        except Exception:  # the database away, a half-imported feed: keep predicting on the current one
+            log.exception("feed check failed, keeping feed %s", worker.catalog.feed_id)
             return None
         if isinstance(source, DatabaseSource):
             source.feed_version_id = fresh.catalog.feed_id
-        click.echo(f"feed {fresh.catalog.feed_id} activated: predicting on it ({len(fresh.net.trip_ids)} trips, "
-                   f"predictor {fresh.predictor.name})", err=True)
+        log.info("feed %s activated: predicting on it (%d trips, predictor %s)", fresh.catalog.feed_id,
+                 len(fresh.net.trip_ids), fresh.predictor.name)
         return fresh
 
 
@@ -172,11 +180,11 @@ class IdempotencyPruner:
                 deleted = prune_idempotency(session, dt.datetime.now(dt.UTC),
                                             float(self.app.config["IDEMPOTENCY_TTL_S"]))
                 session.commit()
-        except Exception as exc:  # the database away: the records wait for the next turn
-            click.echo(f"idempotency prune failed: {type(exc).__name__}: {exc}", err=True)
+        except Exception:  # the database away: the records wait for the next turn
+            log.exception("idempotency prune failed; retried in %.0f s", self.every_s)
             return None
         if deleted:
-            click.echo(f"idempotency: {deleted} expired records deleted", err=True)
+            log.info("idempotency: %d expired records deleted", deleted)
         return deleted
 
 
@@ -201,8 +209,8 @@ def _loop(worker: Worker, poll: AvlPoll, tapper: DemoTaps | None, *, cycle_s: fl
             try:
                 events, pings = poll.poll(started)
                 report = worker.cycle(started, events, pings)
-            except Exception as exc:  # a failed cycle (database or Redis away) is retried next cycle
-                click.echo(f"cycle failed: {type(exc).__name__}: {exc}", err=True)
+            except Exception:  # a failed cycle (database or Redis away) is retried next cycle
+                log.exception("cycle failed; the next one retries")
                 report = None
             if tapper is not None:
                 tapper.feed(started)
@@ -210,7 +218,7 @@ def _loop(worker: Worker, poll: AvlPoll, tapper: DemoTaps | None, *, cycle_s: fl
                 pruner.check()
             done += 1
             if report is not None and (not quiet or started - last_echo >= 60):
-                click.echo(f"{time.strftime('%H:%M:%S')} {report.line()}", err=True)
+                log.info("%s", report.line())
                 last_echo = started
             if cycles is not None and done >= cycles:
                 break
