@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -158,9 +158,11 @@ def _bar(desc: str):  # type: ignore[no-untyped-def]
               help="OpenMP threads for the boosted models (more than 1 crawls on a busy shared machine).")
 @click.option("--history-hours", "history_hours", type=click.FloatRange(min=0), default=None,
               help="Keep only the last H hours of history before --train-until (0: a new city, no history).")
+@click.option("--online/--no-online", default=True, show_default=True,
+              help="Re-choose hourly from the arrivals seen, as the worker does (prediction/online.py).")
 def backtest_command(gtfs: Path, pings: tuple[Path, ...], more: tuple[Path, ...], train_until: str,
                      json_out: Path, step: float, train_step: float, database_url: str | None,
-                     threads: int, history_hours: float | None) -> None:
+                     threads: int, history_hours: float | None, online: bool) -> None:
     """Import the feed and the stop events of the pings into a fresh temporary database, train on what is before
     --train-until, replay the pings after it every --step s as the live service would, and score 4 predictors."""
     import tempfile
@@ -179,9 +181,13 @@ def backtest_command(gtfs: Path, pings: tuple[Path, ...], more: tuple[Path, ...]
     # slower than a 1-thread one (13.7 s vs > 300 s for the same small fit at load 15)
     with threadpool_limits(limits=threads, user_api="openmp"):
         report = backtest(net, known, cutoff, step_s=step, train_step_s=train_step, history_hours=history_hours,
-                          progress=_bar("replay"))
+                          online=online, progress=_bar("replay"))
     json_out.write_text(json.dumps(report, indent=2))
     click.echo(format_table(report))
+    file_scores: Any = report.get("model_file_only")
+    if file_scores is not None:
+        file_only = file_scores["eta_benchmark"]["overall"]
+        click.echo(f"model without online re-selection (the model file's choice alone): {100 * file_only:.1f}%")
     for part in ("current_trips", "next_trips"):
         if part in report:
             inferred = " (inferred blocks)" if part == "next_trips" and report.get("blocks") == "inferred" else ""

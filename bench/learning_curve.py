@@ -4,10 +4,13 @@ cutoff, on real Austin (trained on 2016-11-24..27, tested on 2016-12-16) and on 
 production predictor (``model``) must be at or above the best baseline at every point: a line per point says
 whether it is.
 
-The ETA benchmark here scores every slot (each replay moment in the 15 min before an observed arrival; no
-prediction = inaccurate), ``shown`` is the share of slots with a prediction, ``made`` the benchmark of the
-predictions made alone. Events are derived in memory with ``qala backtest``'s own helpers (no database round
-trip: the stored rows are the derived ones, as tests/test_backtest.py checks).
+The ETA benchmark here scores every slot (each replay moment in the 15 min before an observed arrival) on what
+the stop board showed: the live prediction, else the timetable where the board shows it, else nothing =
+inaccurate. ``live`` counts live predictions only, ``shown`` is the share of slots with one, ``made`` the
+benchmark of the predictions made alone. ``model`` re-chooses online hour by hour as the worker does; ``model
+file`` is the same model without that (the model file's choice alone). Events are derived in memory with
+``qala backtest``'s own helpers (no database round trip: the stored rows are the derived ones, as
+tests/test_backtest.py checks).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/learning_curve.py --dataset austin --step 120 --train-step 900
 """
@@ -65,7 +68,15 @@ def rows(dataset: str, point: str, report: dict[str, Any]) -> Iterator[str]:
         eta = p["eta_benchmark"]
         yield (f"{dataset:<8}{point:<7}{name:<11}{p['slots']:>9} {_pct(eta['overall'])} "
                + " ".join(_pct(eta[b]) for b in BUCKETS)
-               + f" {_pct(p['coverage']['overall'])} {_pct(p['eta_benchmark_predictions_only']['overall'])}")
+               + f" {_pct(p['eta_benchmark_live']['overall'])} {_pct(p['coverage']['overall'])}"
+               + f" {_pct(p['eta_benchmark_predictions_only']['overall'])}")
+        if name == "model" and "model_file_only" in report:  # the same model without online re-selection
+            file_only = report["model_file_only"]
+            eta = file_only["eta_benchmark"]
+            yield (f"{dataset:<8}{point:<7}{'model file':<11}{file_only['slots']:>9} {_pct(eta['overall'])} "
+                   + " ".join(_pct(eta[b]) for b in BUCKETS)
+                   + f" {_pct(file_only['eta_benchmark_live']['overall'])} {_pct(file_only['coverage']['overall'])}"
+                   + f" {'':>6}")
 
 
 def verdicts(dataset: str, point: str, report: dict[str, Any]) -> Iterator[str]:
@@ -93,7 +104,7 @@ def main() -> None:
     args = parser.parse_args()
     names = ("austin", "almaty") if args.dataset == "both" else (args.dataset,)
     table = [f"{'dataset':<8}{'history':<7}{'predictor':<11}{'slots':>9} {'ETA':>6} "
-             + " ".join(f"{b:>6}" for b in BUCKETS) + f" {'shown':>6} {'made':>6}"]
+             + " ".join(f"{b:>6}" for b in BUCKETS) + f" {'live':>6} {'shown':>6} {'made':>6}"]
     lines: list[str] = []
     reports: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="qala-curve-") as folder, threadpool_limits(1, user_api="openmp"):

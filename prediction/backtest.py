@@ -6,14 +6,19 @@ trip of its block, and each predictor's ETA is scored against the observed arriv
 Where the events come from (a temporary database in ``qala backtest``) is the caller's business.
 
 A rider looks at a stop whether or not a prediction is shown, so the headline figures score every observed
-arrival, not only the predictions made: each replay moment in the 15 minutes before an arrival is a *slot*, and a
-slot without a fresh prediction from a predictor is an inaccurate one in its benchmark and uncovered in its
-``coverage`` (TheTransitClock monitors the share of active blocks with a predictable vehicle; this is that share
-per minute before each arrival). A slot exists once the bus has been seen on the trip: from the first observed
+arrival, not only the predictions made: each replay moment in the 15 minutes before an arrival is a *slot*. A
+slot is scored on what the stop board showed then: the predictor's live prediction; else, as
+``app/realtime/compose.py`` fills boards, the timetable's time when the run had emitted no event yet, the
+predictor had nothing for the run and the scheduled time was not past; else nothing, which is inaccurate.
+``eta_benchmark_live`` counts live predictions only, and ``coverage`` is the share of slots with one
+(TheTransitClock monitors the share of active blocks with a predictable vehicle; this is that share per minute
+before each arrival). A slot exists once the bus has been seen on the trip: from the first observed
 arrival of the trip itself, or of the trip before it in the block (then it is a next-trip slot) — whether or not
 the event was known yet, since the rider at the next stop waits all the same. A trip's first stop has no slot:
 its arrival is the bus reaching the terminal, which the previous trip's last stop already scores, and no
 predictor is asked for it. ``history_hours`` keeps only the last hours of history before the cutoff: a new city.
+The model's predictions are re-chosen online hour by hour as the worker does (``serve_online``); the report keeps
+the model file's own choice as ``model_file_only``.
 """
 
 from __future__ import annotations
@@ -30,13 +35,14 @@ from sklearn.base import BaseEstimator
 from prediction.blocks import blocks_inferred, next_trips
 from prediction.features import KnownEvents, SegmentHistory
 from prediction.metrics import eta_benchmark, prediction_coverage, score_predictions
-from prediction.models import BASELINES, COLD_START, QuantileETAModel
+from prediction.models import BASELINES, COLD_START, QuantileETAModel, group_of
+from prediction.online import OnlineSelection, arrival_keys, etas_from_baselines
 from prediction.predict_snapshot import LiveState
 from prediction.sim_network import SimNetwork
 
 __all__ = ["COLD_START_BASELINE", "ArrivalSlots", "Predictions", "TrainingSet", "arrival_slots", "backtest",
            "fit_predictors", "format_table", "recent_history", "replay", "score_all", "score_arrivals",
-           "training_set"]
+           "serve_online", "training_set"]
 
 FloatArray = npt.NDArray[np.float64]
 Progress = Callable[[Iterable[float]], Iterable[float]]
@@ -45,6 +51,7 @@ IntArray = npt.NDArray[np.int64]
 _Chunk = tuple[FloatArray, FloatArray, dict[str, FloatArray], FloatArray | None, FloatArray | None, FloatArray,
                IntArray]
 SLOT_HORIZON_S = 900.0  # a rider's slot: a replay moment at most this long before an observed arrival
+_MOMENTS = 10**9  # run × this + replay moment (epoch / step) names a run at a moment
 # the production predictor's stand-in when a model passed in cannot be fitted on no rows: the one
 # ``QuantileETAModel`` serves itself then (OneBusAway's deviation, which needs no history)
 COLD_START_BASELINE = COLD_START
@@ -212,6 +219,49 @@ def fit_predictors(training: TrainingSet, model: BaseEstimator | None = None) ->
     return fitted
 
 
+def serve_online(net: SimNetwork, known: KnownEvents, result: Predictions, start: float, step_s: float,
+                 selection: OnlineSelection | None = None) -> OnlineSelection:
+    """Replace the model's predictions in ``result`` by what the service serves with online re-selection
+    (``prediction/online.py``), driving the selection as the worker does: at each hour's start ``refresh``, the
+    hour's rows ``apply``-ed, a whole replay moment ``record``-ed once per ``sample_s``, and the arrivals
+    ``observe``-d as their events become known. The interval moves with the served estimate."""
+    selection = selection if selection is not None else OnlineSelection()
+    if not len(result.made_at):
+        return selection
+    width = len(net.visit_seq)
+    runs = int(known.run.max()) + 1
+    origin = np.zeros(runs)
+    origin[known.run] = known.origin
+    run = result.arrival_key // width
+    keys = arrival_keys(origin[run], result.arrival_key % width, width)
+    made = result.made_at
+    etas = etas_from_baselines(result.predicted["model"] - made,
+                               {name: result.predicted[name] - made for name in ("kalman", "deviation", "schedule")})
+    group = group_of(result.predicted["kalman"] - made, result.block_ahead == 1)
+    event_keys = arrival_keys(known.origin, known.visit, width)
+    order = np.argsort(made, kind="stable")
+    served = result.predicted["model"].copy()
+    hour = start
+    while hour <= made[order[-1]]:
+        selection.refresh(hour)
+        lo, hi = np.searchsorted(made[order], [hour, hour + selection.every_s])
+        rows = order[lo:hi]
+        if len(rows):
+            served[rows] = made[rows] + selection.apply(group[rows], etas[:, rows])
+            sampled = np.floor((made[rows] - start) / selection.sample_s) != np.floor(
+                (made[rows] - step_s - start) / selection.sample_s)  # the first moment of each sample period
+            take = rows[sampled]
+            selection.record(hour, keys[take], group[take], etas[:, take], made[take], force=True)
+        learnt = (known.known_at >= hour) & (known.known_at < hour + selection.every_s)
+        selection.observe(event_keys[learnt], known.arrival[learnt])
+        hour += selection.every_s
+    shift = served - result.predicted["model"]
+    result.predicted["model"] = served
+    if result.lower is not None and result.upper is not None:
+        result.lower, result.upper = result.lower + shift, result.upper + shift
+    return selection
+
+
 @dataclass
 class ArrivalSlots:
     """Every (observed arrival, replay moment) pair a rider could have looked at, one array entry per slot."""
@@ -222,6 +272,8 @@ class ArrivalSlots:
     to_actual: FloatArray  # per slot: seconds from the moment to the arrival, in [0, SLOT_HORIZON_S)
     next_trip: npt.NDArray[np.bool_]  # per slot: the bus was known on the trip before only (its block)
     first_stops: int  # observed arrivals at a trip's first stop, left out
+    scheduled: FloatArray | None = None  # per slot: the timetable's arrival (epoch s)
+    heard: npt.NDArray[np.bool_] | None = None  # per slot: an event of the run had been emitted by then
 
 
 def _known_from(net: SimNetwork, known: KnownEvents) -> tuple[FloatArray, FloatArray]:
@@ -261,11 +313,16 @@ def arrival_slots(net: SimNetwork, known: KnownEvents, start: float, end: float,
     run, at = known.run[pick][owner], moment * step_s
     current = own[run] <= at
     keep = current | (before[run] <= at)
-    owner, moment = owner[keep], moment[keep]
+    owner, moment, run, at = owner[keep], moment[keep], run[keep], at[keep]
+    heard = np.full(len(own), np.inf)
+    np.minimum.at(heard, known.run, known.known_at)
+    origin = np.zeros(len(own))
+    origin[known.run] = known.origin
     return ArrivalSlots(
         arrival_key=known.run[pick] * len(net.visit_seq) + known.visit[pick], arrival=owner, moment=moment,
-        to_actual=arrival[owner] - moment * step_s, next_trip=~current[keep],
-        first_stops=int((observed & first_stop[known.visit]).sum()))
+        to_actual=arrival[owner] - at, next_trip=~current[keep],
+        first_stops=int((observed & first_stop[known.visit]).sum()),
+        scheduled=origin[run] + net.visit_arr[known.visit[pick][owner]], heard=heard[run] <= at)
 
 
 def _slot_rows(result: Predictions, slots: ArrivalSlots, step_s: float) -> tuple[IntArray, IntArray]:
@@ -285,38 +342,69 @@ def _slot_rows(result: Predictions, slots: ArrivalSlots, step_s: float) -> tuple
     return pos[hit], row[hit]
 
 
+def _timetable_shown(result: Predictions, slots: ArrivalSlots, step_s: float, predicted: FloatArray,
+                     width: int) -> npt.NDArray[np.bool_]:
+    """Per slot: whether the stop board showed the timetable's time for it, as ``app/realtime/compose.py``
+    builds boards: the run had emitted no event yet, the predictor had no row for the run at that moment, and
+    the scheduled arrival was not yet past."""
+    if slots.scheduled is None or slots.heard is None:
+        return np.zeros(len(slots.moment), dtype=bool)
+    made = np.isfinite(predicted)
+    run_moment = (result.arrival_key[made] // width) * _MOMENTS + np.rint(result.made_at[made] / step_s)
+    slot_run = slots.arrival_key[slots.arrival] // width
+    predicted_run = np.isin(slot_run * _MOMENTS + slots.moment, run_moment.astype(np.int64))
+    return ~slots.heard & ~predicted_run & (slots.scheduled >= slots.moment * step_s)
+
+
 def score_arrivals(result: Predictions, slots: ArrivalSlots, step_s: float,
-                   parts: Mapping[str, npt.NDArray[np.bool_] | None]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per part of the slots (``None``: all of them) and per predictor: the ETA benchmark over every slot (no
-    fresh prediction = inaccurate), the coverage, and how many slots there were."""
+                   parts: Mapping[str, npt.NDArray[np.bool_] | None], *, visits: int = 0
+                   ) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per part of the slots (``None``: all of them) and per predictor: the ETA benchmark over every slot as the
+    stop board showed it (the predictor's live prediction, else the timetable's row where the board showed one,
+    else nothing = inaccurate), the same over live predictions alone, the coverage (slots with a live
+    prediction), and how many slots there were. ``visits`` (the feed's stop visits) numbers runs for the
+    timetable rule; 0 leaves the timetable out."""
     slot, row = _slot_rows(result, slots, step_s)
     out: dict[str, dict[str, dict[str, Any]]] = {part: {} for part in parts}
+    actual = slots.moment * step_s + slots.to_actual
     for name, predicted in result.predicted.items():
         error = np.full(len(slots.moment), np.nan)
         error[slot] = result.actual[row] - predicted[row]  # NaN stays where the predictor abstained
+        shown = error.copy()
+        if visits and slots.scheduled is not None:
+            board = _timetable_shown(result, slots, step_s, predicted, visits) & ~np.isfinite(error)
+            shown[board] = actual[board] - slots.scheduled[board]
         for part, pick in parts.items():
             chosen = slice(None) if pick is None else pick
             err, to_actual = error[chosen], slots.to_actual[chosen]
-            out[part][name] = {"eta_benchmark": eta_benchmark(err, to_actual),
-                               "coverage": prediction_coverage(np.isfinite(err), to_actual), "slots": len(err)}
+            out[part][name] = {"eta_benchmark": eta_benchmark(shown[chosen], to_actual),
+                               "eta_benchmark_live": eta_benchmark(err, to_actual),
+                               "coverage": prediction_coverage(np.isfinite(err), to_actual),
+                               "timetable_shown": prediction_coverage(
+                                   np.isfinite(shown[chosen]) & ~np.isfinite(err), to_actual),
+                               "slots": len(err)}
     return out
 
 
 def backtest(net: SimNetwork, known: KnownEvents, cutoff: float, *, step_s: float = 30.0,
              train_step_s: float = 300.0, progress: Progress | None = None,
-             model: BaseEstimator | None = None, history_hours: float | None = None) -> dict[str, object]:
+             model: BaseEstimator | None = None, history_hours: float | None = None, online: bool = True
+             ) -> dict[str, object]:
     """Train before ``cutoff`` (snapshots every ``train_step_s``), replay after it every ``step_s``, and return
     the report in the issue's JSON shape (plus ``current_trips`` / ``next_trips`` splits when a feed has blocks).
 
     ``history_hours`` keeps only the events of the last that many hours before ``cutoff`` (0: none, a new
-    city), for training, the segment history and the replay alike. Per predictor, ``eta_benchmark`` and
-    ``coverage`` score every slot of every observed arrival; ``eta_benchmark_predictions_only`` scores the
-    predictions made, as before."""
+    city), for training, the segment history and the replay alike. Per predictor, ``eta_benchmark`` scores every
+    slot of every observed arrival as the board showed it, ``eta_benchmark_live`` and ``coverage`` the live
+    predictions among them, ``eta_benchmark_predictions_only`` the predictions made. With ``online`` the
+    model's predictions are re-chosen hourly from the arrivals seen, as the worker does."""
     known = recent_history(known, cutoff, history_hours)
     training = training_set(net, known, cutoff, step_s=train_step_s)
     predictors = fit_predictors(training, model)
     end = float(known.known_at.max()) + step_s
     result = replay(net, known, training.history, predictors, cutoff, end, step_s=step_s, progress=progress)
+    file_only = result.predicted["model"].copy()
+    selection = serve_online(net, known, result, cutoff, step_s) if online else None
     slots = arrival_slots(net, known, cutoff, end, step_s)
     stand_in = isinstance(predictors["model"], BASELINES[COLD_START_BASELINE])
     tz = net.tz
@@ -333,12 +421,18 @@ def backtest(net: SimNetwork, known: KnownEvents, cutoff: float, *, step_s: floa
     }
     if isinstance(predictors["model"], QuantileETAModel):
         report["model_selection"] = predictors["model"].selection_table()
+    if selection is not None:
+        report["online_selection"] = selection.table()
+        file_rows = Predictions(result.made_at, result.actual, {"model": file_only}, None, None, result.block_ahead,
+                                result.arrival_key)
+        report["model_file_only"] = score_arrivals(file_rows, slots, step_s, {"all": None},
+                                                   visits=len(net.visit_seq))["all"]["model"]
     following = result.block_ahead == 1
     split = bool(following.any() or slots.next_trip.any())
     parts: dict[str, npt.NDArray[np.bool_] | None] = {"predictors": None}
     if split:
         parts |= {"next_trips": slots.next_trip, "current_trips": ~slots.next_trip}
-    riders = score_arrivals(result, slots, step_s, parts)
+    riders = score_arrivals(result, slots, step_s, parts, visits=len(net.visit_seq))
     made = {"predictors": score_all(result)}
     if split:
         made |= {"next_trips": score_all(result, following), "current_trips": score_all(result, ~following)}
@@ -349,9 +443,9 @@ def backtest(net: SimNetwork, known: KnownEvents, cutoff: float, *, step_s: floa
 
 def _with_slots(made: Any, riders: dict[str, object]) -> dict[str, object]:
     """A predictor's figures on its predictions, with the benchmark over every slot in front."""
-    return {**made, "eta_benchmark": riders["eta_benchmark"],
+    return {**made, "eta_benchmark": riders["eta_benchmark"], "eta_benchmark_live": riders["eta_benchmark_live"],
             "eta_benchmark_predictions_only": made["eta_benchmark"], "coverage": riders["coverage"],
-            "slots": riders["slots"]}
+            "timetable_shown": riders["timetable_shown"], "slots": riders["slots"]}
 
 
 def score_all(result: Predictions, rows: npt.NDArray[np.bool_] | None = None) -> dict[str, object]:
@@ -375,10 +469,10 @@ def _sec(value: object) -> str:
 
 
 def format_table(report: Mapping[str, Any]) -> str:
-    """A plain-text table per predictor: the ETA benchmark over every slot (overall and per bucket), over the
-    predictions made only, the share of slots with a prediction, MAE per horizon, early rate and interval
-    coverage."""
-    head = (f"{'predictor':<10}{'slots':>9}{'ETA':>7}{'0-3':>7}{'3-6':>7}{'6-10':>7}{'10-15':>7}{'made':>7}"
+    """A plain-text table per predictor: the ETA benchmark over every slot as the board showed it (overall and
+    per bucket), over every slot counting live predictions only, over the predictions made only, the share of
+    slots with a live prediction, MAE per horizon, early rate and interval coverage."""
+    head = (f"{'predictor':<10}{'slots':>9}{'ETA':>7}{'0-3':>7}{'3-6':>7}{'6-10':>7}{'10-15':>7}{'live':>7}{'made':>7}"
             f"{'shown':>7}{'MAE0-5':>8}{'5-10':>6}{'10-15':>6}{'15-30':>6}{'early':>7}{'int80':>7}")
     lines = [head]
     for name, p in report["predictors"].items():
@@ -386,6 +480,7 @@ def format_table(report: Mapping[str, Any]) -> str:
         lines.append(
             f"{name:<10}{p.get('slots', p['n']):>9}{_pct(eta['overall']):>7}"
             + "".join(f"{_pct(eta[b]):>7}" for b in ("0-3", "3-6", "6-10", "10-15"))
+            + f"{_pct(p.get('eta_benchmark_live', eta)['overall']):>7}"
             + f"{_pct(p.get('eta_benchmark_predictions_only', eta)['overall']):>7}"
             + f"{_pct(p.get('coverage', {}).get('overall')):>7}{_sec(mae['0-5']):>8}"
             + "".join(f"{_sec(mae[b]):>6}" for b in ("5-10", "10-15", "15-30"))

@@ -17,8 +17,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from prediction.features import FEATURES
 
-__all__ = ["BASELINES", "DeviationBaseline", "KalmanBaseline", "QuantileETAModel", "ScheduleBaseline",
-           "make_predictor"]
+__all__ = ["BASELINES", "CANDIDATES", "OFFSETS_S", "DeviationBaseline", "KalmanBaseline", "QuantileETAModel",
+           "ScheduleBaseline", "group_count", "group_of", "hits_by_offset", "make_predictor"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -187,7 +187,7 @@ class QuantileETAModel(RegressorMixin, BaseEstimator):
 # estimate without history is the timetable's run times from wherever the bus is
 COLD_START = "deviation"
 CANDIDATES = ("model", "kalman", "deviation", "schedule", "model+kalman", "model+deviation", "model+schedule")
-_OFFSETS_S = np.arange(-180.0, 181.0, 10.0)
+OFFSETS_S = np.arange(-180.0, 181.0, 10.0)
 _GROUP_EDGES_S = np.array([180.0, 360.0, 600.0, 900.0, 1800.0])  # of the Kalman ETA: the benchmark's buckets and on
 _GROUP_LABELS = ("0-3", "3-6", "6-10", "10-15", "15-30", "30+")
 # accurate windows (early, late) of the ETA Accuracy Benchmark by time to the actual arrival; later than 15 min,
@@ -212,11 +212,21 @@ def _folds(X: pd.DataFrame, folds: int) -> npt.NDArray[np.int64]:
     return (made > np.median(made)).astype(np.int64)
 
 
-def _groups(X: pd.DataFrame) -> npt.NDArray[np.int64]:
+def group_count() -> int:
+    return 2 * (len(_GROUP_EDGES_S) + 1)
+
+
+def group_of(kalman_eta_s: FloatArray, ahead: npt.NDArray[np.bool_] | None) -> npt.NDArray[np.int64]:
     """Group of each row: current (0–5) or next trip (6–11) × bucket of the Kalman ETA."""
-    bucket = np.searchsorted(_GROUP_EDGES_S, X["kalman_eta_s"].to_numpy(float), side="right")
-    ahead = X["block_ahead"].to_numpy(float) > 0 if "block_ahead" in X else np.zeros(len(X), dtype=bool)
+    bucket = np.searchsorted(_GROUP_EDGES_S, kalman_eta_s, side="right")
+    if ahead is None:
+        ahead = np.zeros(len(kalman_eta_s), dtype=bool)
     return (bucket + ahead * (len(_GROUP_EDGES_S) + 1)).astype(np.int64)
+
+
+def _groups(X: pd.DataFrame) -> npt.NDArray[np.int64]:
+    return group_of(X["kalman_eta_s"].to_numpy(float),
+                    X["block_ahead"].to_numpy(float) > 0 if "block_ahead" in X else None)
 
 
 def _candidates(X: pd.DataFrame, booster: FloatArray | None) -> FloatArray:
@@ -226,12 +236,18 @@ def _candidates(X: pd.DataFrame, booster: FloatArray | None) -> FloatArray:
     return np.vstack([model, *base, *[(model + b) / 2.0 for b in base]])
 
 
-def _hits(estimate: FloatArray, actual: FloatArray) -> FloatArray:
-    """Hit rate of each offset (rows of the result) of ``estimate`` under the benchmark's windows."""
+def hits_by_offset(estimate: FloatArray, actual: FloatArray) -> FloatArray:
+    """1.0 where ``estimate`` + each offset (rows of the result) falls in the benchmark's window of ``actual``
+    (both seconds from the moment of prediction), else 0.0: shape (offsets, rows)."""
     window = np.searchsorted(_WINDOW_EDGES_S, actual, side="right")
     early, late = _WINDOW_EARLY[window], _WINDOW_LATE[window]
-    error = actual[None, :] - (estimate[None, :] + _OFFSETS_S[:, None])
-    return ((error >= early) & (error <= late)).mean(axis=1)
+    error = actual[None, :] - (estimate[None, :] + OFFSETS_S[:, None])
+    return ((error >= early) & (error <= late)).astype(np.float64)
+
+
+def _hits(estimate: FloatArray, actual: FloatArray) -> FloatArray:
+    """Hit rate of each offset of ``estimate`` under the benchmark's windows."""
+    return hits_by_offset(estimate, actual).mean(axis=1)
 
 
 def _best(estimates: FloatArray, actual: FloatArray) -> tuple[int, float, float]:
@@ -243,12 +259,12 @@ def _best(estimates: FloatArray, actual: FloatArray) -> tuple[int, float, float]
         rates = _hits(np.maximum(estimates[c], 0.0), actual)
         k = int(np.argmax(rates))
         if rates[k] > best[2] + 1e-9:
-            best = (c, float(_OFFSETS_S[k]), float(rates[k]))
+            best = (c, float(OFFSETS_S[k]), float(rates[k]))
     return best
 
 
 def _select(estimates: FloatArray, target: FloatArray, group: npt.NDArray[np.int64], min_rows: int) -> Selection:
-    groups = 2 * (len(_GROUP_EDGES_S) + 1)
+    groups = group_count()
     candidate = np.full(groups, CANDIDATES.index(COLD_START), dtype=np.int64)
     offset, hits = np.zeros(groups), np.full(groups, np.nan)
     count = np.bincount(group, minlength=groups)[:groups]
@@ -274,7 +290,7 @@ def _interval_offsets(middle: FloatArray, y: FloatArray, group: npt.NDArray[np.i
                       quantiles: tuple[float, ...], min_rows: int) -> FloatArray:
     """Per group, the (low, high) conformal quantiles of the scaled residual: shape (2, groups). Without rows, a
     wide interval (±2 × the scale, about ±4 min at 15 min) rather than none."""
-    groups = 2 * (len(_GROUP_EDGES_S) + 1)
+    groups = group_count()
     scaled = (y - np.maximum(middle, 0.0)) / _scale(middle)
     low_q, high_q = quantiles[0], quantiles[-1]
     everything = _outer(scaled, low_q, high_q) if len(y) >= 50 else np.array([-2.0, 2.0])

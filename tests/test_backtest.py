@@ -4,60 +4,27 @@ block), nothing from the future leaks into the past, and ``qala backtest`` repla
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from prediction.backtest import backtest, format_table, training_set
 from prediction.events import derive_events
 from prediction.features import KnownEvents, SegmentHistory, prepare_events
 from prediction.models import QuantileETAModel
 from prediction.predict_snapshot import LiveState
-from prediction.schedule import read_schedule
-from prediction.sim_network import SimNetwork, build_network, infer_blocks
-from prediction.simulate import CitySimulator
-from tests.test_simulate_feed import write_line_feed
-
-DAYS = [dt.date(2026, 3, 2), dt.date(2026, 3, 3)]
-SMALL_MODEL = QuantileETAModel(max_iter=30)
+from prediction.sim_network import SimNetwork
+from tests.fixtures.backtest import SMALL_MODEL, cutoff_at
 
 
-def write_block_feed(folder: Path) -> Path:
-    """The test line with a ``block_id`` per trip: the chains the simulator would roster anyway."""
-    write_line_feed(folder)
-    net = build_network(read_schedule(folder, canonical=False))
-    vehicle = infer_blocks(net, np.arange(len(net.trip_ids)))
-    trips = pd.read_csv(folder / "trips.txt", dtype=str)
-    trips["block_id"] = trips["trip_id"].map(dict(zip(net.trip_ids, (f"B{v}" for v in vehicle), strict=True)))
-    trips.to_csv(folder / "trips.txt", index=False)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory) -> tuple[SimNetwork, KnownEvents, pd.DataFrame]:
-    net = build_network(read_schedule(write_block_feed(tmp_path_factory.mktemp("feed")), canonical=False))
-    sim = CitySimulator(net, seed=3)
-    pings = []
-    for day, factor in zip(DAYS, sim.day_factors(DAYS[0], len(DAYS)), strict=True):
-        frame = sim.run_day(day, day_factor=float(factor), ping_interval_s=30.0).pings
-        pings.append(frame.assign(t=(pd.to_datetime(frame["timestamp"], format="ISO8601", utc=True)
-                                      - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds()))
-    all_pings = pd.concat(pings, ignore_index=True)
-    events = derive_events(net, all_pings)
-    return net, prepare_events(net, events, all_pings), all_pings
-
-
-def _cutoff(net: SimNetwork) -> float:
-    return pd.Timestamp(dt.datetime.combine(DAYS[-1], dt.time(3)), tz=net.tz).timestamp()
-
-
-def test_every_predictor_is_scored(city: tuple[SimNetwork, KnownEvents, pd.DataFrame], tmp_path: Path) -> None:
-    net, known, _ = city
-    report = backtest(net, known, _cutoff(net), step_s=120.0, model=SMALL_MODEL)
+def test_every_predictor_is_scored(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame], tmp_path: Path) -> None:
+    net, known, _ = backtest_city
+    # the model file's own predictions (online re-selection, which moves points for the benchmark's windows
+    # rather than the mean, is tested in tests/test_online_selection.py)
+    report = backtest(net, known, cutoff_at(net), step_s=120.0, model=SMALL_MODEL, online=False)
+    assert "online_selection" not in report and "model_file_only" not in report
     predictors = report["predictors"]
     assert isinstance(predictors, dict) and list(predictors) == ["model", "schedule", "deviation", "kalman"]
     n = {p["n"] for p in predictors.values()}
@@ -73,9 +40,9 @@ def test_every_predictor_is_scored(city: tuple[SimNetwork, KnownEvents, pd.DataF
     assert following["model"]["n"] > 50 and following["model"]["n"] + current["model"]["n"] == model["n"]
 
 
-def test_a_bus_predicts_the_next_trip_of_its_block(city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
-    net, known, _ = city
-    cutoff = _cutoff(net)
+def test_a_bus_predicts_the_next_trip_of_its_block(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
+    net, known, _ = backtest_city
+    cutoff = cutoff_at(net)
     state = LiveState(net, SegmentHistory.fit(net, known.select(known.arrival < cutoff)), known)
     frames = [state.snapshot(float(now)) for now in np.arange(cutoff + 3 * 3600.0, cutoff + 5 * 3600.0, 300.0)]
     rows = pd.concat(frames, ignore_index=True)
@@ -103,10 +70,10 @@ def _poisoned(known: KnownEvents, after: float) -> KnownEvents:
                                headway=np.where(future, 1.0, known.headway))
 
 
-def test_poisoned_future_does_not_change_past_predictions(city: tuple[SimNetwork, KnownEvents, pd.DataFrame]
+def test_poisoned_future_does_not_change_past_predictions(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame]
                                                           ) -> None:
-    net, known, _ = city
-    cutoff = _cutoff(net)
+    net, known, _ = backtest_city
+    cutoff = cutoff_at(net)
     training = training_set(net, known, cutoff, step_s=600.0)
     model = QuantileETAModel(max_iter=10).fit(training.rows, training.target)
     moment = cutoff + 4.5 * 3600.0
@@ -124,9 +91,9 @@ def test_poisoned_future_does_not_change_past_predictions(city: tuple[SimNetwork
     assert not after.equals(dirty.snapshot(moment + 1800.0))  # the poison is real
 
 
-def test_an_event_between_pings_is_known_at_the_later_ping(city: tuple[SimNetwork, KnownEvents, pd.DataFrame]
+def test_an_event_between_pings_is_known_at_the_later_ping(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame]
                                                           ) -> None:
-    net, _, pings = city
+    net, _, pings = backtest_city
     events = derive_events(net, pings).drop(columns=["known_at"], errors="ignore")  # as read from the database
     known = prepare_events(net, events, pings)
     assert (known.known_at > known.departure).all()
@@ -139,9 +106,9 @@ def test_an_event_between_pings_is_known_at_the_later_ping(city: tuple[SimNetwor
     assert (np.diff(known.known_at[order])[same] >= 0).all()
 
 
-def test_training_uses_only_the_past(city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
-    net, known, _ = city
-    cutoff = _cutoff(net)
+def test_training_uses_only_the_past(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
+    net, known, _ = backtest_city
+    cutoff = cutoff_at(net)
     clean = training_set(net, known, cutoff, step_s=600.0)
     dirty = training_set(net, _poisoned(known, cutoff), cutoff, step_s=600.0)
     pd.testing.assert_frame_equal(clean.rows, dirty.rows)
@@ -149,14 +116,14 @@ def test_training_uses_only_the_past(city: tuple[SimNetwork, KnownEvents, pd.Dat
     assert isinstance(clean.history, SegmentHistory) and 0.0 <= clean.history.gain <= 1.0
 
 
-def test_backtest_command_writes_the_report(city: tuple[SimNetwork, KnownEvents, pd.DataFrame],
+def test_backtest_command_writes_the_report(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame],
                                             tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from app.prediction_cli import backtest_command
     from prediction.avlio import write_csv
 
-    net, _, pings = city
+    net, _, pings = backtest_city
     write_csv(pings.drop(columns=["t"]), tmp_path / "pings.csv")
     feed = net.feed.source
     args = ["--gtfs", feed, "--pings", str(tmp_path / "pings.csv"), "--json", str(tmp_path / "out.json"),
@@ -167,12 +134,12 @@ def test_backtest_command_writes_the_report(city: tuple[SimNetwork, KnownEvents,
     assert set(report) >= {"train_until", "test_from", "test_to", "arrivals_observed", "predictors"}
     assert set(report["predictors"]["model"]) == {"n", "eta_benchmark", "mae_s", "p90_abs_s", "early_rate",
                                                   "interval_coverage", "eta_benchmark_predictions_only",
-                                                  "coverage", "slots"}
+                                                  "eta_benchmark_live", "coverage", "timetable_shown", "slots"}
     late = CliRunner().invoke(backtest_command, [*args, "--train-until", "2026-03-10T00:00:00+05:00"])
     assert late.exit_code != 0 and "both before and after" in late.output
 
 
-def test_backtest_command_for_a_city_with_no_history(city: tuple[SimNetwork, KnownEvents, pd.DataFrame],
+def test_backtest_command_for_a_city_with_no_history(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame],
                                                      tmp_path: Path) -> None:
     """``--history-hours 0``: nothing before the cutoff is kept, and the production predictor still answers, with
     OneBusAway's deviation (it needs no history), exactly as the deviation baseline scores."""
@@ -181,7 +148,7 @@ def test_backtest_command_for_a_city_with_no_history(city: tuple[SimNetwork, Kno
     from app.prediction_cli import backtest_command
     from prediction.avlio import write_csv
 
-    net, _, pings = city
+    net, _, pings = backtest_city
     write_csv(pings.drop(columns=["t"]), tmp_path / "pings.csv")
     args = ["--gtfs", net.feed.source, "--pings", str(tmp_path / "pings.csv"), "--json", str(tmp_path / "out.json"),
             "--step", "300", "--train-until", "2026-03-03T07:30:00+05:00", "--history-hours", "0"]
@@ -192,10 +159,12 @@ def test_backtest_command_for_a_city_with_no_history(city: tuple[SimNetwork, Kno
     assert {row["uses"] for row in report["model_selection"]} == {"deviation"}
     scores = report["predictors"]
     assert scores["model"]["slots"] > 0
-    assert scores["model"]["eta_benchmark"] == scores["deviation"]["eta_benchmark"]
+    # before online re-selection (which starts from it), exactly what the deviation baseline scores
+    assert report["model_file_only"]["eta_benchmark"] == scores["deviation"]["eta_benchmark"]
+    assert len(report["online_selection"]) == 12
 
 
-def test_backtest_replays_what_the_database_holds(city: tuple[SimNetwork, KnownEvents, pd.DataFrame],
+def test_backtest_replays_what_the_database_holds(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame],
                                                   tmp_path: Path) -> None:
     from click.testing import CliRunner
     from sqlalchemy import func, select
@@ -205,7 +174,7 @@ def test_backtest_replays_what_the_database_holds(city: tuple[SimNetwork, KnownE
     from app.prediction_cli import backtest_command
     from prediction.avlio import write_csv
 
-    net, known, pings = city
+    net, known, pings = backtest_city
     write_csv(pings.drop(columns=["t"]), tmp_path / "pings.csv")
     url = f"sqlite:///{tmp_path / 'kept.db'}"
     args = ["--gtfs", net.feed.source, "--pings", str(tmp_path / "pings.csv"), "--json", str(tmp_path / "a.json"),

@@ -1,5 +1,5 @@
 """The backtest scores what riders see: every minute before an observed arrival is a slot, a predictor that says
-nothing in a slot is wrong there, and ``history_hours`` makes a city with only recent history (or none)."""
+nothing in a slot is wrong there, and ``history_hours`` makes a backtest_city with only recent history (or none)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,7 @@ from prediction.features import KnownEvents
 from prediction.metrics import score_predictions
 from prediction.models import KalmanBaseline
 from prediction.sim_network import SimNetwork
-from tests.test_backtest import SMALL_MODEL, _cutoff, city
-
-__all__ = ["city"]  # the simulated two-day line of tests/test_backtest.py, as a fixture here too
+from tests.fixtures.backtest import SMALL_MODEL, cutoff_at
 
 STEP = 60.0
 
@@ -70,9 +68,9 @@ def test_slots_split_by_part() -> None:
     assert scores["early"]["quiet"]["coverage"]["overall"] == pytest.approx(3 / 6)
 
 
-def test_slots_of_a_simulated_day(city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
-    net, known, _ = city
-    cutoff = _cutoff(net)
+def test_slots_of_a_simulated_day(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
+    net, known, _ = backtest_city
+    cutoff = cutoff_at(net)
     end = float(known.known_at.max())
     slots = arrival_slots(net, known, cutoff, end, STEP)
     at = slots.moment * STEP
@@ -98,9 +96,9 @@ class _QuietKalman(KalmanBaseline):
         return np.where(X["visit"].to_numpy() % 2 == 0, np.nan, eta)
 
 
-def test_a_predictor_that_abstains_is_penalised(city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
-    net, known, _ = city
-    report = backtest(net, known, _cutoff(net), step_s=120.0, train_step_s=1200.0, model=_QuietKalman())
+def test_a_predictor_that_abstains_is_penalised(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
+    net, known, _ = backtest_city
+    report = backtest(net, known, cutoff_at(net), step_s=120.0, train_step_s=1200.0, model=_QuietKalman())
     quiet, kalman = report["predictors"]["model"], report["predictors"]["kalman"]  # type: ignore[index]
     assert quiet["slots"] == kalman["slots"] > 1000
     assert kalman["coverage"]["overall"] > 0.8
@@ -123,9 +121,9 @@ def _poison_before(known: KnownEvents, moment: float) -> KnownEvents:
                                segment_run=np.where(old, known.segment_run * 3.0, known.segment_run))
 
 
-def test_history_hours_forgets_older_events(city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
-    net, known, _ = city
-    cutoff = _cutoff(net)
+def test_history_hours_forgets_older_events(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
+    net, known, _ = backtest_city
+    cutoff = cutoff_at(net)
     # hours are counted back from the last event known before the cutoff (the first day's service ends ~09:20)
     last = float(known.known_at[known.known_at < cutoff].max())
     kwargs = {"step_s": 600.0, "train_step_s": 600.0, "model": SMALL_MODEL, "history_hours": 1.0}
@@ -141,24 +139,59 @@ def test_history_hours_forgets_older_events(city: tuple[SimNetwork, KnownEvents,
     assert clean["history_hours"] == 1.0
 
 
-def test_no_history_still_answers(city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
-    net, known, _ = city
-    report = backtest(net, known, _cutoff(net), step_s=600.0, history_hours=0.0)
+def test_no_history_still_answers(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
+    net, known, _ = backtest_city
+    report = backtest(net, known, cutoff_at(net), step_s=600.0, history_hours=0.0)
     assert report["training_rows"] == 0
     predictors: dict[str, Any] = report["predictors"]  # type: ignore[assignment]
     model = predictors.pop("model")
     assert model["slots"] > 100 and model["coverage"]["overall"] > 0.5
-    # with nothing to learn from, a baseline serves
-    assert model["eta_benchmark"] in [p["eta_benchmark"] for p in predictors.values()]
+    # with nothing to learn from, a baseline serves (until online re-selection has seen enough arrivals)
+    file_only: dict[str, Any] = report["model_file_only"]  # type: ignore[assignment]
+    assert file_only["eta_benchmark"] in [p["eta_benchmark"] for p in predictors.values()]
 
 
-def test_a_model_that_cannot_fit_nothing_is_stood_in_for(city: tuple[SimNetwork, KnownEvents, pd.DataFrame]
+def test_a_model_that_cannot_fit_nothing_is_stood_in_for(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame]
                                                          ) -> None:
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    net, known, _ = city
-    report = backtest(net, known, _cutoff(net), step_s=600.0, history_hours=0.0,
+    net, known, _ = backtest_city
+    report = backtest(net, known, cutoff_at(net), step_s=600.0, history_hours=0.0, online=False,
                       model=HistGradientBoostingRegressor())  # refuses zero rows, as QuantileETAModel did
     assert report["model_cold_start"] == "deviation" and report["model_estimator"] == "DeviationBaseline"
     model, deviation = report["predictors"]["model"], report["predictors"]["deviation"]  # type: ignore[index]
     assert model == deviation
+
+
+def test_a_slot_the_board_filled_from_the_timetable_is_scored_on_it() -> None:
+    """Before a run's first event is known the board shows its timetable row (app/realtime/compose.py): a rider
+    sees that time, so the slot is scored on it; once an event is known, or the scheduled time is past, the
+    board shows no timetable row for the run and a silent predictor's slot stays inaccurate."""
+    rows, slots = _one_arrival()
+    k = np.arange(11)
+    heard = k >= 3
+    board = dataclasses.replace(slots, scheduled=np.full(11, 600.0), heard=heard)
+    scores = score_arrivals(rows, board, STEP, {"all": None}, visits=1)["all"]
+    quiet = scores["quiet"]
+    # silent at k = 0, 1, 2 (timetable shown, exact) and k = 9 (heard by then: nothing shown)
+    assert quiet["eta_benchmark"] == {"overall": pytest.approx((2 / 3 + 1 + 1 + 1) / 4), "0-3": pytest.approx(2 / 3),
+                                      "3-6": 1.0, "6-10": 1.0, "10-15": 1.0}
+    assert quiet["eta_benchmark_live"] == {"overall": pytest.approx((2 / 3 + 1 + 0.5 + 0.0) / 4),
+                                           "0-3": pytest.approx(2 / 3), "3-6": 1.0, "6-10": 0.5, "10-15": 0.0}
+    assert quiet["timetable_shown"]["overall"] == pytest.approx(3 / 11)  # of all slots
+    assert quiet["coverage"] == scores["quiet"]["coverage"]  # coverage counts live predictions only
+    # a live row for another stop of the same run (keys 7 and 8 are one run when a run has 100 visits) means the
+    # board shows the run live, not its timetable: moment 0 stays unanswered
+    same_run = score_arrivals(rows, board, STEP, {"all": None}, visits=100)["all"]["quiet"]
+    assert same_run["eta_benchmark"]["10-15"] == 0.0 and same_run["eta_benchmark"]["6-10"] == 1.0
+    # a predictor that answered keeps its own figures
+    assert scores["always"]["eta_benchmark"] == scores["always"]["eta_benchmark_live"]
+    # a timetable time already past is not shown: the board lists what is still to come (30 s is, at moment 0
+    # only, and wrong by 570 s then)
+    late = dataclasses.replace(slots, scheduled=np.full(11, 30.0), heard=heard)
+    past = score_arrivals(rows, late, STEP, {"all": None}, visits=1)["all"]["quiet"]
+    assert past["eta_benchmark"] == quiet["eta_benchmark_live"]
+    assert past["timetable_shown"]["overall"] == pytest.approx(1 / 11)
+    # without the run numbering (visits = 0) nothing is filled
+    plain = score_arrivals(rows, board, STEP, {"all": None})["all"]["quiet"]
+    assert plain["eta_benchmark"] == plain["eta_benchmark_live"]

@@ -100,6 +100,7 @@ class LiveEvents:
         self.seg_at = np.full(net.segment_count, -np.inf)
         self.seg_visit = np.full(net.segment_count, -1, dtype=np.int64)
         self._last_dep: dict[int, float] = {}  # route × stop → latest departure seen
+        self._arrived: list[tuple[float, int, float]] = []  # (origin, visit, arrival) taken since the last drain
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -170,6 +171,8 @@ class LiveEvents:
             self._last_dep[route_stop] = departure
         local = dt.datetime.fromtimestamp(arrival, self.net.tz)
         run._block = None
+        if visit != run.visit:
+            self._arrived.append((run.origin, visit, arrival))
         run.visits.append(visit)
         run.arrivals.append(arrival)
         run.departures.append(departure)
@@ -180,6 +183,15 @@ class LiveEvents:
         if vehicle is not None:
             run.vehicle_id = vehicle
         return 1
+
+    def drain_arrivals(self) -> tuple[FloatArray, IntArray, FloatArray]:
+        """(service-day origin, visit, arrival) of every stop first reached in the events taken since the last
+        call: what the online selection scores its predictions against."""
+        taken, self._arrived = self._arrived, []
+        if not taken:
+            return np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0)
+        origin, visit, arrival = zip(*taken, strict=True)
+        return np.array(origin, dtype=float), np.array(visit, dtype=np.int64), np.array(arrival, dtype=float)
 
     def forget(self, now: float) -> None:
         """Drop runs not heard of for longer than the stale limit (they cannot be predicted any more)."""

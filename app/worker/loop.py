@@ -42,6 +42,7 @@ from app.worker.events import LiveEvents
 from app.worker.predict import CyclePredictions, ModelWatcher, Predictor, load_worker_predictor, predict_cycle
 from app.worker.predlog import PredictionLogSampler
 from prediction.matching import ShapeLine
+from prediction.online import OnlineSelection
 from prediction.sim_network import SimNetwork
 
 __all__ = ["CycleReport", "Shard", "Worker", "WorkerSettings", "network_for_worker"]
@@ -129,6 +130,8 @@ class Worker:
         self.writer = BoardWriter(client, catalog.stops, catalog.timezone, shard=cfg.shard.index,
                                   shards=cfg.shard.count, ttl_s=cfg.ttl_s)
         self.log = log
+        # what each group serves, re-chosen hourly from the arrivals this worker has seen (prediction/online.py)
+        self.online = OnlineSelection()
         self.vehicles: dict[str, VehicleState] = {}
         # serialized while the state holds, and whether it was published on its trip (not off its shape)
         self._vehicle_entities: dict[str, tuple[VehicleState, bytes, bool]] = {}
@@ -191,7 +194,7 @@ class Worker:
         if pings is not None:
             self.take_pings(pings)
         predictions = predict_cycle(self.net, self.events, self.predictor, now,
-                                    max_ahead_s=self.settings.window_min * 60.0)
+                                    max_ahead_s=self.settings.window_min * 60.0, online=self.online)
         clock["predict"] = time.perf_counter() - started
         mark = time.perf_counter()
         rows = compose_rows(self.net, self.formatter, self.timetable, predictions, now=now,

@@ -16,6 +16,7 @@ from app.worker.events import LiveEvents, RunTable, make_known_events
 from prediction.artifacts import LoadedPredictor, load_predictor
 from prediction.features import KnownEvents, SegmentHistory
 from prediction.models import QuantileETAModel
+from prediction.online import OnlineSelection, arrival_keys, candidate_etas, groups_of
 from prediction.predict_snapshot import LiveState
 from prediction.sim_network import SimNetwork
 
@@ -120,8 +121,13 @@ class CyclePredictions:
 
 
 def predict_cycle(net: SimNetwork, events: LiveEvents, predictor: Predictor, now: float, *,
-                  max_ahead_s: float) -> CyclePredictions:
-    """Predict every downstream stop (up to ``max_ahead_s`` of schedule ahead) of the owned active runs."""
+                  max_ahead_s: float, online: OnlineSelection | None = None) -> CyclePredictions:
+    """Predict every downstream stop (up to ``max_ahead_s`` of schedule ahead) of the owned active runs; with
+    ``online``, what it serves per group is re-chosen hourly from the arrivals seen (``prediction/online.py``)."""
+    arrived = events.drain_arrivals()
+    if online is not None:
+        online.refresh(now)
+        online.observe(arrival_keys(arrived[0], arrived[1], len(net.visit_seq)), arrived[2])
     known, runs = events.known_events(now)
     run_keys = events.known_runs()
     if not len(runs.trip):
@@ -132,7 +138,30 @@ def predict_cycle(net: SimNetwork, events: LiveEvents, predictor: Predictor, now
     if rows.empty:
         return _empty(now, run_keys)
     eta, low, high = predictor.eta(rows)
+    if online is not None:
+        eta, low, high = _online(net, runs, rows, now, online, eta, low, high)
     return _arrays(net, runs, rows, now, eta, low, high, run_keys)
+
+
+def _online(net: SimNetwork, runs: RunTable, rows: pd.DataFrame, now: float, online: OnlineSelection,
+            eta: FloatArray, low: FloatArray | None, high: FloatArray | None
+            ) -> tuple[FloatArray, FloatArray | None, FloatArray | None]:
+    """The served ETAs (the interval moved with them), and the cycle's candidates kept for scoring."""
+    group = groups_of(rows)
+    etas = candidate_etas(rows, eta)
+    served = online.apply(group, etas)
+    origin = _origins(runs, rows)
+    online.record(now, arrival_keys(origin, rows["visit"].to_numpy(np.int64), len(net.visit_seq)), group, etas)
+    shift = served - eta
+    return served, None if low is None else low + shift, None if high is None else high + shift
+
+
+def _origins(runs: RunTable, rows: pd.DataFrame) -> FloatArray:
+    """Service-day origin of each row's trip (a block's next trip names its own)."""
+    if "origin" in rows:
+        return rows["origin"].to_numpy(float)
+    run = rows["run"].to_numpy(np.int64)
+    return runs.origin[np.where(run >= 0, run, 0)]
 
 
 def _arrays(net: SimNetwork, runs: RunTable, rows: pd.DataFrame, now: float, eta: FloatArray,
