@@ -3,12 +3,21 @@ seen, hour by hour, and a new city's worker stops serving a baseline that its ow
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
+from flask import Flask
 
+from app import get_redis
+from app.realtime.store import read_board
 from prediction.models import CANDIDATES
 from prediction.online import OnlineSelection, arrival_keys, candidate_etas, groups_of
+from tests.worker_feed import MORNING, add_worker_feed, event, events, make_worker
 
 HOUR = 3600.0
 
@@ -113,3 +122,47 @@ def test_every_candidate_can_be_served(name: str) -> None:
     expected = {"model": 400.0, "kalman": 100.0, "deviation": 200.0, "schedule": 300.0, "model+kalman": 250.0,
                 "model+deviation": 300.0, "model+schedule": 350.0}[name]
     assert np.allclose(selection.apply(group, etas), expected + 10.0)
+
+
+# --- in the worker -------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def feed_app(app: Flask) -> Flask:
+    add_worker_feed(app)
+    return app
+
+
+def _live_row(app: Flask, stop_id: str) -> dict[str, Any]:
+    stored = read_board(get_redis(app), stop_id)
+    assert stored is not None
+    live = [row for row in json.loads(stored.body)["arrivals"] if row["realtime"]]
+    assert len(live) == 1
+    return live[0]
+
+
+def test_the_worker_scores_what_it_served_against_the_arrivals_it_takes_in(feed_app: Flask, tmp_path: Path) -> None:
+    worker = make_worker(feed_app, tmp_path)
+    worker.online = OnlineSelection(min_rows=1.0, sample_s=0.0)
+    worker.cycle(MORNING, events(event("T12-a", 10, MORNING - 60)))
+    served = dt.datetime.fromisoformat(_live_row(feed_app, "S2")["predicted_time"]).timestamp()
+    assert served == MORNING + 240  # 08:05:30, the deviation baseline (no model file)
+    assert worker.online.rows.sum() == 0
+    # T12-a reaches S2 at 08:09:30, four minutes after what was served: too late for the 6-10 min window
+    worker.cycle(MORNING + 540, events(event("T12-a", 20, MORNING + 500)))
+    assert worker.online.rows.sum() >= 1
+    assert not worker.online.active()  # nothing changes before the hour turns
+    worker.cycle(MORNING + 3600)
+    later = [row for row in worker.online.table() if row["offset_s"] != 0.0]
+    assert later and all(30.0 <= float(row["offset_s"]) <= 180.0 for row in later)  # each of those would have hit
+
+
+def test_what_the_selection_chooses_is_what_the_board_shows(feed_app: Flask, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = make_worker(feed_app, tmp_path)
+    monkeypatch.setattr(worker.online, "refresh", lambda now: False)  # keep the choice set here
+    worker.online.choice[:] = CANDIDATES.index("schedule")
+    worker.online.offset[:] = 60.0
+    worker.cycle(MORNING, events(event("T12-a", 10, MORNING - 60)))
+    row = _live_row(feed_app, "S2")
+    scheduled = dt.datetime.fromisoformat(row["scheduled_time"])
+    assert dt.datetime.fromisoformat(row["predicted_time"]) == scheduled + dt.timedelta(seconds=60)
