@@ -1,5 +1,6 @@
 """One full prediction cycle for an Almaty-scale city (~2,500 active buses, every downstream stop and the stops of
-the next trip of each bus's block) against the bare ``model.predict_quantiles`` on the same rows. Prints
+the next trip of each bus's block; online re-selection included) against the bare ``model.predict_quantiles`` on
+the same rows. Prints
 ``cycle_s=<n> ratio_to_predict=<x>``.
 
     .venv/bin/python bench/predict_cycle.py [--routes 260] [--seed 0]
@@ -18,7 +19,8 @@ import pandas as pd
 
 from prediction.backtest import training_set
 from prediction.features import prepare_events
-from prediction.models import QuantileETAModel
+from prediction.models import CANDIDATES, QuantileETAModel
+from prediction.online import OnlineSelection, arrival_keys, candidate_etas, groups_of
 from prediction.predict_snapshot import LiveState
 from prediction.schedule import read_schedule
 from prediction.sim_network import build_network
@@ -31,6 +33,14 @@ DAY = dt.date(2026, 3, 3)
 def _epoch(text: pd.Series) -> np.ndarray:
     return (pd.to_datetime(text, format="ISO8601", utc=True) - pd.Timestamp("1970-01-01", tz="UTC")
             ).dt.total_seconds().to_numpy()
+
+
+def _busy_selection() -> OnlineSelection:
+    """A selection that has switched every group (the heavier path: every row takes a blend)."""
+    online = OnlineSelection()
+    online.choice[:] = CANDIDATES.index("model+kalman")
+    online.offset[:] = 30.0
+    return online
 
 
 def main() -> None:
@@ -50,12 +60,22 @@ def main() -> None:
     training = training_set(net, known, peak - 3600.0, step_s=600.0, max_rows=200_000)
     model = QuantileETAModel().fit(training.rows, training.target)
     cycles, bares = [], []
+    recent = (known.known_at >= peak - 30.0) & (known.known_at < peak)
     for _ in range(5):  # a fresh state each time: the cycle includes taking in the last 30 s of events
         state = LiveState(net, training.history, known)
         state.advance(peak - 30.0)
+        online = _busy_selection()
         started = time.perf_counter()
         rows = state.snapshot(peak)
-        model.predict_quantiles(rows)
+        eta = model.predict_quantiles(rows)[1]
+        # online re-selection as the worker runs it, on its heavier path: every group switched, and this
+        # cycle's rows kept for scoring (the worker keeps one cycle in four) after the last 30 s are scored
+        online.observe(arrival_keys(known.origin[recent], known.visit[recent], len(net.visit_seq)),
+                       known.arrival[recent])
+        group, etas = groups_of(rows), candidate_etas(rows, eta)
+        online.apply(group, etas)
+        online.record(peak, arrival_keys(rows["origin"].to_numpy(float), rows["visit"].to_numpy(np.int64),
+                                         len(net.visit_seq)), group, etas)
         cycles.append(time.perf_counter() - started)
         started = time.perf_counter()
         model.predict_quantiles(rows)
