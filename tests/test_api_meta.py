@@ -22,7 +22,7 @@ from app.ticketing.devices import DeviceCredentials
 from app.ticketing.payments import SandboxProvider
 from tests.api_feed import add_demo_feed
 from tests.api_schema import schema_errors
-from tests.test_ticketing_helpers import make_device, signed
+from tests.fixtures.tickets import make_device, signed
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from app.ticketing import riders
 from app.ticketing.attempts import Limit
 from app.ticketing.errors import TooManyRequests
 from tests.conftest import wipe_tables
-from tests.test_ticketing_helpers import make_card
+from tests.fixtures.tickets import make_card
 
 LOCKOUT_S = 1
 LIMITS = {"ATTEMPT_FREE_FAILURES": 3, "ATTEMPT_ADDRESS_FREE_FAILURES": 6, "ATTEMPT_LOCKOUT_S": LOCKOUT_S,
@@ -151,8 +151,8 @@ def test_rider_login_locks_before_the_password_is_hashed(client: FlaskClient, ap
 
 
 def test_staff_form_login_locks_after_failures(client: FlaskClient, runner: FlaskCliRunner, app: Flask) -> None:
-    from tests.test_staff_pages import PASSWORD as STAFF_PASSWORD
-    from tests.test_staff_pages import create_user, csrf
+    from tests.fixtures.accounts import PASSWORD as STAFF_PASSWORD
+    from tests.fixtures.accounts import create_user, csrf
 
     create_user(runner, "ana@qala.kz", "analyst")
     token = csrf(client.get("/staff/login").get_data(as_text=True))

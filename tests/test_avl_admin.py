@@ -1,6 +1,5 @@
 """AVL administration and history: vehicle registration (and ingest rejecting the unregistered), the stop-event
 queries of ``GET /api/v1/avl/events``, dropping old pings, and the pings request body in OpenAPI."""
-# ruff: noqa: F811 - pytest fixtures imported from test_avl_ingest are used as parameters
 
 from __future__ import annotations
 
@@ -16,22 +15,12 @@ from app import get_db
 from app.avl.context import get_avl
 from app.avl.store import PartitionSet
 from app.models import Ping, StopEvent, Vehicle
-from tests.test_avl_ingest import (  # noqa: F401
-    NOW,
-    ON_ROUTE,
-    count,
-    day_pings,
-    feed_app,
-    frame,
-    line_feed,
-    network,
-    rejections,
-)
+from tests.fixtures.avl import NOW, ON_ROUTE, frame
 
 EVENTS = "/api/v1/avl/events"
 
 
-def test_registered_vehicles_are_listed_and_only_they_may_ping(feed_app: Flask, runner: FlaskCliRunner) -> None:
+def test_registered_vehicles_are_listed_and_only_they_may_ping(avl_app: Flask, runner: FlaskCliRunner) -> None:
     empty = runner.invoke(args=["avl", "vehicles", "list"])
     assert empty.exit_code == 0 and "no vehicles registered" in empty.output
     first = runner.invoke(args=["avl", "vehicles", "register", "bus-1", "--label", "Fleet 101"])
@@ -47,18 +36,18 @@ def test_registered_vehicles_are_listed_and_only_they_may_ping(feed_app: Flask, 
     lat, lon = ON_ROUTE
     rows: list[dict[str, object]] = [{"vehicle_id": v, "t": NOW - 10, "latitude": lat, "longitude": lon}
                                      for v in ("bus-1", "bus-3", "bus-7")]
-    with get_db(feed_app).session() as session:
-        report = get_avl(feed_app).ingest(session, frame(rows), "api", now=NOW)
+    with get_db(avl_app).session() as session:
+        report = get_avl(avl_app).ingest(session, frame(rows), "api", now=NOW)
     assert report.stored == 1 and report.rejected["unknown_vehicle"] == 2
-    with get_db(feed_app).session() as session:
+    with get_db(avl_app).session() as session:
         assert session.scalars(select(Ping.vehicle_id)).all() == ["bus-1"]
         assert session.get(Vehicle, "bus-3").active is False  # type: ignore[union-attr]
 
 
-def test_stored_events_by_trip_run_and_by_stop_window(feed_app: Flask, runner: FlaskCliRunner, client: FlaskClient,
-                                                      day_pings: Path) -> None:
-    assert runner.invoke(args=["avl", "ingest", "--pings", str(day_pings)]).exit_code == 0
-    with get_db(feed_app).session() as session:
+def test_stored_events_by_trip_run_and_by_stop_window(avl_app: Flask, runner: FlaskCliRunner, client: FlaskClient,
+                                                      avl_day_pings: Path) -> None:
+    assert runner.invoke(args=["avl", "ingest", "--pings", str(avl_day_pings)]).exit_code == 0
+    with get_db(avl_app).session() as session:
         stored = session.scalars(select(StopEvent).order_by(StopEvent.arrival_at)).all()
         trip, day = stored[len(stored) // 2].trip_id, stored[len(stored) // 2].service_date
         n_trip = sum(1 for e in stored if e.trip_id == trip and e.service_date == day)
@@ -85,7 +74,7 @@ def test_stored_events_by_trip_run_and_by_stop_window(feed_app: Flask, runner: F
     assert times == sorted(times)
 
 
-def test_event_queries_name_the_bad_parameter(feed_app: Flask, client: FlaskClient) -> None:
+def test_event_queries_name_the_bad_parameter(avl_app: Flask, client: FlaskClient) -> None:
     cases = [({}, "trip_id"), ({"trip_id": "R12-0-001"}, "service_date"),
              ({"trip_id": "R12-0-001", "service_date": "03/03/2026"}, "service_date"),
              ({"stop_id": "S0", "from": "2026-03-03T08:00:00+05:00"}, "to"),
@@ -100,7 +89,7 @@ def test_event_queries_name_the_bad_parameter(feed_app: Flask, client: FlaskClie
     assert none.status_code == 200 and none.get_json() == {"events": []}
 
 
-def test_prune_drops_old_days_and_keeps_recent_ones(feed_app: Flask, runner: FlaskCliRunner) -> None:
+def test_prune_drops_old_days_and_keeps_recent_ones(avl_app: Flask, runner: FlaskCliRunner) -> None:
     lat, lon = ON_ROUTE
     today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     times = [(today - dt.timedelta(days=back, hours=-1)).timestamp() for back in (0, 1, 5, 9)]
@@ -108,13 +97,13 @@ def test_prune_drops_old_days_and_keeps_recent_ones(feed_app: Flask, runner: Fla
                                      for t in times]
     from app.avl.ingest import IngestSettings
 
-    with get_db(feed_app).session() as session:
-        report = get_avl(feed_app).ingest(session, frame(rows), "csv", now=times[0] + 60,
+    with get_db(avl_app).session() as session:
+        report = get_avl(avl_app).ingest(session, frame(rows), "csv", now=times[0] + 60,
                                           settings=IngestSettings(max_age_s=None))
     assert report.stored == 4
     result = runner.invoke(args=["avl", "prune", "--keep-days", "2"])
     assert result.exit_code == 0, result.output
-    with get_db(feed_app).session() as session:
+    with get_db(avl_app).session() as session:
         left = sorted(a if a.tzinfo else a.replace(tzinfo=dt.UTC) for a in session.scalars(select(Ping.recorded_at)))
         postgres = session.get_bind().dialect.name == "postgresql"
         if postgres:
@@ -125,12 +114,12 @@ def test_prune_drops_old_days_and_keeps_recent_ones(feed_app: Flask, runner: Fla
             assert set(days[:2]) <= names and not set(days[2:]) & names
     assert [a.timestamp() for a in left] == sorted(times[:2])
     assert ("day partition(s)" if postgres else "2 row(s) deleted") in result.output
-    assert isinstance(get_avl(feed_app).partitions, PartitionSet)
+    assert isinstance(get_avl(avl_app).partitions, PartitionSet)
     bad = runner.invoke(args=["avl", "prune", "--keep-days", "0"])
     assert bad.exit_code != 0 and "--keep-days" in bad.output
 
 
-def test_openapi_publishes_the_pings_body_and_event_queries(feed_app: Flask, client: FlaskClient) -> None:
+def test_openapi_publishes_the_pings_body_and_event_queries(avl_app: Flask, client: FlaskClient) -> None:
     doc = client.get("/api/v1/openapi.json").get_json()
     post = doc["paths"]["/api/v1/avl/pings"]["post"]
     assert post["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/PingBatch"}

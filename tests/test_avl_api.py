@@ -1,5 +1,4 @@
 """POST /api/v1/avl/pings: signed by on-board units like validators; bad JSON names the field and stores nothing."""
-# ruff: noqa: F811 - pytest fixtures imported from test_avl_ingest are used as parameters
 
 from __future__ import annotations
 
@@ -10,8 +9,8 @@ from flask.testing import FlaskClient
 
 from app.models import Ping
 from app.ticketing import devices
-from tests.test_avl_ingest import ON_ROUTE, count, feed_app, line_feed, rejections  # noqa: F401
-from tests.test_ticketing_helpers import make_device, signed
+from tests.fixtures.avl import ON_ROUTE, count, rejections
+from tests.fixtures.tickets import make_device, signed
 
 PINGS = "/api/v1/avl/pings"
 
@@ -22,8 +21,8 @@ def ping(seconds_ago: float, vehicle: str = "bus-1", **extra: object) -> dict[st
             **extra}
 
 
-def test_signed_batch_is_stored_and_counted(client: FlaskClient, feed_app: Flask) -> None:
-    creds = make_device(feed_app)
+def test_signed_batch_is_stored_and_counted(client: FlaskClient, avl_app: Flask) -> None:
+    creds = make_device(avl_app)
     body = {"pings": [ping(30), ping(20, bearing=90, speed=7.5), ping(20), ping(10, latitude=95.0),
                       ping(-7200)]}
     response = signed(client, creds, "POST", PINGS, body)
@@ -31,23 +30,23 @@ def test_signed_batch_is_stored_and_counted(client: FlaskClient, feed_app: Flask
     report = response.get_json()
     assert report["stored"] == 2 and report["received"] == 5
     assert report["rejected"] == {"bad_coordinates": 1, "duplicate": 1, "future_timestamp": 1}
-    assert count(feed_app, Ping) == 2
-    assert rejections(feed_app) == {"bad_coordinates": 1, "duplicate": 1, "future_timestamp": 1}
+    assert count(avl_app, Ping) == 2
+    assert rejections(avl_app) == {"bad_coordinates": 1, "duplicate": 1, "future_timestamp": 1}
 
 
-def test_unsigned_forged_and_replayed_requests_are_401(client: FlaskClient, feed_app: Flask) -> None:
-    creds = make_device(feed_app)
+def test_unsigned_forged_and_replayed_requests_are_401(client: FlaskClient, avl_app: Flask) -> None:
+    creds = make_device(avl_app)
     body = {"pings": [ping(10)]}
     assert client.post(PINGS, json=body).status_code == 401
     forged = signed(client, devices.DeviceCredentials(creds.device_id, creds.key_id, "0" * 64), "POST", PINGS, body)
     assert forged.status_code == 401 and forged.get_json()["error"]["code"] == "bad_signature"
     stale = signed(client, creds, "POST", PINGS, body, now=time.time() - 301)
     assert stale.status_code == 401 and stale.get_json()["error"]["code"] == "stale_request"
-    assert count(feed_app, Ping) == 0
+    assert count(avl_app, Ping) == 0
 
 
-def test_bad_json_names_the_field_and_stores_nothing(client: FlaskClient, feed_app: Flask) -> None:
-    creds = make_device(feed_app)
+def test_bad_json_names_the_field_and_stores_nothing(client: FlaskClient, avl_app: Flask) -> None:
+    creds = make_device(avl_app)
     cases = [
         ({"pings": [ping(10), ping(5, latitude="43.2")]}, "pings[1].latitude"),
         ({"pings": [ping(10), {**ping(5), "timestamp": "2026-03-03T08:00:00"}]}, "pings[1].timestamp"),
@@ -62,7 +61,7 @@ def test_bad_json_names_the_field_and_stores_nothing(client: FlaskClient, feed_a
         response = signed(client, creds, "POST", PINGS, body)
         assert response.status_code == 400, body
         assert response.get_json()["error"]["field"] == field
-    assert count(feed_app, Ping) == 0 and rejections(feed_app) == {}
+    assert count(avl_app, Ping) == 0 and rejections(avl_app) == {}
 
 
 def test_pings_against_a_feed_with_shapeless_trips_are_stored_not_a_500(client: FlaskClient, app: Flask) -> None:
@@ -77,10 +76,10 @@ def test_pings_against_a_feed_with_shapeless_trips_are_stored_not_a_500(client: 
     assert response.get_json()["stored"] == 1 and count(app, Ping) == 1
 
 
-def test_absurd_coordinates_are_refused_without_numeric_warnings(client: FlaskClient, feed_app: Flask) -> None:
+def test_absurd_coordinates_are_refused_without_numeric_warnings(client: FlaskClient, avl_app: Flask) -> None:
     import warnings
 
-    creds = make_device(feed_app)
+    creds = make_device(avl_app)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an overflowing cast in the route grid warned (RuntimeWarning) before
         response = signed(client, creds, "POST", PINGS, {"pings": [ping(10, longitude=1e300, latitude=-1e300)]})

@@ -1,7 +1,6 @@
 """GTFS-realtime VehiclePositions: the real USF BullRunner message decodes and ingests, files and polled URLs go
 through the same service, and a malformed message is a clear error that stores nothing."""
 
-# ruff: noqa: F811 - pytest fixtures imported from test_avl_ingest are used as parameters
 from __future__ import annotations
 
 import http.server
@@ -18,7 +17,7 @@ from app import get_db
 from app.avl.gtfsrt import GtfsRtError, decode_vehicle_positions
 from app.models import Ping
 from app.schedule.importer import import_feed
-from tests.test_avl_ingest import ON_ROUTE, count, feed_app, line_feed, rejections  # noqa: F401
+from tests.fixtures.avl import ON_ROUTE, count, rejections
 
 USF = Path("gtfs-rt") / "usf_bullrunner_2017"
 HEADER_T = 1_772_500_000
@@ -52,7 +51,7 @@ def test_usf_bullrunner_message_decodes_and_ingests(app: Flask, runner: FlaskCli
     assert count(app, Ping) == 10
 
 
-def test_file_positions_are_validated_against_the_header_time(feed_app: Flask, runner: FlaskCliRunner,
+def test_file_positions_are_validated_against_the_header_time(avl_app: Flask, runner: FlaskCliRunner,
                                                               tmp_path: Path) -> None:
     lat, lon = ON_ROUTE
     path = tmp_path / "vp.pb"
@@ -60,13 +59,13 @@ def test_file_positions_are_validated_against_the_header_time(feed_app: Flask, r
                              ("bus-3", lat, lon, HEADER_T + 600), ("bus-4", 51.13, 71.43, HEADER_T)))
     result = runner.invoke(args=["avl", "ingest-gtfsrt", str(path)])
     assert result.exit_code == 0, result.output
-    assert count(feed_app, Ping) == 1
-    assert rejections(feed_app) == {"stale_timestamp": 1, "future_timestamp": 1, "far_from_routes": 1,
+    assert count(avl_app, Ping) == 1
+    assert rejections(avl_app) == {"stale_timestamp": 1, "future_timestamp": 1, "far_from_routes": 1,
                                     "no_position": 1}
 
 
 @pytest.mark.parametrize("payload", [b"\x08\x96\x01garbage\xff\xff", b"", b"<html>502 Bad Gateway</html>"])
-def test_malformed_protobuf_is_a_clear_error_and_stores_nothing(feed_app: Flask, runner: FlaskCliRunner,
+def test_malformed_protobuf_is_a_clear_error_and_stores_nothing(avl_app: Flask, runner: FlaskCliRunner,
                                                                tmp_path: Path, payload: bytes) -> None:
     path = tmp_path / "bad.pb"
     path.write_bytes(payload)
@@ -75,7 +74,7 @@ def test_malformed_protobuf_is_a_clear_error_and_stores_nothing(feed_app: Flask,
     result = runner.invoke(args=["avl", "ingest-gtfsrt", str(path)])
     assert result.exit_code != 0 and "not a GTFS-realtime FeedMessage" in result.output
     assert "nothing was stored" in result.output
-    assert count(feed_app, Ping) == 0 and rejections(feed_app) == {}
+    assert count(avl_app, Ping) == 0 and rejections(avl_app) == {}
 
 
 @pytest.fixture
@@ -102,7 +101,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, list[bytes]]]:
     thread.join()
 
 
-def test_polling_a_url_ingests_each_poll_and_survives_a_bad_one(feed_app: Flask, runner: FlaskCliRunner,
+def test_polling_a_url_ingests_each_poll_and_survives_a_bad_one(avl_app: Flask, runner: FlaskCliRunner,
                                                                 served: tuple[str, list[bytes]]) -> None:
     url, payloads = served
     lat, lon = ON_ROUTE
@@ -111,5 +110,5 @@ def test_polling_a_url_ingests_each_poll_and_survives_a_bad_one(feed_app: Flask,
     result = runner.invoke(args=["avl", "ingest-gtfsrt", url, "--interval", "1", "--polls", "3"])
     assert result.exit_code == 0, result.output
     assert "poll failed" in result.output and "not a GTFS-realtime FeedMessage" in result.output
-    assert count(feed_app, Ping) == 2
-    assert rejections(feed_app)["duplicate"] == 1
+    assert count(avl_app, Ping) == 2
+    assert rejections(avl_app)["duplicate"] == 1

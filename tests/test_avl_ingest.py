@@ -4,7 +4,6 @@ events that agree with the stateless ``qala avl events`` on a simulated day."""
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,69 +11,21 @@ import pandas as pd
 import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app import get_db
 from app.avl.context import get_avl
 from app.avl.ingest import FRAME_COLUMNS, IngestSettings
-from app.models import AvlRejection, Ping, StopEvent, Vehicle
-from app.schedule.importer import import_feed
+from app.models import Ping, StopEvent, Vehicle
 from prediction.avlio import read_pings, write_csv
 from prediction.events import derive_events
-from prediction.schedule import read_schedule
-from prediction.sim_network import SimNetwork, build_network
+from prediction.sim_network import SimNetwork
 from prediction.simulate import CitySimulator
-from tests.test_simulate_feed import write_line_feed
-
-DAY = dt.date(2026, 3, 3)
+from tests.fixtures.avl import DAY, NOW, ON_ROUTE, count, frame, rejections
 
 
-@pytest.fixture(scope="module")
-def line_feed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_line_feed(tmp_path_factory.mktemp("avl_feed"), last="07:00:00")
-
-
-@pytest.fixture(scope="module")
-def network(line_feed: Path) -> SimNetwork:
-    return build_network(read_schedule(line_feed, canonical=False))
-
-
-@pytest.fixture(scope="module")
-def day_pings(network: SimNetwork, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("avl_day") / "pings.csv"
-    write_csv(CitySimulator(network, seed=5).run_day(DAY, ping_interval_s=20.0).pings, path)
-    return path
-
-
-@pytest.fixture
-def feed_app(app: Flask, line_feed: Path) -> Flask:
-    import_feed(get_db(app), line_feed, canonical=False)
-    return app
-
-
-def frame(rows: list[dict[str, object]]) -> pd.DataFrame:
-    full = [{c: r.get(c, np.nan if c in ("bearing", "speed") else None) for c in FRAME_COLUMNS} for r in rows]
-    return pd.DataFrame(full, columns=list(FRAME_COLUMNS))
-
-
-def count(app: Flask, model: type) -> int:
-    with get_db(app).session() as session:
-        return int(session.scalar(select(func.count()).select_from(model)) or 0)
-
-
-def rejections(app: Flask) -> dict[str, int]:
-    with get_db(app).session() as session:
-        rows = session.execute(select(AvlRejection.reason, func.sum(AvlRejection.count))
-                               .group_by(AvlRejection.reason)).all()
-    return {reason: int(n) for reason, n in rows}
-
-
-NOW = time.time()
-ON_ROUTE = (43.238, 76.9)  # the line feed's first stop
-
-
-def test_each_rejection_reason_is_counted_and_good_pings_stored(feed_app: Flask) -> None:
-    with get_db(feed_app).session() as session:
+def test_each_rejection_reason_is_counted_and_good_pings_stored(avl_app: Flask) -> None:
+    with get_db(avl_app).session() as session:
         session.add(Vehicle(id="bus-1"))
         session.commit()
     lat, lon = ON_ROUTE
@@ -89,31 +40,31 @@ def test_each_rejection_reason_is_counted_and_good_pings_stored(feed_app: Flask)
         {"vehicle_id": "bus-9", "t": NOW - 5, "latitude": lat, "longitude": lon},
         {"vehicle_id": "bus-1", "t": float("nan"), "latitude": lat, "longitude": lon},
     ]
-    with get_db(feed_app).session() as session:
-        report = get_avl(feed_app).ingest(session, frame(rows), "api", now=NOW)
+    with get_db(avl_app).session() as session:
+        report = get_avl(avl_app).ingest(session, frame(rows), "api", now=NOW)
     assert report.stored == 1 and report.received == len(rows)
     expected = {"duplicate": 1, "bad_coordinates": 1, "null_island": 1, "future_timestamp": 1,
                 "stale_timestamp": 1, "far_from_routes": 1, "unknown_vehicle": 1, "bad_timestamp": 1}
     assert {k: v for k, v in report.rejected.items() if v} == expected
-    with get_db(feed_app).session() as session:  # the same ping again: stored already
-        again = get_avl(feed_app).ingest(session, frame(rows[:1]), "api", now=NOW)
+    with get_db(avl_app).session() as session:  # the same ping again: stored already
+        again = get_avl(avl_app).ingest(session, frame(rows[:1]), "api", now=NOW)
     assert again.stored == 0 and again.rejected["duplicate"] == 1
-    assert count(feed_app, Ping) == 1
-    assert rejections(feed_app) == {**expected, "duplicate": 2}
+    assert count(avl_app, Ping) == 1
+    assert rejections(avl_app) == {**expected, "duplicate": 2}
 
 
-def test_a_failing_batch_stores_nothing(feed_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
-    service = get_avl(feed_app)
+def test_a_failing_batch_stores_nothing(avl_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    service = get_avl(avl_app)
     lat, lon = ON_ROUTE
 
     def broken(*_args: object) -> None:
         raise RuntimeError("disk full")
 
     monkeypatch.setattr("app.avl.ingest.upsert_events", broken)
-    with get_db(feed_app).session() as session, pytest.raises(RuntimeError):
+    with get_db(avl_app).session() as session, pytest.raises(RuntimeError):
         service.ingest(session, frame([{"vehicle_id": "bus-1", "t": NOW, "latitude": lat, "longitude": lon}]),
                        "api", now=NOW)
-    assert count(feed_app, Ping) == 0 and rejections(feed_app) == {}
+    assert count(avl_app, Ping) == 0 and rejections(avl_app) == {}
 
 
 def _stored_events(app: Flask) -> pd.DataFrame:
@@ -130,12 +81,12 @@ def _stored_events(app: Flask) -> pd.DataFrame:
     return out
 
 
-def test_csv_ingest_in_small_batches_agrees_with_stateless_events(feed_app: Flask, runner: FlaskCliRunner,
-                                                                  network: SimNetwork, day_pings: Path) -> None:
-    result = runner.invoke(args=["avl", "ingest", "--pings", str(day_pings), "--batch", "400"])
+def test_csv_ingest_in_small_batches_agrees_with_stateless_events(avl_app: Flask, runner: FlaskCliRunner,
+                                                                  avl_network: SimNetwork, avl_day_pings: Path) -> None:
+    result = runner.invoke(args=["avl", "ingest", "--pings", str(avl_day_pings), "--batch", "400"])
     assert result.exit_code == 0, result.output
-    stateless = derive_events(network, read_pings([day_pings]).pings)
-    stored = _stored_events(feed_app)
+    stateless = derive_events(avl_network, read_pings([avl_day_pings]).pings)
+    stored = _stored_events(avl_app)
     assert len(stored) == len(stateless) > 100
     both = stateless.merge(stored, on=["trip_id", "start_date", "stop_sequence"], how="inner")
     assert len(both) == len(stateless)
@@ -146,14 +97,14 @@ def test_csv_ingest_in_small_batches_agrees_with_stateless_events(feed_app: Flas
     assert np.abs(both["known_at"] - both["stored_known_at"]).max() < 0.01
     deviation = both["arrival_at"] - both["scheduled_arrival_at"]
     assert np.abs(deviation.round() - both["deviation_s"]).max() <= 1
-    assert count(feed_app, Ping) == len(read_pings([day_pings]).pings)
+    assert count(avl_app, Ping) == len(read_pings([avl_day_pings]).pings)
 
 
-def test_csv_ingest_twice_stores_once(feed_app: Flask, runner: FlaskCliRunner, day_pings: Path) -> None:
-    first = runner.invoke(args=["avl", "ingest", "--pings", str(day_pings)])
-    second = runner.invoke(args=["avl", "ingest", "--pings", str(day_pings)])
+def test_csv_ingest_twice_stores_once(avl_app: Flask, runner: FlaskCliRunner, avl_day_pings: Path) -> None:
+    first = runner.invoke(args=["avl", "ingest", "--pings", str(avl_day_pings)])
+    second = runner.invoke(args=["avl", "ingest", "--pings", str(avl_day_pings)])
     assert first.exit_code == 0 and second.exit_code == 0, second.output
-    assert "stored" in first.output and count(feed_app, Ping) == 1500
+    assert "stored" in first.output and count(avl_app, Ping) == 1500
     assert "ingested: 0 of 1506 pings stored" in second.output and "duplicate 1506" in second.output
 
 
@@ -167,31 +118,31 @@ HOSTILE = (
 )
 
 
-def test_hostile_csv_rows_are_counted_and_a_broken_file_stores_nothing(feed_app: Flask, runner: FlaskCliRunner,
+def test_hostile_csv_rows_are_counted_and_a_broken_file_stores_nothing(avl_app: Flask, runner: FlaskCliRunner,
                                                                        tmp_path: Path) -> None:
     good = tmp_path / "hostile.csv"
     good.write_text(HOSTILE)
     result = runner.invoke(args=["avl", "ingest", "--pings", str(good)])
     assert result.exit_code == 0, result.output
-    assert count(feed_app, Ping) == 1
-    assert rejections(feed_app) == {"bad_timestamp": 1, "bad_coordinates": 2, "missing_vehicle": 1}
+    assert count(avl_app, Ping) == 1
+    assert rejections(avl_app) == {"bad_timestamp": 1, "bad_coordinates": 2, "missing_vehicle": 1}
     broken = tmp_path / "broken.csv"
     broken.write_text("vehicle_id,timestamp,latitude\nbus-2,2026-03-03T06:00:00+05:00,43.2\n")
     failed = runner.invoke(args=["avl", "ingest", "--pings", str(good), str(broken)])
     assert failed.exit_code != 0 and "missing required column" in failed.output
-    assert "nothing was stored" in failed.output and count(feed_app, Ping) == 1
+    assert "nothing was stored" in failed.output and count(avl_app, Ping) == 1
 
 
-def test_pings_without_trip_are_assigned_one(feed_app: Flask, network: SimNetwork) -> None:
-    pings = CitySimulator(network, seed=5).run_day(DAY, ping_interval_s=30.0).pings
+def test_pings_without_trip_are_assigned_one(avl_app: Flask, avl_network: SimNetwork) -> None:
+    pings = CitySimulator(avl_network, seed=5).run_day(DAY, ping_interval_s=30.0).pings
     bus = pings[pings["vehicle_id"] == pings["vehicle_id"].iloc[0]].head(40).copy()
     bus["t"] = (pd.to_datetime(bus["timestamp"], format="ISO8601", utc=True)
                 - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds()
     truth = bus["trip_id"].to_numpy()
     bus["trip_id"] = None
     bus["start_date"] = None
-    with get_db(feed_app).session() as session:
-        report = get_avl(feed_app).ingest(session, bus[list(FRAME_COLUMNS)], "gtfsrt",
+    with get_db(avl_app).session() as session:
+        report = get_avl(avl_app).ingest(session, bus[list(FRAME_COLUMNS)], "gtfsrt",
                                           settings=IngestSettings(max_age_s=None))
         assigned = session.scalars(select(Ping.trip_id).order_by(Ping.recorded_at)).all()
     assert report.stored == 40
@@ -200,12 +151,12 @@ def test_pings_without_trip_are_assigned_one(feed_app: Flask, network: SimNetwor
     assert np.mean([a is not None for a in np.array(assigned, dtype=object)[on_trip]]) >= 0.9
 
 
-def test_a_vehicle_silent_mid_trip_is_closed_by_the_feed_clock(feed_app: Flask, runner: FlaskCliRunner,
-                                                               network: SimNetwork, day_pings: Path,
+def test_a_vehicle_silent_mid_trip_is_closed_by_the_feed_clock(avl_app: Flask, runner: FlaskCliRunner,
+                                                               avl_network: SimNetwork, avl_day_pings: Path,
                                                                tmp_path: Path) -> None:
     """A bus whose pings stop mid-trip: once the other buses' pings are past its silence limit, the tracker closes
     its run, storing the events its last ping held back with the replay's ``known_at`` (the first ping past it)."""
-    pings = read_pings([day_pings]).pings
+    pings = read_pings([avl_day_pings]).pings
     bus = pings["vehicle_id"] == "bus-0000"
     cut = pings.loc[bus, "t"].quantile(0.5)
     silent = pings[~bus | (pings["t"] <= cut)]
@@ -214,8 +165,8 @@ def test_a_vehicle_silent_mid_trip_is_closed_by_the_feed_clock(feed_app: Flask, 
               path)
     result = runner.invoke(args=["avl", "ingest", "--pings", str(path), "--batch", "50"])
     assert result.exit_code == 0, result.output
-    stateless = derive_events(network, read_pings([path]).pings)
-    both = stateless.merge(_stored_events(feed_app), on=["trip_id", "start_date", "stop_sequence"])
+    stateless = derive_events(avl_network, read_pings([path]).pings)
+    both = stateless.merge(_stored_events(avl_app), on=["trip_id", "start_date", "stop_sequence"])
     assert len(both) == len(stateless)
     assert np.abs(both["known_at"] - both["stored_known_at"]).max() < 0.01
     released = both[both["known_at"] > cut + 900.0]

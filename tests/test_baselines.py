@@ -22,7 +22,7 @@ from prediction.predict_snapshot import LiveState
 from prediction.schedule import read_schedule
 from prediction.servicedays import service_day_start
 from prediction.sim_network import SimNetwork, build_network
-from tests.test_simulate_feed import write_line_feed
+from tests.fixtures.line_feed import write_line_feed
 from tests.worker_feed import MORNING, add_worker_feed, event, events, make_worker
 
 TODAY = dt.date(2026, 3, 3)

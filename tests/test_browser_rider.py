@@ -20,8 +20,8 @@ from app.ticketing import riders
 from app.web import rider_data
 from tests.api_feed import STOPS, add_demo_feed
 from tests.browser import SHOTS, live_server, needs_chromium
-from tests.rider_live import BETWEEN_S1_AND_S2, publish_live, translate_headsign
-from tests.test_ticketing_helpers import make_card
+from tests.fixtures.rider_live import BETWEEN_S1_AND_S2, publish_live, translate_headsign
+from tests.fixtures.tickets import make_card
 
 pytestmark = needs_chromium
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}

@@ -12,23 +12,10 @@ from sqlalchemy import text
 
 from app import get_db
 from app.db import Base
-from app.ticketing import riders
-from tests.test_ticketing_helpers import ledger_checked, make_card, make_device, signed  # noqa: F401
+from tests.fixtures.accounts import account, staff
+from tests.fixtures.tickets import make_card, make_device, signed
 
-
-def account(client: FlaskClient, login: str) -> tuple[int, dict[str, str]]:
-    created = client.post("/api/v1/riders", json={"login": login, "password": "secret-pass"})
-    assert created.status_code == 201, created.get_json()
-    token = client.post("/api/v1/riders/login", json={"login": login, "password": "secret-pass"}).get_json()
-    return created.get_json()["rider_id"], {"Authorization": f"Bearer {token['token']}"}
-
-
-def staff(app: Flask, client: FlaskClient, role: str = "support") -> dict[str, str]:
-    with get_db(app).session() as session:
-        riders.create_rider(session, f"{role}@qala.kz", "staff-pass-1", role=role)
-        session.commit()
-    token = client.post("/api/v1/riders/login", json={"login": f"{role}@qala.kz", "password": "staff-pass-1"})
-    return {"Authorization": f"Bearer {token.get_json()['token']}"}
+pytestmark = pytest.mark.usefixtures("ledger_checked")  # every test leaves the ledger balanced
 
 
 def test_a_rider_sees_only_own_cards(client: FlaskClient, app: Flask) -> None:

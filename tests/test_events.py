@@ -14,7 +14,7 @@ from prediction.events import derive_events, resolve_start_dates
 from prediction.schedule import read_schedule
 from prediction.sim_network import SimNetwork, build_network
 from prediction.simulate import CitySimulator
-from tests.test_simulate_feed import write_line_feed
+from tests.fixtures.line_feed import write_line_feed
 
 DAY = dt.date(2026, 3, 3)
 EPOCH = pd.Timestamp("1970-01-01", tz="UTC")

@@ -19,7 +19,7 @@ from app.errors import BadRequest
 from app.models import Card
 from app.ticketing import devices, riders
 from tests.api_feed import add_demo_feed
-from tests.test_ticketing_helpers import make_card, make_device, signed
+from tests.fixtures.tickets import make_card, make_device, signed
 
 BIG = 2**70
 PASSWORD = "secret-pass-1"

@@ -119,7 +119,7 @@ def test_the_backtest_reads_known_at_back_from_the_event_table(tmp_path: Path) -
     ``known_at``, not one worked out again from the pings."""
     from app.prediction_cli import _stored_history
     from prediction.avlio import write_csv
-    from tests.test_simulate_feed import write_line_feed
+    from tests.fixtures.line_feed import write_line_feed
 
     feed = write_line_feed(tmp_path / "feed", last="07:00:00")
     net = build_network(read_schedule(feed, canonical=False))

@@ -12,23 +12,13 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from prediction.artifacts import list_models, load_predictor, save_model
-from prediction.features import FEATURES, SegmentHistory
+from prediction.features import SegmentHistory
 from prediction.models import DeviationBaseline, KalmanBaseline, QuantileETAModel, ScheduleBaseline
-
-
-def _rows(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({name: rng.uniform(0, 10, n) for name in FEATURES})
-    frame["route"] = rng.integers(0, 3, n).astype(float)
-    frame["sched_eta_s"] = rng.uniform(0, 900, n)
-    frame["deviation_s"] = rng.normal(60, 30, n)
-    frame["kalman_eta_s"] = frame["sched_eta_s"] + 50
-    target = frame["kalman_eta_s"].to_numpy() + 5 * frame["elapsed_s"].to_numpy()
-    return frame, target
+from tests.fixtures.features import feature_rows
 
 
 def test_baselines_read_their_estimate() -> None:
-    rows, y = _rows()
+    rows, y = feature_rows()
     with pytest.raises(NotFittedError):
         ScheduleBaseline().predict(rows)
     np.testing.assert_array_equal(ScheduleBaseline().fit(rows, y).predict(rows), rows["sched_eta_s"])
@@ -38,7 +28,7 @@ def test_baselines_read_their_estimate() -> None:
 
 
 def test_quantile_model_is_a_sklearn_estimator() -> None:
-    rows, y = _rows(2000)
+    rows, y = feature_rows(2000)
     model = QuantileETAModel(max_iter=30)
     assert clone(model).get_params() == model.get_params()
     with pytest.raises(NotFittedError):
@@ -54,7 +44,7 @@ def test_quantile_model_is_a_sklearn_estimator() -> None:
 
 def _days(n: int, days: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     """Rows spread over ``days`` service days (``made_at`` and ``hour`` agree), features that explain nothing."""
-    rows, _ = _rows(n, seed=seed)
+    rows, _ = feature_rows(n, seed=seed)
     rng = np.random.default_rng(seed)
     rows["hour"] = rng.uniform(6, 22, n)
     rows["made_at"] = rng.integers(0, days, n) * 86_400.0 + rows["hour"] * 3600.0
@@ -112,9 +102,9 @@ def test_interval_is_calibrated_on_days_the_booster_did_not_see() -> None:
 
 
 def test_a_new_city_without_history_gets_onebusaway_s_deviation() -> None:
-    rows, _ = _rows(0)
+    rows, _ = feature_rows(0)
     model = QuantileETAModel().fit(rows, np.zeros(0))
-    fresh, _ = _rows(50, seed=5)
+    fresh, _ = feature_rows(50, seed=5)
     assert model.estimator_ is None
     np.testing.assert_allclose(model.predict(fresh), np.maximum(fresh["sched_eta_s"] + fresh["deviation_s"], 0.0))
     low, high = model.predict_interval(fresh)
@@ -128,7 +118,7 @@ def _history() -> SegmentHistory:
 def _save(folder: Path, stamp: str) -> Path:
     import datetime as dt
 
-    rows, y = _rows()
+    rows, y = feature_rows()
     return save_model(folder, QuantileETAModel(max_iter=5).fit(rows, y), _history(), train_from="a",
                       train_until="b", feed_source="feed.zip", feed_sha256="abc",
                       now=dt.datetime.fromisoformat(stamp))
@@ -159,7 +149,7 @@ def test_fallback_to_the_baseline(tmp_path: Path) -> None:
     path.with_suffix(".json").write_text(json.dumps(meta))
     loaded = load_predictor(tmp_path)
     assert loaded.name == "deviation" and isinstance(loaded.estimator, DeviationBaseline)
-    rows, _ = _rows(5)
+    rows, _ = feature_rows(5)
     assert loaded.estimator.predict(rows).shape == (5,)
 
 

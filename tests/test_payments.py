@@ -20,8 +20,10 @@ from app.models import AuditLog, Card, Device, LedgerAccount, LedgerEntry, Payme
 from app.ticketing import cards, denylist, devices, ledger
 from app.ticketing.devices import DeviceCredentials
 from app.ticketing.payments import SandboxProvider
-from tests.test_cards_api import account, staff
-from tests.test_ticketing_helpers import ledger_checked, make_card, make_device, signed  # noqa: F401
+from tests.fixtures.accounts import account, staff
+from tests.fixtures.tickets import make_card, make_device, signed
+
+pytestmark = pytest.mark.usefixtures("ledger_checked")  # every test leaves the ledger balanced
 
 CHANNEL = "/api/v1/channels/top-ups"
 

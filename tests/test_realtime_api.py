@@ -24,20 +24,6 @@ from tests.fixtures.boards import write_s2_board
 from tests.worker_feed import add_worker_feed
 
 
-def publish_live(app: Flask) -> None:
-    """For tests/test_arrivals_fast_path.py until its seed lines use tests.fixtures.boards (its owner edits it now):
-    its demo feed gets the shapes the worker needs, then the live board at S2."""
-    from sqlalchemy import select
-
-    from app.models import FeedVersion
-    from tests.worker_feed import shape_every_trip
-
-    with get_db(app).session() as session:
-        feed_id = session.scalars(select(FeedVersion.id).where(FeedVersion.is_active.is_(True))).one()
-    shape_every_trip(app, feed_id)
-    write_s2_board(app)
-
-
 @pytest.fixture
 def feed_app(app: Flask) -> Flask:
     add_worker_feed(app)

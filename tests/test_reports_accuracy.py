@@ -15,8 +15,8 @@ from app.models import AccuracyDay, FeedVersion, PredictionLog, StopEvent, Trip
 from app.reports.accuracy import rebuild_accuracy
 from app.reports.service import refresh_incremental, refresh_reports
 from prediction.metrics import score_predictions
-from tests.test_reports_rollups import ALMATY, DAY, report
-from tests.test_ticketing_helpers import make_card, make_device, send_tap, tap_request
+from tests.fixtures.rollups import ALMATY, DAY, report
+from tests.fixtures.tickets import make_card, make_device, send_tap, tap_request
 
 
 def at(day: dt.date, hhmmss: str) -> dt.datetime:
@@ -99,7 +99,7 @@ def test_accuracy_by_route_and_filters(scored: Flask) -> None:
 
 
 def test_accuracy_csv_matches_json(scored: Flask, client: Any, runner: Any) -> None:
-    from tests.test_staff_pages import create_user, log_in
+    from tests.fixtures.accounts import create_user, log_in
 
     create_user(runner, "ana@qala.kz", "analyst")
     log_in(client, "ana@qala.kz")

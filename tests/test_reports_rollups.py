@@ -4,44 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
 
 from app import get_db
-from app.reports.facts import insert_boardings, local_parts
-from app.reports.queries import Filters, run_report
+from app.reports.facts import insert_boardings
 from app.reports.rollups import RollupSettings, rebuild_dates
 from app.reports.service import refresh_reports
-from tests.test_ticketing_helpers import make_card, make_device, send_tap, tap_request
-
-ALMATY = ZoneInfo("Asia/Almaty")
-DAY = dt.date(2026, 3, 2)  # a Monday
-
-
-def boarding(rider: str, hhmm: str, stop: str | None, route: str, vehicle: str, fare: int,
-             category: str = "standard", paid_by: str = "stored_value", day: dt.date = DAY) -> dict[str, Any]:
-    local = dt.datetime.combine(day, dt.time.fromisoformat(hhmm), ALMATY)
-    epoch = int(local.timestamp())
-    date, hour, kind = local_parts(epoch, ALMATY)
-    return {"dataset": "qala", "tap_id": None, "rider_key": rider, "boarded_s": epoch, "service_date": date,
-            "hour": hour, "day_type": kind, "route_id": route, "stop_id": stop, "vehicle_id": vehicle,
-            "category": category, "product": "pass_month" if paid_by == "pass" else "ride", "paid_by": paid_by,
-            "fare": fare, "exit_stop_id": None, "source_transfer": None}
-
-
-# A: S1 -> (30 min later, other bus: a transfer) S2 -> S3 in the evening.  B: one trip.
-# C: a pass holder boarding twice at S2 (two hours apart: no transfer; same place: unchained).
-DAY_ROWS = [
-    boarding("A", "08:00", "S1", "R1", "V1", 12000),
-    boarding("A", "08:30", "S2", "R2", "V2", 0, paid_by="free"),
-    boarding("A", "17:00", "S3", "R1", "V3", 12000),
-    boarding("B", "08:10", "S1", "R1", "V1", 6000, category="student"),
-    boarding("C", "09:00", "S2", "R2", "V2", 0, category="pensioner", paid_by="pass"),
-    boarding("C", "11:00", "S2", "R2", "V4", 0, category="pensioner", paid_by="pass"),
-    boarding("D", "10:00", "S1", "R1", "V1", 12000, day=DAY + dt.timedelta(days=5)),  # a Saturday
-]
+from tests.fixtures.rollups import ALMATY, DAY, DAY_ROWS, boarding, report
+from tests.fixtures.tickets import make_card, make_device, send_tap, tap_request
 
 
 @pytest.fixture
@@ -51,11 +23,6 @@ def day(app: Flask) -> Flask:
         rebuild_dates(session, "qala", dates, RollupSettings(tz=ALMATY))
         session.commit()
     return app
-
-
-def report(app: Flask, name: str, **filters: Any) -> list[dict[str, Any]]:
-    with get_db(app).session() as session:
-        return run_report(session, name, Filters(**filters))[1]
 
 
 def test_boardings_by_route_count_transfers_and_revenue(day: Flask) -> None:

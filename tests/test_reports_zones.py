@@ -21,9 +21,8 @@ from app.reports.facts import insert_boardings
 from app.reports.rollups import RollupSettings, rebuild_dates
 from app.reports.zones import StopPoint, assign_zones, sync_stop_zones, zone_of
 from tests.browser import needs_chromium
-from tests.test_browser_dashboard import page, server  # noqa: F401 (the dashboard's browser fixtures)
-from tests.test_reports_rollups import ALMATY, DAY, DAY_ROWS, boarding, report
-from tests.test_staff_pages import create_user, log_in
+from tests.fixtures.accounts import create_user, log_in
+from tests.fixtures.rollups import ALMATY, DAY, DAY_ROWS, boarding, report
 
 # S1 and S2 are 600 m apart, in one 2 km cell; S3 has a GTFS fare zone; S4 is in no feed (stays itself)
 STOPS = [StopPoint("S1", 43.2101, 76.9101), StopPoint("S2", 43.2140, 76.9150), StopPoint("S3", 43.26, 76.95, "Z9")]
@@ -154,9 +153,10 @@ def test_od_csv_matches_json(client: FlaskClient, runner: FlaskCliRunner, zoned:
 
 @needs_chromium
 def test_dashboard_asks_for_the_top_flows_only_of_the_od_matrix(
-        app: Flask, server: str, page: Any) -> None:  # noqa: F811 (the imported fixtures)
+        app: Flask, dashboard_server: str, dashboard_page: Any) -> None:
     """In Chromium: the top-flows input shows, and is sent, with the OD matrix only (other reports refuse it)."""
-    from tests.test_staff_pages import PASSWORD
+    server, page = dashboard_server, dashboard_page
+    from tests.fixtures.accounts import PASSWORD
 
     page.goto(f"{server}/staff/")
     page.fill("input[name=login]", "ana@qala.kz")

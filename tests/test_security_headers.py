@@ -19,8 +19,8 @@ from app.realtime.store import board_key
 from app.web.i18n import COOKIE as LANGUAGE_COOKIE
 from app.web.staff import COOKIE as STAFF_COOKIE
 from tests.browser import live_server, needs_chromium
+from tests.fixtures.accounts import PASSWORD, create_user, csrf
 from tests.fixtures.boards import write_s2_board
-from tests.test_staff_pages import PASSWORD, create_user, csrf
 from tests.worker_feed import add_worker_feed
 
 PAGES = ["/", "/stops/S1", "/display/S2", "/card", "/staff/login", "/api/v1/docs", "/routes"]

@@ -14,7 +14,7 @@ from prediction.schedule import read_schedule
 from prediction.sim_network import SimNetwork, build_network
 from prediction.sim_params import ALMATY_RIDER_MIX
 from prediction.simulate import CitySimulator, SimulatedDay, simulate_days
-from tests.test_simulate_feed import write_line_feed
+from tests.fixtures.line_feed import write_line_feed
 
 DAY = dt.date(2026, 3, 2)  # a Monday
 

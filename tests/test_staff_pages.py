@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import re
 
 import pytest
 from flask import Flask
@@ -17,29 +16,10 @@ from app import get_db
 from app.models import StaffSession
 from app.reports.facts import insert_boardings
 from app.reports.rollups import RollupSettings, rebuild_dates
+from tests.fixtures.accounts import PASSWORD, create_user, csrf, log_in
 from tests.fixtures.boards import write_vehicles
-from tests.test_reports_rollups import ALMATY, DAY_ROWS
-from tests.test_ticketing_helpers import make_card
-
-PASSWORD = "staff-pass-1"
-
-
-def create_user(runner: FlaskCliRunner, login: str, role: str) -> None:
-    result = runner.invoke(args=["users", "create", login, "--role", role, "--password", PASSWORD])
-    assert result.exit_code == 0, result.output
-
-
-def csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found
-    return found.group(1)
-
-
-def log_in(client: FlaskClient, login: str) -> str:
-    token = csrf(client.get("/staff/login").get_data(as_text=True))
-    response = client.post("/staff/login", data={"csrf_token": token, "login": login, "password": PASSWORD})
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return csrf(client.get("/staff/").get_data(as_text=True))
+from tests.fixtures.rollups import ALMATY, DAY_ROWS
+from tests.fixtures.tickets import make_card
 
 
 def test_login_needs_the_csrf_token_and_a_staff_role(client: FlaskClient, runner: FlaskCliRunner) -> None:

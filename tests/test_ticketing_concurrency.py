@@ -20,14 +20,9 @@ from app.ticketing import ledger
 from app.ticketing.batches import apply_batch
 from app.ticketing.context import get_ticketing
 from app.ticketing.fares import TapIn, rate
-from tests.test_ticketing_helpers import (  # noqa: F401
-    T0,
-    ledger_checked,
-    make_card,
-    make_device,
-    signed,
-    tap_request,
-)
+from tests.fixtures.tickets import T0, make_card, make_device, signed, tap_request
+
+pytestmark = pytest.mark.usefixtures("ledger_checked")  # every test leaves the ledger balanced
 
 NUMBERS = count(1)
 

@@ -22,14 +22,9 @@ from app.ticketing.coalesce import Coalescer
 from app.ticketing.context import get_ticketing
 from app.ticketing.fares import rating_window
 from app.ticketing.fastpath import FlatPrices
-from tests.test_ticketing_helpers import (  # noqa: F401  (fixtures)
-    T0,
-    ledger_checked,
-    make_card,
-    make_device,
-    signed,
-    tap_request,
-)
+from tests.fixtures.tickets import T0, make_card, make_device, signed
+
+pytestmark = pytest.mark.usefixtures("ledger_checked")  # every test leaves the ledger balanced
 
 
 def _wait_until(check: Any, what: str) -> None:

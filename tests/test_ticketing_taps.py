@@ -17,14 +17,9 @@ from app.ticketing.context import get_ticketing
 from app.ticketing.errors import Conflict
 from app.ticketing.fares import TapIn, rate
 from app.ticketing.taps import TapRequest, TapResult, process_online_fast
-from tests.test_ticketing_helpers import (  # noqa: F401  (fixtures)
-    T0,
-    ledger_checked,
-    make_card,
-    make_device,
-    send_tap,
-    tap_request,
-)
+from tests.fixtures.tickets import T0, make_card, make_device, send_tap, tap_request
+
+pytestmark = pytest.mark.usefixtures("ledger_checked")  # every test leaves the ledger balanced
 
 
 def balance(app: Flask, card_id: int) -> int:

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from app import get_db
 from app.config import ConfigError, load_config
 from app.models import Rider, StaffSession
-from tests.test_staff_pages import PASSWORD, create_user, csrf, log_in
+from tests.fixtures.accounts import PASSWORD, create_user, csrf, log_in
 
 
 def bearer(client: FlaskClient, login: str, password: str = PASSWORD) -> dict[str, str]:

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import time
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import text
@@ -14,7 +15,9 @@ from app import get_db
 from app.models import Card
 from app.ticketing import cards, devices, ledger
 from app.ticketing.context import get_ticketing
-from tests.test_ticketing_helpers import T0, ledger_checked, make_card, make_device, signed  # noqa: F401
+from tests.fixtures.tickets import T0, make_card, make_device, signed
+
+pytestmark = pytest.mark.usefixtures("ledger_checked")  # every test leaves the ledger balanced
 
 TAPS = "/api/v1/validators/taps"
 BATCHES = "/api/v1/validators/batches"

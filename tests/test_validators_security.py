@@ -31,7 +31,7 @@ from app.ticketing.context import get_ticketing
 from app.ticketing.devices import DeviceCredentials
 from app.ticketing.tapdates import TapClock, parse_tapped_at
 from tests.conftest import wipe_tables
-from tests.test_ticketing_helpers import make_card, make_device, signed
+from tests.fixtures.tickets import make_card, make_device, signed
 
 TAPS = "/api/v1/validators/taps"
 BATCHES = "/api/v1/validators/batches"

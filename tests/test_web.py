@@ -24,7 +24,7 @@ from app.web.rider_data import thin_line
 from app.web.rider_vehicles import STALE_AFTER_S, place_vehicles, read_vehicle_snapshot
 from tests.api_feed import add_demo_feed
 from tests.feeds import write_feed
-from tests.rider_live import BETWEEN_S1_AND_S2, publish_live, translate_headsign
+from tests.fixtures.rider_live import BETWEEN_S1_AND_S2, publish_live, translate_headsign
 
 
 @pytest.fixture

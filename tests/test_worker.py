@@ -195,12 +195,12 @@ def test_database_source_polls_events_by_when_they_became_known(feed_app: Flask)
 def test_a_newly_trained_model_replaces_the_predictor_without_a_restart(feed_app: Flask, tmp_path: Path) -> None:
     from prediction.artifacts import save_model
     from prediction.models import QuantileETAModel
-    from tests.test_models_artifacts import _rows
+    from tests.fixtures.features import feature_rows
 
     worker = make_worker(feed_app, tmp_path)
     assert worker.models is not None and worker.predictor.name == "deviation"
     worker.cycle(MORNING, events(event("T12-a", 10, MORNING - 60)))
-    rows, y = _rows()
+    rows, y = feature_rows()
     model = QuantileETAModel(max_iter=5).fit(rows, y)
 
     def save(stamp: str) -> Path:
