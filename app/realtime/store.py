@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 
-from app.cache import key
+from app.cache import RedisClient, key
 
 __all__ = [
     "REDIS_ERRORS",
@@ -59,18 +58,20 @@ class Snapshot:
     timestamp: int
 
 
-def read_board(client: Any, stop_id: str) -> StoredBoard | None:
+def read_board(client: RedisClient, stop_id: str) -> StoredBoard | None:
     body, etag, version = client.hmget(board_key(stop_id), ["json", "etag", "version"])
     if body is None or etag is None:
         return None
-    return StoredBoard(bytes(body), etag.decode() if isinstance(etag, bytes) else str(etag), int(version or 0))
+    # the client keeps raw replies (no decode_responses): redis-py types a field as bytes | str
+    return StoredBoard(bytes(body), etag.decode() if isinstance(etag, bytes) else str(etag),  # type: ignore[arg-type]
+                       int(version or 0))
 
 
-def read_snapshot(client: Any, feed: str) -> Snapshot | None:
+def read_snapshot(client: RedisClient, feed: str) -> Snapshot | None:
     body, timestamp = client.hmget(snapshot_key(feed), ["pb", "timestamp"])
     if body is None:
         return None
-    return Snapshot(bytes(body), int(timestamp or 0))
+    return Snapshot(bytes(body), int(timestamp or 0))  # type: ignore[arg-type]  # bytes, as in read_board
 
 
 class RedisBreaker:

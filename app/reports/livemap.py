@@ -14,6 +14,7 @@ from google.transit import gtfs_realtime_pb2 as rt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.cache import RedisClient
 from app.models import FeedVersion, Route, ShapePoint, Trip
 from app.realtime.gtfs_rt import LIVE_VEHICLES
 from app.realtime.store import REDIS_ERRORS, read_snapshot
@@ -25,7 +26,7 @@ SHAPES_PER_ROUTE = 2  # the most used shape of each direction, typically
 MAX_POINTS = 150
 
 
-def live_vehicles(client: Any, now: dt.datetime) -> dict[str, Any]:
+def live_vehicles(client: RedisClient, now: dt.datetime) -> dict[str, Any]:
     """``status`` is ``live``, ``stale`` (snapshot older than ``STALE_AFTER_S``), ``none`` (no snapshot or no
     vehicle in it) or ``unavailable`` (Redis unreachable); ``vehicles`` lists what the snapshot holds."""
     try:

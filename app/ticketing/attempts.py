@@ -34,7 +34,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.cache import REDIS_UNREACHABLE, key
+from app.cache import REDIS_UNREACHABLE, RedisClient, key
 from app.errors import NotFound
 from app.instants import as_utc
 from app.models import AuthThrottle
@@ -151,7 +151,7 @@ class Attempts:
     """Counts attempts per subject; ``redis_client`` returns the client (connecting lazily), ``sessions`` opens a
     database session of its own (a failure stays counted though the request's own transaction rolls back)."""
 
-    def __init__(self, limits: Limits, redis_client: Callable[[], Any], sessions: Callable[[], Session],
+    def __init__(self, limits: Limits, redis_client: Callable[[], RedisClient], sessions: Callable[[], Session],
                  secret: str, clock: Clock = time.time) -> None:
         self.limits = limits
         self._redis = redis_client
@@ -228,7 +228,7 @@ class Attempts:
 
     # Redis: one hash per subject, f = failures, u = locked until (epoch seconds)
 
-    def _on_redis(self, call: Callable[[Any], _T]) -> _T:
+    def _on_redis(self, call: Callable[[RedisClient], _T]) -> _T:
         """``call(client)``; after a Redis failure, straight to the database for REDIS_RETRY_S (an unreachable
         Redis costs a connect timeout per command)."""
         if self._clock() < self._redis_down_until:
@@ -243,7 +243,7 @@ class Attempts:
     def _key(subject: Subject) -> str:
         return key("attempts", subject.limit.scope, subject.digest)
 
-    def _redis_begin(self, client: Any, subjects: Sequence[Subject], now: float) -> list[Any]:
+    def _redis_begin(self, client: RedisClient, subjects: Sequence[Subject], now: float) -> list[Any]:
         args: list[float | int] = [now]
         for subject in subjects:
             limit = subject.limit
@@ -251,7 +251,7 @@ class Attempts:
         reply: list[Any] = client.register_script(_BEGIN)(keys=[self._key(s) for s in subjects], args=args)
         return reply
 
-    def _redis_end(self, client: Any, cleared: Sequence[Subject], kept: Sequence[Subject]) -> None:
+    def _redis_end(self, client: RedisClient, cleared: Sequence[Subject], kept: Sequence[Subject]) -> None:
         if cleared:
             client.delete(*(self._key(s) for s in cleared))
         if kept:

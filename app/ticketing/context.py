@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask
 
+from app.cache import RedisClient
 from app.ticketing.devices import NonceClaims
 from app.ticketing.fareload import ProfileCache
 from app.ticketing.fastpath import FastPath
@@ -26,7 +27,7 @@ class Ticketing:
     batch_slots: int = 4  # batch transactions at once in the service, PostgreSQL (0: unbounded; see batches)
     nonces: NonceClaims | None = None  # nonce claims of concurrent requests, pipelined (see device_auth)
 
-    def nonce_claims(self, redis: Any) -> NonceClaims:
+    def nonce_claims(self, redis: RedisClient) -> NonceClaims:
         """The nonce claimer for this Redis client (made again if the client changed)."""
         found = self.nonces
         if found is None or found.redis is not redis:

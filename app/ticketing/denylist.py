@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from app.cache import REDIS_UNREACHABLE, key
+from app.cache import REDIS_UNREACHABLE, RedisClient, key
 from app.models import Card, DenyListEntry
 
 __all__ = ["changes_since", "is_denied", "set_denied"]
@@ -55,7 +55,7 @@ def _entry_json(entry: DenyListEntry) -> str:
     return json.dumps(_entry(entry), separators=(",", ":"))
 
 
-def _sync_redis(session: Session, redis: Any, db_version: int) -> None:
+def _sync_redis(session: Session, redis: RedisClient, db_version: int) -> None:
     newest = redis.zrevrange(REDIS_KEY, 0, 0, withscores=True)
     cached = int(newest[0][1]) if newest else 0
     if cached >= db_version:
@@ -66,7 +66,7 @@ def _sync_redis(session: Session, redis: Any, db_version: int) -> None:
         redis.zadd(REDIS_KEY, {_entry_json(row): row.version for row in rows})
 
 
-def changes_since(session: Session, redis: Any, since: int) -> dict[str, Any]:
+def changes_since(session: Session, redis: RedisClient, since: int) -> dict[str, Any]:
     """Changes with version > ``since`` (oldest first) and the current version."""
     db_version = session.scalar(select(func.coalesce(func.max(DenyListEntry.version), 0))) or 0
     if db_version <= since:
@@ -80,4 +80,5 @@ def changes_since(session: Session, redis: Any, since: int) -> dict[str, Any]:
                                                            DenyListEntry.version <= db_version)
                                .order_by(DenyListEntry.version)).all()
         return {"version": db_version, "changes": [_entry(row) for row in rows]}
-    return {"version": db_version, "changes": [json.loads(item) for item in raw]}
+    # without withscores the members are plain strings, but redis-py types the (member, score) pairs in too
+    return {"version": db_version, "changes": [json.loads(item) for item in raw]}  # type: ignore[arg-type]

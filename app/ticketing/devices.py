@@ -41,7 +41,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import Headers
 
-from app.cache import key
+from app.cache import RedisClient, key
 from app.models import Device, DeviceKey
 from app.ticketing.coalesce import Coalescer
 from app.ticketing.errors import Forbidden, Unauthorized
@@ -186,7 +186,7 @@ class NonceClaims:
     round trip; see ``app.ticketing.coalesce``). The online tap's fast path claims its group's nonces itself, with
     ``claim_all``, in the same group as the taps. Redis errors propagate (the API answers 503)."""
 
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
         self._group: Coalescer[Claim, Unauthorized | None] = Coalescer(self.claim_all, 64)
 
@@ -216,8 +216,9 @@ def nonce_key(device_id: str, nonce: str) -> str | None:
 SIGNATURE_HEADERS = ("X-Qala-Device", "X-Qala-Key", "X-Qala-Timestamp", "X-Qala-Nonce", "X-Qala-Signature")
 
 
-def verify_request(sessions: Callable[[], Session], redis: Any, headers: Mapping[str, str] | Headers, method: str,
-                   path: str, body: bytes, now: dt.datetime | None = None, cache: dict[str, Any] | None = None,
+def verify_request(sessions: Callable[[], Session], redis: RedisClient, headers: Mapping[str, str] | Headers,
+                   method: str, path: str, body: bytes, now: dt.datetime | None = None,
+                   cache: dict[str, Any] | None = None,
                    *, box: KeyBox, nonces: NonceClaims | None = None, claim_nonce: bool = True, query: str = "",
                    idempotency_key: str | None = None, kinds: Collection[str] | None = None) -> str:
     """The authenticated device id; raises ``Unauthorized`` with a reason code otherwise, ``Forbidden`` when the

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.avl.network import FeedNetwork, load_network
+from app.cache import RedisClient
 from app.models import FeedVersion, Trip
 from app.realtime.catalog import StaticCatalog
 from app.realtime.compose import RowFormatter, TimetableWindow, compose_rows
@@ -115,7 +116,7 @@ def network_for_worker(session: Session) -> FeedNetwork:
 class Worker:
     """One worker process's state over cycles (its live events, vehicles, caches and writers)."""
 
-    def __init__(self, net: SimNetwork, catalog: StaticCatalog, predictor: Predictor, client: Any, *,
+    def __init__(self, net: SimNetwork, catalog: StaticCatalog, predictor: Predictor, client: RedisClient, *,
                  settings: WorkerSettings | None = None, log: PredictionLogSampler | None = None,
                  models: ModelWatcher | None = None) -> None:
         self.net, self.catalog, self.predictor = net, catalog, predictor
@@ -139,7 +140,7 @@ class Worker:
         self._trip_index = {trip_id: i for i, trip_id in enumerate(net.trip_ids.tolist())}
 
     @classmethod
-    def from_database(cls, session: Session, client: Any, model_dir: Path, *,
+    def from_database(cls, session: Session, client: RedisClient, model_dir: Path, *,
                       settings: WorkerSettings | None = None, log: PredictionLogSampler | None = None) -> Worker:
         network = network_for_worker(session)
         catalog = StaticCatalog.load(session)
@@ -155,6 +156,7 @@ class Worker:
         if pings.empty:
             return
         latest = pings.sort_values("t").drop_duplicates("vehicle_id", keep="last")
+        row: Any  # an itertuples row: its fields are the frame's columns, whose types mypy cannot know
         for row in latest.itertuples(index=False):
             old = self.vehicles.get(str(row.vehicle_id))
             if old is not None and old.timestamp.timestamp() >= float(row.t):
