@@ -187,8 +187,9 @@ def _row_checks(raw: pd.DataFrame, now: float | None, max_age_s: float | None) -
     epoch_like = stamp.str.fullmatch(_EPOCH_RE)
     with_offset = stamp.str.contains(_OFFSET_RE, regex=True) & ~epoch_like
     parsed = pd.to_datetime(stamp.where(with_offset, None), utc=True, format="ISO8601", errors="coerce")
-    t = (parsed - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds().to_numpy(dtype=float, na_value=np.nan)
-    t = np.where(epoch_like, pd.to_numeric(stamp.where(epoch_like, None), errors="coerce"), t)
+    iso_t = (parsed - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds().to_numpy(dtype=float, na_value=np.nan)
+    t: npt.NDArray[np.float64] = np.where(epoch_like, pd.to_numeric(stamp.where(epoch_like, None), errors="coerce"),
+                                          iso_t)
     lat = pd.to_numeric(raw["latitude"].str.strip(), errors="coerce").to_numpy(dtype=float)
     lon = pd.to_numeric(raw["longitude"].str.strip(), errors="coerce").to_numpy(dtype=float)
     vehicle = raw["vehicle_id"].str.strip()

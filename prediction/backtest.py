@@ -332,7 +332,7 @@ def _slot_rows(result: Predictions, slots: ArrivalSlots, step_s: float) -> tuple
     first, width = int(slots.moment.min()), int(slots.moment.max() - slots.moment.min()) + 1
     ids = slots.arrival * width + (slots.moment - first)  # ascending: slots are built arrival by arrival
     near = np.flatnonzero(result.actual - result.made_at < SLOT_HORIZON_S)  # most rows are further ahead
-    owner = pd.Index(slots.arrival_key).get_indexer(result.arrival_key[near])
+    owner = pd.Index(slots.arrival_key).get_indexer(result.arrival_key[near])  # type: ignore[arg-type]  # any array-like
     moment = np.rint(result.made_at[near] / step_s).astype(np.int64) - first
     valid = (owner >= 0) & (moment >= 0) & (moment < width)
     row = near[valid]

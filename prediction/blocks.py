@@ -85,7 +85,8 @@ def near_terminal(net: SimNetwork, a: int, b: int) -> bool:
     stops = net.feed.stops
     if "parent_station" in stops.columns:
         parent_a, parent_b = stops["parent_station"].iat[a], stops["parent_station"].iat[b]
-        if pd.notna(parent_a) and pd.notna(parent_b) and str(parent_a) == str(parent_b):
+        # pandas-stubs: .iat's scalar union is wider than what pd.notna accepts
+        if pd.notna(parent_a) and pd.notna(parent_b) and str(parent_a) == str(parent_b):  # type: ignore[arg-type]
             return True
     distance = haversine_m(net.stop_lat[a], net.stop_lon[a], net.stop_lat[b], net.stop_lon[b])
     return bool(distance <= TERMINAL_NEAR_M)

@@ -82,7 +82,9 @@ def simulated_durations(length_m: float, *, days: int, seed: int, start: dt.date
 
 def _by_hour(frame: pd.DataFrame) -> pd.DataFrame:
     grouped = frame[frame["hour"].isin(_HOURS)].groupby(["weekend", "hour"])["minutes"]
-    return grouped.quantile([0.1, 0.5, 0.9]).unstack().rename(columns={0.1: "p10", 0.5: "median", 0.9: "p90"})
+    # pandas-stubs: GroupBy.quantile takes a list of quantiles too
+    return grouped.quantile([0.1, 0.5, 0.9]).unstack().rename(  # type: ignore[arg-type]
+        columns={0.1: "p10", 0.5: "median", 0.9: "p90"})
 
 
 def compare_with_astana(folder: Path, *, days: int = 28, seed: int = 0) -> pd.DataFrame:
@@ -104,7 +106,9 @@ def format_table(table: pd.DataFrame) -> str:
              f"{table.attrs.get('route_length_km', '?')} km",
              f"{'day':<8}{'hour':>4}  {'astana p10':>10} {'median':>7} {'p90':>7}   {'sim p10':>8} {'median':>7} "
              f"{'p90':>7}"]
-    for (weekend, hour), row in table.iterrows():
+    weekend: bool
+    hour: int
+    for (weekend, hour), row in table.iterrows():  # type: ignore[misc]  # pandas-stubs: the index is (weekend, hour)
         lines.append(f"{'weekend' if weekend else 'weekday':<8}{hour:>4}  {row['astana_p10']:>10.1f} "
                      f"{row['astana_median']:>7.1f} {row['astana_p90']:>7.1f}   {row['sim_p10']:>8.1f} "
                      f"{row['sim_median']:>7.1f} {row['sim_p90']:>7.1f}")

@@ -76,7 +76,7 @@ def resolve_start_dates(pings: pd.DataFrame, net: SimNetwork) -> pd.Series:
         best_day[better], best_gap[better] = days[better], gap[better]
     labels = np.array([d.strftime("%Y%m%d") for d in best_day], dtype=object)
     rows = np.flatnonzero(todo.to_numpy())[known]
-    out.iloc[rows] = labels
+    out.iloc[rows] = labels  # type: ignore[call-overload]  # pandas-stubs: no overload for an object array of str
     return out
 
 
@@ -136,8 +136,8 @@ def derive_events(net: SimNetwork, pings: pd.DataFrame, settings: EventSettings 
         return events.astype({"arrival": float, "departure": float, "known_at": float,
                               "passed_between_pings": bool})
     events["_vehicle"] = owner
-    claims = frame.assign(vehicle_id=vehicles).groupby(["trip_id", "start_date", "vehicle_id"]).size()
-    claims = claims.reset_index(name="n").sort_values(["n", "vehicle_id"], ascending=[False, True])
+    counts = frame.assign(vehicle_id=vehicles).groupby(["trip_id", "start_date", "vehicle_id"]).size()
+    claims = counts.reset_index(name="n").sort_values(["n", "vehicle_id"], ascending=[False, True])
     usual = claims.drop_duplicates(["trip_id", "start_date"]).rename(columns={"vehicle_id": "_vehicle"})
     events = events.merge(usual[["trip_id", "start_date", "_vehicle"]], on=["trip_id", "start_date", "_vehicle"])
     return events.drop(columns="_vehicle").reset_index(drop=True)

@@ -59,7 +59,7 @@ class KnownEvents:
         return KnownEvents(**{name: getattr(self, name)[mask] for name in self.__dataclass_fields__})
 
 
-def _slot(epoch: FloatArray, tz: object) -> IntArray:
+def _slot(epoch: FloatArray, tz: dt.tzinfo) -> IntArray:
     local = pd.DatetimeIndex(pd.to_datetime(epoch, unit="s", utc=True)).tz_convert(tz)
     weekend = (local.day_of_week >= 5).astype(np.int64)
     return (local.hour.to_numpy(dtype=np.int64) + 24 * weekend).astype(np.int64)
@@ -127,7 +127,7 @@ def _known_at(net: SimNetwork, frame: pd.DataFrame, pings: pd.DataFrame) -> Floa
     left = left.sort_values("departure")
     right = pings[["vehicle_id", "t"]].astype({"vehicle_id": str}).sort_values("t")
     merged = pd.merge_asof(left, right, left_on="departure", right_on="t", by="vehicle_id", direction="forward",
-                           tolerance=1800.0, allow_exact_matches=False)
+                           tolerance=1800.0, allow_exact_matches=False)  # type: ignore[arg-type]  # numeric keys: float
     known = merged["t"].fillna(merged["departure"] + _KNOWN_FALLBACK_S)
     out = np.empty(len(frame))
     out[merged["index"].to_numpy()] = np.maximum(known.to_numpy(float), merged["departure"].to_numpy(float))

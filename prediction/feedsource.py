@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import zipfile
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 
@@ -64,18 +65,16 @@ class FeedSource:
         """Read one file as text: every cell a string, empty cells missing, column names stripped."""
         if table not in self._names:
             return None
-        options: dict[str, object] = {
-            "dtype": "string",
-            "keep_default_na": False,
-            "na_values": [""],
-            "encoding": "utf-8-sig",
-        }
+
+        def read(source: Path | IO[bytes]) -> pd.DataFrame:
+            return pd.read_csv(source, dtype="string", keep_default_na=False, na_values=[""], encoding="utf-8-sig")
+
         try:
             if self.path.is_dir():
-                frame = pd.read_csv(self.path / self._names[table], **options)
+                frame = read(self.path / self._names[table])
             else:
                 with zipfile.ZipFile(self.path) as zf, zf.open(self._names[table]) as fh:
-                    frame = pd.read_csv(fh, **options)
+                    frame = read(fh)
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
             raise FeedInvalid([FeedIssue("error", "unreadable_file", f"cannot parse: {exc}",
                                          self._names[table])]) from exc

@@ -23,7 +23,7 @@ __all__ = ["BASELINES", "CANDIDATES", "OFFSETS_S", "DeviationBaseline", "KalmanB
 FloatArray = npt.NDArray[np.float64]
 
 
-class _Baseline(RegressorMixin, BaseEstimator):
+class _Baseline(RegressorMixin, BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no type hints
     """Shaped like ``DummyRegressor``: ``fit`` learns nothing but marks the estimator fitted."""
 
     def fit(self, X: pd.DataFrame, y: npt.ArrayLike | None = None) -> _Baseline:
@@ -53,10 +53,13 @@ class DeviationBaseline(_Baseline):
     schedule."""
 
     def _eta(self, X: pd.DataFrame) -> FloatArray:
+        eta: FloatArray
         if "deviation_eta_s" in X:
-            return np.maximum(X["deviation_eta_s"].to_numpy(float), 0.0)
+            eta = np.maximum(X["deviation_eta_s"].to_numpy(float), 0.0)
+            return eta
         deviation = X["block_deviation_s"] if "block_deviation_s" in X else X["deviation_s"]
-        return np.maximum(X["sched_eta_s"].to_numpy(float) + deviation.to_numpy(float), 0.0)
+        eta = np.maximum(X["sched_eta_s"].to_numpy(float) + deviation.to_numpy(float), 0.0)
+        return eta
 
 
 class KalmanBaseline(_Baseline):
@@ -66,7 +69,7 @@ class KalmanBaseline(_Baseline):
         return X["kalman_eta_s"].to_numpy(float)
 
 
-class QuantileETAModel(RegressorMixin, BaseEstimator):
+class QuantileETAModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]  # as _Baseline
     """The production predictor: a gradient-boosted correction of the Kalman estimate, and per group of rows the
     estimate that validation shows best — the booster, a baseline or a blend — shifted for the benchmark's windows.
 
@@ -148,7 +151,8 @@ class QuantileETAModel(RegressorMixin, BaseEstimator):
         base = X["kalman_eta_s"].to_numpy(float)
         if self.estimator_ is None or not len(base):  # scikit-learn refuses zero rows; a quiet moment has none
             return base
-        return base + self.estimator_.predict(X[list(FEATURES)])
+        median: FloatArray = base + self.estimator_.predict(X[list(FEATURES)])
+        return median
 
     def predict_quantiles(self, X: pd.DataFrame) -> list[FloatArray]:
         """ETA (s) at the low, middle and high quantile, never crossing and never negative."""
@@ -208,8 +212,10 @@ def _folds(X: pd.DataFrame, folds: int) -> npt.NDArray[np.int64]:
     day = np.floor((made - (X["hour"].to_numpy(float) - 3.0) * 3600.0) / 3600.0 + 0.5).astype(np.int64)
     ranks = np.unique(day, return_inverse=True)[1].astype(np.int64)
     if ranks.max() + 1 >= 2:
-        return ranks % max(min(folds, int(ranks.max()) + 1), 1)
-    return (made > np.median(made)).astype(np.int64)
+        fold: npt.NDArray[np.int64] = ranks % max(min(folds, int(ranks.max()) + 1), 1)
+        return fold
+    half: npt.NDArray[np.int64] = (made > np.median(made)).astype(np.int64)
+    return half
 
 
 def group_count() -> int:
@@ -247,7 +253,8 @@ def hits_by_offset(estimate: FloatArray, actual: FloatArray) -> FloatArray:
 
 def _hits(estimate: FloatArray, actual: FloatArray) -> FloatArray:
     """Hit rate of each offset of ``estimate`` under the benchmark's windows."""
-    return hits_by_offset(estimate, actual).mean(axis=1)
+    rate: FloatArray = hits_by_offset(estimate, actual).mean(axis=1)
+    return rate
 
 
 def _best(estimates: FloatArray, actual: FloatArray) -> tuple[int, float, float]:

@@ -94,7 +94,8 @@ class OnlineSelection:
         if switched.any():
             picked = eta[chosen[switched], np.flatnonzero(switched)] + self.offset[group[switched]]
             out[switched] = np.where(np.isfinite(picked), picked, out[switched])
-        return np.maximum(out, 0.0)
+        estimate: FloatArray = np.maximum(out, 0.0)
+        return estimate
 
     # --- learning -----------------------------------------------------------------------------------------------
     def record(self, now: float, key: IntArray, group: IntArray, eta: FloatArray, made_at: FloatArray | None = None,

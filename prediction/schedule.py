@@ -236,7 +236,8 @@ def _routes(routes: pd.DataFrame) -> pd.DataFrame:
     for column in ("route_color", "route_text_color"):
         if column in frame.columns:
             color = frame[column].astype("string").str.strip().str.upper()
-            frame[column] = color.where(color.str.fullmatch(r"[0-9A-F]{6}").fillna(False), pd.NA)
+            # pandas-stubs: Series.where's ``other`` does not admit pd.NA
+            frame[column] = color.where(color.str.fullmatch(r"[0-9A-F]{6}").fillna(False), pd.NA)  # type: ignore[call-overload]
     return frame
 
 
@@ -269,7 +270,7 @@ def _feed_info(feed_info: pd.DataFrame | None, issues: IssueList) -> dict[str, o
     if feed_info is None or feed_info.empty:
         return {}
     row = feed_info.iloc[0]
-    info: dict[str, object] = {k: (None if pd.isna(v) else v) for k, v in row.items()}
+    info: dict[str, object] = {str(k): (None if pd.isna(v) else v) for k, v in row.items()}  # column names are str
     for column in ("feed_start_date", "feed_end_date"):
         if column in feed_info.columns:
             parsed = parse_dates(issues, "feed_info.txt", feed_info, column, required=False)

@@ -83,12 +83,13 @@ class SimNetwork:
 def build_network(feed: ScheduleFeed) -> SimNetwork:
     """Flatten ``feed`` for the simulator (shapes, stop distances along them, segment ids)."""
     st = feed.stop_times.sort_values(["trip_id", "stop_sequence"], kind="stable").reset_index(drop=True)
-    trips = feed.trips.set_index("trip_id").loc[pd.unique(st["trip_id"])].reset_index()
+    # pandas-stubs: .loc does not list arrays of labels
+    trips = feed.trips.set_index("trip_id").loc[pd.unique(st["trip_id"])].reset_index()  # type: ignore[index]
     lines = shape_lines(feed.shape_points)
     dist = stop_distances(st, trips, feed.stops, lines)
     stop_ids = feed.stops["stop_id"].astype(str).to_numpy(dtype=object)
     stop_index = pd.Series(np.arange(len(stop_ids)), index=stop_ids)
-    visit_stop = stop_index.loc[st["stop_id"].astype(str).to_numpy()].to_numpy(dtype=np.int64)
+    visit_stop = stop_index.loc[st["stop_id"].astype(str).to_numpy()].to_numpy(dtype=np.int64)  # type: ignore[index]
     counts = st.groupby("trip_id", sort=False).size().loc[trips["trip_id"]].to_numpy()
     ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     first = np.zeros(len(st), dtype=bool)

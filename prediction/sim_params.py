@@ -72,7 +72,8 @@ def hourly_factor(profile: tuple[float, ...], seconds: FloatArray) -> FloatArray
     """A profile (one value per hour of the service day) evaluated at GTFS seconds, linear between hour centres."""
     table = np.asarray(profile, dtype=float)
     hours = np.clip(np.asarray(seconds, dtype=float) / 3600.0 - 0.5, 0.0, len(table) - 1.0)
-    return np.interp(hours, np.arange(len(table)), table)
+    factor: FloatArray = np.interp(hours, np.arange(len(table)), table)
+    return factor
 
 
 def demand_factor(seconds: FloatArray, weekend: bool) -> FloatArray:

@@ -73,8 +73,9 @@ def generate_pings(truth: DayTruth, net: SimNetwork, params: SimParams, interval
     ptr = truth.visit_ptr
     end_key = truth.arrival[ptr[1:] - 1] + _ALIGHT_S + truth.vehicle * _SPAN
     vehicles = np.unique(truth.vehicle)
-    v_start = pd.Series(window_key).groupby(truth.vehicle).min().loc[vehicles].to_numpy()
-    v_end = pd.Series(end_key).groupby(truth.vehicle).max().loc[vehicles].to_numpy() + params.pull_out_s
+    # pandas-stubs: .loc does not list integer arrays of labels
+    v_start = pd.Series(window_key).groupby(truth.vehicle).min().loc[vehicles].to_numpy()  # type: ignore[index]
+    v_end = pd.Series(end_key).groupby(truth.vehicle).max().loc[vehicles].to_numpy() + params.pull_out_s  # type: ignore[index]
     phase = rng.uniform(0.0, interval_s, len(vehicles))
     counts = np.maximum(((v_end - v_start - phase) // interval_s).astype(np.int64) + 1, 0)
     owner = np.repeat(np.arange(len(vehicles)), counts)

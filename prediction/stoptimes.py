@@ -82,8 +82,8 @@ def _check_trip_times(issues: IssueList, frame: pd.DataFrame) -> None:
     # the last known departure before each row, within the same trip
     known_dep = pd.Series(np.where(missing, np.nan, departure.astype(float)))
     trip_start = np.cumsum(first)
-    previous = known_dep.groupby(trip_start).shift(1)
-    previous = previous.groupby(trip_start).ffill().to_numpy()
+    shifted = known_dep.groupby(trip_start).shift(1)
+    previous = shifted.groupby(trip_start).ffill().to_numpy()
     backwards = ~missing & ~np.isnan(previous) & (arrival < np.nan_to_num(previous, nan=-1))
     issues.rows("error", "time_travels_backwards", FILE, "arrival_time", backwards, frame,
                 "arrival_time {value} is before the previous stop's departure")
@@ -154,7 +154,8 @@ def expand_frequencies(trips: pd.DataFrame, stop_times: pd.DataFrame,
     for template, windows in frequencies.groupby("trip_id", sort=False):
         pattern = by_trip.get_group(template)
         offset = int(pattern["departure_s"].to_numpy()[0])
-        starts = np.concatenate([np.arange(w.start_s, w.end_s, w.headway_secs, dtype=np.int64)
+        # pandas-stubs types itertuples fields as any pandas scalar; these columns are integer seconds
+        starts = np.concatenate([np.arange(w.start_s, w.end_s, w.headway_secs, dtype=np.int64)  # type: ignore[arg-type,misc]
                                  for w in windows.itertuples(index=False)])
         names = [f"{template}@{format_gtfs_time(int(start))}" for start in starts]
         tiled = pattern.iloc[np.tile(np.arange(len(pattern)), len(starts))].reset_index(drop=True)

@@ -50,7 +50,7 @@ def check_agency(issues: IssueList, agency: pd.DataFrame) -> str | None:
         return None
     zones = agency["agency_timezone"].astype("string").str.strip()
     for pos, zone in enumerate(zones):
-        if zone is pd.NA:
+        if zone is pd.NA:  # type: ignore[comparison-overlap]  # pandas-stubs: a "string" Series yields pd.NA too
             continue
         try:
             zoneinfo.ZoneInfo(str(zone))
