@@ -99,7 +99,7 @@ class DemoTaps:
         for row in taps.itertuples(index=False):
             self.seq += 1
             number = self.numbers[zlib.crc32(str(row.card_id).encode()) % len(self.numbers)]
-            at = dt.datetime.fromtimestamp(float(row.t), dt.UTC)
+            at = dt.datetime.fromtimestamp(float(row.t), dt.UTC)  # type: ignore[arg-type]  # itertuples: any scalar
             body = f"{self.device_id}|{self.seq}|{row.vehicle_id}|{row.route_id}|{at.isoformat()}"
             req = TapRequest(device_id=self.device_id, device_seq=self.seq, card_number=number,
                              vehicle_id=str(row.vehicle_id), route_id=str(row.route_id), tapped_at=at, offline=False,

@@ -136,7 +136,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-class StderrHandler(logging.StreamHandler):
+class StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever ``sys.stderr`` is when a record comes (as ``logging.lastResort`` does), so that output
     redirected later — a CLI runner's, pytest's — gets the records too."""
 
@@ -144,7 +144,7 @@ class StderrHandler(logging.StreamHandler):
         logging.Handler.__init__(self)
 
     @property
-    def stream(self) -> TextIO:
+    def stream(self) -> TextIO:  # type: ignore[override]  # read at each record; nothing sets it (no setStream)
         return sys.stderr
 
 

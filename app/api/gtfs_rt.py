@@ -33,7 +33,8 @@ def _snapshot_body(app: Flask, feed: str) -> bytes:
                 return snapshot.body
         except REDIS_ERRORS:
             guard.failed()
-    return empty_feed(dt.datetime.now(dt.UTC)).SerializeToString()
+    empty: bytes = empty_feed(dt.datetime.now(dt.UTC)).SerializeToString()
+    return empty
 
 
 def _answer(feed: str) -> ResponseReturnValue:

@@ -19,7 +19,7 @@ STREAMS_BUSY_RETRY_S = 30
 
 
 def _stream_slots(app: Flask) -> threading.BoundedSemaphore:
-    found = app.extensions.get("sse_slots")
+    found: threading.BoundedSemaphore | None = app.extensions.get("sse_slots")
     if found is None:
         found = app.extensions.setdefault("sse_slots", threading.BoundedSemaphore(app.config["REALTIME_SSE_STREAMS"]))
     return found

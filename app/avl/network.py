@@ -6,11 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, select
 from sqlalchemy.orm import Session
 
 from app.models import Calendar, CalendarDate, FeedVersion, ShapePoint, Stop, StopTime, Trip
@@ -71,7 +72,7 @@ class FeedNetwork:
     visits: pd.DataFrame  # trip_id, stop_sequence, arrival_s, departure_s
 
 
-def _frame(conn: Connection, query: object) -> pd.DataFrame:
+def _frame(conn: Connection, query: Select[*tuple[Any, ...]]) -> pd.DataFrame:
     return pd.read_sql(query, conn)
 
 

@@ -254,7 +254,7 @@ def event_rows(network: FeedNetwork, events: pd.DataFrame, pings: pd.DataFrame |
 
 def _visits(net: SimNetwork, trip_ids: ObjectArray, seq: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """Index into the network's visits of each (trip, stop_sequence): trips' visits are in stop_sequence order."""
-    trip = pd.Index(net.trip_ids).get_indexer(trip_ids)
+    trip = pd.Index(net.trip_ids).get_indexer(trip_ids)  # type: ignore[arg-type]  # pandas-stubs: any array-like
     if (trip < 0).any():
         raise LookupError(f"trip {trip_ids[np.argmin(trip)]} is not in the feed")
     out = np.empty(len(trip), dtype=np.int64)

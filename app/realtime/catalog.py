@@ -65,16 +65,17 @@ class StaticCatalog:
         def text(value: Any) -> str | None:
             return None if value is None or (isinstance(value, float) and value != value) else str(value)
 
+        # pandas-stubs types itertuples fields as any pandas scalar: the ignores below are for numeric columns
         routes = {str(r.route_id): RouteInfo(str(r.route_id), text(getattr(r, "route_short_name", None)),
                                              text(getattr(r, "route_color", None)),
                                              text(getattr(r, "route_text_color", None)))
                   for r in feed.routes.itertuples(index=False)}
         trips = {str(t.trip_id): TripInfo(str(t.trip_id), str(t.route_id), text(getattr(t, "trip_headsign", None)),
                                           None if text(getattr(t, "direction_id", None)) is None
-                                          else int(t.direction_id))
+                                          else int(t.direction_id))  # type: ignore[arg-type]
                  for t in feed.trips.itertuples(index=False)}
         stops = {str(s.stop_id): {"stop_id": str(s.stop_id), "name": text(getattr(s, "stop_name", None)),
-                                  "lat": float(s.stop_lat), "lon": float(s.stop_lon)}
+                                  "lat": float(s.stop_lat), "lon": float(s.stop_lon)}  # type: ignore[arg-type]
                  for s in feed.stops.itertuples(index=False)}
         return cls(feed_id, ZoneInfo(feed.timezone), routes, trips, stops)
 

@@ -238,4 +238,5 @@ def feed_json(body: bytes) -> dict[str, Any]:
     """A serialized FeedMessage as JSON-ready data (field names as in the proto)."""
     feed = rt.FeedMessage()
     feed.ParseFromString(body)
-    return MessageToDict(feed, preserving_proto_field_name=True)
+    data: dict[str, Any] = MessageToDict(feed, preserving_proto_field_name=True)
+    return data

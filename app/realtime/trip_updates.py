@@ -125,7 +125,8 @@ class TripUpdateEncoder:
 
     def known(self, trips: IntArray, visits: IntArray) -> npt.NDArray[np.bool_]:
         """Rows whose trip and stop the static feed knows (the others are left out)."""
-        return self.trip_known[trips] & self.stop_known[self.visit_stop[visits]]
+        known: npt.NDArray[np.bool_] = self.trip_known[trips] & self.stop_known[self.visit_stop[visits]]
+        return known
 
     def encode(self, trips: IntArray, start_dates: npt.NDArray[np.object_], visits: IntArray, predicted: FloatArray,
                lower: FloatArray | None, upper: FloatArray | None, vehicle_ids: npt.NDArray[np.object_],

@@ -62,6 +62,7 @@ def _shenzhen_rows(frame: pd.DataFrame, dataset: str) -> tuple[list[dict[str, An
     rows: list[dict[str, Any]] = []
     open_entry: dict[str, dict[str, Any]] = {}
     skipped = 0
+    r: Any  # an itertuples row: its fields are the frame's columns, whose types mypy cannot know
     for r in frame.itertuples(index=False):
         epoch = int(dt.datetime.fromisoformat(str(r.deal_date)).replace(tzinfo=SHENZHEN_TZ).timestamp())
         card = "sz:" + str(r.card_no)
@@ -110,7 +111,8 @@ def _rated(profile: FareProfile, taps: pd.DataFrame) -> Iterable[tuple[Any, int,
         for row in taps.itertuples(index=False):
             yield row, 0, "pass_month", "pass"
         return
-    ins = [TapIn(str(i), row.at, str(row.vehicle_id), str(row.route_id)) for i, row in
+    # pandas-stubs types itertuples fields as any pandas scalar; ``at`` is the datetime column
+    ins = [TapIn(str(i), row.at, str(row.vehicle_id), str(row.route_id)) for i, row in  # type: ignore[arg-type]
            zip(taps.index, taps.itertuples(index=False), strict=True)]
     by_id = {r.tap_id: r for r in rate(profile, category, ins)}
     for i, row in zip(taps.index, taps.itertuples(index=False), strict=True):

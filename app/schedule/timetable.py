@@ -145,7 +145,8 @@ def _departures_on(
     return list(_as_departures(session.execute(query).all(), day, tz))
 
 
-def _departure_query(feed_id: int, stop_ids: Collection[str], services: Collection[str], route: str | None) -> Select:
+def _departure_query(feed_id: int, stop_ids: Collection[str], services: Collection[str],
+                     route: str | None) -> Select[*tuple[Any, ...]]:
     """Stop times where a passenger can board: pickup allowed and not the trip's last stop."""
     later = aliased(StopTime)
     query = (

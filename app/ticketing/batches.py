@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, String, any_, cast, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.models import Card, CardPass, Device, LedgerAccount, LedgerEntry, LedgerTransaction, Tap
@@ -114,8 +114,8 @@ def _utc(value: dt.datetime | str) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _in(session: Session, column: Any, values: Sequence[Any], kind: type[String] | type[BigInteger],
-        ) -> ColumnElement[bool]:
+def _in(session: Session, column: InstrumentedAttribute[Any], values: Sequence[Any],
+        kind: type[String] | type[BigInteger]) -> ColumnElement[bool]:
     """``column IN values``; on PostgreSQL ``= ANY(array)``: one parameter instead of thousands to render, sent
     as the array's text (psycopg's list adapter runs a regular expression per element: 0.84 ms for a chunk's
     2,500 earlier-ride ids, against 0.19 ms)."""

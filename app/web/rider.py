@@ -40,7 +40,8 @@ def _remember(response: Response) -> Response:
 
 
 def _app() -> Flask:
-    return current_app._get_current_object()  # type: ignore[attr-defined]
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    return app
 
 
 def format_clock(iso: str | None) -> str:

@@ -128,7 +128,7 @@ class LiveEvents:
         what a replay uses); returns how many moved a run forward or refined its current stop."""
         if events.empty:
             return 0
-        trips = self._trip_index.get_indexer(events["trip_id"].astype(str))
+        trips = self._trip_index.get_indexer(events["trip_id"].astype(str))  # type: ignore[arg-type]  # any array-like
         frame = events.assign(_trip=trips)
         frame = frame[frame["_trip"] >= 0]
         visits = self._visits(frame["_trip"].to_numpy(np.int64), frame["stop_sequence"].to_numpy(np.int64))
