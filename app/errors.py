@@ -5,7 +5,7 @@
     ├── BadRequest          (400: a parameter is missing or malformed; names the field)
     └── NoActiveFeed        (503: no schedule has been imported yet)
 
-Feed import errors live in ``prediction.feedcheck`` (``FeedInvalid``) because validation is pure.
+Feed import errors live in ``prediction.gtfs.feedcheck`` (``FeedInvalid``) because validation is pure.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from app import get_db
+from app.extensions import get_db
 
 __all__ = ["idempotency_group"]
 

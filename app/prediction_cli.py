@@ -14,9 +14,9 @@ if TYPE_CHECKING:
 
     from app.avl.network import FeedNetwork
     from app.db import Database
-    from prediction.features import KnownEvents
-    from prediction.schedule import ScheduleFeed
-    from prediction.sim_network import SimNetwork
+    from prediction.eta.features import KnownEvents
+    from prediction.gtfs.schedule import ScheduleFeed
+    from prediction.network import Network
 
 __all__ = ["backtest_command", "model_group"]
 
@@ -27,9 +27,9 @@ _MODELS = click.option("--models", "models", type=click.Path(file_okay=False, pa
 
 def _feed_and_pings(gtfs: Path, pings: tuple[Path, ...]) -> tuple[ScheduleFeed, pd.DataFrame]:
     """The checked feed and the usable pings of every file (rejections counted on stderr)."""
-    from prediction.avlio import PingFileError, read_pings
-    from prediction.feedcheck import FeedInvalid
-    from prediction.schedule import read_schedule
+    from prediction.avl.avlio import PingFileError, read_pings
+    from prediction.gtfs.feedcheck import FeedInvalid
+    from prediction.gtfs.schedule import read_schedule
 
     try:
         feed = read_schedule(gtfs, canonical=False)
@@ -44,11 +44,11 @@ def _feed_and_pings(gtfs: Path, pings: tuple[Path, ...]) -> tuple[ScheduleFeed, 
     return feed, read.pings
 
 
-def _history(gtfs: Path, pings: tuple[Path, ...]) -> tuple[SimNetwork, KnownEvents]:
+def _history(gtfs: Path, pings: tuple[Path, ...]) -> tuple[Network, KnownEvents]:
     """The feed as a network and the stop events of every ping file, with when each became known (in memory)."""
-    from prediction.events import derive_events
-    from prediction.features import prepare_events
-    from prediction.sim_network import build_network
+    from prediction.avl.events import derive_events
+    from prediction.eta.features import prepare_events
+    from prediction.network import build_network
 
     feed, frame = _feed_and_pings(gtfs, pings)
     net = build_network(feed)
@@ -58,7 +58,7 @@ def _history(gtfs: Path, pings: tuple[Path, ...]) -> tuple[SimNetwork, KnownEven
     return net, prepare_events(net, events, frame)
 
 
-def _stored_history(url: str, gtfs: Path, pings: tuple[Path, ...]) -> tuple[SimNetwork, KnownEvents]:
+def _stored_history(url: str, gtfs: Path, pings: tuple[Path, ...]) -> tuple[Network, KnownEvents]:
     """What the live service would hold: the feed imported by the schedule importer into the database at
     ``url`` (migrated first; it must hold no feed yet), the stop events derived from every ping stored in
     ``avl_stop_events`` — and then both read back from there, so the replay sees the stored rows."""
@@ -69,8 +69,8 @@ def _stored_history(url: str, gtfs: Path, pings: tuple[Path, ...]) -> tuple[SimN
     from app.migrate import upgrade
     from app.models import FeedVersion
     from app.schedule.importer import load_schedule
-    from prediction.events import derive_events
-    from prediction.features import prepare_events
+    from prediction.avl.events import derive_events
+    from prediction.eta.features import prepare_events
 
     feed, frame = _feed_and_pings(gtfs, pings)
     upgrade(url)
@@ -159,7 +159,7 @@ def _bar(desc: str):  # type: ignore[no-untyped-def]
 @click.option("--history-hours", "history_hours", type=click.FloatRange(min=0), default=None,
               help="Keep only the last H hours of history before --train-until (0: a new city, no history).")
 @click.option("--online/--no-online", default=True, show_default=True,
-              help="Re-choose hourly from the arrivals seen, as the worker does (prediction/online.py).")
+              help="Re-choose hourly from the arrivals seen, as the worker does (prediction/eta/online.py).")
 def backtest_command(gtfs: Path, pings: tuple[Path, ...], more: tuple[Path, ...], train_until: str,
                      json_out: Path, step: float, train_step: float, database_url: str | None,
                      threads: int, history_hours: float | None, online: bool) -> None:
@@ -167,7 +167,7 @@ def backtest_command(gtfs: Path, pings: tuple[Path, ...], more: tuple[Path, ...]
     --train-until, replay the pings after it every --step s as the live service would, and score 4 predictors."""
     import tempfile
 
-    from prediction.backtest import backtest, format_table
+    from prediction.eta.backtest import backtest, format_table
 
     cutoff = _epoch(_iso(train_until))
     with tempfile.TemporaryDirectory(prefix="qala-backtest-") as folder:
@@ -212,9 +212,9 @@ def model_train(gtfs: Path, pings: tuple[Path, ...], more: tuple[Path, ...], tra
     """Fit the quantile model on stop events from ping CSVs and save it with its metadata."""
     import pandas as pd
 
-    from prediction.artifacts import save_model
-    from prediction.backtest import training_set
-    from prediction.models import QuantileETAModel
+    from prediction.eta.artifacts import save_model
+    from prediction.eta.backtest import training_set
+    from prediction.eta.models import QuantileETAModel
 
     net, known = _history(gtfs, (*pings, *more))
     cutoff = _epoch(_iso(train_until)) if train_until else float(known.known_at.max()) + 1.0
@@ -240,11 +240,11 @@ def model_evaluate(gtfs: Path, pings: tuple[Path, ...], more: tuple[Path, ...], 
     """Replay pings from --from with the newest good model beside the three baselines; print the table."""
     import pandas as pd
 
-    from prediction.artifacts import load_predictor
-    from prediction.backtest import format_table, replay
-    from prediction.features import FEATURES
-    from prediction.metrics import score_predictions
-    from prediction.models import BASELINES
+    from prediction.eta.artifacts import load_predictor
+    from prediction.eta.backtest import format_table, replay
+    from prediction.eta.features import FEATURES
+    from prediction.eta.metrics import score_predictions
+    from prediction.eta.models import BASELINES
 
     net, known = _history(gtfs, (*pings, *more))
     loaded = load_predictor(models, feed_sha256=net.feed.sha256)
@@ -268,7 +268,7 @@ def model_evaluate(gtfs: Path, pings: tuple[Path, ...], more: tuple[Path, ...], 
 @_MODELS
 def model_list(models: Path) -> None:
     """Model files, newest first, with their training window and feed."""
-    from prediction.artifacts import list_models
+    from prediction.eta.artifacts import list_models
 
     rows = list_models(models) if models.is_dir() else []
     if not rows:

@@ -1,4 +1,4 @@
-"""Trip assignment without trip ids: how often ``prediction.assign`` finds the true trip, route and direction.
+"""Trip assignment without trip ids: how often ``prediction.avl.assign`` finds the true trip, route and direction.
 
 Simulate a day first, e.g. ``qala simulate --feed gtfs_data/almaty --start 2026-03-16 --days 1 --seed 5
 --ping-interval 30 --out /tmp/sim``, then ``python bench/avl_assign.py /tmp/sim/pings_2026-03-16.csv``: the pings
@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prediction.assign import AssignSettings, TripAssigner, assign_pings
-from prediction.avlio import read_pings
-from prediction.events import derive_events
-from prediction.schedule import read_schedule
-from prediction.servicedays import service_day_start
-from prediction.sim_network import SimNetwork, build_network
+from prediction.avl.assign import AssignSettings, TripAssigner, assign_pings
+from prediction.avl.avlio import read_pings
+from prediction.avl.events import derive_events
+from prediction.gtfs.schedule import read_schedule
+from prediction.gtfs.servicedays import service_day_start
+from prediction.network import Network, build_network
 
 
 def _scores(got: pd.Series, truth: pd.Series, route_dir: dict[str, str]) -> tuple[float, float]:
@@ -38,7 +38,7 @@ def _scores(got: pd.Series, truth: pd.Series, route_dir: dict[str, str]) -> tupl
     return float(trip_ok.mean()), float(rd_ok.mean())
 
 
-def _same_run(got: pd.Series, truth: pd.Series, net: SimNetwork) -> float:
+def _same_run(got: pd.Series, truth: pd.Series, net: Network) -> float:
     """Share of pings whose trip is the true one or an identical run of the feed (same shape and first departure)."""
     run = {str(t): (s, int(d)) for t, s, d in zip(net.trip_ids, net.trip_shape, net.visit_dep[net.visit_ptr[:-1]],
                                                    strict=True)}

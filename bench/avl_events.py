@@ -22,11 +22,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from prediction.avlio import read_pings  # noqa: E402
-from prediction.events import derive_events, resolve_start_dates  # noqa: E402
-from prediction.schedule import read_schedule  # noqa: E402
-from prediction.sim_network import build_network  # noqa: E402
-from prediction.simulate import CitySimulator  # noqa: E402
+from prediction.avl.avlio import read_pings  # noqa: E402
+from prediction.avl.events import derive_events, resolve_start_dates  # noqa: E402
+from prediction.gtfs.schedule import read_schedule  # noqa: E402
+from prediction.network import build_network  # noqa: E402
+from prediction.sim.simulate import CitySimulator  # noqa: E402
 
 EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 

@@ -25,9 +25,9 @@ from app.avl.ingest import FRAME_COLUMNS, AvlService, IngestReport, IngestSettin
 from app.db import Database  # noqa: E402
 from app.schedule.importer import import_feed  # noqa: E402
 from bench.benchdb import fresh_database  # noqa: E402
-from prediction.schedule import read_schedule  # noqa: E402
-from prediction.sim_network import build_network  # noqa: E402
-from prediction.simulate import CitySimulator  # noqa: E402
+from prediction.gtfs.schedule import read_schedule  # noqa: E402
+from prediction.network import build_network  # noqa: E402
+from prediction.sim.simulate import CitySimulator  # noqa: E402
 
 
 def main() -> None:

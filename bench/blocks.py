@@ -1,4 +1,4 @@
-"""Inferred blocks against real ones: does ``prediction.blocks.next_trips`` chain trips as the buses really ran?
+"""Inferred blocks against real ones: does ``prediction.gtfs.blocks.next_trips`` chain trips as the buses really ran?
 
 ``python bench/blocks.py`` reads the real data in place:
 
@@ -30,10 +30,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from prediction.avlio import read_pings
-from prediction.blocks import next_trips
-from prediction.schedule import read_schedule
-from prediction.sim_network import SimNetwork, build_network, infer_blocks
+from prediction.avl.avlio import read_pings
+from prediction.gtfs.blocks import next_trips
+from prediction.gtfs.schedule import read_schedule
+from prediction.network import Network, build_network, infer_blocks
 
 IntArray = npt.NDArray[np.int64]
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -41,7 +41,7 @@ HIDDEN = {"hart": DATA / "gtfs" / "hart_tampa_2016.zip", "almaty": Path(__file__
           / "almaty"}
 
 
-def observed_pairs(net: SimNetwork, ping_files: list[Path]) -> pd.DataFrame:
+def observed_pairs(net: Network, ping_files: list[Path]) -> pd.DataFrame:
     """Per ping file (a day) and vehicle, the feed trips the vehicle ran in the order of their first ping: one row
     per trip with ``trip`` (index into ``net.trip_ids``) and ``after`` (the next one, -1 for its last)."""
     index = pd.Series(np.arange(len(net.trip_ids)), index=net.trip_ids)
@@ -72,7 +72,7 @@ def scores_on_blocks(following: IntArray, truth: IntArray) -> tuple[float, float
         (truth >= 0).sum())
 
 
-def greedy_next_trips(net: SimNetwork) -> IntArray:
+def greedy_next_trips(net: Network) -> IntArray:
     """The simulator's chains (``infer_blocks``, per service) as next trips, for comparison."""
     out = np.full(len(net.trip_ids), -1, dtype=np.int64)
     start = net.visit_dep[net.visit_ptr[:-1]]
@@ -85,7 +85,7 @@ def greedy_next_trips(net: SimNetwork) -> IntArray:
     return out
 
 
-def services_from_days(net: SimNetwork, observed: pd.DataFrame) -> SimNetwork:
+def services_from_days(net: Network, observed: pd.DataFrame) -> Network:
     """The same network with each trip's service the set of days it was observed on (unseen trips: one more)."""
     days = observed.groupby("trip")["day"].agg(lambda d: ",".join(str(x) for x in sorted(set(d))))
     service = np.full(len(net.trip_ids), "unseen", dtype=object)
@@ -93,12 +93,12 @@ def services_from_days(net: SimNetwork, observed: pd.DataFrame) -> SimNetwork:
     return dataclasses.replace(net, trip_service=service, blocks={})
 
 
-def hide_blocks(net: SimNetwork) -> SimNetwork:
+def hide_blocks(net: Network) -> Network:
     """The same network with every ``block_id`` removed."""
     return dataclasses.replace(net, trip_block=np.full(len(net.trip_ids), None, dtype=object), blocks={})
 
 
-RULES: dict[str, Callable[[SimNetwork], IntArray]] = {"assignment": next_trips, "greedy": greedy_next_trips}
+RULES: dict[str, Callable[[Network], IntArray]] = {"assignment": next_trips, "greedy": greedy_next_trips}
 
 
 def main() -> None:

@@ -27,8 +27,8 @@ from app.models import FeedVersion, StopTime  # noqa: E402
 from app.schedule.bulk import conform  # noqa: E402
 from app.schedule.importer import import_feed  # noqa: E402
 from bench.benchdb import fresh_database  # noqa: E402
-from prediction.schedule import read_schedule  # noqa: E402
-from prediction.synth import write_synthetic_feed  # noqa: E402
+from prediction.gtfs.schedule import read_schedule  # noqa: E402
+from prediction.sim.synth import write_synthetic_feed  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/qala_bench"
 SYNTH_ROUTES = int(os.environ.get("BENCH_SYNTH_ROUTES", "200"))

@@ -28,11 +28,11 @@ from typing import Any
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from app.prediction_cli import _history
-from prediction.backtest import backtest
-from prediction.features import KnownEvents
-from prediction.schedule import read_schedule
-from prediction.sim_network import SimNetwork
-from prediction.simulate import simulate_days
+from prediction.eta.backtest import backtest
+from prediction.eta.features import KnownEvents
+from prediction.gtfs.schedule import read_schedule
+from prediction.network import Network
+from prediction.sim.simulate import simulate_days
 
 ROOT = Path(__file__).resolve().parents[1]
 POINTS: tuple[tuple[str, float | None], ...] = (("0 h", 0.0), ("3 h", 3.0), ("1 day", 24.0), ("all", None))
@@ -42,14 +42,14 @@ ALMATY_START, ALMATY_DAYS, ALMATY_CUTOFF = dt.date(2026, 3, 2), 8, "2026-03-09T0
 BUCKETS = ("0-3", "3-6", "6-10", "10-15")
 
 
-def austin(data: Path) -> tuple[SimNetwork, KnownEvents, float]:
+def austin(data: Path) -> tuple[Network, KnownEvents, float]:
     folder = data / "avl" / "austin_capmetro_2016"
     pings = tuple(folder / f"pings_{day}.csv" for day in AUSTIN_DAYS)
     net, known = _history(data / "gtfs" / "austin_capmetro_2016.zip", pings)
     return net, known, dt.datetime.fromisoformat(AUSTIN_CUTOFF).timestamp()
 
 
-def almaty(folder: Path) -> tuple[SimNetwork, KnownEvents, float]:
+def almaty(folder: Path) -> tuple[Network, KnownEvents, float]:
     """Simulate the days into ``folder`` (as ``qala simulate`` does) and derive their events."""
     feed = ROOT / "gtfs_data" / "almaty"
     simulate_days(read_schedule(feed, canonical=False), ALMATY_START, ALMATY_DAYS, folder, seed=5,

@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prediction.backtest import training_set
-from prediction.features import prepare_events
-from prediction.models import CANDIDATES, QuantileETAModel
-from prediction.online import OnlineSelection, arrival_keys, candidate_etas, groups_of
-from prediction.predict_snapshot import LiveState
-from prediction.schedule import read_schedule
-from prediction.sim_network import build_network
-from prediction.simulate import CitySimulator
-from prediction.synth import write_synthetic_feed
+from prediction.eta.backtest import training_set
+from prediction.eta.features import prepare_events
+from prediction.eta.models import CANDIDATES, QuantileETAModel
+from prediction.eta.online import OnlineSelection, arrival_keys, candidate_etas, groups_of
+from prediction.eta.snapshot import LiveState
+from prediction.gtfs.schedule import read_schedule
+from prediction.network import build_network
+from prediction.sim.simulate import CitySimulator
+from prediction.sim.synth import write_synthetic_feed
 
 DAY = dt.date(2026, 3, 3)
 

@@ -51,7 +51,7 @@ from app.reports.queries import Filters, report_names, run_report  # noqa: E402
 from app.reports.rollups import ONTIME_CLAMP, RollupSettings, rebuild_dates  # noqa: E402
 from app.reports.zones import GRID_M, StopPoint, assign_zones, rebuild_zone_days  # noqa: E402
 from bench.benchdb import fresh_database  # noqa: E402
-from prediction.metrics import ETA_BUCKETS  # noqa: E402
+from prediction.eta.metrics import ETA_BUCKETS  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/qala_bench_rep"
 ALMATY = ZoneInfo("Asia/Almaty")

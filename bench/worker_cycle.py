@@ -31,14 +31,14 @@ from app.cache import connect_redis
 from app.realtime.catalog import StaticCatalog
 from app.worker.loop import Shard, Worker, WorkerSettings
 from app.worker.predict import Predictor
-from prediction.backtest import training_set
-from prediction.features import prepare_events
-from prediction.models import QuantileETAModel
-from prediction.predict_snapshot import LiveState
-from prediction.schedule import read_schedule
-from prediction.sim_network import build_network
-from prediction.simulate import CitySimulator
-from prediction.synth import write_synthetic_feed
+from prediction.eta.backtest import training_set
+from prediction.eta.features import prepare_events
+from prediction.eta.models import QuantileETAModel
+from prediction.eta.snapshot import LiveState
+from prediction.gtfs.schedule import read_schedule
+from prediction.network import build_network
+from prediction.sim.simulate import CitySimulator
+from prediction.sim.synth import write_synthetic_feed
 
 DAY = dt.date(2026, 3, 3)
 STEP_S = 10.0

@@ -32,7 +32,7 @@ from app.models import (
     Trip,
 )
 from prediction.geo import cumulative_distance_m
-from prediction.gtfstime import parse_gtfs_time
+from prediction.gtfs.gtfstime import parse_gtfs_time
 
 __all__ = ["ALMATY_OFFSET", "TUESDAY", "add_demo_feed", "add_feed_version", "search_text"]
 

@@ -21,12 +21,12 @@ from app.avl.network import FeedNetwork, RouteGrid
 from app.avl.tracker import TripTracker
 from app.models import Ping
 from app.schedule.importer import import_feed
-from prediction.assign import TripAssigner, assign_pings, fill_trips
-from prediction.avlio import read_pings, write_csv
-from prediction.events import derive_events
-from prediction.schedule import read_schedule
-from prediction.sim_network import SimNetwork, build_network
-from prediction.simulate import CitySimulator
+from prediction.avl.assign import TripAssigner, assign_pings, fill_trips
+from prediction.avl.avlio import read_pings, write_csv
+from prediction.avl.events import derive_events
+from prediction.gtfs.schedule import read_schedule
+from prediction.network import Network, build_network
+from prediction.sim.simulate import CitySimulator
 from tests.fixtures.line_feed import write_line_feed
 
 DAY = dt.date(2026, 3, 3)
@@ -40,11 +40,11 @@ def feed_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def network(feed_dir: Path) -> SimNetwork:
+def network(feed_dir: Path) -> Network:
     return build_network(read_schedule(feed_dir, canonical=False))
 
 
-def _day(network: SimNetwork, interval: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _day(network: Network, interval: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A simulated day's pings (with epoch ``t``) and true stop events."""
     day = CitySimulator(network, seed=11).run_day(DAY, ping_interval_s=interval)
     pings = day.pings.assign(t=(pd.to_datetime(day.pings["timestamp"], format="ISO8601", utc=True) - EPOCH)
@@ -62,7 +62,7 @@ def _share_correct(got: pd.Series, truth: pd.Series) -> float:
 
 
 @pytest.mark.parametrize(("interval", "batch_min", "live_min"), [(20.0, 0.95, 0.90), (240.0, 0.85, 0.60)])
-def test_assignment_matches_simulated_truth(network: SimNetwork, interval: float, batch_min: float,
+def test_assignment_matches_simulated_truth(network: Network, interval: float, batch_min: float,
                                             live_min: float) -> None:
     # measured 0.976 / 0.936 (20 s) and 0.884 / 0.641 (4 min); R32 runs on part of R12's street, and a bus
     # standing at a terminal is on the run it leaves on next, which live labelling can only guess
@@ -75,7 +75,7 @@ def test_assignment_matches_simulated_truth(network: SimNetwork, interval: float
     assert (batch.loc[assigned, "start_date"] == DAY.strftime("%Y%m%d")).all()
 
 
-def test_live_batches_carry_each_vehicles_state(network: SimNetwork) -> None:
+def test_live_batches_carry_each_vehicles_state(network: Network) -> None:
     pings, _ = _day(network, 20.0)
     hidden = _hidden(pings)
     tracker = TripTracker()
@@ -89,7 +89,7 @@ def test_live_batches_carry_each_vehicles_state(network: SimNetwork) -> None:
 
 
 def test_ingest_assigns_and_a_restart_replays_stored_pings(app: Flask, feed_dir: Path,
-                                                           network: SimNetwork) -> None:
+                                                           network: Network) -> None:
     import_feed(get_db(app), feed_dir, canonical=False)
     pings, _ = _day(network, 20.0)
     ordered = _hidden(pings).sort_values("t", kind="stable").drop_duplicates(["vehicle_id", "t"])[list(FRAME_COLUMNS)]
@@ -134,7 +134,7 @@ def _moving(bus: pd.DataFrame, rows: slice, east_m: float) -> pd.DataFrame:
     return moved
 
 
-def test_gps_jump_and_detour_keep_the_run(network: SimNetwork) -> None:
+def test_gps_jump_and_detour_keep_the_run(network: Network) -> None:
     pings, _ = _day(network, 20.0)
     bus = _one_run(pings)
     moving = np.flatnonzero(bus["speed"].to_numpy() > 0)
@@ -148,7 +148,7 @@ def test_gps_jump_and_detour_keep_the_run(network: SimNetwork) -> None:
     assert _share_correct(clean, bus["trip_id"]) >= 0.95
 
 
-def test_parked_bus_gets_no_trip(network: SimNetwork) -> None:
+def test_parked_bus_gets_no_trip(network: Network) -> None:
     # standing for an hour mid-route, where only passing buses stop: no run explains it
     line = network.lines["R12-0"]
     lat, lon, _ = line.locate(np.array([line.length_m * 0.6]))
@@ -160,7 +160,7 @@ def test_parked_bus_gets_no_trip(network: SimNetwork) -> None:
         assert got.isna().mean() >= 0.9
 
 
-def test_events_from_assigned_trips(network: SimNetwork, feed_dir: Path, tmp_path: Path) -> None:
+def test_events_from_assigned_trips(network: Network, feed_dir: Path, tmp_path: Path) -> None:
     pings, truth = _day(network, 20.0)
     events = derive_events(network, fill_trips(network, _hidden(pings)))
     both = truth.merge(events, on=["trip_id", "start_date", "stop_sequence"], how="left")
@@ -180,7 +180,7 @@ def test_events_from_assigned_trips(network: SimNetwork, feed_dir: Path, tmp_pat
     assert len(written) >= 0.98 * len(truth)
 
 
-def test_a_live_assigner_forgets_past_days(network: SimNetwork) -> None:
+def test_a_live_assigner_forgets_past_days(network: Network) -> None:
     assigner = TripAssigner(network)
     first = pd.Timestamp("2026-03-03T08:00:00+05:00").timestamp()
     assigner.near(np.array([first]), np.array([43.238]), np.array([76.9]))

@@ -17,10 +17,10 @@ from app import get_db
 from app.avl.context import get_avl
 from app.avl.ingest import FRAME_COLUMNS, IngestSettings
 from app.models import Ping, StopEvent, Vehicle
-from prediction.avlio import read_pings, write_csv
-from prediction.events import derive_events
-from prediction.sim_network import SimNetwork
-from prediction.simulate import CitySimulator
+from prediction.avl.avlio import read_pings, write_csv
+from prediction.avl.events import derive_events
+from prediction.network import Network
+from prediction.sim.simulate import CitySimulator
 from tests.fixtures.avl import DAY, NOW, ON_ROUTE, count, frame, rejections
 
 
@@ -82,7 +82,7 @@ def _stored_events(app: Flask) -> pd.DataFrame:
 
 
 def test_csv_ingest_in_small_batches_agrees_with_stateless_events(avl_app: Flask, runner: FlaskCliRunner,
-                                                                  avl_network: SimNetwork, avl_day_pings: Path) -> None:
+                                                                  avl_network: Network, avl_day_pings: Path) -> None:
     result = runner.invoke(args=["avl", "ingest", "--pings", str(avl_day_pings), "--batch", "400"])
     assert result.exit_code == 0, result.output
     stateless = derive_events(avl_network, read_pings([avl_day_pings]).pings)
@@ -133,7 +133,7 @@ def test_hostile_csv_rows_are_counted_and_a_broken_file_stores_nothing(avl_app: 
     assert "nothing was stored" in failed.output and count(avl_app, Ping) == 1
 
 
-def test_pings_without_trip_are_assigned_one(avl_app: Flask, avl_network: SimNetwork) -> None:
+def test_pings_without_trip_are_assigned_one(avl_app: Flask, avl_network: Network) -> None:
     pings = CitySimulator(avl_network, seed=5).run_day(DAY, ping_interval_s=30.0).pings
     bus = pings[pings["vehicle_id"] == pings["vehicle_id"].iloc[0]].head(40).copy()
     bus["t"] = (pd.to_datetime(bus["timestamp"], format="ISO8601", utc=True)
@@ -152,7 +152,7 @@ def test_pings_without_trip_are_assigned_one(avl_app: Flask, avl_network: SimNet
 
 
 def test_a_vehicle_silent_mid_trip_is_closed_by_the_feed_clock(avl_app: Flask, runner: FlaskCliRunner,
-                                                               avl_network: SimNetwork, avl_day_pings: Path,
+                                                               avl_network: Network, avl_day_pings: Path,
                                                                tmp_path: Path) -> None:
     """A bus whose pings stop mid-trip: once the other buses' pings are past its silence limit, the tracker closes
     its run, storing the events its last ping held back with the replay's ``known_at`` (the first ping past it)."""

@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prediction.backtest import backtest, format_table, training_set
-from prediction.events import derive_events
-from prediction.features import KnownEvents, SegmentHistory, prepare_events
-from prediction.models import QuantileETAModel
-from prediction.predict_snapshot import LiveState
-from prediction.sim_network import SimNetwork
+from prediction.avl.events import derive_events
+from prediction.eta.backtest import backtest, format_table, training_set
+from prediction.eta.features import KnownEvents, SegmentHistory, prepare_events
+from prediction.eta.models import QuantileETAModel
+from prediction.eta.snapshot import LiveState
+from prediction.network import Network
 from tests.fixtures.backtest import SMALL_MODEL, cutoff_at
 
 
-def test_every_predictor_is_scored(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame], tmp_path: Path) -> None:
+def test_every_predictor_is_scored(backtest_city: tuple[Network, KnownEvents, pd.DataFrame], tmp_path: Path) -> None:
     net, known, _ = backtest_city
     # the model file's own predictions (online re-selection, which moves points for the benchmark's windows
     # rather than the mean, is tested in tests/test_online_selection.py)
@@ -40,7 +40,7 @@ def test_every_predictor_is_scored(backtest_city: tuple[SimNetwork, KnownEvents,
     assert following["model"]["n"] > 50 and following["model"]["n"] + current["model"]["n"] == model["n"]
 
 
-def test_a_bus_predicts_the_next_trip_of_its_block(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
+def test_a_bus_predicts_the_next_trip_of_its_block(backtest_city: tuple[Network, KnownEvents, pd.DataFrame]) -> None:
     net, known, _ = backtest_city
     cutoff = cutoff_at(net)
     state = LiveState(net, SegmentHistory.fit(net, known.select(known.arrival < cutoff)), known)
@@ -70,7 +70,7 @@ def _poisoned(known: KnownEvents, after: float) -> KnownEvents:
                                headway=np.where(future, 1.0, known.headway))
 
 
-def test_poisoned_future_does_not_change_past_predictions(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame]
+def test_poisoned_future_does_not_change_past_predictions(backtest_city: tuple[Network, KnownEvents, pd.DataFrame]
                                                           ) -> None:
     net, known, _ = backtest_city
     cutoff = cutoff_at(net)
@@ -91,7 +91,7 @@ def test_poisoned_future_does_not_change_past_predictions(backtest_city: tuple[S
     assert not after.equals(dirty.snapshot(moment + 1800.0))  # the poison is real
 
 
-def test_an_event_between_pings_is_known_at_the_later_ping(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame]
+def test_an_event_between_pings_is_known_at_the_later_ping(backtest_city: tuple[Network, KnownEvents, pd.DataFrame]
                                                           ) -> None:
     net, _, pings = backtest_city
     events = derive_events(net, pings).drop(columns=["known_at"], errors="ignore")  # as read from the database
@@ -106,7 +106,7 @@ def test_an_event_between_pings_is_known_at_the_later_ping(backtest_city: tuple[
     assert (np.diff(known.known_at[order])[same] >= 0).all()
 
 
-def test_training_uses_only_the_past(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
+def test_training_uses_only_the_past(backtest_city: tuple[Network, KnownEvents, pd.DataFrame]) -> None:
     net, known, _ = backtest_city
     cutoff = cutoff_at(net)
     clean = training_set(net, known, cutoff, step_s=600.0)
@@ -116,12 +116,12 @@ def test_training_uses_only_the_past(backtest_city: tuple[SimNetwork, KnownEvent
     assert isinstance(clean.history, SegmentHistory) and 0.0 <= clean.history.gain <= 1.0
 
 
-def test_backtest_command_writes_the_report(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame],
+def test_backtest_command_writes_the_report(backtest_city: tuple[Network, KnownEvents, pd.DataFrame],
                                             tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from app.prediction_cli import backtest_command
-    from prediction.avlio import write_csv
+    from prediction.avl.avlio import write_csv
 
     net, _, pings = backtest_city
     write_csv(pings.drop(columns=["t"]), tmp_path / "pings.csv")
@@ -139,14 +139,14 @@ def test_backtest_command_writes_the_report(backtest_city: tuple[SimNetwork, Kno
     assert late.exit_code != 0 and "both before and after" in late.output
 
 
-def test_backtest_command_for_a_city_with_no_history(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame],
+def test_backtest_command_for_a_city_with_no_history(backtest_city: tuple[Network, KnownEvents, pd.DataFrame],
                                                      tmp_path: Path) -> None:
     """``--history-hours 0``: nothing before the cutoff is kept, and the production predictor still answers, with
     OneBusAway's deviation (it needs no history), exactly as the deviation baseline scores."""
     from click.testing import CliRunner
 
     from app.prediction_cli import backtest_command
-    from prediction.avlio import write_csv
+    from prediction.avl.avlio import write_csv
 
     net, _, pings = backtest_city
     write_csv(pings.drop(columns=["t"]), tmp_path / "pings.csv")
@@ -164,7 +164,7 @@ def test_backtest_command_for_a_city_with_no_history(backtest_city: tuple[SimNet
     assert len(report["online_selection"]) == 12
 
 
-def test_backtest_replays_what_the_database_holds(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame],
+def test_backtest_replays_what_the_database_holds(backtest_city: tuple[Network, KnownEvents, pd.DataFrame],
                                                   tmp_path: Path) -> None:
     from click.testing import CliRunner
     from sqlalchemy import func, select
@@ -172,7 +172,7 @@ def test_backtest_replays_what_the_database_holds(backtest_city: tuple[SimNetwor
     from app.db import Database
     from app.models import FeedVersion, StopEvent
     from app.prediction_cli import backtest_command
-    from prediction.avlio import write_csv
+    from prediction.avl.avlio import write_csv
 
     net, known, pings = backtest_city
     write_csv(pings.drop(columns=["t"]), tmp_path / "pings.csv")

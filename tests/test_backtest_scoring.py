@@ -12,11 +12,11 @@ import numpy.typing as npt
 import pandas as pd
 import pytest
 
-from prediction.backtest import ArrivalSlots, Predictions, arrival_slots, backtest, score_arrivals
-from prediction.features import KnownEvents
-from prediction.metrics import score_predictions
-from prediction.models import KalmanBaseline
-from prediction.sim_network import SimNetwork
+from prediction.eta.backtest import ArrivalSlots, Predictions, arrival_slots, backtest, score_arrivals
+from prediction.eta.features import KnownEvents
+from prediction.eta.metrics import score_predictions
+from prediction.eta.models import KalmanBaseline
+from prediction.network import Network
 from tests.fixtures.backtest import SMALL_MODEL, cutoff_at
 
 STEP = 60.0
@@ -68,7 +68,7 @@ def test_slots_split_by_part() -> None:
     assert scores["early"]["quiet"]["coverage"]["overall"] == pytest.approx(3 / 6)
 
 
-def test_slots_of_a_simulated_day(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
+def test_slots_of_a_simulated_day(backtest_city: tuple[Network, KnownEvents, pd.DataFrame]) -> None:
     net, known, _ = backtest_city
     cutoff = cutoff_at(net)
     end = float(known.known_at.max())
@@ -96,7 +96,7 @@ class _QuietKalman(KalmanBaseline):
         return np.where(X["visit"].to_numpy() % 2 == 0, np.nan, eta)
 
 
-def test_a_predictor_that_abstains_is_penalised(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
+def test_a_predictor_that_abstains_is_penalised(backtest_city: tuple[Network, KnownEvents, pd.DataFrame]) -> None:
     net, known, _ = backtest_city
     report = backtest(net, known, cutoff_at(net), step_s=120.0, train_step_s=1200.0, model=_QuietKalman())
     quiet, kalman = report["predictors"]["model"], report["predictors"]["kalman"]  # type: ignore[index]
@@ -121,7 +121,7 @@ def _poison_before(known: KnownEvents, moment: float) -> KnownEvents:
                                segment_run=np.where(old, known.segment_run * 3.0, known.segment_run))
 
 
-def test_history_hours_forgets_older_events(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
+def test_history_hours_forgets_older_events(backtest_city: tuple[Network, KnownEvents, pd.DataFrame]) -> None:
     net, known, _ = backtest_city
     cutoff = cutoff_at(net)
     # hours are counted back from the last event known before the cutoff (the first day's service ends ~09:20)
@@ -139,7 +139,7 @@ def test_history_hours_forgets_older_events(backtest_city: tuple[SimNetwork, Kno
     assert clean["history_hours"] == 1.0
 
 
-def test_no_history_still_answers(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame]) -> None:
+def test_no_history_still_answers(backtest_city: tuple[Network, KnownEvents, pd.DataFrame]) -> None:
     net, known, _ = backtest_city
     report = backtest(net, known, cutoff_at(net), step_s=600.0, history_hours=0.0)
     assert report["training_rows"] == 0
@@ -151,7 +151,7 @@ def test_no_history_still_answers(backtest_city: tuple[SimNetwork, KnownEvents, 
     assert file_only["eta_benchmark"] in [p["eta_benchmark"] for p in predictors.values()]
 
 
-def test_a_model_that_cannot_fit_nothing_is_stood_in_for(backtest_city: tuple[SimNetwork, KnownEvents, pd.DataFrame]
+def test_a_model_that_cannot_fit_nothing_is_stood_in_for(backtest_city: tuple[Network, KnownEvents, pd.DataFrame]
                                                          ) -> None:
     from sklearn.ensemble import HistGradientBoostingRegressor
 

@@ -17,11 +17,11 @@ from flask import Flask
 
 from app import get_redis
 from app.realtime.store import read_board
-from prediction.features import KnownEvents, SegmentHistory
-from prediction.predict_snapshot import LiveState
-from prediction.schedule import read_schedule
-from prediction.servicedays import service_day_start
-from prediction.sim_network import SimNetwork, build_network
+from prediction.eta.features import KnownEvents, SegmentHistory
+from prediction.eta.snapshot import LiveState
+from prediction.gtfs.schedule import read_schedule
+from prediction.gtfs.servicedays import service_day_start
+from prediction.network import Network, build_network
 from tests.fixtures.line_feed import write_line_feed
 from tests.worker_feed import MORNING, add_worker_feed, event, events, make_worker
 
@@ -30,20 +30,20 @@ PAST = [dt.date(2026, 3, 2), dt.date(2026, 2, 27), dt.date(2026, 2, 26)]
 
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> SimNetwork:
+def net(tmp_path_factory: pytest.TempPathFactory) -> Network:
     return build_network(read_schedule(write_line_feed(tmp_path_factory.mktemp("feed")), canonical=False))
 
 
-def _origin(net: SimNetwork, day: dt.date) -> float:
+def _origin(net: Network, day: dt.date) -> float:
     return service_day_start(day, net.tz).timestamp()
 
 
-def _visit(net: SimNetwork, trip_id: str, seq_index: int) -> int:
+def _visit(net: Network, trip_id: str, seq_index: int) -> int:
     trip = int(np.flatnonzero(net.trip_ids == trip_id)[0])
     return int(net.visit_ptr[trip] + seq_index)
 
 
-def _events(net: SimNetwork, rows: list[tuple[str, dt.date, int, float, float, float]]) -> KnownEvents:
+def _events(net: Network, rows: list[tuple[str, dt.date, int, float, float, float]]) -> KnownEvents:
     """Events from (trip_id, service day, stop index, departure, segment run into the stop, known_at); the arrival
     is the departure (no dwell), times in seconds after the service day's origin."""
     runs = {key: n for n, key in enumerate(dict.fromkeys((trip, day) for trip, day, *_ in rows))}
@@ -61,11 +61,11 @@ def _events(net: SimNetwork, rows: list[tuple[str, dt.date, int, float, float, f
         slot=np.full(len(frame), 6, dtype=np.int64))
 
 
-def _trips(net: SimNetwork, visits: np.ndarray) -> np.ndarray:
+def _trips(net: Network, visits: np.ndarray) -> np.ndarray:
     return (np.searchsorted(net.visit_ptr, visits, side="right") - 1).astype(np.int64)
 
 
-def _history(net: SimNetwork, days: list[dt.date]) -> SegmentHistory:
+def _history(net: Network, days: list[dt.date]) -> SegmentHistory:
     """Trip R12-0-002's run from stop 1 to stop 2 took 380, 420 and 400 s on its last three days (TheTransitClock's
     own example) and R12-0-003's 350, 370 and 360 s."""
     rows = []
@@ -85,7 +85,7 @@ TODAY_ROWS = [  # the last vehicle (R12-0-001, no history) takes 300 s; then A (
 ]
 
 
-def _row(frame: pd.DataFrame, net: SimNetwork, trip_id: str, index: int) -> pd.Series:
+def _row(frame: pd.DataFrame, net: Network, trip_id: str, index: int) -> pd.Series:
     hit = frame[(frame["visit"] == _visit(net, trip_id, index)) & (frame["block_ahead"] == 0)]
     assert len(hit) == 1
     return hit.iloc[0]
@@ -99,7 +99,7 @@ def _transitclock(last: float, days: list[float], error: float) -> tuple[float, 
     return (1 - gain) * last + gain * mean, variance * gain
 
 
-def test_kalman_follows_transitclock_and_carries_the_error_from_the_last_vehicle(net: SimNetwork) -> None:
+def test_kalman_follows_transitclock_and_carries_the_error_from_the_last_vehicle(net: Network) -> None:
     origin = _origin(net, TODAY)
     state = LiveState(net, _history(net, PAST), _events(net, TODAY_ROWS))
     first = state.snapshot(origin + T + 660.0)  # A left stop 1 60 s ago; the last vehicle took 300 s, no error yet
@@ -112,7 +112,7 @@ def test_kalman_follows_transitclock_and_carries_the_error_from_the_last_vehicle
     assert abs(predicted_b - unseen) > 1.0  # the carried error matters in this case
 
 
-def test_kalman_uses_the_historical_mean_with_fewer_than_three_days(net: SimNetwork) -> None:
+def test_kalman_uses_the_historical_mean_with_fewer_than_three_days(net: Network) -> None:
     origin = _origin(net, TODAY)
     history = _history(net, PAST[:2])
     state = LiveState(net, history, _events(net, TODAY_ROWS))
@@ -124,14 +124,14 @@ def test_kalman_uses_the_historical_mean_with_fewer_than_three_days(net: SimNetw
     assert row["kalman_eta_s"] != pytest.approx(_transitclock(300.0, [380.0, 420.0], 100.0)[0] - 60.0)
 
 
-def _stalled(net: SimNetwork) -> tuple[LiveState, float, float]:
+def _stalled(net: Network) -> tuple[LiveState, float, float]:
     """Bus A (R12-0-002) leaves stop 1 and is never heard from again; (state, origin, its departure)."""
     origin = _origin(net, TODAY)
     departure = T + 600.0
     return LiveState(net, _history(net, PAST), _events(net, TODAY_ROWS[:3])), origin, origin + departure
 
 
-def test_onebusaway_deviation_grows_while_the_bus_is_overdue(net: SimNetwork) -> None:
+def test_onebusaway_deviation_grows_while_the_bus_is_overdue(net: Network) -> None:
     state, origin, left = _stalled(net)
     stop1, stop2, stop5 = (_visit(net, "R12-0-002", i) for i in (1, 2, 5))
     deviation = left - (origin + net.visit_dep[stop1])
@@ -154,7 +154,7 @@ def test_onebusaway_deviation_grows_while_the_bus_is_overdue(net: SimNetwork) ->
     assert later[1] - later[0] == pytest.approx(600.0)
 
 
-def test_a_stalled_bus_keeps_predictions_that_move_later(net: SimNetwork) -> None:
+def test_a_stalled_bus_keeps_predictions_that_move_later(net: Network) -> None:
     state, origin, left = _stalled(net)
     arrivals, stalled = [], []
     for minutes in (1, 10, 20, 40):

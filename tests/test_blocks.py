@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from bench.blocks import hide_blocks, observed_pairs, scores_on_blocks, scores_on_observed, services_from_days
-from prediction.blocks import blocks_inferred, next_trips
-from prediction.schedule import read_schedule
-from prediction.sim_network import SimNetwork, build_network
+from prediction.gtfs.blocks import blocks_inferred, next_trips
+from prediction.gtfs.schedule import read_schedule
+from prediction.network import Network, build_network
 
 # stop -> (lat, lon): terminals A, B, C and D/E several km apart; B2 150 m from B; P1 and P2 1 km apart in station P
 _M_PER_DEG = 111_195.0
@@ -46,7 +46,7 @@ WITH_BLOCKS: dict[str, Trip] = {
 }
 
 
-def write_feed(folder: Path, trips: dict[str, Trip]) -> SimNetwork:
+def write_feed(folder: Path, trips: dict[str, Trip]) -> Network:
     folder.mkdir(parents=True, exist_ok=True)
     stops = ["stop_id,stop_name,stop_lat,stop_lon,location_type,parent_station", "P,Station P,43.1045,76.9,1,"]
     stops += [f"{s},Stop {s},{lat:.6f},{lon:.6f},0,{'P' if s.startswith('P') else ''}"
@@ -70,7 +70,7 @@ def write_feed(folder: Path, trips: dict[str, Trip]) -> SimNetwork:
     return build_network(read_schedule(folder, canonical=False))
 
 
-def successors(net: SimNetwork) -> dict[str, str | None]:
+def successors(net: Network) -> dict[str, str | None]:
     following = next_trips(net)
     return {str(trip): None if after < 0 else str(net.trip_ids[after])
             for trip, after in zip(net.trip_ids, following, strict=True)}

@@ -8,7 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from app.demo import SERVICE_HOURS, daytime_feed
-from prediction.schedule import read_schedule
+from prediction.gtfs.schedule import read_schedule
 
 FEED = Path(__file__).resolve().parent.parent / "gtfs_data" / "almaty"
 

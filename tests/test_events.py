@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prediction.avlio import PingFileError, read_pings, write_csv
-from prediction.events import derive_events, resolve_start_dates
-from prediction.schedule import read_schedule
-from prediction.sim_network import SimNetwork, build_network
-from prediction.simulate import CitySimulator
+from prediction.avl.avlio import PingFileError, read_pings, write_csv
+from prediction.avl.events import derive_events, resolve_start_dates
+from prediction.gtfs.schedule import read_schedule
+from prediction.network import Network, build_network
+from prediction.sim.simulate import CitySimulator
 from tests.fixtures.line_feed import write_line_feed
 
 DAY = dt.date(2026, 3, 3)
@@ -21,7 +21,7 @@ EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 
 
 @pytest.fixture(scope="module")
-def network(tmp_path_factory: pytest.TempPathFactory) -> SimNetwork:
+def network(tmp_path_factory: pytest.TempPathFactory) -> Network:
     return build_network(read_schedule(write_line_feed(tmp_path_factory.mktemp("feed")), canonical=False))
 
 
@@ -29,7 +29,7 @@ def _seconds(text: pd.Series) -> pd.Series:
     return (pd.to_datetime(text, utc=True, format="ISO8601") - EPOCH).dt.total_seconds()
 
 
-def _score(network: SimNetwork, interval: float, tmp_path: Path) -> tuple[float, float]:
+def _score(network: Network, interval: float, tmp_path: Path) -> tuple[float, float]:
     """(arrival MAE in seconds, share of true stop visits recovered) after a CSV round trip."""
     day = CitySimulator(network, seed=11).run_day(DAY, ping_interval_s=interval)
     write_csv(day.pings, tmp_path / "pings.csv")
@@ -45,7 +45,7 @@ def _score(network: SimNetwork, interval: float, tmp_path: Path) -> tuple[float,
 
 
 @pytest.mark.parametrize(("interval", "max_mae"), [(20.0, 10.0), (240.0, 45.0)])
-def test_events_match_truth(network: SimNetwork, tmp_path: Path, interval: float, max_mae: float) -> None:
+def test_events_match_truth(network: Network, tmp_path: Path, interval: float, max_mae: float) -> None:
     mae, recovered = _score(network, interval, tmp_path)
     assert mae <= max_mae
     assert recovered >= 0.98
@@ -118,7 +118,7 @@ def test_austin_events_for_most_trips_with_monotone_times(shared_data: Path) -> 
     assert (lone_events["arrival"] == lone_events["departure"]).all()
 
 
-def test_forked_workers_give_the_same_events(network: SimNetwork) -> None:
+def test_forked_workers_give_the_same_events(network: Network) -> None:
     """Vehicles are independent: sharing them out among processes changes nothing, row for row."""
     pings = CitySimulator(network, seed=3).run_day(DAY, ping_interval_s=30.0).pings
     pings = pings.assign(t=_seconds(pings["timestamp"]))

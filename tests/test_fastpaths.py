@@ -24,7 +24,7 @@ from app.realtime.serving import BoardPolls
 from app.realtime.store import StoredBoard, board_key
 from app.ticketing.context import get_ticketing
 from tests.api_feed import add_demo_feed
-from tests.test_ticketing_helpers import make_device, signed
+from tests.fixtures.tickets import make_device, signed
 
 TAPS = "/api/v1/validators/taps"
 S2_ARRIVALS = "/api/v1/stops/S2/arrivals"

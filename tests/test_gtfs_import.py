@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from app import get_db
 from app.models import FareProduct, FeedVersion, Shape, Stop, StopTime, Translation, Trip
 from app.schedule.importer import activate_feed_version, import_feed, load_schedule, prune_feed_versions
-from prediction.feedcheck import FeedInvalid
-from prediction.schedule import read_schedule
+from prediction.gtfs.feedcheck import FeedInvalid
+from prediction.gtfs.schedule import read_schedule
 from tests.feeds import TINY_FEED, write_feed
 
 

@@ -23,8 +23,8 @@ from app.schedule.importer import import_feed
 from app.worker.loop import Worker
 from app.worker.simstream import LiveCity
 from app.worker.sources import IngestSource
-from prediction.schedule import read_schedule
-from prediction.sim_network import build_network
+from prediction.gtfs.schedule import read_schedule
+from prediction.network import build_network
 from tests.conftest import DEMO_FEED
 
 FORBIDDEN_WARNINGS = {"W002", "W003", "W009"}  # no vehicle id, ids missing from the other feed, relationship unset

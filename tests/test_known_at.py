@@ -12,17 +12,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prediction.avlio import read_pings
-from prediction.events import EVENT_FIELDS, EventContext, VehicleFollower, derive_events, resolve_start_dates
-from prediction.schedule import read_schedule
-from prediction.sim_network import SimNetwork, build_network
-from prediction.simulate import CitySimulator
+from prediction.avl.avlio import read_pings
+from prediction.avl.events import EVENT_FIELDS, EventContext, VehicleFollower, derive_events, resolve_start_dates
+from prediction.gtfs.schedule import read_schedule
+from prediction.network import Network, build_network
+from prediction.sim.simulate import CitySimulator
 
 EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 DEMO_FEED = Path(__file__).resolve().parent.parent / "gtfs_data" / "almaty"
 
 
-def _one_at_a_time(net: SimNetwork, pings: pd.DataFrame) -> pd.DataFrame:
+def _one_at_a_time(net: Network, pings: pd.DataFrame) -> pd.DataFrame:
     """The events of ``pings`` fed one at a time in the feed's time order, each with ``emitted``: the time of the
     ping whose arrival returned it (a vehicle's own ping, or any vehicle's for a silent one, which the feed's
     clock expires as ``TripTracker`` does); a run still open after the last ping closes at the silence limit."""
@@ -52,7 +52,7 @@ def _one_at_a_time(net: SimNetwork, pings: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*EVENT_FIELDS, "emitted"])
 
 
-def _check(net: SimNetwork, pings: pd.DataFrame) -> pd.DataFrame:
+def _check(net: Network, pings: pd.DataFrame) -> pd.DataFrame:
     """Every event is stamped with its emission, and ``derive_events`` (batches, one process) gives those rows."""
     fed = _one_at_a_time(net, pings)
     assert len(fed) > 1000
@@ -118,7 +118,7 @@ def test_the_backtest_reads_known_at_back_from_the_event_table(tmp_path: Path) -
     """``qala backtest`` stores the events in ``avl_stop_events`` and replays what it reads back: the stored
     ``known_at``, not one worked out again from the pings."""
     from app.prediction_cli import _stored_history
-    from prediction.avlio import write_csv
+    from prediction.avl.avlio import write_csv
     from tests.fixtures.line_feed import write_line_feed
 
     feed = write_line_feed(tmp_path / "feed", last="07:00:00")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prediction.metrics import error_by_horizon, eta_benchmark, prediction_coverage, score_predictions
+from prediction.eta.metrics import error_by_horizon, eta_benchmark, prediction_coverage, score_predictions
 
 
 def _records(shared_data: Path, name: str) -> tuple[np.ndarray, np.ndarray]:

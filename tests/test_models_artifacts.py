@@ -11,9 +11,9 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from prediction.artifacts import list_models, load_predictor, save_model
-from prediction.features import SegmentHistory
-from prediction.models import DeviationBaseline, KalmanBaseline, QuantileETAModel, ScheduleBaseline
+from prediction.eta.artifacts import list_models, load_predictor, save_model
+from prediction.eta.features import SegmentHistory
+from prediction.eta.models import DeviationBaseline, KalmanBaseline, QuantileETAModel, ScheduleBaseline
 from tests.fixtures.features import feature_rows
 
 

@@ -1,4 +1,4 @@
-"""Online re-selection (``prediction/online.py``): what the service serves per group follows the arrivals it has
+"""Online re-selection (``prediction/eta/online.py``): what the service serves per group follows the arrivals it has
 seen, hour by hour, and a new city's worker stops serving a baseline that its own arrivals show to be wrong."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from flask import Flask
 
 from app import get_redis
 from app.realtime.store import read_board
-from prediction.models import CANDIDATES
-from prediction.online import OnlineSelection, arrival_keys, candidate_etas, groups_of
+from prediction.eta.models import CANDIDATES
+from prediction.eta.online import OnlineSelection, arrival_keys, candidate_etas, groups_of
 from tests.worker_feed import MORNING, add_worker_feed, event, events, make_worker
 
 HOUR = 3600.0

@@ -14,7 +14,7 @@ from app import get_db
 from app.models import AccuracyDay, FeedVersion, PredictionLog, StopEvent, Trip
 from app.reports.accuracy import rebuild_accuracy
 from app.reports.service import refresh_incremental, refresh_reports
-from prediction.metrics import score_predictions
+from prediction.eta.metrics import score_predictions
 from tests.fixtures.rollups import ALMATY, DAY, report
 from tests.fixtures.tickets import make_card, make_device, send_tap, tap_request
 

@@ -1,4 +1,4 @@
-"""Unit tests of prediction.servicedays: calendars, service-day starts, GTFS seconds (no I/O)."""
+"""Unit tests of prediction.gtfs.servicedays: calendars, service-day starts, GTFS seconds (no I/O)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from prediction.servicedays import (
+from prediction.gtfs.servicedays import (
     SERVICE_ADDED,
     SERVICE_REMOVED,
     CalendarException,
@@ -114,7 +114,7 @@ def test_service_days_overlapping_on_a_dst_evening() -> None:
 
 
 def test_module_is_pure() -> None:
-    code = ("import sys, prediction.servicedays; "
+    code = ("import sys, prediction.gtfs.servicedays; "
             "print(sorted(m for m in ('flask', 'sqlalchemy', 'redis') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

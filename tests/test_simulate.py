@@ -9,27 +9,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prediction.avlio import PING_COLUMNS
-from prediction.schedule import read_schedule
-from prediction.sim_network import SimNetwork, build_network
-from prediction.sim_params import ALMATY_RIDER_MIX
-from prediction.simulate import CitySimulator, SimulatedDay, simulate_days
+from prediction.avl.avlio import PING_COLUMNS
+from prediction.gtfs.schedule import read_schedule
+from prediction.network import Network, build_network
+from prediction.sim.params import ALMATY_RIDER_MIX
+from prediction.sim.simulate import CitySimulator, SimulatedDay, simulate_days
 from tests.fixtures.line_feed import write_line_feed
 
 DAY = dt.date(2026, 3, 2)  # a Monday
 
 
 @pytest.fixture(scope="module")
-def network(tmp_path_factory: pytest.TempPathFactory) -> SimNetwork:
+def network(tmp_path_factory: pytest.TempPathFactory) -> Network:
     return build_network(read_schedule(write_line_feed(tmp_path_factory.mktemp("feed")), canonical=False))
 
 
 @pytest.fixture(scope="module")
-def day(network: SimNetwork) -> SimulatedDay:
+def day(network: Network) -> SimulatedDay:
     return CitySimulator(network, seed=7).run_day(DAY, ping_interval_s=20)
 
 
-def test_same_seed_same_day_and_other_seed_differs(network: SimNetwork, day: SimulatedDay) -> None:
+def test_same_seed_same_day_and_other_seed_differs(network: Network, day: SimulatedDay) -> None:
     again = CitySimulator(network, seed=7).run_day(DAY, ping_interval_s=20)
     pd.testing.assert_frame_equal(day.pings, again.pings)
     pd.testing.assert_frame_equal(day.taps, again.taps)
@@ -38,7 +38,7 @@ def test_same_seed_same_day_and_other_seed_differs(network: SimNetwork, day: Sim
     assert not other.events["arrival_time"].equals(day.events["arrival_time"])
 
 
-def test_vehicles_chain_trips_with_layovers(network: SimNetwork, day: SimulatedDay) -> None:
+def test_vehicles_chain_trips_with_layovers(network: Network, day: SimulatedDay) -> None:
     truth = day.truth
     assert 1 < len(np.unique(truth.vehicle)) < len(truth.trips)  # blocks were inferred: buses run several trips
     first, last = truth.visit_ptr[:-1], truth.visit_ptr[1:] - 1
@@ -75,7 +75,7 @@ def test_pings_taps_and_truth_have_documented_columns(day: SimulatedDay) -> None
     assert not taps.duplicated(["device_id", "device_seq"]).any()
 
 
-def test_simulate_days_writes_three_files_per_day(network: SimNetwork, tmp_path: Path) -> None:
+def test_simulate_days_writes_three_files_per_day(network: Network, tmp_path: Path) -> None:
     totals = simulate_days(network, DAY, 2, tmp_path, seed=1, ping_interval_s=60)
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [f"{kind}_{d}.csv" for kind in ("pings", "taps", "truth_stop_events")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prediction.schedule import read_schedule
+from prediction.gtfs.schedule import read_schedule
 from tests.fixtures.line_feed import write_line_feed
 
 

@@ -10,7 +10,7 @@ import gtfs_guru
 import pandas as pd
 import pytest
 
-from prediction.synth import write_synthetic_feed
+from prediction.sim.synth import write_synthetic_feed
 
 EXPECTED = {
     "agency", "feed_info", "stops", "routes", "trips", "stop_times", "shapes", "calendar", "calendar_dates",

@@ -15,7 +15,9 @@ from app import get_db
 from app.models import LedgerAccount, LedgerEntry, LedgerTransaction, Tap
 from app.ticketing import ledger
 from app.ticketing.errors import InsufficientFunds
-from tests.test_ticketing_helpers import T0, ledger_checked, make_card, make_device  # noqa: F401
+from tests.fixtures.tickets import T0, make_card, make_device
+
+pytestmark = pytest.mark.usefixtures("ledger_checked")  # every test leaves the ledger balanced
 
 
 def test_postings_must_balance_and_respect_the_floor(app: Flask) -> None:

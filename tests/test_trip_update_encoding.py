@@ -14,13 +14,13 @@ from google.transit import gtfs_realtime_pb2 as rt
 from app.realtime.catalog import StaticCatalog
 from app.realtime.gtfs_rt import trip_update_entities
 from app.realtime.trip_updates import TripUpdateEncoder, varint
-from prediction.schedule import read_schedule
-from prediction.sim_network import SimNetwork, build_network
-from prediction.synth import write_synthetic_feed
+from prediction.gtfs.schedule import read_schedule
+from prediction.network import Network, build_network
+from prediction.sim.synth import write_synthetic_feed
 
 
 @pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory) -> tuple[SimNetwork, StaticCatalog]:
+def city(tmp_path_factory: pytest.TempPathFactory) -> tuple[Network, StaticCatalog]:
     folder: Path = tmp_path_factory.mktemp("city")
     write_synthetic_feed(folder, routes=3, seed=1)
     feed = read_schedule(folder, canonical=False)
@@ -35,7 +35,7 @@ def test_varint() -> None:
 
 
 @pytest.mark.parametrize("with_interval", [True, False])
-def test_encoder_matches_the_protobuf_api(city: tuple[SimNetwork, StaticCatalog], with_interval: bool) -> None:
+def test_encoder_matches_the_protobuf_api(city: tuple[Network, StaticCatalog], with_interval: bool) -> None:
     net, catalog = city
     rng = np.random.default_rng(3)
     trips = rng.choice(len(net.trip_ids), 12, replace=False)
@@ -73,7 +73,7 @@ def test_encoder_matches_the_protobuf_api(city: tuple[SimNetwork, StaticCatalog]
         assert all(later > earlier for earlier, later in pairwise(times))
 
 
-def test_nothing_known_encodes_nothing(city: tuple[SimNetwork, StaticCatalog]) -> None:
+def test_nothing_known_encodes_nothing(city: tuple[Network, StaticCatalog]) -> None:
     net, catalog = city
     empty = np.zeros(0, dtype=np.int64)
     assert TripUpdateEncoder(catalog, net).encode(empty, np.zeros(0, dtype=object), empty, np.zeros(0), None, None,

@@ -193,8 +193,8 @@ def test_database_source_polls_events_by_when_they_became_known(feed_app: Flask)
 
 
 def test_a_newly_trained_model_replaces_the_predictor_without_a_restart(feed_app: Flask, tmp_path: Path) -> None:
-    from prediction.artifacts import save_model
-    from prediction.models import QuantileETAModel
+    from prediction.eta.artifacts import save_model
+    from prediction.eta.models import QuantileETAModel
     from tests.fixtures.features import feature_rows
 
     worker = make_worker(feed_app, tmp_path)

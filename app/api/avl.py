@@ -11,7 +11,6 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from app import get_db
 from app.api.device_auth import require_device
 from app.api.schemas import EXAMPLES, SCHEMAS, ref
 from app.api.spec import Date, DateTime, Integer, Param, String, endpoint
@@ -19,6 +18,7 @@ from app.avl.context import get_avl
 from app.avl.ingest import IngestSettings
 from app.avl.jsonpings import MAX_PINGS, parse_pings
 from app.errors import BadRequest
+from app.extensions import get_db
 from app.models import FeedVersion, StopEvent
 
 __all__ = ["bp", "history_bp", "register_avl_api"]

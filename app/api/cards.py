@@ -13,11 +13,11 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import get_attempts, get_db, get_redis
 from app.api.idempotency import run_mutation
 from app.api.spec import Integer, Param, endpoint
 from app.cache import REDIS_UNREACHABLE, key
 from app.errors import BadRequest
+from app.extensions import get_attempts, get_db, get_redis
 from app.instants import rfc3339
 from app.models import Card, Rider
 from app.reports import access

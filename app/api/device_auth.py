@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from flask import current_app, g, request
 
-from app import get_db, get_redis
 from app.cache import REDIS_UNREACHABLE
+from app.extensions import get_db, get_redis
 from app.ticketing.context import get_ticketing
 from app.ticketing.devices import claim_request_nonce, verify_request
 

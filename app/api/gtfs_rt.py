@@ -12,7 +12,7 @@ import datetime as dt
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from app import get_redis
+from app.extensions import get_redis
 from app.realtime.gtfs_rt import TRIP_UPDATES, VEHICLE_POSITIONS, empty_feed, feed_json
 from app.realtime.serving import breaker
 from app.realtime.store import REDIS_ERRORS, read_snapshot

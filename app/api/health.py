@@ -8,8 +8,8 @@ from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
-from app import get_db, get_redis
 from app.api.spec import endpoint
+from app.extensions import get_db, get_redis
 
 __all__ = ["bp"]
 

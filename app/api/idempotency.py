@@ -24,8 +24,8 @@ from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from app import get_db
 from app.errors import BadRequest
+from app.extensions import get_db
 from app.instants import as_utc
 from app.models import IdempotencyRecord
 from app.ticketing.errors import Conflict

@@ -12,11 +12,11 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
-from app import get_db
 from app.api.cards import CARD_ID, body_field, current_rider, rider_scope
 from app.api.idempotency import run_mutation
 from app.api.spec import Param, String, endpoint
 from app.errors import NotFound
+from app.extensions import get_db
 from app.models import PaymentIntent, Rider
 from app.ticketing import payments, riders
 from app.ticketing.payments import PaymentProvider, SandboxProvider

@@ -13,10 +13,10 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
-from app import get_db
 from app.api.schemas import EXAMPLES, SCHEMAS
 from app.api.spec import Date, Integer, Param, String, endpoint
 from app.errors import BadRequest
+from app.extensions import get_db
 from app.models import Rider
 from app.reports import access
 from app.reports.facts import DAY_TYPES

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
-from app import get_db
 from app.api.spec import Boolean, Param, String, endpoint
+from app.extensions import get_db
 from app.schedule import patterns, queries
 
 __all__ = ["bp"]

@@ -9,11 +9,11 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import get_db
 from app.api.cards import body_field, current_rider
 from app.api.idempotency import run_mutation
 from app.api.spec import Integer, Param, endpoint
 from app.errors import BadRequest, NotFound
+from app.extensions import get_db
 from app.instants import rfc3339
 from app.models import AuditLog, Card, Rider
 from app.ticketing import cards, payments, riders

@@ -7,9 +7,9 @@ import datetime as dt
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from app import get_db
 from app.api.spec import Date, DateTime, Integer, LatLon, Param, String, endpoint
 from app.errors import BadRequest
+from app.extensions import get_db
 from app.realtime.serving import MAX_LIMIT, arrivals_reply
 from app.schedule import queries, timetable
 from app.schedule.calendars import CalendarCache

@@ -15,7 +15,6 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from app import get_db, get_redis
 from app.api.device_auth import require_device
 from app.api.idempotency import run_mutation
 from app.api.inputs import TAPS_PATH, VALIDATORS_PREFIX, body_limit, too_large
@@ -29,6 +28,7 @@ from app.api.unavailable import (
 )
 from app.cache import REDIS_UNREACHABLE
 from app.errors import BadRequest, QalaError
+from app.extensions import get_db, get_redis
 from app.ticketing import denylist
 from app.ticketing.batches import apply_batch, sequence_gaps
 from app.ticketing.cardnumbers import CardNumberError, number_hash, parse_number

@@ -12,12 +12,12 @@ import click
 import numpy as np
 from flask.cli import with_appcontext
 
-from prediction.feedcheck import FeedInvalid
+from prediction.gtfs.feedcheck import FeedInvalid
 
 if TYPE_CHECKING:
     from app.avl.ingest import AvlService, IngestReport
     from app.db import Database
-    from prediction.schedule import ScheduleFeed
+    from prediction.gtfs.schedule import ScheduleFeed
 
 __all__ = ["avl_group", "simulate_group"]
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def _read_feed(path: Path) -> ScheduleFeed:
-    from prediction.schedule import read_schedule
+    from prediction.gtfs.schedule import read_schedule
 
     try:
         return read_schedule(path, canonical=False)
@@ -51,7 +51,7 @@ def simulate_group(ctx: click.Context, feed: Path | None, start: dt.datetime | N
     missing = [name for name, value in (("--feed", feed), ("--start", start), ("--out", out)) if value is None]
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)} (or use a subcommand: calibrate)")
-    from prediction.simulate import simulate_days
+    from prediction.sim.simulate import simulate_days
 
     assert feed is not None and start is not None and out is not None
     schedule = _read_feed(feed)
@@ -68,7 +68,7 @@ def simulate_group(ctx: click.Context, feed: Path | None, start: dt.datetime | N
 @click.option("--seed", type=int, default=0, show_default=True)
 def simulate_calibrate(astana: Path | None, days: int, seed: int) -> None:
     """Print simulated vs real Astana trip durations by hour (median, p10–p90), weekdays and weekends."""
-    from prediction.calibration import compare_with_astana, format_table
+    from prediction.eta.calibration import compare_with_astana, format_table
 
     folder = astana or Path.cwd().parent / "shared" / "data" / "astana_cts_2024"
     if not folder.is_dir():
@@ -92,10 +92,10 @@ def avl_events(gtfs: Path, pings: tuple[Path, ...], more: tuple[Path, ...], out:
     """Derive arrival/departure at every stop from ping CSVs (stateless) and write them as CSV."""
     import pandas as pd
 
-    from prediction.assign import fill_trips
-    from prediction.avlio import EVENT_COLUMNS, PingFileError, iso_times, read_pings, write_csv
-    from prediction.events import derive_events
-    from prediction.sim_network import build_network
+    from prediction.avl.assign import fill_trips
+    from prediction.avl.avlio import EVENT_COLUMNS, PingFileError, iso_times, read_pings, write_csv
+    from prediction.avl.events import derive_events
+    from prediction.network import build_network
 
     net = build_network(_read_feed(gtfs))
     try:
@@ -119,8 +119,8 @@ def avl_events(gtfs: Path, pings: tuple[Path, ...], more: tuple[Path, ...], out:
 def _service() -> tuple[Database, AvlService]:
     from flask import current_app
 
-    from app import get_db
     from app.avl.context import get_avl
+    from app.extensions import get_db
 
     return get_db(current_app), get_avl(current_app)
 
@@ -142,7 +142,7 @@ def _echo_report(prefix: str, report: IngestReport) -> None:
 def avl_ingest(pings: tuple[Path, ...], more: tuple[Path, ...], max_age: float | None, batch: int) -> None:
     """Store ping CSVs: validate, match to trips, derive stop events (each batch all or nothing)."""
     from app.avl.ingest import IngestReport, IngestSettings
-    from prediction.avlio import PingFileError, read_pings
+    from prediction.avl.avlio import PingFileError, read_pings
 
     try:
         read = read_pings([*pings, *more])

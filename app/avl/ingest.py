@@ -24,7 +24,7 @@ from app.avl.store import PartitionSet, add_rejections, existing_keys, insert_pi
 from app.avl.tracker import TripTracker
 from app.models import Vehicle
 from app.models.avl import PING_SOURCES
-from prediction.events import resolve_start_dates
+from prediction.avl.events import resolve_start_dates
 
 __all__ = ["FRAME_COLUMNS", "AvlService", "IngestReport", "IngestSettings", "empty_frame"]
 
@@ -170,7 +170,7 @@ def _drop_stored(session: Session, frame: pd.DataFrame, report: IngestReport) ->
 
 def _with_trips(session: Session, frame: pd.DataFrame, network: FeedNetwork, cfg: IngestSettings,
                 tracker: TripTracker) -> pd.DataFrame:
-    """Trip ids for pings without one (each vehicle's track, ``prediction.assign``) and the service day of every
+    """Trip ids for pings without one (each vehicle's track, ``prediction.avl.assign``) and the service day of every
     trip."""
     frame = frame.reset_index(drop=True).copy()
     missing = frame["trip_id"].isna()

@@ -1,4 +1,4 @@
-"""The active feed as the matcher sees it: a ``SimNetwork`` read from the database, a coarse grid of cells near
+"""The active feed as the matcher sees it: a ``Network`` read from the database, a coarse grid of cells near
 any route (the "far from every route" check) and each trip visit's scheduled times; cached per feed version."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from sqlalchemy import Connection, Select, select
 from sqlalchemy.orm import Session
 
 from app.models import Calendar, CalendarDate, FeedVersion, ShapePoint, Stop, StopTime, Trip
-from prediction.schedule import ScheduleFeed
-from prediction.sim_network import SimNetwork, build_network
+from prediction.gtfs.schedule import ScheduleFeed
+from prediction.network import Network, build_network
 
 __all__ = ["FeedNetwork", "NetworkCache", "RouteGrid", "load_network"]
 
@@ -36,7 +36,7 @@ class RouteGrid:
     cells: npt.NDArray[np.int64]  # sorted
 
     @classmethod
-    def build(cls, net: SimNetwork, cell_m: float = 500.0) -> RouteGrid:
+    def build(cls, net: Network, cell_m: float = 500.0) -> RouteGrid:
         parts = []
         for line in net.lines.values():
             steps = np.arange(0.0, line.length_m + cell_m / 4, cell_m / 4)
@@ -67,7 +67,7 @@ class FeedNetwork:
     """One feed version ready for matching."""
 
     feed_version_id: int
-    net: SimNetwork
+    net: Network
     grid: RouteGrid
     visits: pd.DataFrame  # trip_id, stop_sequence, arrival_s, departure_s
 

@@ -1,4 +1,4 @@
-"""Incremental stop events: a ``prediction.events.VehicleFollower`` per vehicle, kept in memory between batches.
+"""Incremental stop events: a ``prediction.avl.events.VehicleFollower`` per vehicle, kept in memory between batches.
 
 Each follower holds its vehicle's current trip run (the decided pings' distance along the shape, the ping
 awaiting its GPS-spike check, the stops already done), so a batch costs work in proportion to its own pings:
@@ -14,7 +14,7 @@ on, and the followers of vehicles silent for longer than ``EventSettings.silence
 stamped with the batch's first ping past that limit: for batches in time order, the very ``known_at`` that
 ``derive_events`` gives a replay of the same pings.
 
-Pings without a trip id get one from a ``prediction.assign.VehicleTrack`` per vehicle, also kept between batches
+Pings without a trip id get one from a ``prediction.avl.assign.VehicleTrack`` per vehicle, also kept between batches
 (each ping labelled with the best hypothesis when it arrives); a vehicle without a track replays its stored pings
 of the last ``assign_lookback_s`` first.
 """
@@ -34,10 +34,10 @@ from sqlalchemy.orm import Session
 
 from app.avl.network import FeedNetwork
 from app.models import Ping
-from prediction.assign import AssignSettings, TripAssigner, VehicleTrack
-from prediction.events import EVENT_FIELDS, EventContext, EventSettings, VehicleFollower
-from prediction.servicedays import service_day_start
-from prediction.sim_network import SimNetwork
+from prediction.avl.assign import AssignSettings, TripAssigner, VehicleTrack
+from prediction.avl.events import EVENT_FIELDS, EventContext, EventSettings, VehicleFollower
+from prediction.gtfs.servicedays import service_day_start
+from prediction.network import Network
 
 __all__ = ["TripTracker", "event_rows"]
 
@@ -252,7 +252,7 @@ def event_rows(network: FeedNetwork, events: pd.DataFrame, pings: pd.DataFrame |
             for trip, day, seq, stop, veh, arr, dep, s_arr, s_dep, dev, passed, known_at in columns]
 
 
-def _visits(net: SimNetwork, trip_ids: ObjectArray, seq: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+def _visits(net: Network, trip_ids: ObjectArray, seq: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """Index into the network's visits of each (trip, stop_sequence): trips' visits are in stop_sequence order."""
     trip = pd.Index(net.trip_ids).get_indexer(trip_ids)  # type: ignore[arg-type]  # pandas-stubs: any array-like
     if (trip < 0).any():

@@ -88,7 +88,7 @@ class StopEvent(Base):
 
     ``deviation_s`` is observed minus scheduled arrival (positive = late). ``passed_between_pings`` marks
     events interpolated between two pings rather than seen at the stop. ``known_at`` is when the live service
-    emitted the event (the arrival of the ping that released it; see ``prediction.events``); empty in rows
+    emitted the event (the arrival of the ping that released it; see ``prediction.avl.events``); empty in rows
     stored before it was kept.
     """
 

@@ -208,7 +208,7 @@ class OnTimeHour(Base):
 
 class AccuracyDay(Base):
     """Scored predictions by service date, route, predictor and ETA-benchmark bucket of time to the actual
-    arrival (``bucket`` indexes ``prediction.metrics.ETA_BUCKETS``; ``len(ETA_BUCKETS)`` = beyond them), with
+    arrival (``bucket`` indexes ``prediction.eta.metrics.ETA_BUCKETS``; ``len(ETA_BUCKETS)`` = beyond them), with
     enough sums for the benchmark, mean absolute error, early rate and interval coverage of any grouping."""
 
     __tablename__ = "report_accuracy_day"

@@ -1,6 +1,6 @@
 """Stop boards: the next buses at one stop, live where a prediction exists and from the timetable otherwise.
 
-A board is what a smart-stop display and the arrivals API show. The publisher stores one per stop in
+A board is what a smart-stop display and the arrivals API show. The worker writes one per stop to
 Redis; the API serves it as is. ``minutes_away`` is counted from the board's ``generated_at``.
 """
 
@@ -32,7 +32,7 @@ def _iso(value: dt.datetime | None, tz: dt.tzinfo) -> str | None:
 
 @dataclass(frozen=True)
 class PredictedArrival:
-    """What the predictor says about one trip at one downstream stop (the worker's input to the publisher)."""
+    """What the predictor says about one trip at one downstream stop (a board row's source)."""
 
     trip_id: str
     stop_id: str

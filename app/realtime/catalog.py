@@ -1,4 +1,4 @@
-"""The static feed as the publisher needs it: route names and colours, trip headsigns, stop items, valid ids."""
+"""The static feed as board rows need it: route names and colours, trip headsigns, stop items, valid ids."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.models import Route, Stop, Trip
 from app.realtime.boards import BoardRow, PredictedArrival
 from app.schedule.queries import active_feed, stop_items
-from prediction.schedule import ScheduleFeed
+from prediction.gtfs.schedule import ScheduleFeed
 
 __all__ = ["RouteInfo", "StaticCatalog", "TripInfo"]
 

@@ -16,14 +16,14 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from app.realtime.catalog import StaticCatalog
-from prediction.servicedays import service_day_start
-from prediction.sim_network import SimNetwork
+from app.realtime.cycle import CyclePredictions
+from prediction.gtfs.servicedays import service_day_start
+from prediction.network import Network
 
 __all__ = ["BoardRows", "RowFormatter", "TimetableWindow", "compose_rows"]
 
@@ -46,7 +46,7 @@ class RowFormatter:
     """Per-feed caches: each trip's JSON prefix (route, colours, headsign, trip id), stop ids the catalog knows,
     the zone's offset by minute, vehicle ids as JSON and the static part of timetable rows."""
 
-    def __init__(self, catalog: StaticCatalog, net: SimNetwork) -> None:
+    def __init__(self, catalog: StaticCatalog, net: Network) -> None:
         self.catalog, self.tz = catalog, catalog.timezone
         self.trip_prefix: list[str] = []
         for trip_id in net.trip_ids.tolist():
@@ -112,7 +112,7 @@ class RowFormatter:
 class TimetableWindow:
     """Scheduled stop calls of one service day in time order (cached per day), for timetable rows."""
 
-    def __init__(self, net: SimNetwork) -> None:
+    def __init__(self, net: Network) -> None:
         self.net = net
         self.visit_trip = net.visit_trip
         self.last_visit = np.zeros(len(net.visit_seq), dtype=bool)
@@ -173,13 +173,10 @@ class BoardRows:
                          zip(self.seconds[lo:hi], self.realtime[lo:hi], self.texts[lo:hi], strict=True))
 
 
-def compose_rows(net: SimNetwork, formatter: RowFormatter, timetable: TimetableWindow, predictions: object, *,
+def compose_rows(net: Network, formatter: RowFormatter, timetable: TimetableWindow, predictions: CyclePredictions, *,
                  now: float, window_min: int, limit: int, owns_trip: Callable[[IntArray], npt.NDArray[np.bool_]],
                  with_timetable: bool = True) -> BoardRows:
     """Live rows (predicted within [now − 1 min, now + window]) and timetable rows of owned runs not seen yet."""
-    from app.worker.predict import CyclePredictions
-
-    assert isinstance(predictions, CyclePredictions)
     p = predictions
     keep = (p.predicted >= now - 60) & (p.predicted <= now + window_min * 60) & formatter.trip_ok[p.trip] \
         & formatter.stop_known[net.visit_stop[p.visit]] & ~timetable.last_visit[p.visit]
@@ -208,7 +205,7 @@ def compose_rows(net: SimNetwork, formatter: RowFormatter, timetable: TimetableW
                      scheduled_rows=len(s_visit))
 
 
-def _live_texts(formatter: RowFormatter, p: Any, j: IntArray, minutes: IntArray) -> list[str]:
+def _live_texts(formatter: RowFormatter, p: CyclePredictions, j: IntArray, minutes: IntArray) -> list[str]:
     """The JSON of live rows ``j`` (indexes into the predictions)."""
     prefix, seq = formatter.trip_prefix, formatter.visit_seq
     local = formatter.local_times
@@ -263,7 +260,7 @@ def _no_calls() -> tuple[IntArray, IntArray, FloatArray, FloatArray, npt.NDArray
             np.zeros(0, dtype=object))
 
 
-def _timetable_calls(net: SimNetwork, formatter: RowFormatter, timetable: TimetableWindow, p: Any, now: float,
+def _timetable_calls(net: Network, formatter: RowFormatter, timetable: TimetableWindow, p: CyclePredictions, now: float,
                      window_min: int, owns_trip: Callable[[IntArray], npt.NDArray[np.bool_]]
                      ) -> tuple[IntArray, IntArray, FloatArray, FloatArray, npt.NDArray[np.object_]]:
     """(trip, visit, scheduled epoch, service-day origin, start date) of the owned runs in the window that were

@@ -26,7 +26,7 @@ from google.transit import gtfs_realtime_pb2 as rt
 
 from app.realtime.boards import PredictedArrival
 from app.realtime.catalog import StaticCatalog
-from prediction.matching import ShapeLine
+from prediction.avl.matching import ShapeLine
 
 __all__ = ["LIVE_VEHICLES", "MAX_SHAPE_OFFSET_M", "TRIP_UPDATES", "VEHICLE_POSITIONS", "VehicleState", "empty_feed",
            "feed_json", "off_shape", "serving_vehicles", "trip_update_entities", "trip_updates_feed", "vehicle_entity",

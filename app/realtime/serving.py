@@ -26,7 +26,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.http import parse_etags, unquote_etag
 
-from app import get_db, get_redis
+from app.extensions import get_db, get_redis
 from app.realtime.boards import content_etag
 from app.realtime.build import BOARD_LIMIT
 from app.realtime.store import REDIS_ERRORS, RedisBreaker, StoredBoard, read_board

@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Flask
 
-from app import get_redis
+from app.extensions import get_redis
 from app.realtime.build import BOARD_LIMIT
 from app.realtime.serving import Answer, arrivals_answer, breaker
 from app.realtime.store import REDIS_ERRORS, board_channel

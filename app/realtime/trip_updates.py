@@ -16,7 +16,7 @@ import numpy.typing as npt
 from google.transit import gtfs_realtime_pb2 as rt
 
 from app.realtime.catalog import StaticCatalog
-from prediction.sim_network import SimNetwork
+from prediction.network import Network
 
 __all__ = ["TripUpdateEncoder", "varint"]
 
@@ -92,7 +92,7 @@ class _Layout:
 class TripUpdateEncoder:
     """One per worker: the feed's stop ids as wire bytes, trip ids by sort rank, trip descriptors by run."""
 
-    def __init__(self, catalog: StaticCatalog, net: SimNetwork) -> None:
+    def __init__(self, catalog: StaticCatalog, net: Network) -> None:
         self.catalog = catalog
         self.trip_ids: list[str] = net.trip_ids.tolist()
         self.trip_known = np.array([t in catalog.trips for t in self.trip_ids], dtype=bool)

@@ -1,7 +1,7 @@
 """Prediction accuracy over time: logged predictions scored against the observed stop events, rolled up.
 
 Each prediction in ``prediction_log`` is paired with the stop event of the same call (service date, trip,
-stop sequence) and classified with the ETA Accuracy Benchmark's own rules (``prediction.metrics``): its
+stop sequence) and classified with the ETA Accuracy Benchmark's own rules (``prediction.eta.metrics``): its
 bucket of time to the actual arrival and whether the error fell inside that bucket's window. The rollup
 keeps counts and sums per (day, route, predictor, bucket), so the benchmark, the MAE, the early rate and
 interval coverage of any grouping are exact sums. Rebuilding a day replaces its rows, so a refresh and a
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.models import AccuracyDay, PredictionLog, StopEvent
 from app.reports.facts import day_type
-from prediction.metrics import EARLY_S, ETA_BUCKETS
+from prediction.eta.metrics import EARLY_S, ETA_BUCKETS
 
 __all__ = ["BEYOND", "ScoredCalls", "benchmark", "rebuild_accuracy", "score_calls"]
 
@@ -103,7 +103,7 @@ def rebuild_accuracy(session: Session, dates: Iterable[dt.date]) -> int:
 
 def benchmark(accurate_by_bucket: dict[int, tuple[int, int]]) -> tuple[dict[str, float | None], float | None]:
     """Bucket accuracies (accurate ÷ predictions, ``None`` when empty) and their mean over the buckets that
-    have predictions — the benchmark's overall score, as ``prediction.metrics.eta_benchmark`` defines it."""
+    have predictions — the benchmark's overall score, as ``prediction.eta.metrics.eta_benchmark`` defines it."""
     shares: dict[str, float | None] = {}
     for index, (label, *_window) in enumerate(ETA_BUCKETS):
         accurate, total = accurate_by_bucket.get(index, (0, 0))

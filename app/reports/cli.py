@@ -10,8 +10,8 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from app import get_db
 from app.errors import QalaError
+from app.extensions import get_db
 from app.models import Rider
 from app.models.reports import STAFF_ROLES
 from app.reports import access

@@ -122,7 +122,7 @@ def _rated(profile: FareProfile, taps: pd.DataFrame) -> Iterable[tuple[Any, int,
 
 def import_qala(session: Session, path: Path, profile: FareProfile, hash_key: str, tz: ZoneInfo,
                 dataset: str = "qala", progress: Callable[[int], None] | None = None) -> ImportResult:
-    """The simulator's tap CSV (``prediction/sim_taps.py``), priced by the fare engine per card."""
+    """The simulator's tap CSV (``prediction/sim/taps.py``), priced by the fare engine per card."""
     frame = pd.read_csv(path, dtype={"card_id": str, "route_id": str, "stop_id": str, "vehicle_id": str})
     missing = {"tap_time", "card_id", "category", "has_pass", "vehicle_id", "route_id", "stop_id",
                "is_transfer"} - set(frame.columns)

@@ -16,7 +16,7 @@ from app.errors import BadRequest
 from app.models import AccuracyDay, OdDay, OdZoneDay, OdZoneTotalDay, OnTimeHour, RouteHour, StopDay, StopZone, TopUpDay
 from app.reports.accuracy import benchmark
 from app.reports.rollups import ONTIME_BUCKET_S
-from prediction.metrics import ETA_BUCKETS
+from prediction.eta.metrics import ETA_BUCKETS
 
 __all__ = ["FILTERS", "REPORTS", "SPECIAL", "Filters", "Report", "report_names", "run_report"]
 

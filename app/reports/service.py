@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
-from app import get_db
+from app.extensions import get_db
 from app.reports.rollups import Refreshed, RollupSettings, rebuild, refresh
 from app.ticketing.context import get_ticketing
 

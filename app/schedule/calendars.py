@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.models import Calendar, CalendarDate, Trip
-from prediction.servicedays import CalendarException, CalendarRule, ServiceCalendar
+from prediction.gtfs.servicedays import CalendarException, CalendarRule, ServiceCalendar
 
 __all__ = ["CalendarCache", "FeedCalendar", "load_feed_calendar"]
 

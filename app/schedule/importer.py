@@ -42,8 +42,8 @@ from app.models import (
     Trip,
 )
 from app.schedule.bulk import conform, insert_frame
-from prediction.feedcheck import FeedInvalid, FeedIssue, canonical_issues
-from prediction.schedule import ScheduleFeed, read_schedule
+from prediction.gtfs.feedcheck import FeedInvalid, FeedIssue, canonical_issues
+from prediction.gtfs.schedule import ScheduleFeed, read_schedule
 
 __all__ = [
     "ImportReport",
@@ -184,7 +184,7 @@ def _activate(conn: Connection, version_id: int) -> None:
 
 def active_version_with_content(db: Database, path: str | Path) -> int | None:
     """The active version's id when it was imported from identical content, else ``None``."""
-    from prediction.feedsource import FeedSource
+    from prediction.gtfs.feedsource import FeedSource
 
     digest = FeedSource(path).sha256()
     with db.engine.connect() as conn:

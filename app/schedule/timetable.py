@@ -21,7 +21,7 @@ from app.instants import rfc3339
 from app.models import Route, Stop, StopTime, Trip
 from app.schedule.calendars import CalendarCache
 from app.schedule.queries import active_feed, get_stop, route_sort_key, stop_items
-from prediction.servicedays import from_gtfs_seconds, service_days_overlapping, to_gtfs_seconds
+from prediction.gtfs.servicedays import from_gtfs_seconds, service_days_overlapping, to_gtfs_seconds
 
 __all__ = ["ScheduledDeparture", "arrivals", "departures"]
 

@@ -7,8 +7,8 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from app import get_db
 from app.errors import QalaError
+from app.extensions import get_db
 from app.models import Device, DeviceKey
 from app.ticketing import cards, devices, riders
 from app.ticketing.context import get_ticketing

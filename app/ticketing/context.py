@@ -43,7 +43,7 @@ class Ticketing:
 def get_ticketing(app: Flask) -> Ticketing:
     found = app.extensions.get("ticketing")
     if found is None:
-        from app import get_db
+        from app.extensions import get_db
 
         engine = get_db(app).engine
         fast = None

@@ -7,7 +7,7 @@ import math
 from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
-from app import get_db
+from app.extensions import get_db
 from app.schedule.queries import active_feed, get_stop
 
 __all__ = ["bp"]

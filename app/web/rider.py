@@ -18,8 +18,8 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
-from app import get_db
 from app.errors import BadRequest, NoActiveFeed, NotFound
+from app.extensions import get_db
 from app.realtime.serving import arrivals_answer
 from app.schedule import queries
 from app.web import rider_data

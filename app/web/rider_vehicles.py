@@ -15,12 +15,12 @@ import numpy as np
 from flask import Flask
 from google.transit import gtfs_realtime_pb2 as rt
 
-from app import get_redis
+from app.extensions import get_redis
 from app.realtime.gtfs_rt import LIVE_VEHICLES
 from app.realtime.serving import breaker
 from app.realtime.store import REDIS_ERRORS, Snapshot, read_snapshot
+from prediction.avl.matching import ShapeLine
 from prediction.geo import cumulative_distance_m
-from prediction.matching import ShapeLine
 
 __all__ = ["STALE_AFTER_S", "PlacedVehicle", "place_vehicles", "read_vehicle_snapshot", "route_vehicles"]
 

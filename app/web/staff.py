@@ -28,9 +28,9 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import get_attempts, get_db, get_redis
 from app.api.reports import COOKIE
 from app.errors import QalaError
+from app.extensions import get_attempts, get_db, get_redis
 from app.models import AuditLog, Card, Rider
 from app.models.reports import STAFF_ROLES
 from app.realtime.store import REDIS_ERRORS

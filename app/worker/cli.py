@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 def worker_command(shard: str, gtfs_rt: str | None, simulate: bool, taps: bool, seed: int, cycle_s: float,
                    cycles: int | None, window: int | None, models: Path | None, no_log: bool, quiet: bool) -> None:
     """Predict every active trip each cycle and publish boards, GTFS-rt snapshots and a prediction-log sample."""
-    from app import get_db, get_redis
+    from app.extensions import get_db, get_redis
     from app.worker.loop import Shard, Worker, WorkerSettings
     from app.worker.predlog import PredictionLogSampler
 
@@ -89,7 +89,7 @@ def _log_dropped_batch(exc: BaseException) -> None:
 
 def _source(app: Flask, worker: Worker, *, simulate: bool, taps: bool, gtfs_rt: str | None, seed: int
             ) -> tuple[AvlPoll, DemoTaps | None]:
-    from app import get_db
+    from app.extensions import get_db
     from app.worker.sources import DatabaseSource, IngestSource
 
     db = get_db(app)
@@ -133,7 +133,7 @@ class FeedReloader:
         """A worker for the newly active feed, or ``None`` to keep ``worker``."""
         from sqlalchemy import select
 
-        from app import get_db, get_redis
+        from app.extensions import get_db, get_redis
         from app.models import FeedVersion
         from app.worker.loop import Worker
         from app.worker.sources import DatabaseSource
@@ -169,8 +169,8 @@ class IdempotencyPruner:
 
     def check(self) -> int | None:
         """The number of records deleted, or ``None`` when it was not yet time (or the delete failed)."""
-        from app import get_db
         from app.api.idempotency import prune_idempotency
+        from app.extensions import get_db
 
         if self._pruned is not None and time.monotonic() - self._pruned < self.every_s:
             return None

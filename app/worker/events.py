@@ -18,9 +18,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from prediction.features import KnownEvents
-from prediction.servicedays import service_day_start
-from prediction.sim_network import SimNetwork
+from prediction.eta.features import KnownEvents
+from prediction.gtfs.servicedays import service_day_start
+from prediction.network import Network
 
 __all__ = ["EVENT_COLUMNS", "KNOWN_AT", "LiveEvents", "RunTable", "make_known_events"]
 
@@ -31,7 +31,7 @@ IntArray = npt.NDArray[np.int64]
 
 
 def make_known_events(columns: dict[str, npt.NDArray[Any]]) -> KnownEvents:
-    """``KnownEvents`` from named arrays, naming any field this version of ``prediction.features`` wants that
+    """``KnownEvents`` from named arrays, naming any field this version of ``prediction.eta.features`` wants that
     the worker does not provide (the dataclass grows as features are added)."""
     wanted = list(KnownEvents.__dataclass_fields__)
     missing = [name for name in wanted if name not in columns]
@@ -88,7 +88,7 @@ class RunTable:
 class LiveEvents:
     """Observed stop events of the runs this worker predicts (``owns_trip``), and recent segment run times of all."""
 
-    def __init__(self, net: SimNetwork, *, stale_s: float = 3600.0, recent_s: float = 1800.0,
+    def __init__(self, net: Network, *, stale_s: float = 3600.0, recent_s: float = 1800.0,
                  owns_trip: Callable[[IntArray], npt.NDArray[np.bool_]] | None = None) -> None:
         self.net, self.stale_s, self.recent_s = net, stale_s, recent_s
         self.owns_trip = owns_trip

@@ -27,6 +27,7 @@ from app.cache import RedisClient
 from app.models import FeedVersion, Trip
 from app.realtime.catalog import StaticCatalog
 from app.realtime.compose import RowFormatter, TimetableWindow, compose_rows
+from app.realtime.cycle import CyclePredictions
 from app.realtime.gtfs_rt import (
     LIVE_VEHICLES,
     TRIP_UPDATES,
@@ -40,11 +41,11 @@ from app.realtime.gtfs_rt import (
 from app.realtime.shards import BoardWriter
 from app.realtime.trip_updates import TripUpdateEncoder, varint
 from app.worker.events import LiveEvents
-from app.worker.predict import CyclePredictions, ModelWatcher, Predictor, load_worker_predictor, predict_cycle
+from app.worker.predict import ModelWatcher, Predictor, load_worker_predictor, predict_cycle
 from app.worker.predlog import PredictionLogSampler
-from prediction.matching import ShapeLine
-from prediction.online import OnlineSelection
-from prediction.sim_network import SimNetwork
+from prediction.avl.matching import ShapeLine
+from prediction.eta.online import OnlineSelection
+from prediction.network import Network
 
 __all__ = ["CycleReport", "Shard", "Worker", "WorkerSettings", "network_for_worker"]
 
@@ -116,7 +117,7 @@ def network_for_worker(session: Session) -> FeedNetwork:
 class Worker:
     """One worker process's state over cycles (its live events, vehicles, caches and writers)."""
 
-    def __init__(self, net: SimNetwork, catalog: StaticCatalog, predictor: Predictor, client: RedisClient, *,
+    def __init__(self, net: Network, catalog: StaticCatalog, predictor: Predictor, client: RedisClient, *,
                  settings: WorkerSettings | None = None, log: PredictionLogSampler | None = None,
                  models: ModelWatcher | None = None) -> None:
         self.net, self.catalog, self.predictor = net, catalog, predictor
@@ -131,7 +132,7 @@ class Worker:
         self.writer = BoardWriter(client, catalog.stops, catalog.timezone, shard=cfg.shard.index,
                                   shards=cfg.shard.count, ttl_s=cfg.ttl_s)
         self.log = log
-        # what each group serves, re-chosen hourly from the arrivals this worker has seen (prediction/online.py)
+        # what each group serves, re-chosen hourly from the arrivals this worker has seen (prediction/eta/online.py)
         self.online = OnlineSelection()
         self.vehicles: dict[str, VehicleState] = {}
         # serialized while the state holds, and whether it was published on its trip (not off its shape)

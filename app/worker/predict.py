@@ -12,21 +12,22 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from app.realtime.cycle import CyclePredictions
 from app.worker.events import LiveEvents, RunTable, make_known_events
-from prediction.artifacts import LoadedPredictor, load_predictor
-from prediction.features import KnownEvents, SegmentHistory
-from prediction.models import QuantileETAModel
-from prediction.online import OnlineSelection, arrival_keys, candidate_etas, groups_of
-from prediction.predict_snapshot import LiveState
-from prediction.sim_network import SimNetwork
+from prediction.eta.artifacts import LoadedPredictor, load_predictor
+from prediction.eta.features import KnownEvents, SegmentHistory
+from prediction.eta.models import QuantileETAModel
+from prediction.eta.online import OnlineSelection, arrival_keys, candidate_etas, groups_of
+from prediction.eta.snapshot import LiveState
+from prediction.network import Network
 
-__all__ = ["CyclePredictions", "ModelWatcher", "Predictor", "load_worker_predictor", "schedule_history"]
+__all__ = ["ModelWatcher", "Predictor", "load_worker_predictor", "schedule_history"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
-def schedule_history(net: SimNetwork) -> SegmentHistory:
+def schedule_history(net: Network) -> SegmentHistory:
     """Segment history from the timetable alone (no observed events), for the baseline without a model."""
     ints = ("run", "trip", "visit", "slot")
     empty = make_known_events({name: np.zeros(0, dtype=np.int64 if name in ints else float)
@@ -51,7 +52,7 @@ class Predictor:
         return np.asarray(self.estimator.predict(rows), dtype=float), None, None
 
 
-def load_worker_predictor(folder: Path, net: SimNetwork) -> tuple[Predictor, LoadedPredictor]:
+def load_worker_predictor(folder: Path, net: Network) -> tuple[Predictor, LoadedPredictor]:
     """The newest usable model for this feed in ``folder``, else the deviation baseline on schedule history."""
     loaded = load_predictor(folder, feed_sha256=net.feed.sha256)
     if loaded.history is not None:
@@ -66,7 +67,7 @@ class ModelWatcher:
     that fails or gives nothing newer (the fallback baseline, the same file) keeps the current predictor; a broken
     file is not retried until a newer one appears."""
 
-    def __init__(self, folder: Path, net: SimNetwork, current: Predictor, *, every_s: float = 60.0) -> None:
+    def __init__(self, folder: Path, net: Network, current: Predictor, *, every_s: float = 60.0) -> None:
         self.folder, self.net, self.every_s = folder, net, every_s
         self.current = current
         self._checked = -np.inf
@@ -99,31 +100,10 @@ class ModelWatcher:
         return predictor
 
 
-@dataclass(frozen=True)
-class CyclePredictions:
-    """Predicted arrivals of one cycle as parallel arrays (epoch seconds)."""
-
-    made_at: float
-    trip: IntArray  # index into net.trip_ids
-    start_date: npt.NDArray[np.object_]
-    visit: IntArray  # index into net visits
-    scheduled: FloatArray
-    predicted: FloatArray
-    lower: FloatArray | None
-    upper: FloatArray | None
-    vehicle_id: npt.NDArray[np.object_]
-    observed_at: FloatArray
-    run_keys: set[tuple[int, str]]  # runs with events (predicted or finished): no timetable rows for them
-    stalled_s: FloatArray | None = None  # how long each row's bus has been overdue at its next stop (0: moving)
-
-    def __len__(self) -> int:
-        return len(self.trip)
-
-
-def predict_cycle(net: SimNetwork, events: LiveEvents, predictor: Predictor, now: float, *,
+def predict_cycle(net: Network, events: LiveEvents, predictor: Predictor, now: float, *,
                   max_ahead_s: float, online: OnlineSelection | None = None) -> CyclePredictions:
     """Predict every downstream stop (up to ``max_ahead_s`` of schedule ahead) of the owned active runs; with
-    ``online``, what it serves per group is re-chosen hourly from the arrivals seen (``prediction/online.py``)."""
+    ``online``, what it serves per group is re-chosen hourly from the arrivals seen (``prediction/eta/online.py``)."""
     arrived = events.drain_arrivals()
     if online is not None:
         online.refresh(now)
@@ -143,7 +123,7 @@ def predict_cycle(net: SimNetwork, events: LiveEvents, predictor: Predictor, now
     return _arrays(net, runs, rows, now, eta, low, high, run_keys)
 
 
-def _online(net: SimNetwork, runs: RunTable, rows: pd.DataFrame, now: float, online: OnlineSelection,
+def _online(net: Network, runs: RunTable, rows: pd.DataFrame, now: float, online: OnlineSelection,
             eta: FloatArray, low: FloatArray | None, high: FloatArray | None
             ) -> tuple[FloatArray, FloatArray | None, FloatArray | None]:
     """The served ETAs (the interval moved with them), and the cycle's candidates kept for scoring."""
@@ -164,7 +144,7 @@ def _origins(runs: RunTable, rows: pd.DataFrame) -> FloatArray:
     return runs.origin[np.where(run >= 0, run, 0)]
 
 
-def _arrays(net: SimNetwork, runs: RunTable, rows: pd.DataFrame, now: float, eta: FloatArray,
+def _arrays(net: Network, runs: RunTable, rows: pd.DataFrame, now: float, eta: FloatArray,
             low: FloatArray | None, high: FloatArray | None, run_keys: set[tuple[int, str]]) -> CyclePredictions:
     run = rows["run"].to_numpy(np.int64)
     visit = rows["visit"].to_numpy(np.int64)
@@ -188,7 +168,7 @@ def _arrays(net: SimNetwork, runs: RunTable, rows: pd.DataFrame, now: float, eta
     )
 
 
-def _service_date(net: SimNetwork, origin: float) -> str:
+def _service_date(net: Network, origin: float) -> str:
     """YYYYMMDD of the service day whose GTFS time 0 is ``origin`` (noon minus 12 h, local)."""
     return (dt.datetime.fromtimestamp(origin + 12 * 3600, net.tz)).strftime("%Y%m%d")
 

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from app.models import PredictionLog
 from app.realtime.catalog import StaticCatalog
-from app.worker.predict import CyclePredictions
-from prediction.sim_network import SimNetwork
+from app.realtime.cycle import CyclePredictions
+from prediction.network import Network
 
 __all__ = ["PredictionLogSampler"]
 
@@ -40,7 +40,7 @@ class _Sample:
     predicted: npt.NDArray[np.float64]
     lower: npt.NDArray[np.float64] | None
     upper: npt.NDArray[np.float64] | None
-    net: SimNetwork
+    net: Network
     catalog: StaticCatalog
 
     def rows(self) -> list[dict[str, Any]]:
@@ -76,7 +76,7 @@ class PredictionLogSampler:
         self.written = 0
         self.failed = 0
 
-    def offer(self, net: SimNetwork, catalog: StaticCatalog, p: CyclePredictions, predictor: str) -> int:
+    def offer(self, net: Network, catalog: StaticCatalog, p: CyclePredictions, predictor: str) -> int:
         """Queue the predictions of trips not logged in the last ``every_s``; returns how many rows."""
         if not len(p):
             return 0

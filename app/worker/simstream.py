@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from app.avl.ingest import FRAME_COLUMNS
-from prediction.sim_network import SimNetwork
-from prediction.simulate import CitySimulator
+from prediction.network import Network
+from prediction.sim.simulate import CitySimulator
 
 __all__ = ["LiveCity"]
 
@@ -23,7 +23,7 @@ def _epoch(text: pd.Series) -> np.ndarray:
 class LiveCity:
     """Pings and taps of today's service day (and yesterday's, in the small hours), released by time."""
 
-    def __init__(self, net: SimNetwork, now: float, *, seed: int = 0, ping_interval_s: float = 15.0,
+    def __init__(self, net: Network, now: float, *, seed: int = 0, ping_interval_s: float = 15.0,
                  warmup_s: float = 900.0) -> None:
         local = dt.datetime.fromtimestamp(now, net.tz)
         today = local.date()

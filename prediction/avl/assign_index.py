@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from prediction.geo import EARTH_RADIUS_M
-from prediction.servicedays import service_day_start
-from prediction.sim_network import SimNetwork
+from prediction.gtfs.servicedays import service_day_start
+from prediction.network import Network
 
 __all__ = ["NearShapes", "ScheduledRun", "ShapeIndex", "TripTable"]
 
@@ -44,7 +44,7 @@ class ShapeIndex:
     those of its own cell alone.
     """
 
-    def __init__(self, net: SimNetwork, radius_m: float, cell_m: float = 250.0) -> None:
+    def __init__(self, net: Network, radius_m: float, cell_m: float = 250.0) -> None:
         self.radius_m = radius_m
         self.cell_m = cell_m
         self.shape_ids = sorted(net.lines)
@@ -151,7 +151,7 @@ class TripTable:
     """Runs of trips (slots) of the service days loaded, findable by shape and time. Days before those a call
     needs are forgotten, so a live process holds two or three days of runs, not every day it has run."""
 
-    def __init__(self, net: SimNetwork, index: ShapeIndex) -> None:
+    def __init__(self, net: Network, index: ShapeIndex) -> None:
         self.net = net
         self.index = index
         self.slots: dict[int, ScheduledRun] = {}

@@ -14,12 +14,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from prediction.blocks import MAX_LAYOVER_S, near_terminal
-from prediction.matching import ShapeLine, shape_lines, stop_distances
-from prediction.schedule import ScheduleFeed
-from prediction.servicedays import CalendarException, CalendarRule, ServiceCalendar
+from prediction.avl.matching import ShapeLine, shape_lines, stop_distances
+from prediction.gtfs.blocks import MAX_LAYOVER_S, near_terminal
+from prediction.gtfs.schedule import ScheduleFeed
+from prediction.gtfs.servicedays import CalendarException, CalendarRule, ServiceCalendar
 
-__all__ = ["SimNetwork", "build_network", "feed_calendar", "infer_blocks"]
+__all__ = ["Network", "build_network", "feed_calendar", "infer_blocks"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -37,7 +37,7 @@ def feed_calendar(feed: ScheduleFeed) -> ServiceCalendar:
 
 
 @dataclass
-class SimNetwork:
+class Network:
     """Trips and stop visits of a feed as arrays; ``blocks`` caches vehicle chains per set of services."""
 
     feed: ScheduleFeed
@@ -80,7 +80,7 @@ class SimNetwork:
         return self.blocks[active]
 
 
-def build_network(feed: ScheduleFeed) -> SimNetwork:
+def build_network(feed: ScheduleFeed) -> Network:
     """Flatten ``feed`` for the simulator (shapes, stop distances along them, segment ids)."""
     st = feed.stop_times.sort_values(["trip_id", "stop_sequence"], kind="stable").reset_index(drop=True)
     # pandas-stubs: .loc does not list arrays of labels
@@ -101,7 +101,7 @@ def build_network(feed: ScheduleFeed) -> SimNetwork:
     segment[~first] = codes
     route_codes, route_ids = pd.factorize(trips["route_id"].astype(str))
     block = trips["block_id"].astype(object) if "block_id" in trips else pd.Series(None, index=trips.index)
-    return SimNetwork(
+    return Network(
         feed=feed, tz=ZoneInfo(feed.timezone), calendar=feed_calendar(feed), lines=lines,
         trip_ids=trips["trip_id"].astype(str).to_numpy(dtype=object), trip_route=route_codes.astype(np.int64),
         route_ids=np.asarray(route_ids, dtype=object),
@@ -116,13 +116,13 @@ def build_network(feed: ScheduleFeed) -> SimNetwork:
     )
 
 
-def infer_blocks(net: SimNetwork, running: IntArray) -> IntArray:
+def infer_blocks(net: Network, running: IntArray) -> IntArray:
     """A vehicle number for each running trip: the feed's block_id where given, else chains we infer.
 
     A trip without a block follows the earliest-free vehicle of its route that ended near the trip's first stop
-    (``prediction.blocks.near_terminal``) at least ``_STAND_S`` before it starts; otherwise it gets a new vehicle.
+    (``prediction.gtfs.blocks.near_terminal``) at least ``_STAND_S`` before it starts; otherwise it gets a new vehicle.
     That mirrors how depots roster buses on a line and gives realistic layovers and late-trip propagation.
-    ``prediction.blocks.next_trips`` chains by an assignment instead, for predictions; the simulator keeps this
+    ``prediction.gtfs.blocks.next_trips`` chains by an assignment instead, for predictions; the simulator keeps this
     greedy rule and its stand time (its maximum gap counts from the end of the stand), so simulated cities stay
     as they were.
     """
@@ -149,7 +149,7 @@ def infer_blocks(net: SimNetwork, running: IntArray) -> IntArray:
     return vehicle
 
 
-def _pick_vehicle(net: SimNetwork, pool: list[tuple[int, int, int]], origin: int, start: int) -> int | None:
+def _pick_vehicle(net: Network, pool: list[tuple[int, int, int]], origin: int, start: int) -> int | None:
     for n, (free_at, where, vehicle) in enumerate(pool):
         if free_at > start or start - free_at > MAX_LAYOVER_S:
             continue

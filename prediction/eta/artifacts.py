@@ -19,14 +19,14 @@ import pandas as pd
 import sklearn
 from sklearn.base import BaseEstimator
 
-from prediction.features import FEATURES, SegmentHistory
-from prediction.models import DeviationBaseline, QuantileETAModel
+from prediction.eta.features import FEATURES, SegmentHistory
+from prediction.eta.models import DeviationBaseline, QuantileETAModel
 
 __all__ = ["FORMAT_VERSION", "ArtifactError", "LoadedPredictor", "list_models", "load_predictor", "save_model"]
 
 # 2: trip/route pace and next-trip features, calibrated interval; 3: one median booster + conformal interval;
 # 4: out-of-fold selection among the booster and the baselines, interval per selection group
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5  # 5: the classes moved to prediction.eta (older pickles name prediction.models)
 FALLBACK_BASELINE = "deviation"  # the best baseline that needs no fitted state (kalman needs segment history)
 
 

@@ -1,6 +1,6 @@
 """Simulator parameters: speeds, time-of-day profiles, demand, rider mix, GPS quality — one frozen dataclass.
 
-The time-of-day travel-time profiles are fitted to real Astana trip durations (``prediction.calibration``,
+The time-of-day travel-time profiles are fitted to real Astana trip durations (``prediction.eta.calibration``,
 ``qala simulate calibrate``); everything else is a plausible default documented in ``docs/simulator.md``.
 """
 

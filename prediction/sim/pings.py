@@ -14,9 +14,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from prediction.sim_day import DayTruth
-from prediction.sim_network import SimNetwork
-from prediction.sim_params import SimParams
+from prediction.network import Network
+from prediction.sim.day import DayTruth
+from prediction.sim.params import SimParams
 
 __all__ = ["SimPings", "generate_pings"]
 
@@ -41,7 +41,7 @@ class SimPings:
     parked: npt.NDArray[np.bool_]  # after the vehicle's last trip: standing at the terminal, no trip reported
 
 
-def _knots(truth: DayTruth, net: SimNetwork, params: SimParams) -> tuple[FloatArray, FloatArray, FloatArray]:
+def _knots(truth: DayTruth, net: Network, params: SimParams) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Per trip, the reporting window start and the knots (key, distance) of every vehicle's path."""
     ptr = truth.visit_ptr
     first, last = ptr[:-1], ptr[1:] - 1
@@ -65,7 +65,7 @@ def _knots(truth: DayTruth, net: SimNetwork, params: SimParams) -> tuple[FloatAr
     return start + base, keys[sort], dists[sort]
 
 
-def generate_pings(truth: DayTruth, net: SimNetwork, params: SimParams, interval_s: float, *,
+def generate_pings(truth: DayTruth, net: Network, params: SimParams, interval_s: float, *,
                    seed: int) -> SimPings:
     """All pings of the day, with noise and reporting faults applied (deterministic for ``seed``)."""
     rng = np.random.default_rng([seed, truth.day.toordinal(), 7])
@@ -104,7 +104,7 @@ def _speed(key: FloatArray, knot_key: FloatArray, knot_dist: FloatArray) -> Floa
     return np.where((dt > 0) & (dd > 0), dd / np.maximum(dt, 1e-9), 0.0)
 
 
-def _positions(net: SimNetwork, truth: DayTruth, trip: IntArray, dist: FloatArray
+def _positions(net: Network, truth: DayTruth, trip: IntArray, dist: FloatArray
                ) -> tuple[FloatArray, FloatArray, FloatArray]:
     lat, lon, bearing = np.zeros(len(trip)), np.zeros(len(trip)), np.zeros(len(trip))
     shapes = net.trip_shape[truth.trips[trip]]

@@ -31,8 +31,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from prediction.assign_index import NearShapes, ScheduledRun, ShapeIndex, TripTable
-from prediction.sim_network import SimNetwork
+from prediction.avl.assign_index import NearShapes, ScheduledRun, ShapeIndex, TripTable
+from prediction.network import Network
 
 __all__ = ["AssignSettings", "TripAssigner", "VehicleTrack", "assign_pings", "fill_trips"]
 
@@ -98,7 +98,7 @@ class _Hypothesis:
 class TripAssigner:
     """The network-wide part: shapes near a ping and runs by shape and time, shared by every vehicle."""
 
-    def __init__(self, net: SimNetwork, settings: AssignSettings | None = None) -> None:
+    def __init__(self, net: Network, settings: AssignSettings | None = None) -> None:
         self.net = net
         self.cfg = settings or AssignSettings()
         self.index = ShapeIndex(net, self.cfg.radius_m)
@@ -374,7 +374,7 @@ def assign_pings(assigner: TripAssigner, pings: pd.DataFrame, *, smooth: bool = 
     return pd.DataFrame({"trip_id": trip, "start_date": date}, index=pings.index)
 
 
-def fill_trips(net: SimNetwork, pings: pd.DataFrame, settings: AssignSettings | None = None) -> pd.DataFrame:
+def fill_trips(net: Network, pings: pd.DataFrame, settings: AssignSettings | None = None) -> pd.DataFrame:
     """``pings`` with trip_id and start_date assigned in batch when none of them gives a trip; a file that does
     give trips is trusted where it gives none (a bus laying over) and returned as it is."""
     if pings.empty or pings["trip_id"].notna().any():

@@ -9,7 +9,7 @@ from typing import IO
 
 import pandas as pd
 
-from prediction.feedcheck import FeedInvalid, FeedIssue
+from prediction.gtfs.feedcheck import FeedInvalid, FeedIssue
 
 __all__ = ["FeedSource"]
 

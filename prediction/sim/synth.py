@@ -14,7 +14,7 @@ from typing import TextIO
 
 import numpy as np
 
-from prediction.synth_city import (
+from prediction.sim.synth_city import (
     DWELL_S,
     FloatArray,
     IntArray,

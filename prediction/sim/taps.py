@@ -14,9 +14,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from prediction.sim_day import DayTruth
-from prediction.sim_network import SimNetwork
-from prediction.sim_params import SimParams
+from prediction.network import Network
+from prediction.sim.day import DayTruth
+from prediction.sim.params import SimParams
 
 __all__ = ["PASS_CATEGORIES", "RiderPopulation", "generate_taps"]
 
@@ -47,7 +47,7 @@ class RiderPopulation:
         return cls(card, category, has_pass)
 
 
-def generate_taps(truth: DayTruth, net: SimNetwork, riders: RiderPopulation, params: SimParams, *,
+def generate_taps(truth: DayTruth, net: Network, riders: RiderPopulation, params: SimParams, *,
                   seed: int) -> pd.DataFrame:
     """One row per boarding: GTFS seconds ``t`` of the day, card, category, pass, vehicle, device, stop, trip."""
     rng = np.random.default_rng([seed, truth.day.toordinal(), 13])

@@ -10,16 +10,15 @@ scheduled departure and its own arrival. Those rows have ``block_ahead`` = 1. A 
 finished trip keeps predicting its next trip until that trip's first departure is known.
 
 Baselines are computed here, as their systems do: ``kalman_eta_s`` is TheTransitClock's Kalman filter per segment
-(``prediction.kalman``), ``deviation_eta_s`` OneBusAway's schedule deviation, which grows while the bus is overdue at
-its next stop. A bus that stands still or falls silent keeps being predicted (for up to ``stale_s`` of silence and
-``past_end_s`` past its trip's scheduled end plus its delay: long enough for a breakdown, a detour or a gap in the
-pings, short enough that a bus gone out of service stops showing), and no ETA is shorter than the time still needed
-from its next stop on, plus ``_REACH_FLOOR_S`` to get there: the predicted arrival moves later while it stands.
-``stalled_s`` says for how long it has been overdue at its next stop. An event is known only some time after the bus
-passed the stop (the next ping; 4 min on Austin's feed), so a bus not yet reported at its next stop may have passed it
-that long ago: the floor, ``stalled_s`` and the overdue deviation all allow the feed's mean report lag so far
-(``report_lag_s``); without it, on Austin, the floor held predictions minutes late.
-"""
+(``prediction.eta.kalman``), ``deviation_eta_s`` OneBusAway's schedule deviation, which grows while the bus is
+overdue at its next stop. A bus that stands still or falls silent keeps being predicted (for up to ``stale_s`` of
+silence and ``past_end_s`` past its trip's scheduled end plus its delay: long enough for a breakdown, a detour or a
+gap in the pings, short enough that a bus gone out of service stops showing), and no ETA is shorter than the time
+still needed from its next stop on, plus ``_REACH_FLOOR_S`` to get there: the predicted arrival moves later while it
+stands. ``stalled_s`` says for how long it has been overdue at its next stop. An event is known only some time after
+the bus passed the stop (the next ping; 4 min on Austin's feed), so a bus not yet reported at its next stop may have
+passed it that long ago: the floor, ``stalled_s`` and the overdue deviation all allow the feed's mean report lag so
+far (``report_lag_s``); without it, on Austin, the floor held predictions minutes late. """
 
 from __future__ import annotations
 
@@ -29,10 +28,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from prediction.blocks import next_trips
-from prediction.features import FEATURES, KnownEvents, SegmentHistory
-from prediction.kalman import INITIAL_ERROR, MIN_DAYS, kalman_run
-from prediction.sim_network import SimNetwork
+from prediction.eta.features import FEATURES, KnownEvents, SegmentHistory
+from prediction.eta.kalman import INITIAL_ERROR, MIN_DAYS, kalman_run
+from prediction.gtfs.blocks import next_trips
+from prediction.network import Network
 
 __all__ = ["OUTPUT_COLUMNS", "LiveState"]
 
@@ -51,10 +50,10 @@ _EMPTY = pd.DataFrame({name: np.zeros(0) for name in (*FEATURES, *OUTPUT_COLUMNS
     {"run": np.int64, "visit": np.int64, "trip": np.int64})
 
 
-_TRIP_TABLES: dict[int, tuple[weakref.ref[SimNetwork], FloatArray, IntArray]] = {}
+_TRIP_TABLES: dict[int, tuple[weakref.ref[Network], FloatArray, IntArray]] = {}
 
 
-def _trip_tables(net: SimNetwork) -> tuple[FloatArray, IntArray]:
+def _trip_tables(net: Network) -> tuple[FloatArray, IntArray]:
     """Each trip's direction and the next trip of its block: fixed for a network, so computed once per network
     (a live worker builds a ``LiveState`` every cycle; these cost it more than the snapshot)."""
     found = _TRIP_TABLES.get(id(net))
@@ -73,7 +72,7 @@ def _trip_tables(net: SimNetwork) -> tuple[FloatArray, IntArray]:
 class LiveState:
     """What a live service knows at the current replay time; advance it forwards only."""
 
-    def __init__(self, net: SimNetwork, history: SegmentHistory, known: KnownEvents, *, stale_s: float = 3600.0,
+    def __init__(self, net: Network, history: SegmentHistory, known: KnownEvents, *, stale_s: float = 3600.0,
                  recent_s: float = 1800.0, past_end_s: float = 1800.0) -> None:
         self.net, self.history, self.known = net, history, known
         self.stale_s, self.recent_s, self.past_end_s = stale_s, recent_s, past_end_s

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from prediction.faresv2 import parse_fares_v2
-from prediction.feedcheck import FeedInvalid, FeedIssue, IssueList, canonical_issues, check_required_columns
-from prediction.feedsource import FeedSource
-from prediction.shapes import generate_shapes, shape_points
-from prediction.stoptimes import build_stop_times, expand_frequencies, parse_frequencies
-from prediction.tablechecks import (
+from prediction.gtfs.faresv2 import parse_fares_v2
+from prediction.gtfs.feedcheck import FeedInvalid, FeedIssue, IssueList, canonical_issues, check_required_columns
+from prediction.gtfs.feedsource import FeedSource
+from prediction.gtfs.shapes import generate_shapes, shape_points
+from prediction.gtfs.stoptimes import build_stop_times, expand_frequencies, parse_frequencies
+from prediction.gtfs.tablechecks import (
     check_agency,
     check_calendars,
     check_routes,

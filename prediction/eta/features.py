@@ -15,9 +15,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from prediction.events import resolve_start_dates
-from prediction.servicedays import service_day_start
-from prediction.sim_network import SimNetwork
+from prediction.avl.events import resolve_start_dates
+from prediction.gtfs.servicedays import service_day_start
+from prediction.network import Network
 
 __all__ = ["FEATURES", "KnownEvents", "SegmentHistory", "TripDays", "prepare_events"]
 
@@ -65,7 +65,7 @@ def _slot(epoch: FloatArray, tz: dt.tzinfo) -> IntArray:
     return (local.hour.to_numpy(dtype=np.int64) + 24 * weekend).astype(np.int64)
 
 
-def prepare_events(net: SimNetwork, events: pd.DataFrame, pings: pd.DataFrame) -> KnownEvents:
+def prepare_events(net: Network, events: pd.DataFrame, pings: pd.DataFrame) -> KnownEvents:
     """Attach visits, schedule origins and ``known_at`` (first ping of the vehicle after the departure)."""
     visits = pd.DataFrame({"trip_id": net.trip_ids[net.visit_trip], "stop_sequence": net.visit_seq,
                            "visit": np.arange(len(net.visit_seq))})
@@ -99,7 +99,7 @@ def prepare_events(net: SimNetwork, events: pd.DataFrame, pings: pd.DataFrame) -
     )
 
 
-def _start_dates(pings: pd.DataFrame, net: SimNetwork) -> pd.Series:
+def _start_dates(pings: pd.DataFrame, net: Network) -> pd.Series:
     """``resolve_start_dates`` for the first ping of each unbroken (vehicle, trip) stretch only, copied to the
     rest of the stretch: it works per ping in Python, and 2 M pings took minutes."""
     frame = pings.sort_values(["vehicle_id", "t"], kind="stable")
@@ -112,7 +112,7 @@ def _start_dates(pings: pd.DataFrame, net: SimNetwork) -> pd.Series:
     return dates.reindex(pings.index)
 
 
-def _known_at(net: SimNetwork, frame: pd.DataFrame, pings: pd.DataFrame) -> FloatArray:
+def _known_at(net: Network, frame: pd.DataFrame, pings: pd.DataFrame) -> FloatArray:
     """First ping of the run's vehicle strictly after the departure: an event placed between two pings (or at
     the edge of a stop zone) is only certain once the later ping is in. The vehicle, not the trip, so the last
     stop of a trip becomes known by the first ping of the bus's next trip."""
@@ -157,7 +157,7 @@ class SegmentHistory:
     trip_days: TripDays | None = None
 
     @classmethod
-    def fit(cls, net: SimNetwork, known: KnownEvents) -> SegmentHistory:
+    def fit(cls, net: Network, known: KnownEvents) -> SegmentHistory:
         slot = _slot(known.arrival, net.tz)
         half = known.run % 2 == 0
         # the gain is cross-fitted: a mean fitted on the same traversals it is tested on would absorb the very
@@ -190,7 +190,7 @@ def _trip_days(visits: int, known: KnownEvents) -> TripDays:
     return TripDays(mean_s=mean, variance_s2=variance, days=days.astype(np.int64))
 
 
-def _run_table(net: SimNetwork, known: KnownEvents, slot: IntArray, rows: npt.NDArray[np.bool_]) -> FloatArray:
+def _run_table(net: Network, known: KnownEvents, slot: IntArray, rows: npt.NDArray[np.bool_]) -> FloatArray:
     sched_run = np.maximum(net.visit_arr[1:] - net.visit_dep[:-1], 1).astype(float)
     seg = net.visit_segment
     ok = rows & np.isfinite(known.segment_run)

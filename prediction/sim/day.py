@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from prediction.sim_network import SimNetwork
-from prediction.sim_params import SimParams, demand_factor, hourly_factor
+from prediction.network import Network
+from prediction.sim.params import SimParams, demand_factor, hourly_factor
 
 __all__ = ["DayTruth", "simulate_day"]
 
@@ -48,7 +48,7 @@ class _Visits:
     last: npt.NDArray[np.bool_]
 
 
-def _gather(net: SimNetwork, trips: IntArray) -> _Visits:
+def _gather(net: Network, trips: IntArray) -> _Visits:
     counts = net.visit_ptr[trips + 1] - net.visit_ptr[trips]
     ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     local = np.repeat(np.arange(len(trips)), counts)
@@ -62,7 +62,7 @@ def _gather(net: SimNetwork, trips: IntArray) -> _Visits:
     return _Visits(visit, local, ptr, np.maximum(length, 0.0), first, last)
 
 
-def simulate_day(net: SimNetwork, day: dt.date, params: SimParams, *, seed: int, day_factor: float,
+def simulate_day(net: Network, day: dt.date, params: SimParams, *, seed: int, day_factor: float,
                  corridor: FloatArray, popularity: FloatArray) -> DayTruth:
     """Simulate service day ``day``; ``corridor`` (per segment) and ``popularity`` (per stop) persist across days."""
     rng = np.random.default_rng([seed, day.toordinal()])
@@ -134,7 +134,7 @@ def _chain_depth(prev: IntArray) -> IntArray:
     return depth
 
 
-def _riders(rng: np.random.Generator, net: SimNetwork, v: _Visits, trips: IntArray, arrival: FloatArray,
+def _riders(rng: np.random.Generator, net: Network, v: _Visits, trips: IntArray, arrival: FloatArray,
             popularity: FloatArray, weekend: bool, params: SimParams) -> tuple[IntArray, IntArray]:
     """Boardings from the headway since the previous bus of the route at the stop; alightings proportional."""
     stop = net.visit_stop[v.visit]
@@ -159,7 +159,7 @@ class _Incidents:
     factor: FloatArray
 
 
-def _incidents(rng: np.random.Generator, net: SimNetwork, seg: IntArray, params: SimParams) -> _Incidents:
+def _incidents(rng: np.random.Generator, net: Network, seg: IntArray, params: SimParams) -> _Incidents:
     """Incidents slow one segment (a street between two stops) for every bus passing during 10–40 min."""
     candidates = np.unique(seg[seg >= 0])
     n = int(rng.poisson(params.incidents_per_route_day * len(net.route_ids))) if len(candidates) else 0

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prediction.gtfstime import format_gtfs_time
-from prediction.schedule import read_schedule
-from prediction.simulate import CitySimulator
+from prediction.gtfs.gtfstime import format_gtfs_time
+from prediction.gtfs.schedule import read_schedule
+from prediction.sim.simulate import CitySimulator
 
 __all__ = ["astana_durations", "compare_with_astana", "format_table", "simulated_durations"]
 

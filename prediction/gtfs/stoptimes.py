@@ -6,9 +6,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from prediction.feedcheck import IssueList, check_references, check_required_columns
-from prediction.gtfstime import MISSING, format_gtfs_time, parse_gtfs_times
-from prediction.tablechecks import check_ids_unique
+from prediction.gtfs.feedcheck import IssueList, check_references, check_required_columns
+from prediction.gtfs.gtfstime import MISSING, format_gtfs_time, parse_gtfs_times
+from prediction.gtfs.tablechecks import check_ids_unique
 
 __all__ = ["build_stop_times", "expand_frequencies", "parse_frequencies"]
 

@@ -7,8 +7,8 @@ from decimal import Decimal, InvalidOperation
 
 import pandas as pd
 
-from prediction.feedcheck import IssueList, check_required_columns
-from prediction.gtfstime import parse_gtfs_times
+from prediction.gtfs.feedcheck import IssueList, check_required_columns
+from prediction.gtfs.gtfstime import parse_gtfs_times
 
 __all__ = ["FARES_V2_TABLES", "currency_exponent", "parse_fares_v2"]
 

@@ -27,9 +27,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from prediction.matching import MatchSettings, ShapeLine, _first_pick
-from prediction.servicedays import service_day_start
-from prediction.sim_network import SimNetwork
+from prediction.avl.matching import MatchSettings, ShapeLine, _first_pick
+from prediction.gtfs.servicedays import service_day_start
+from prediction.network import Network
 
 __all__ = ["EVENT_FIELDS", "EventContext", "EventSettings", "VehicleFollower", "derive_events", "resolve_start_dates"]
 
@@ -51,7 +51,7 @@ class EventSettings:
     match: MatchSettings = field(default_factory=MatchSettings)
 
 
-def resolve_start_dates(pings: pd.DataFrame, net: SimNetwork) -> pd.Series:
+def resolve_start_dates(pings: pd.DataFrame, net: Network) -> pd.Series:
     """The service day of each ping's trip where the feed gave none: the day (local date, or the one before for
     trips past midnight) whose scheduled run of that trip is nearest the ping's time."""
     out = pings["start_date"].astype("string").copy()
@@ -83,7 +83,7 @@ def resolve_start_dates(pings: pd.DataFrame, net: SimNetwork) -> pd.Series:
 PARALLEL_MIN_PINGS = 50_000  # below this a process pool costs more than it saves
 
 
-def derive_events(net: SimNetwork, pings: pd.DataFrame, settings: EventSettings | None = None, *,
+def derive_events(net: Network, pings: pd.DataFrame, settings: EventSettings | None = None, *,
                   workers: int | None = None) -> pd.DataFrame:
     """Stop events of every trip seen in ``pings`` (vehicle_id, t, latitude, longitude, trip_id, start_date).
 
@@ -175,7 +175,7 @@ def _follow(job: _Job, part: tuple[int, int]) -> tuple[list[EventTuple], list[st
     return rows, owner
 
 
-def _reference(net: SimNetwork, visits: IntArray, default_dwell: float) -> tuple[FloatArray, FloatArray]:
+def _reference(net: Network, visits: IntArray, default_dwell: float) -> tuple[FloatArray, FloatArray]:
     """Reference seconds from the trip's start at which the bus reaches and leaves each stop."""
     arr = net.visit_arr[visits].astype(float)
     dep = net.visit_dep[visits].astype(float)
@@ -237,7 +237,7 @@ class EventContext:
     ``clock``, the sorted times of the feed's pings (all vehicles'; a replay gives the whole file's, the live
     tracker each batch's): a silent vehicle's run closes as the first of them after the silence limit arrives."""
 
-    def __init__(self, net: SimNetwork, settings: EventSettings | None = None, *,
+    def __init__(self, net: Network, settings: EventSettings | None = None, *,
                  clock: FloatArray | None = None) -> None:
         self.net = net
         self.cfg = settings or EventSettings()
@@ -436,7 +436,7 @@ class VehicleFollower:
         self._extend(run, t_on, ahead[1:], by[on])
 
     def _decide(self, run: _Run, t: float, along: FloatArray, offset: FloatArray, spike: bool, by: float) -> None:
-        """The stepwise monotone projection of ``prediction.matching`` for one ping."""
+        """The stepwise monotone projection of ``prediction.avl.matching`` for one ping."""
         run.pings += 1
         cfg = self.ctx.cfg.match
         if spike:

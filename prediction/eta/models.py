@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
 
-from prediction.features import FEATURES
+from prediction.eta.features import FEATURES
 
 __all__ = ["BASELINES", "CANDIDATES", "OFFSETS_S", "DeviationBaseline", "KalmanBaseline", "QuantileETAModel",
            "ScheduleBaseline", "group_count", "group_of", "hits_by_offset", "make_predictor"]

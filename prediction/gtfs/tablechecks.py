@@ -6,7 +6,7 @@ import zoneinfo
 
 import pandas as pd
 
-from prediction.feedcheck import IssueList, check_references, check_required_columns
+from prediction.gtfs.feedcheck import IssueList, check_references, check_required_columns
 
 __all__ = [
     "check_agency",

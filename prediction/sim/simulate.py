@@ -17,14 +17,14 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from prediction.avlio import iso_times, write_csv
-from prediction.schedule import ScheduleFeed
-from prediction.servicedays import service_day_start
-from prediction.sim_day import DayTruth, simulate_day
-from prediction.sim_network import SimNetwork, build_network
-from prediction.sim_params import SimParams
-from prediction.sim_pings import SimPings, generate_pings
-from prediction.sim_taps import RiderPopulation, generate_taps
+from prediction.avl.avlio import iso_times, write_csv
+from prediction.gtfs.schedule import ScheduleFeed
+from prediction.gtfs.servicedays import service_day_start
+from prediction.network import Network, build_network
+from prediction.sim.day import DayTruth, simulate_day
+from prediction.sim.params import SimParams
+from prediction.sim.pings import SimPings, generate_pings
+from prediction.sim.taps import RiderPopulation, generate_taps
 
 __all__ = ["CitySimulator", "SimulatedDay", "simulate_days"]
 
@@ -46,8 +46,8 @@ class SimulatedDay:
 class CitySimulator:
     """Simulates days of one feed; persistent city traits (corridor speeds, busy stops, riders) come from ``seed``."""
 
-    def __init__(self, feed: ScheduleFeed | SimNetwork, *, seed: int = 0, params: SimParams | None = None) -> None:
-        self.net = feed if isinstance(feed, SimNetwork) else build_network(feed)
+    def __init__(self, feed: ScheduleFeed | Network, *, seed: int = 0, params: SimParams | None = None) -> None:
+        self.net = feed if isinstance(feed, Network) else build_network(feed)
         self.seed = seed
         self.params = params or SimParams()
         rng = np.random.default_rng([seed, 1])
@@ -108,7 +108,7 @@ def _vehicle_names(numbers: npt.ArrayLike) -> npt.NDArray[np.str_]:
     return np.char.add("bus-", np.char.zfill(np.asarray(numbers).astype(str), 4))
 
 
-def simulate_days(feed: ScheduleFeed | SimNetwork, start: dt.date, days: int, out: Path, *, seed: int = 0,
+def simulate_days(feed: ScheduleFeed | Network, start: dt.date, days: int, out: Path, *, seed: int = 0,
                   ping_interval_s: float = 20.0, params: SimParams | None = None,
                   progress: Progress | None = None) -> dict[str, int]:
     """Simulate ``days`` service days from ``start`` and write the three files per day into ``out``."""

@@ -46,7 +46,7 @@ from scipy.sparse.csgraph import connected_components  # type: ignore[import-unt
 from prediction.geo import haversine_m
 
 if TYPE_CHECKING:
-    from prediction.sim_network import SimNetwork
+    from prediction.network import Network
 
 __all__ = ["MAX_LAYOVER_S", "MIN_LAYOVER_S", "TERMINAL_NEAR_M", "blocks_inferred", "near_terminal", "next_trips"]
 
@@ -57,7 +57,7 @@ MAX_LAYOVER_S = 3600
 TERMINAL_NEAR_M = 400.0
 
 
-def next_trips(net: SimNetwork) -> IntArray:
+def next_trips(net: Network) -> IntArray:
     """For every trip, the next trip of its vehicle on the same service, or -1: by ``block_id`` (in scheduled
     start order) for trips that have one, by the inferred chains for the others."""
     out = np.full(len(net.trip_ids), -1, dtype=np.int64)
@@ -73,12 +73,12 @@ def next_trips(net: SimNetwork) -> IntArray:
     return out
 
 
-def blocks_inferred(net: SimNetwork) -> bool:
+def blocks_inferred(net: Network) -> bool:
     """Whether some of ``next_trips(net)`` are inferred (some trip has no ``block_id``), for reports to say so."""
     return any(b is None for b in net.trip_block)
 
 
-def near_terminal(net: SimNetwork, a: int, b: int) -> bool:
+def near_terminal(net: Network, a: int, b: int) -> bool:
     """Whether a bus that ended at stop ``a`` can start at stop ``b``: same stop, same parent station, or close."""
     if a == b:
         return True
@@ -92,7 +92,7 @@ def near_terminal(net: SimNetwork, a: int, b: int) -> bool:
     return bool(distance <= TERMINAL_NEAR_M)
 
 
-def chain_trips(net: SimNetwork, trips: IntArray) -> tuple[IntArray, IntArray]:
+def chain_trips(net: Network, trips: IntArray) -> tuple[IntArray, IntArray]:
     """Links (previous trip, next trip) among ``trips`` by the layover rules and the squared-layover assignment
     described in the module docstring; each trip is at most once a previous and at most once a next trip."""
     start = net.visit_dep[net.visit_ptr[trips]].astype(np.int64)
@@ -124,7 +124,7 @@ def _assign(layover: IntArray, feasible: BoolArray) -> tuple[IntArray, IntArray]
     return rows[keep].astype(np.int64), cols[keep].astype(np.int64)
 
 
-def _terminals_near(net: SimNetwork, trips: IntArray) -> BoolArray:
+def _terminals_near(net: Network, trips: IntArray) -> BoolArray:
     """``[i, j]``: whether trip ``j`` starts near where trip ``i`` ends (``near_terminal`` on unique stop pairs)."""
     last = net.visit_stop[net.visit_ptr[trips + 1] - 1]
     first = net.visit_stop[net.visit_ptr[trips]]
@@ -134,7 +134,7 @@ def _terminals_near(net: SimNetwork, trips: IntArray) -> BoolArray:
     return near[end_of.reshape(-1)][:, start_of.reshape(-1)]
 
 
-def _follow_feed_blocks(net: SimNetwork, has: IntArray, out: IntArray) -> None:
+def _follow_feed_blocks(net: Network, has: IntArray, out: IntArray) -> None:
     """Fill ``out`` for trips with a ``block_id``: the next trip of the same block and service by scheduled start."""
     if not len(has):
         return

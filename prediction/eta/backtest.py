@@ -2,7 +2,7 @@
 
 Every ``step`` seconds a ``LiveState`` takes in only the stop events known by then (``known_at``: when the live
 service had the event), every active trip gets a row per downstream stop and per stop of the next
-trip of its block, and each predictor's ETA is scored against the observed arrival with ``prediction.metrics``.
+trip of its block, and each predictor's ETA is scored against the observed arrival with ``prediction.eta.metrics``.
 Where the events come from (a temporary database in ``qala backtest``) is the caller's business.
 
 A rider looks at a stop whether or not a prediction is shown, so the headline figures score every observed
@@ -32,13 +32,13 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from prediction.blocks import blocks_inferred, next_trips
-from prediction.features import KnownEvents, SegmentHistory
-from prediction.metrics import eta_benchmark, prediction_coverage, score_predictions
-from prediction.models import BASELINES, COLD_START, QuantileETAModel, group_of
-from prediction.online import OnlineSelection, arrival_keys, etas_from_baselines
-from prediction.predict_snapshot import LiveState
-from prediction.sim_network import SimNetwork
+from prediction.eta.features import KnownEvents, SegmentHistory
+from prediction.eta.metrics import eta_benchmark, prediction_coverage, score_predictions
+from prediction.eta.models import BASELINES, COLD_START, QuantileETAModel, group_of
+from prediction.eta.online import OnlineSelection, arrival_keys, etas_from_baselines
+from prediction.eta.snapshot import LiveState
+from prediction.gtfs.blocks import blocks_inferred, next_trips
+from prediction.network import Network
 
 __all__ = ["COLD_START_BASELINE", "ArrivalSlots", "Predictions", "TrainingSet", "arrival_slots", "backtest",
            "fit_predictors", "format_table", "recent_history", "replay", "score_all", "score_arrivals",
@@ -64,7 +64,7 @@ class TrainingSet:
     history: SegmentHistory
 
 
-def _truth(known: KnownEvents, net: SimNetwork) -> pd.Series:
+def _truth(known: KnownEvents, net: Network) -> pd.Series:
     return pd.Series(known.arrival, index=known.run * len(net.visit_seq) + known.visit)
 
 
@@ -79,7 +79,7 @@ def recent_history(known: KnownEvents, cutoff: float, history_hours: float | Non
     return known.select(~before | (known.known_at > last - 3600.0 * history_hours))
 
 
-def _labelled(frame: pd.DataFrame, truth: pd.Series, net: SimNetwork) -> tuple[pd.DataFrame, FloatArray]:
+def _labelled(frame: pd.DataFrame, truth: pd.Series, net: Network) -> tuple[pd.DataFrame, FloatArray]:
     key = frame["run"].to_numpy() * len(net.visit_seq) + frame["visit"].to_numpy()
     actual = truth.reindex(key).to_numpy(float)
     keep = np.isfinite(actual) & (actual >= frame["made_at"].to_numpy(float))
@@ -90,7 +90,7 @@ def _times(known: KnownEvents, start: float, end: float, step: float) -> FloatAr
     return np.arange(np.ceil(start / step) * step, end, step)
 
 
-def training_set(net: SimNetwork, known: KnownEvents, cutoff: float, *, step_s: float = 300.0,
+def training_set(net: Network, known: KnownEvents, cutoff: float, *, step_s: float = 300.0,
                  max_rows: int = 400_000, seed: int = 0) -> TrainingSet:
     """Snapshot rows every ``step_s`` before ``cutoff``, labelled by arrivals before ``cutoff`` only.
 
@@ -123,7 +123,7 @@ def training_set(net: SimNetwork, known: KnownEvents, cutoff: float, *, step_s: 
     return TrainingSet(rows=rows, target=target, history=history)
 
 
-def _service_day(epoch: FloatArray, net: SimNetwork) -> IntArray:
+def _service_day(epoch: FloatArray, net: Network) -> IntArray:
     """Local service day number of each moment (a service day runs from 03:00 to 03:00)."""
     local = pd.DatetimeIndex(pd.to_datetime(epoch, unit="s", utc=True)).tz_convert(net.tz) - pd.Timedelta(hours=3)
     return ((local.tz_localize(None) - pd.Timestamp(0)) // pd.Timedelta(days=1)).to_numpy(np.int64)
@@ -156,7 +156,7 @@ def _predict_all(predictors: dict[str, BaseEstimator], frame: pd.DataFrame
     return out, lower, upper
 
 
-def replay(net: SimNetwork, known: KnownEvents, history: SegmentHistory, predictors: dict[str, BaseEstimator],
+def replay(net: Network, known: KnownEvents, history: SegmentHistory, predictors: dict[str, BaseEstimator],
            start: float, end: float, *, step_s: float = 30.0, progress: Progress | None = None,
            batch_rows: int = 200_000) -> Predictions:
     """Predict every ``step_s`` in [start, end) from what was known at each moment; keep the scorable rows."""
@@ -219,10 +219,10 @@ def fit_predictors(training: TrainingSet, model: BaseEstimator | None = None) ->
     return fitted
 
 
-def serve_online(net: SimNetwork, known: KnownEvents, result: Predictions, start: float, step_s: float,
+def serve_online(net: Network, known: KnownEvents, result: Predictions, start: float, step_s: float,
                  selection: OnlineSelection | None = None) -> OnlineSelection:
     """Replace the model's predictions in ``result`` by what the service serves with online re-selection
-    (``prediction/online.py``), driving the selection as the worker does: at each hour's start ``refresh``, the
+    (``prediction/eta/online.py``), driving the selection as the worker does: at each hour's start ``refresh``, the
     hour's rows ``apply``-ed, a whole replay moment ``record``-ed once per ``sample_s``, and the arrivals
     ``observe``-d as their events become known. The interval moves with the served estimate."""
     selection = selection if selection is not None else OnlineSelection()
@@ -276,7 +276,7 @@ class ArrivalSlots:
     heard: npt.NDArray[np.bool_] | None = None  # per slot: an event of the run had been emitted by then
 
 
-def _known_from(net: SimNetwork, known: KnownEvents) -> tuple[FloatArray, FloatArray]:
+def _known_from(net: Network, known: KnownEvents) -> tuple[FloatArray, FloatArray]:
     """Per run: when the bus was first seen on it (its first observed arrival), and when on the previous trip of
     its block (inf when never, or when the trip has none)."""
     runs = int(known.run.max()) + 1 if len(known) else 0
@@ -295,7 +295,7 @@ def _known_from(net: SimNetwork, known: KnownEvents) -> tuple[FloatArray, FloatA
     return own, np.where(before >= 0, own[np.maximum(before, 0)], np.inf)
 
 
-def arrival_slots(net: SimNetwork, known: KnownEvents, start: float, end: float, step_s: float) -> ArrivalSlots:
+def arrival_slots(net: Network, known: KnownEvents, start: float, end: float, step_s: float) -> ArrivalSlots:
     """The slots of every arrival observed from ``start``: the replay moments (multiples of ``step_s`` in
     [start, end)) less than ``SLOT_HORIZON_S`` before it at which its bus had been seen on the trip or on the
     one before it in the block. Numpy only: Almaty's week holds 8.5 million."""
@@ -386,7 +386,7 @@ def score_arrivals(result: Predictions, slots: ArrivalSlots, step_s: float,
     return out
 
 
-def backtest(net: SimNetwork, known: KnownEvents, cutoff: float, *, step_s: float = 30.0,
+def backtest(net: Network, known: KnownEvents, cutoff: float, *, step_s: float = 30.0,
              train_step_s: float = 300.0, progress: Progress | None = None,
              model: BaseEstimator | None = None, history_hours: float | None = None, online: bool = True
              ) -> dict[str, object]:

@@ -10,7 +10,7 @@ serves, in every group with at least ``min_rows`` scored rows, the candidate and
 the production estimate unchanged unless another one beat it. Older evidence fades by ``decay`` an hour, so a
 change in the city (a new timetable, a detour) is followed within a day.
 
-The worker (``app/worker/predict.py``) and the backtest (``prediction/backtest.py``) drive the same object in the
+The worker (``app/worker/predict.py``) and the backtest (``prediction/eta/backtest.py``) drive the same object in the
 same order: at an hour's start ``refresh``, then for the predictions of the hour ``apply`` and ``record``, and
 ``observe`` for the arrivals as they become known. The selection starts empty whenever the service starts.
 """
@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from prediction.models import BASELINES, CANDIDATES, OFFSETS_S, group_count, group_of, hits_by_offset
+from prediction.eta.models import BASELINES, CANDIDATES, OFFSETS_S, group_count, group_of, hits_by_offset
 
 __all__ = ["ONLINE_CANDIDATES", "OnlineSelection", "arrival_keys", "candidate_etas", "etas_from_baselines", "groups_of"]
 

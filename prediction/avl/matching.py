@@ -1,4 +1,4 @@
-"""Matching: place GPS pings on a trip's shape (distance along it); ``prediction.assign`` finds the trip when a
+"""Matching: place GPS pings on a trip's shape (distance along it); ``prediction.avl.assign`` finds the trip when a
 ping has none.
 
 Projection works in a local flat frame per shape (metres east/north of the shape's mean latitude), which at

@@ -1,0 +1,1 @@
+"""AVL: vehicle pings matched to trips and shapes, turned into stop events as the live service does."""

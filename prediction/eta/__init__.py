@@ -1,0 +1,1 @@
+"""Arrival prediction: features, the production predictor and baselines, replay, scoring and model files."""

@@ -1,0 +1,1 @@
+"""The city simulator: synthetic feeds, simulated days of pings, stop events and card taps."""
