@@ -39,7 +39,7 @@ def install_fast_paths(app: Flask) -> None:
     from app.api.validators import FastTaps
     from app.realtime.serving import BoardPolls
 
-    if app.config.get("ARRIVALS_FAST_PATH", True):
+    if app.config["ARRIVALS_FAST_PATH"]:
         app.wsgi_app = BoardPolls(app, app.wsgi_app)  # type: ignore[method-assign]
-    if app.config.get("TAP_FAST_PATH", True):
+    if app.config["TAP_FAST_PATH"]:
         app.wsgi_app = FastTaps(app, app.wsgi_app)  # type: ignore[method-assign]
