@@ -124,7 +124,7 @@ class Settings:
     realtime_sse_heartbeat_s: float = _setting("QALA_SSE_HEARTBEAT_S", 15.0, "seconds between a board stream's "
                                                "heartbeats", minimum=0.1)
     realtime_sse_max_s: float = _setting("QALA_SSE_MAX_S", 300.0, "a board stream is closed after this many "
-                                         "seconds (the display reconnects)", minimum=1)
+                                         "seconds (the display reconnects; 0: after its first board)", minimum=0)
     avl_max_ping_age_s: float = _setting("QALA_AVL_MAX_PING_AGE_S", 24 * 3600.0, "pings posted to the AVL API "
                                          "older than this many seconds are rejected", minimum=1,
                                          shown="`86400` (1 day)")

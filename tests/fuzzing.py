@@ -46,7 +46,7 @@ PASSWORD = "fuzz-pass-123"
 STAFF_PREFIXES = ("/api/v1/staff/", "/api/v1/reports")
 WEBHOOK_PATH = "/api/v1/payments/sandbox/webhook"
 # fuzzing settings for the app under test: SSE streams end after their first event instead of lasting minutes
-APP_CONFIG = {"REALTIME_SSE_MAX_S": 0, "REALTIME_SSE_HEARTBEAT_S": 0}
+APP_CONFIG = {"REALTIME_SSE_MAX_S": 0, "REALTIME_SSE_HEARTBEAT_S": 0.1}  # a stream ends after its first board
 
 
 @dataclass

@@ -7,6 +7,7 @@ from dataclasses import FrozenInstanceError, fields
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
 from app import create_app
 from app.config import ConfigError, Settings, get_settings, load_config, settings_table
@@ -106,3 +107,14 @@ def test_the_readme_lists_every_setting() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     missing = [row for row in settings_table().splitlines() if row not in readme.splitlines()]
     assert missing == [], "README.md's settings table is stale: paste app.config.settings_table()"
+
+
+def test_the_fuzzing_overrides_are_valid_settings(app: Flask) -> None:
+    """bench/fuzz.py hands tests/fuzzing.py's overrides to create_app, where they are checked: a stream that ends
+    after its first board is a valid setting."""
+    from tests.fuzzing import APP_CONFIG
+
+    settings = Settings.from_config({**app.config, **APP_CONFIG})
+    assert settings.realtime_sse_max_s == 0
+    with pytest.raises(ConfigError, match="QALA_SSE_HEARTBEAT_S"):
+        Settings.from_config({**app.config, **APP_CONFIG, "REALTIME_SSE_HEARTBEAT_S": 0})
