@@ -127,6 +127,8 @@ def _online(net: Network, runs: RunTable, rows: pd.DataFrame, now: float, online
             eta: FloatArray, low: FloatArray | None, high: FloatArray | None
             ) -> tuple[FloatArray, FloatArray | None, FloatArray | None]:
     """The served ETAs (the interval moved with them), and the cycle's candidates kept for scoring."""
+    if not online.active() and not online.due(now):
+        return eta, low, high  # nothing switched, nothing to keep: most cycles
     group = groups_of(rows)
     etas = candidate_etas(rows, eta)
     served = online.apply(group, etas)

@@ -17,8 +17,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from prediction.eta.features import FEATURES
 
-__all__ = ["BASELINES", "CANDIDATES", "OFFSETS_S", "DeviationBaseline", "KalmanBaseline", "QuantileETAModel",
-           "ScheduleBaseline", "group_count", "group_of", "hits_by_offset", "make_predictor"]
+__all__ = ["BASELINES", "BLENDED", "CANDIDATES", "OFFSETS_S", "DeviationBaseline", "KalmanBaseline",
+           "QuantileETAModel", "ScheduleBaseline", "group_count", "group_of", "groups_of", "hits_by_offset",
+           "make_predictor", "stack_candidates"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -141,7 +142,7 @@ class QuantileETAModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]  # 
                 booster = self._median(X)
         self.calibrated_ = crossed
         estimates = _candidates(X, booster)
-        group = _groups(X)
+        group = groups_of(X)
         self.selection_ = _select(estimates, target, group, self.min_group_rows)
         chosen = _apply(estimates, self.selection_, group)
         self.interval_offsets_ = _interval_offsets(chosen, target, group, self.quantiles, self.min_group_rows)
@@ -157,7 +158,7 @@ class QuantileETAModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]  # 
     def predict_quantiles(self, X: pd.DataFrame) -> list[FloatArray]:
         """ETA (s) at the low, middle and high quantile, never crossing and never negative."""
         check_is_fitted(self, "selection_")
-        group = _groups(X)
+        group = groups_of(X)
         booster = self._median(X) if self.estimator_ is not None else None
         middle = _apply(_candidates(X, booster), self.selection_, group)
         offsets = self.interval_offsets_[:, group] if len(group) else np.zeros((2, 0))
@@ -230,16 +231,25 @@ def group_of(kalman_eta_s: FloatArray, ahead: npt.NDArray[np.bool_] | None) -> n
     return (bucket + ahead * (len(_GROUP_EDGES_S) + 1)).astype(np.int64)
 
 
-def _groups(X: pd.DataFrame) -> npt.NDArray[np.int64]:
+def groups_of(X: pd.DataFrame) -> npt.NDArray[np.int64]:
+    """The group of each snapshot row (see ``group_of``)."""
     return group_of(X["kalman_eta_s"].to_numpy(float),
                     X["block_ahead"].to_numpy(float) > 0 if "block_ahead" in X else None)
 
 
+BLENDED = ("kalman", "deviation", "schedule")  # the baselines among CANDIDATES, in their order
+
+
+def stack_candidates(model: FloatArray, baselines: list[FloatArray]) -> FloatArray:
+    """ETA (s) by every candidate, shape (candidates, rows), from the model's and ``BLENDED``'s ETAs."""
+    stacked: FloatArray = np.vstack([model, *baselines, *[(model + b) / 2.0 for b in baselines]])
+    return stacked
+
+
 def _candidates(X: pd.DataFrame, booster: FloatArray | None) -> FloatArray:
     """ETA (s) by every candidate, shape (candidates, rows); NaN where there is no booster."""
-    base = [BASELINES[name]()._eta(X) for name in ("kalman", "deviation", "schedule")]
     model = np.full(len(X), np.nan) if booster is None else booster
-    return np.vstack([model, *base, *[(model + b) / 2.0 for b in base]])
+    return stack_candidates(model, [BASELINES[name]()._eta(X) for name in BLENDED])
 
 
 def hits_by_offset(estimate: FloatArray, actual: FloatArray) -> FloatArray:

@@ -23,7 +23,16 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from prediction.eta.models import BASELINES, CANDIDATES, OFFSETS_S, group_count, group_of, hits_by_offset
+from prediction.eta.models import (
+    BASELINES,
+    BLENDED,
+    CANDIDATES,
+    OFFSETS_S,
+    group_count,
+    groups_of,
+    hits_by_offset,
+    stack_candidates,
+)
 
 __all__ = ["ONLINE_CANDIDATES", "OnlineSelection", "arrival_keys", "candidate_etas", "etas_from_baselines", "groups_of"]
 
@@ -33,7 +42,6 @@ BoolArray = npt.NDArray[np.bool_]
 
 # the same names as the model's candidates; "model" is the production estimate as the model file serves it
 ONLINE_CANDIDATES = CANDIDATES
-_BASES = ("kalman", "deviation", "schedule")
 
 
 def arrival_keys(origin: FloatArray, visit: IntArray, visits: int) -> IntArray:
@@ -42,15 +50,13 @@ def arrival_keys(origin: FloatArray, visit: IntArray, visits: int) -> IntArray:
 
 
 def candidate_etas(rows: pd.DataFrame, production: FloatArray) -> FloatArray:
-    """ETA (s) of every online candidate for ``rows``, shape (candidates, rows)."""
-    base = [BASELINES[name]()._eta(rows) for name in _BASES]
-    return np.vstack([production, *base, *[(production + b) / 2.0 for b in base]])
+    """ETA (s) of every online candidate for snapshot ``rows``, shape (candidates, rows)."""
+    return stack_candidates(production, [BASELINES[name]()._eta(rows) for name in BLENDED])
 
 
 def etas_from_baselines(production: FloatArray, baselines: dict[str, FloatArray]) -> FloatArray:
     """The same stack from already computed baseline ETAs (the backtest has them as columns)."""
-    base = [baselines[name] for name in _BASES]
-    return np.vstack([production, *base, *[(production + b) / 2.0 for b in base]])
+    return stack_candidates(production, [baselines[name] for name in BLENDED])
 
 
 @dataclass
@@ -59,6 +65,9 @@ class _Pending:
     made_at: FloatArray
     group: IntArray
     eta: FloatArray  # (candidates, rows)
+
+    def take(self, mask: BoolArray) -> _Pending:
+        return _Pending(self.key[mask], self.made_at[mask], self.group[mask], self.eta[:, mask])
 
 
 @dataclass
@@ -85,6 +94,10 @@ class OnlineSelection:
     def active(self) -> bool:
         return bool((self.choice >= 0).any())
 
+    def due(self, now: float) -> bool:
+        """Whether ``record`` would keep rows made at ``now``."""
+        return now - self._last_record >= self.sample_s
+
     def apply(self, group: IntArray, eta: FloatArray) -> FloatArray:
         """The served ETA (s) per row: ``eta`` (candidates × rows, from ``candidate_etas``) of the group's
         current choice plus its offset; the production estimate where the group has no choice."""
@@ -102,7 +115,7 @@ class OnlineSelection:
                *, force: bool = False) -> int:
         """Keep the candidates' ETAs of these rows until their arrivals are observed (at most once per
         ``sample_s``: a cycle's rows are taken whole or not at all, unless ``force``). Returns rows kept."""
-        if not force and now - self._last_record < self.sample_s:
+        if not force and not self.due(now):
             return 0
         self._last_record = now
         made = np.full(len(key), now) if made_at is None else np.asarray(made_at, dtype=float)
@@ -124,10 +137,8 @@ class OnlineSelection:
             found = np.isfinite(at)
             if found.any():
                 scored += self._score(chunk, found, at[found])
-                rest = ~found
-                if rest.any():
-                    kept.append(_Pending(chunk.key[rest], chunk.made_at[rest], chunk.group[rest],
-                                         chunk.eta[:, rest]))
+                if not found.all():
+                    kept.append(chunk.take(~found))
             else:
                 kept.append(chunk)
         self._pending = kept
@@ -182,12 +193,4 @@ def _keep_recent(chunk: _Pending, since: float) -> _Pending | None:
     keep = chunk.made_at >= since
     if not keep.any():
         return None
-    if keep.all():
-        return chunk
-    return _Pending(chunk.key[keep], chunk.made_at[keep], chunk.group[keep], chunk.eta[:, keep])
-
-
-def groups_of(rows: pd.DataFrame) -> IntArray:
-    """The model's groups (current/next trip × Kalman ETA bucket) of snapshot rows."""
-    return group_of(rows["kalman_eta_s"].to_numpy(float),
-                    rows["block_ahead"].to_numpy(float) > 0 if "block_ahead" in rows else None)
+    return chunk if keep.all() else chunk.take(keep)
