@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 DEMO_FEED ?= gtfs_data/almaty
 
-.PHONY: install demo test test-pg lint typecheck pytest bench bench-ticketing clean chromium screenshots
+.PHONY: install node demo test test-pg lint typecheck pytest bench bench-ticketing clean chromium screenshots
 
 $(BIN)/qala: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,14 @@ $(BIN)/qala: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-install: $(BIN)/qala
+# the pages' browser libraries (Leaflet) and the browser tests' axe-core come from npm, pinned by package-lock.json
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+node: node_modules/.package-lock.json
+
+install: $(BIN)/qala node
 
 # migrate, import the feed, simulate 2 days and train a model (first run only), then serve the web app and run the
 # worker with today's simulated city streaming live; Ctrl-C stops every process (app/demo.py)

@@ -10,13 +10,14 @@ import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-__all__ = ["CHROMIUM", "SHOTS", "chromium", "live_server", "needs_chromium"]
+__all__ = ["AXE_JS", "CHROMIUM", "SHOTS", "axe_violations", "chromium", "live_server", "needs_axe", "needs_chromium"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -48,3 +49,20 @@ def live_server(app: Flask) -> Iterator[str]:
     finally:
         http.shutdown()
         thread.join(5)
+
+
+AXE_JS = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
+needs_axe = pytest.mark.skipif(not AXE_JS.is_file(), reason="axe-core is not installed (make node)")
+
+
+def axe_violations(page: Any, impacts: tuple[str, ...] = ("serious", "critical")) -> list[dict[str, Any]]:
+    """Run axe-core (from npm, pinned in package-lock.json) on the page as it stands; its violations of ``impacts``.
+
+    Each violation keeps axe's ``id``, ``impact``, ``help`` and the CSS targets of its nodes, so a failing
+    assertion names what to fix.
+    """
+    page.add_script_tag(path=str(AXE_JS))
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [{"id": v["id"], "impact": v["impact"], "help": v["help"],
+             "targets": [node["target"] for node in v["nodes"]][:10]}
+            for v in result["violations"] if v["impact"] in impacts]
