@@ -48,7 +48,9 @@ def test_top_up_intent_is_idempotent_and_history_lists_the_paid_top_up(client: F
     assert client.post(f"/api/v1/cards/{card_id}/payment-intents", json={"amount": 60000},
                        headers=headers).status_code == 409
     assert client.get(f"/api/v1/cards/{card_id}", headers=alice).get_json()["balance"] == 0  # nothing paid yet
-    paid = client.post(first.get_json()["checkout_url"], json={"outcome": "succeeded"}, headers=alice)
+    intent_id = first.get_json()["intent_id"]
+    paid = client.post(f"/api/v1/payments/sandbox/intents/{intent_id}/pay", json={"outcome": "succeeded"},
+                       headers=alice)
     assert paid.status_code == 200 and paid.get_json()["status"] == "succeeded"
     history = client.get(f"/api/v1/cards/{card_id}/history", headers=alice).get_json()
     assert [(p["kind"], p["amount"]) for p in history["payments"]] == [("top_up", 50000)]

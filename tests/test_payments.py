@@ -68,6 +68,11 @@ def new_intent(client: FlaskClient, card_id: int, headers: dict[str, str], amoun
     return body
 
 
+def pay_url(intent: dict[str, Any]) -> str:
+    """The sandbox's "pay" endpoint that its checkout page (the intent's ``checkout_url``) calls."""
+    return f"/api/v1/payments/sandbox/intents/{intent['intent_id']}/pay"
+
+
 def webhook(client: FlaskClient, app: Flask, event: dict[str, Any], *, secret: str | None = None,
             now: dt.datetime | None = None, body: bytes | None = None) -> TestResponse:
     """Deliver an event as the sandbox provider would (signed with ``secret``, by default the configured one)."""
@@ -90,7 +95,7 @@ def test_a_rider_can_never_credit_a_card_without_a_confirmed_payment(client: Fla
     assert old_route.status_code in (404, 405)
     intent = new_intent(client, card_id, alice)
     assert intent["status"] == "pending" and intent["amount"] == 50000
-    assert intent["checkout_url"] == f"/api/v1/payments/sandbox/intents/{intent['intent_id']}/pay"
+    assert intent["checkout_url"] == f"/sandbox/checkout/{intent['intent_id']}"  # the sandbox's checkout page
     assert client.get(f"/api/v1/payment-intents/{intent['intent_id']}", headers=alice).get_json()["status"] == \
         "pending"
     assert balance(app, card_id) == 0 and channel_total(app, "channel:app") == 0
@@ -99,10 +104,10 @@ def test_a_rider_can_never_credit_a_card_without_a_confirmed_payment(client: Fla
 def test_a_sandbox_payment_credits_the_card_once(client: FlaskClient, app: Flask) -> None:
     card_id, alice = rider_with_card(app, client)
     intent = new_intent(client, card_id, alice)
-    paid = client.post(intent["checkout_url"], json={"outcome": "succeeded"}, headers=alice)
+    paid = client.post(pay_url(intent), json={"outcome": "succeeded"}, headers=alice)
     assert paid.status_code == 200 and paid.get_json()["status"] == "succeeded"
     assert paid.get_json()["checkout_url"] is None
-    again = client.post(intent["checkout_url"], json={"outcome": "succeeded"}, headers=alice)
+    again = client.post(pay_url(intent), json={"outcome": "succeeded"}, headers=alice)
     assert again.status_code == 200 and again.get_json()["status"] == "succeeded"
     assert balance(app, card_id) == 50000 and channel_total(app, "channel:app") == -50000
     row = intent_row(app, intent["intent_id"])
@@ -151,7 +156,7 @@ def test_a_bad_signature_is_401_and_credits_nothing(client: FlaskClient, app: Fl
 def test_a_failed_or_canceled_payment_never_credits(client: FlaskClient, app: Flask) -> None:
     card_id, alice = rider_with_card(app, client)
     failed, canceled = new_intent(client, card_id, alice), new_intent(client, card_id, alice, amount=30000)
-    assert client.post(failed["checkout_url"], json={"outcome": "failed"},
+    assert client.post(pay_url(failed), json={"outcome": "failed"},
                        headers=alice).get_json()["status"] == "failed"
     assert webhook(client, app, event_for(app, canceled["intent_id"], "canceled")).get_json()["status"] == \
         "canceled"
@@ -189,7 +194,7 @@ def test_a_card_balance_has_a_cap_counting_pending_payments(client: FlaskClient,
     first = new_intent(client, card_id, alice, amount=3_000_000)
     over = client.post(f"/api/v1/cards/{card_id}/payment-intents", json={"amount": 1_500_000}, headers=alice)
     assert over.status_code == 409 and over.get_json()["error"]["field"] == "amount"
-    client.post(first["checkout_url"], json={"outcome": "failed"}, headers=alice)  # room again
+    client.post(pay_url(first), json={"outcome": "failed"}, headers=alice)  # room again
     assert new_intent(client, card_id, alice, amount=1_500_000)["status"] == "pending"
     assert balance(app, card_id) == 6_000_000
 
@@ -201,7 +206,7 @@ def test_another_riders_card_and_intents_are_404(client: FlaskClient, app: Flask
     assert client.post(f"/api/v1/cards/{card_id}/payment-intents", json={"amount": 50000},
                        headers=bob).status_code == 404
     assert client.get(f"/api/v1/payment-intents/{intent['intent_id']}", headers=bob).status_code == 404
-    assert client.post(intent["checkout_url"], json={"outcome": "succeeded"}, headers=bob).status_code == 404
+    assert client.post(pay_url(intent), json={"outcome": "succeeded"}, headers=bob).status_code == 404
     assert client.post(f"/api/v1/cards/{card_id}/payment-intents", json={"amount": 50000}).status_code == 401
     assert intent_row(app, intent["intent_id"]).status == "pending" and balance(app, card_id) == 0
 
@@ -211,7 +216,7 @@ def test_without_the_sandbox_there_is_no_pay_button(client: FlaskClient, app: Fl
     intent = new_intent(client, card_id, alice)
     app.config["PAYMENT_PROVIDER"] = "none"
     app.extensions.pop("payments", None)
-    assert client.post(intent["checkout_url"], json={"outcome": "succeeded"}, headers=alice).status_code == 404
+    assert client.post(pay_url(intent), json={"outcome": "succeeded"}, headers=alice).status_code == 404
     assert webhook(client, app, event_for(app, intent["intent_id"])).status_code == 404
     off = client.post(f"/api/v1/cards/{card_id}/payment-intents", json={"amount": 50000}, headers=alice)
     assert off.status_code == 503 and off.get_json()["error"]["code"] == "payments_unavailable"

@@ -1,7 +1,8 @@
 """Rider top-ups through a payment provider: intents, the provider's signed webhook, and the sandbox's "pay" button.
 
 The card is credited only by a webhook whose signature the provider's secret checks (``app.ticketing.payments``);
-the sandbox "pay" action signs an event with that secret and hands it to the same code path.
+the sandbox "pay" action signs an event with that secret and hands it to the same code path. The sandbox's
+checkout URL is a page (``/sandbox/checkout/<intent_id>``, ``app.web.rider_card``) whose buttons call "pay".
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from app.models import PaymentIntent, Rider
 from app.ticketing import payments, riders
 from app.ticketing.payments import PaymentProvider, SandboxProvider
 
-__all__ = ["bp", "get_provider"]
+__all__ = ["SANDBOX_CHECKOUT_PATH", "SANDBOX_PAY_PATH", "bp", "get_provider"]
 
 bp = Blueprint("payments", __name__, url_prefix="/api/v1")
 
 SANDBOX_PAY_PATH = "/api/v1/payments/sandbox/intents/{intent_id}/pay"
+# the sandbox's checkout page for riders (app.web.rider_card), whose Approve / Decline buttons call SANDBOX_PAY_PATH
+SANDBOX_CHECKOUT_PATH = "/sandbox/checkout/{intent_id}"
 INTENT_ID = Param("intent_id", String(1, 64), "the payment intent's id (pi_…)", location="path", required=True)
 PROVIDER = Param("provider", String(1, 32), "the payment provider's name, e.g. sandbox", location="path",
                  required=True)
@@ -37,7 +40,7 @@ def get_provider(app: Flask) -> PaymentProvider | None:
     if _EXTENSION not in app.extensions:
         app.extensions[_EXTENSION] = payments.make_provider(
             app.config["PAYMENT_PROVIDER"], app.config["PAYMENT_WEBHOOK_SECRET"],
-            checkout_path=SANDBOX_PAY_PATH)
+            checkout_path=SANDBOX_CHECKOUT_PATH)
     provider: PaymentProvider | None = app.extensions[_EXTENSION]
     return provider
 

@@ -156,7 +156,9 @@ TICKETING_SCHEMAS: dict[str, Any] = {
         "taps": {"type": "array", "items": _object({
             "at": {"type": "string", "format": "date-time"}, "vehicle_id": {"type": "string"},
             "route_id": {"type": ["string", "null"]}, "outcome": {"type": "string"},
-            "reason": {"type": ["string", "null"]}, "fare": _TIYN})},
+            "reason": {"type": ["string", "null"]}, "fare": _TIYN,
+            "product_id": {"type": ["string", "null"], "description": "the fare product the tap was rated by "
+                           "(a pass's for a pass ride); a fare below its price marks a transfer"}})},
         "payments": {"type": "array", "items": _object({
             "kind": {"type": "string"}, "reason": {"type": ["string", "null"]},
             "at": {"type": "string", "format": "date-time"}, "amount": _TIYN})},

@@ -188,7 +188,9 @@ def card_summary(session: Session, card: Card) -> dict[str, Any]:
 
 
 def card_history(session: Session, card: Card, limit: int = 50) -> dict[str, Any]:
-    """Recent taps and payments (ledger postings on the card), newest first."""
+    """Recent taps and payments (ledger postings on the card), newest first. A tap names the fare product it was
+    rated by: a ride charged less than that product's price was a transfer (or capped); a pass's product, a pass
+    ride."""
     account = ledger.card_account(session, card.id)
     taps = session.scalars(select(Tap).where(Tap.card_id == card.id).order_by(Tap.tapped_at.desc()).limit(limit))
     postings = session.execute(
@@ -197,7 +199,8 @@ def card_history(session: Session, card: Card, limit: int = 50) -> dict[str, Any
         .where(LedgerEntry.account_id == account.id).order_by(LedgerEntry.id.desc()).limit(limit))
     return {
         "taps": [{"at": rfc3339(t.tapped_at), "vehicle_id": t.vehicle_id, "route_id": t.route_id,
-                  "outcome": t.outcome, "reason": t.reason, "fare": t.fare} for t in taps],
+                  "outcome": t.outcome, "reason": t.reason, "fare": t.fare, "product_id": t.product_id}
+                 for t in taps],
         "payments": [{"kind": kind, "reason": reason, "at": rfc3339(at), "amount": amount}
                      for kind, reason, at, amount in postings],
     }

@@ -1,5 +1,5 @@
 """Rider pages (kk / ru / en): find a stop by name, on the map or near me; a stop's arrivals; a route's stops and
-live vehicles; a card's balance and history through the rider API.
+live vehicles; a card's balance, top-ups, passes and history through the rider API (``app.web.rider_card``).
 
 Pages render their first state on the server (usable without JavaScript) and then refresh themselves from the
 public JSON API; the two small JSON answers only the pages need (the network map, a route's placed vehicles)
@@ -22,7 +22,7 @@ from app.errors import BadRequest, NoActiveFeed, NotFound
 from app.extensions import get_db
 from app.realtime.serving import arrivals_answer
 from app.schedule import queries
-from app.web import rider_data
+from app.web import rider_card, rider_data
 from app.web.colors import badge_style
 from app.web.i18n import current_language, localized_name, remember_language
 from app.web.rider_vehicles import route_vehicles
@@ -162,7 +162,7 @@ def _route_map(info: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
 
 @bp.get("/card")
 def card() -> ResponseReturnValue:
-    return render_template("rider/card.html")
+    return rider_card.card_page()
 
 
 def _route_info(session: Session, route_id: str) -> dict[str, Any]:
@@ -221,3 +221,4 @@ def _rider_context() -> dict[str, Any]:
 
 def register_rider(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.register_blueprint(rider_card.bp)
