@@ -146,9 +146,9 @@ def test_card_balance_check_and_a_riders_own_cards(app: Flask, server: str, phon
     phone.click("#login-form button[type=submit]")
     phone.locator("#my-cards li .balance").wait_for()
     assert phone.locator("#my-cards li .balance").inner_text() == "500 ₸"
-    phone.locator("#my-cards li button").click()
-    phone.locator("#history-rows tr").first.wait_for()
-    assert "Top-up" in phone.locator("#history-rows").inner_text()
+    phone.locator("#my-cards li button[data-action=history]").click()
+    phone.locator("#history-days li.entry").first.wait_for()
+    assert "Top-up" in phone.locator("#history-days").inner_text()
     assert fits_the_phone(phone) and unlabelled(phone) == []
     shot(phone, "rider-card.png")
 
