@@ -18,7 +18,8 @@ from app.realtime.compose import RowFormatter
 def _formatter(zone: str) -> RowFormatter:
     catalog = StaticCatalog(feed_id=0, timezone=ZoneInfo(zone), routes={}, trips={}, stops={})
     net: Any = SimpleNamespace(trip_ids=np.zeros(0, dtype=object), stop_ids=np.zeros(0, dtype=object),
-                               visit_seq=np.zeros(0, dtype=np.int64))
+                               visit_seq=np.zeros(0, dtype=np.int64), visit_arr=np.zeros(0, dtype=np.int64),
+                               visit_dep=np.zeros(0, dtype=np.int64))
     return RowFormatter(catalog, cast(Any, net))
 
 

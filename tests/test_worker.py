@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
@@ -20,6 +21,8 @@ from app.realtime.boards import PredictedArrival
 from app.realtime.store import board_channel, board_key, read_board
 from app.worker.loop import Shard, Worker, WorkerSettings
 from app.worker.sources import DatabaseSource
+from prediction.geo import cumulative_distance_m
+from tests.api_feed import SHAPE_SH12
 from tests.worker_feed import ALMATY, MORNING, add_worker_feed, event, events, make_worker
 
 # with three shards route R12 hashes to shard 2 and R92 to shard 3 (S2 is served by both)
@@ -53,13 +56,19 @@ def test_live_rows_are_board_row_items(feed_app: Flask, tmp_path: Path) -> None:
     live = [row for row in s2["arrivals"] if row["realtime"]]
     assert [row["trip_id"] for row in live] == ["T12-a"]
     row = live[0]
-    # the same row the Python board code would render for this prediction
+    # the same row the Python board code would render for this prediction: the bus left S1, the stop before S2
+    # (no stop between), S1 and S2 being SH12's first and third points
     at = dt.datetime.fromisoformat(row["predicted_time"])
+    shape = np.array(SHAPE_SH12[:3])
     expected = worker.catalog.board_row(PredictedArrival(
         trip_id="T12-a", stop_id="S2", stop_sequence=20, service_date=dt.date(2026, 3, 10), predicted=at,
         scheduled=dt.datetime(2026, 3, 10, 8, 5, tzinfo=ALMATY), vehicle_id="BUS-1",
-        observed_at=dt.datetime.fromtimestamp(MORNING, ALMATY)), now=dt.datetime.fromtimestamp(MORNING, ALMATY))
+        observed_at=dt.datetime.fromtimestamp(MORNING, ALMATY),
+        scheduled_departure=dt.datetime(2026, 3, 10, 8, 5, tzinfo=ALMATY), stops_away=0,
+        distance_m=float(cumulative_distance_m(shape[:, 0], shape[:, 1])[-1])),
+        now=dt.datetime.fromtimestamp(MORNING, ALMATY))
     assert row == expected.item(dt.datetime.fromtimestamp(MORNING, ALMATY), ALMATY)
+    assert row["status"] == "live" and row["schedule_deviation_s"] == 30
     # the bus left S1 a minute late, so the deviation baseline carries it to S2
     assert at == dt.datetime(2026, 3, 10, 8, 5, 30, tzinfo=ALMATY)
     scheduled = [row for row in s2["arrivals"] if not row["realtime"]]

@@ -2,6 +2,12 @@
 
 A board is what a smart-stop display and the arrivals API show. The worker writes one per stop to
 Redis; the API serves it as is. ``minutes_away`` is counted from the board's ``generated_at``.
+
+A row says what a display maker needs without a second lookup (compare OneBusAway's
+arrivals-and-departures-for-stop): the headsign and the route's long name in every feed language, arrival and
+departure apart (scheduled, and predicted on live rows), how many stops and metres along the shape the bus is
+away, its schedule deviation, a ``status`` (``scheduled``, ``live``, ``cancelled``, ``skipped``), wheelchair
+accessibility and occupancy (``null`` when unknown). ``app.realtime.compose`` writes the same rows from arrays.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 from app.schedule.queries import route_sort_key
 
 __all__ = [
+    "STATUSES",
     "Board",
     "BoardRow",
     "PredictedArrival",
@@ -24,6 +31,10 @@ __all__ = [
     "merge_rows",
     "rows_from_schedule_items",
 ]
+
+
+# a row's ``status``: timetable only, predicted, the run called off, or the bus will not stop here (GTFS-rt SKIPPED)
+STATUSES = ("scheduled", "live", "cancelled", "skipped")
 
 
 def _iso(value: dt.datetime | None, tz: dt.tzinfo) -> str | None:
@@ -45,6 +56,11 @@ class PredictedArrival:
     late: dt.datetime | None = None
     observed_at: dt.datetime | None = None  # when the vehicle position behind the prediction was taken
     stalled_s: float | None = None  # how long the bus has been overdue at its next stop (0: moving)
+    scheduled_departure: dt.datetime | None = None
+    stops_away: int | None = None  # stops between the bus's last known stop and this one
+    distance_m: float | None = None  # along the shape, from the bus's last known stop
+    status: str = "live"  # or "skipped", "cancelled"
+    occupancy: str | None = None  # GTFS-rt OccupancyStatus name
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,16 @@ class BoardRow:
     late: dt.datetime | None = None
     last_update: dt.datetime | None = None
     stalled_s: int | None = None  # live rows: seconds the bus has been overdue at its next stop; timetable: None
+    route_long_name: str | None = None
+    route_long_name_translations: dict[str, str] = field(default_factory=dict)
+    headsign_translations: dict[str, str] = field(default_factory=dict)
+    wheelchair_accessible: bool | None = None
+    scheduled_departure: dt.datetime | None = None
+    predicted_departure: dt.datetime | None = None  # live rows only
+    stops_away: int | None = None
+    distance_m: int | None = None
+    status: str = "scheduled"
+    occupancy: str | None = None
 
     def sort_key(self) -> tuple[Any, ...]:
         return self.predicted_time, route_sort_key(self.route_short_name, self.route_id), self.trip_id
@@ -82,6 +108,10 @@ class BoardRow:
             "route_text_color": self.route_text_color,
             "headsign": self.headsign,
             "trip_id": self.trip_id,
+            "headsign_translations": self.headsign_translations,
+            "route_long_name": self.route_long_name,
+            "route_long_name_translations": self.route_long_name_translations,
+            "wheelchair_accessible": self.wheelchair_accessible,
             "stop_sequence": self.stop_sequence,
             "service_date": self.service_date.isoformat(),
             "scheduled_time": _iso(self.scheduled_time, tz),
@@ -92,6 +122,25 @@ class BoardRow:
             "realtime": self.realtime,
             "stalled_s": self.stalled_s,
             "last_update": _iso(self.last_update, tz),
+            **self._live_fields(tz),
+        }
+
+    def _live_fields(self, tz: dt.tzinfo) -> dict[str, Any]:
+        """Arrival and departure apart, deviation, distance, status and occupancy (predicted ones: live rows)."""
+        live = self.realtime
+        deviation = None
+        if live and self.scheduled_time is not None:
+            deviation = math.floor(self.predicted_time.timestamp()) - math.floor(self.scheduled_time.timestamp())
+        return {
+            "arrival_time": {"scheduled": _iso(self.scheduled_time, tz),
+                             "predicted": _iso(self.predicted_time, tz) if live else None},
+            "departure_time": {"scheduled": _iso(self.scheduled_departure, tz),
+                               "predicted": _iso(self.predicted_departure, tz) if live else None},
+            "schedule_deviation_s": deviation,
+            "stops_away": self.stops_away,
+            "distance_m": self.distance_m,
+            "status": self.status,
+            "occupancy": self.occupancy,
         }
 
 

@@ -5,9 +5,10 @@ At Almaty scale a cycle has ~100,000 predicted stop calls and ~140,000 timetable
 ~35,000 reach a board. Everything per row is done on arrays: one sort by (stop, time, trip) groups the rows by
 stop and picks the soonest ``limit`` of each; local ISO times come from ``numpy.datetime_as_string`` plus the
 zone's offset (looked up once per distinct minute); the JSON of a row is one f-string over plain lists, from
-per-trip prefixes (route, colours, headsign, trip id). Timetable rows change only in ``minutes_away``, so
-everything before it is cached by (service day, visit). The keys and values are those of ``BoardRow.item``
-(a test compares them).
+per-trip prefixes (route, colours, headsign, trip id, names in every feed language, wheelchair access). Timetable
+rows change only in ``minutes_away`` and ``status``, so everything around them is cached by (service day, visit).
+Live rows add arrival and departure apart, deviation, stops and metres away, status and occupancy, each a column
+rendered at once. The keys and values are those of ``BoardRow.item`` (a test compares them).
 """
 
 from __future__ import annotations
@@ -58,14 +59,19 @@ class RowFormatter:
             self.trip_prefix.append(
                 f'{{"route_id":{_dump(route.route_id)},"route_short_name":{_dump(route.short_name)},'
                 f'"route_color":{_dump(route.color)},"route_text_color":{_dump(route.text_color)},'
-                f'"headsign":{_dump(trip.headsign)},"trip_id":{_dump(trip_id)},')
+                f'"headsign":{_dump(trip.headsign)},"trip_id":{_dump(trip_id)},'
+                f'"headsign_translations":{_dump(trip.headsign_translations)},'
+                f'"route_long_name":{_dump(route.long_name)},'
+                f'"route_long_name_translations":{_dump(route.long_name_translations)},'
+                f'"wheelchair_accessible":{_dump(trip.wheelchair_accessible)},')
         self.trip_ok = np.array([prefix != "" for prefix in self.trip_prefix], dtype=bool)
         self.stop_known = np.array([s in catalog.stops for s in net.stop_ids.tolist()], dtype=bool)
         self.visit_seq: list[int] = net.visit_seq.tolist()
+        self.visit_dwell = (net.visit_dep - net.visit_arr).astype(np.float64)  # scheduled departure − arrival
         self._offsets: dict[int, int] = {}
-        self._vehicles: dict[str | None, str] = {None: "null"}
+        self._names: dict[str | None, str] = {None: "null"}
         self._dates: dict[str, str] = {}
-        self.timetable_rows: dict[int, str] = {}
+        self.timetable_rows: dict[int, tuple[str, str]] = {}
 
     def _offset(self, minute: int) -> int:
         found = self._offsets.get(minute)
@@ -96,11 +102,12 @@ class RowFormatter:
         text = np.datetime_as_string((seconds + offsets).astype("datetime64[s]"), unit="s").tolist()
         return [t + _offset_text(o) for t, o in zip(text, offsets.tolist(), strict=True)], ""
 
-    def vehicles(self, ids: list[str | None]) -> list[str]:
-        cache = self._vehicles
-        for vehicle in set(ids) - cache.keys():
-            cache[vehicle] = _dump(vehicle)
-        return [cache[v] for v in ids]
+    def names(self, values: list[str | None]) -> list[str]:
+        """Vehicle ids, occupancy names: each as JSON (``null`` for None), cached."""
+        cache = self._names
+        for value in set(values) - cache.keys():
+            cache[value] = _dump(value)
+        return [cache[v] for v in values]
 
     def dates(self, start_dates: list[str]) -> list[str]:
         cache = self._dates
@@ -199,7 +206,7 @@ def compose_rows(net: Network, formatter: RowFormatter, timetable: TimetableWind
     texts[is_live] = _live_texts(formatter, p, live[chosen[is_live]], minutes[is_live])
     k = chosen[~is_live] - n_live
     texts[~is_live] = _timetable_texts(formatter, s_trip[k], s_visit[k], s_time[k], s_origin[k], s_date[k],
-                                       minutes[~is_live])
+                                       minutes[~is_live], p.cancelled)
     return BoardRows(stop_ids=net.stop_ids[chosen_stop[starts]].tolist(), starts=[*starts.tolist(), len(chosen)],
                      texts=texts.tolist(), seconds=second[chosen].tolist(), realtime=is_live.tolist(), live_rows=n_live,
                      scheduled_rows=len(s_visit))
@@ -212,12 +219,8 @@ def _live_texts(formatter: RowFormatter, p: CyclePredictions, j: IntArray, minut
     common = (p.trip[j].tolist(), p.visit[j].tolist(), formatter.dates(p.start_date[j].tolist()))
     scheduled, zs = local(p.scheduled[j])
     predicted, zp = local(p.predicted[j])
-    vehicles = formatter.vehicles(p.vehicle_id[j].tolist())
-    updated, zu = local(p.observed_at[j])
-    # a bus overdue at its next stop (stalled, or its pings stopped): the board can say how long
-    stalled = np.zeros(len(j), dtype=np.int64) if p.stalled_s is None else np.floor(p.stalled_s[j]).astype(np.int64)
-    tails = [f'"realtime":true,"stalled_s":{n},"last_update":"{u}{zu}"}}'
-             for n, u in zip(stalled.tolist(), updated, strict=True)]
+    vehicles = formatter.names(p.vehicle_id[j].tolist())
+    tails = _live_tails(formatter, p, j, (scheduled, zs), (predicted, zp))
     if p.lower is None or p.upper is None:
         return [
             f'{prefix[t]}"stop_sequence":{seq[v]},"service_date":"{d}","scheduled_time":"{s}{zs}",'
@@ -236,9 +239,61 @@ def _live_texts(formatter: RowFormatter, p: CyclePredictions, j: IntArray, minut
     ]
 
 
+def _live_tails(formatter: RowFormatter, p: CyclePredictions, j: IntArray, arrives: tuple[list[str], str],
+                predicts: tuple[list[str], str]) -> list[str]:
+    """Everything after ``minutes_away`` of live rows ``j`` (``arrives``, ``predicts``: their scheduled and
+    predicted arrivals as ``local_times`` renders them): freshness, arrival and departure apart (the predicted
+    departure keeps the scheduled dwell), deviation, stops and metres away, status and occupancy."""
+    local = formatter.local_times
+    (scheduled, zs), (predicted, zp) = arrives, predicts
+    dwell = formatter.visit_dwell[p.visit[j]]
+    leaves, zl = local(p.scheduled[j] + dwell)
+    goes, zg = local(p.predicted[j] + dwell)
+    updated, zu = local(p.observed_at[j])
+    deviation = (np.floor(p.predicted[j]) - np.floor(p.scheduled[j])).astype(np.int64).tolist()
+    # a bus overdue at its next stop (stalled, or its pings stopped): the board can say how long
+    stalled = np.zeros(len(j), dtype=np.int64) if p.stalled_s is None else np.floor(p.stalled_s[j]).astype(np.int64)
+    away = _numbers(None if p.stops_away is None else p.stops_away[j], len(j))
+    metres = _numbers(None if p.distance_m is None else np.round(p.distance_m[j]), len(j))
+    occupancy = ["null"] * len(j) if p.occupancy is None else formatter.names(p.occupancy[j].tolist())
+    status = _live_status(p, j)
+    return [f'"realtime":true,"stalled_s":{n},"last_update":"{u}{zu}","arrival_time":{{"scheduled":"{s}{zs}",'
+            f'"predicted":"{t_}{zp}"}},"departure_time":{{"scheduled":"{lv}{zl}","predicted":"{g}{zg}"}},'
+            f'"schedule_deviation_s":{dev},"stops_away":{a},"distance_m":{dm},"status":"{st}","occupancy":{o}}}'
+            for n, u, s, t_, lv, g, dev, a, dm, st, o in zip(
+                stalled.tolist(), updated, scheduled, predicted, leaves, goes, deviation, away, metres, status,
+                occupancy, strict=True)]
+
+
+def _numbers(values: npt.NDArray[np.int64] | FloatArray | None, n: int) -> list[str]:
+    """Whole numbers as JSON text; ``null`` for all when the cycle has none, or where a value is not finite."""
+    if values is None:
+        return ["null"] * n
+    finite = np.isfinite(values)
+    whole = np.where(finite, values, 0).astype(np.int64).tolist()
+    return [str(v) if ok else "null" for v, ok in zip(whole, finite.tolist(), strict=True)]
+
+
+def _live_status(p: CyclePredictions, j: IntArray) -> list[str]:
+    status = np.full(len(j), "live", dtype=object)
+    if p.skipped is not None:
+        status[p.skipped[j]] = "skipped"
+    if p.cancelled:
+        status[_cancelled(p.cancelled, p.trip[j], p.start_date[j])] = "cancelled"
+    result: list[str] = status.tolist()
+    return result
+
+
+def _cancelled(runs: frozenset[tuple[int, str]], trips: IntArray, dates: npt.NDArray[np.object_]
+               ) -> npt.NDArray[np.bool_]:
+    """Which (trip, start date) rows belong to a cancelled run (only asked when some run is)."""
+    return np.array([(t, d) in runs for t, d in zip(trips.tolist(), dates.tolist(), strict=True)], dtype=bool)
+
+
 def _timetable_texts(formatter: RowFormatter, trips: IntArray, visits: IntArray, seconds: FloatArray,
-                     origins: FloatArray, dates: npt.NDArray[np.object_], minutes: IntArray) -> list[str]:
-    """The JSON of timetable rows: all but ``minutes_away`` cached by (service day, visit)."""
+                     origins: FloatArray, dates: npt.NDArray[np.object_], minutes: IntArray,
+                     cancelled: frozenset[tuple[int, str]] = frozenset()) -> list[str]:
+    """The JSON of timetable rows: all but ``minutes_away`` and ``status`` cached by (service day, visit)."""
     cache = formatter.timetable_rows
     if len(cache) > _CACHE_LIMIT:
         cache.clear()
@@ -247,12 +302,22 @@ def _timetable_texts(formatter: RowFormatter, trips: IntArray, visits: IntArray,
     if missing:
         at = np.array(missing, dtype=np.int64)
         prefix, seq = formatter.trip_prefix, formatter.visit_seq
-        for i, t, v, d, s in zip(missing, trips[at].tolist(), visits[at].tolist(),
-                                 formatter.dates(dates[at].tolist()), formatter.times(seconds[at]), strict=True):
-            cache[keys[i]] = (f'{prefix[t]}"stop_sequence":{seq[v]},"service_date":"{d}","scheduled_time":"{s}",'
-                              f'"predicted_time":"{s}","interval":null,"vehicle_id":null,"minutes_away":')
-    return [f'{cache[key]}{m},"realtime":false,"stalled_s":null,"last_update":null}}'
-            for key, m in zip(keys, minutes.tolist(), strict=True)]
+        leaves = formatter.times(seconds[at] + formatter.visit_dwell[visits[at]])
+        for i, t, v, d, s, lv in zip(missing, trips[at].tolist(), visits[at].tolist(),
+                                     formatter.dates(dates[at].tolist()), formatter.times(seconds[at]), leaves,
+                                     strict=True):
+            cache[keys[i]] = (
+                f'{prefix[t]}"stop_sequence":{seq[v]},"service_date":"{d}","scheduled_time":"{s}",'
+                f'"predicted_time":"{s}","interval":null,"vehicle_id":null,"minutes_away":',
+                f',"realtime":false,"stalled_s":null,"last_update":null,"arrival_time":{{"scheduled":"{s}",'
+                f'"predicted":null}},"departure_time":{{"scheduled":"{lv}","predicted":null}},'
+                f'"schedule_deviation_s":null,"stops_away":null,"distance_m":null,"status":')
+    status = ["scheduled"] * len(keys)
+    if cancelled:
+        for i in np.flatnonzero(_cancelled(cancelled, trips, dates)).tolist():
+            status[i] = "cancelled"
+    return [f'{cache[key][0]}{m}{cache[key][1]}"{st}","occupancy":null}}'
+            for key, m, st in zip(keys, minutes.tolist(), status, strict=True)]
 
 
 def _no_calls() -> tuple[IntArray, IntArray, FloatArray, FloatArray, npt.NDArray[np.object_]]:

@@ -31,6 +31,11 @@ class CyclePredictions:
     observed_at: FloatArray
     run_keys: set[tuple[int, str]]  # runs with events (predicted or finished): no timetable rows for them
     stalled_s: FloatArray | None = None  # how long each row's bus has been overdue at its next stop (0: moving)
+    stops_away: IntArray | None = None  # stops between each row's bus (its last stop seen) and the row's stop
+    distance_m: FloatArray | None = None  # along the shape from the bus's last stop seen to the row's stop
+    occupancy: npt.NDArray[np.object_] | None = None  # GTFS-rt OccupancyStatus names, None where unknown
+    skipped: npt.NDArray[np.bool_] | None = None  # the bus passes the row's stop without stopping
+    cancelled: frozenset[tuple[int, str]] = frozenset()  # (trip, start date) runs called off: their rows say so
 
     def __len__(self) -> int:
         return len(self.trip)

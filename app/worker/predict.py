@@ -167,6 +167,10 @@ def _arrays(net: Network, runs: RunTable, rows: pd.DataFrame, now: float, eta: F
         lower=None if low is None else now + low, upper=None if high is None else now + high,
         vehicle_id=vehicles, observed_at=np.where(seen, runs.known_at[safe], now),
         run_keys=run_keys, stalled_s=rows["stalled_s"].to_numpy(float) if "stalled_s" in rows else None,
+        # the snapshot counts from the bus's last stop seen, the row's own stop included: OneBusAway's
+        # numberOfStopsAway leaves it out
+        stops_away=np.maximum(rows["remaining_stops"].to_numpy(np.int64) - 1, 0),
+        distance_m=rows["remaining_dist_m"].to_numpy(float),
     )
 
 
