@@ -107,6 +107,48 @@ _DEPARTURE_FIELDS: dict[str, Any] = {
 
 SCHEDULED_NOTE = "scheduled departure from this stop"
 
+_NAMES = {"type": "object", "additionalProperties": {"type": "string"}}
+_TIME_PAIR = _object({
+    "scheduled": {**_nullable("string"), "format": "date-time"},
+    "predicted": {**_nullable("string"), "format": "date-time", "description": "live rows only, else null"},
+})
+_ARRIVAL_FIELDS: dict[str, Any] = {
+    **_DEPARTURE_FIELDS,
+    "route_text_color": _COLOR,
+    "headsign_translations": {**_NAMES, "description": "the headsign in every language the feed's translations.txt "
+                              "translates into (kk, ru, en, …; the feed's own text where it lacks one); "
+                              "empty without a headsign"},
+    "route_long_name": _nullable("string"),
+    "route_long_name_translations": {**_NAMES, "description": "the route's long name, as headsign_translations"},
+    "wheelchair_accessible": {"type": ["boolean", "null"],
+                              "description": "trips.txt wheelchair_accessible: 1 true, 2 false, else null (unknown)"},
+    "predicted_time": {**_ISO_TIME, "description": "predicted arrival on live rows; the scheduled time otherwise"},
+    "interval": {"oneOf": [_object({"early": _ISO_TIME, "late": _ISO_TIME}), {"type": "null"}],
+                 "description": "the prediction's 10-90 % interval, live rows with a model"},
+    "vehicle_id": _nullable("string"),
+    "minutes_away": {"type": "integer", "minimum": 0, "description": "whole minutes from `at`, rounded down"},
+    "realtime": {"type": "boolean", "description": "false: from the timetable, not a live prediction"},
+    "stalled_s": {"type": ["integer", "null"], "minimum": 0,
+                  "description": "seconds the bus has been overdue at its next stop (standing still or silent: "
+                                 "its prediction grows with it); null on timetable rows"},
+    "last_update": {**_nullable("string"), "format": "date-time",
+                    "description": "when the position behind a live row was taken"},
+    "arrival_time": {**_TIME_PAIR, "description": "arrival at this stop (OneBusAway's scheduled/predictedArrivalTime)"},
+    "departure_time": {**_TIME_PAIR, "description": "departure from this stop; the predicted one keeps the "
+                       "scheduled dwell"},
+    "schedule_deviation_s": {"type": ["integer", "null"],
+                             "description": "predicted − scheduled arrival in seconds (negative: early); live rows"},
+    "stops_away": {"type": ["integer", "null"], "minimum": 0,
+                   "description": "stops between the bus's last stop seen and this one; live rows"},
+    "distance_m": {"type": ["integer", "null"], "minimum": 0,
+                   "description": "metres along the shape from the bus's last stop seen; live rows"},
+    "status": {"enum": ["scheduled", "live", "cancelled", "skipped"],
+               "description": "scheduled: timetable only; live: predicted; cancelled: the run is called off; "
+                              "skipped: the bus passes this stop without stopping"},
+    "occupancy": {"type": ["string", "null"],
+                  "description": "GTFS-rt OccupancyStatus name (e.g. FEW_SEATS_AVAILABLE); null when unknown"},
+}
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": _object({"error": _object({
         "code": {"type": "string", "description": "machine-readable, e.g. bad_request, not_found"},
@@ -129,20 +171,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "timezone": {"type": "string", "description": "the agency's IANA time zone"},
         "departures": {"type": "array", "items": ref("Departure")},
     }),
-    "Arrival": _object({
-        **_DEPARTURE_FIELDS,
-        "minutes_away": {"type": "integer", "minimum": 0, "description": "whole minutes from `at`, rounded down"},
-        "realtime": {"type": "boolean", "description": "false: from the timetable, not a live prediction"},
-        "stalled_s": {"type": ["integer", "null"], "minimum": 0,
-                      "description": "seconds the bus has been overdue at its next stop (standing still or silent: "
-                                     "its prediction grows with it); null on timetable rows"},
-    }, description=SCHEDULED_NOTE),
+    "Arrival": _object(_ARRIVAL_FIELDS, description="one bus due at the stop, live or from the timetable; "
+                       "`scheduled_time` is the arrival on board rows and the departure on schedule answers"),
     "Arrivals": _object({
         "stop": ref("Stop"),
         "timezone": {"type": "string"},
         "generated_at": _ISO_TIME,
         "at": _ISO_TIME,
         "window_min": {"type": "integer"},
+        "source": {"enum": ["board", "schedule"], "description": "a live board, or the timetable"},
+        "version": _nullable("integer", description="the board's publish counter; null from the schedule"),
+        "realtime": {"type": "boolean", "description": "some row is live"},
         "arrivals": {"type": "array", "items": ref("Arrival")},
     }),
     "Health": _object({"status": {"type": "string"}}),
@@ -175,6 +214,33 @@ _EXAMPLE_DEPARTURE: dict[str, Any] = {
     "scheduled_time": "2026-03-11T00:30:00+05:00",
 }
 
+_EXAMPLE_NAMES: dict[str, Any] = {
+    "route_text_color": "FFFFFF", "headsign_translations": {"en": "Seifullin", "kk": "Сейфуллин", "ru": "Сейфуллина"},
+    "route_long_name": "Достык — Сейфуллина",
+    "route_long_name_translations": {"en": "Dostyk — Seifullin", "kk": "Достық — Сейфуллин",
+                                     "ru": "Достык — Сейфуллина"},
+    "wheelchair_accessible": True,
+}
+_EXAMPLE_LIVE: dict[str, Any] = {
+    **_EXAMPLE_DEPARTURE, "trip_id": "T12-late", **_EXAMPLE_NAMES, "scheduled_time": "2026-03-11T00:30:00+05:00",
+    "predicted_time": "2026-03-11T00:31:40+05:00",
+    "interval": {"early": "2026-03-11T00:30:50+05:00", "late": "2026-03-11T00:33:10+05:00"},
+    "vehicle_id": "bus-0142", "minutes_away": 11, "realtime": True, "stalled_s": 0,
+    "last_update": "2026-03-11T00:19:52+05:00",
+    "arrival_time": {"scheduled": "2026-03-11T00:30:00+05:00", "predicted": "2026-03-11T00:31:40+05:00"},
+    "departure_time": {"scheduled": "2026-03-11T00:30:20+05:00", "predicted": "2026-03-11T00:32:00+05:00"},
+    "schedule_deviation_s": 100, "stops_away": 3, "distance_m": 1840, "status": "live",
+    "occupancy": "MANY_SEATS_AVAILABLE",
+}
+_EXAMPLE_TIMETABLE: dict[str, Any] = {
+    **_EXAMPLE_DEPARTURE, "trip_id": "T12-b", **_EXAMPLE_NAMES, "scheduled_time": "2026-03-11T00:45:00+05:00",
+    "predicted_time": "2026-03-11T00:45:00+05:00", "interval": None, "vehicle_id": None, "minutes_away": 25,
+    "realtime": False, "stalled_s": None, "last_update": None,
+    "arrival_time": {"scheduled": "2026-03-11T00:45:00+05:00", "predicted": None},
+    "departure_time": {"scheduled": "2026-03-11T00:45:20+05:00", "predicted": None},
+    "schedule_deviation_s": None, "stops_away": None, "distance_m": None, "status": "scheduled", "occupancy": None,
+}
+
 EXAMPLES: dict[str, Any] = {
     "Stop": {**_EXAMPLE_STOP, "routes": [{"route_id": "R12", "route_short_name": "12", "route_color": "E4002B"}]},
     "StopList": {"stops": [{**_EXAMPLE_STOP, "distance_m": 12.5,
@@ -189,8 +255,8 @@ EXAMPLES: dict[str, Any] = {
     "Departures": {"stop": _EXAMPLE_STOP, "date": "2026-03-10", "timezone": "Asia/Almaty",
                    "departures": [_EXAMPLE_DEPARTURE]},
     "Arrivals": {"stop": _EXAMPLE_STOP, "timezone": "Asia/Almaty", "generated_at": "2026-03-11T00:20:00+05:00",
-                 "at": "2026-03-11T00:20:00+05:00", "window_min": 90,
-                 "arrivals": [{**_EXAMPLE_DEPARTURE, "minutes_away": 10, "realtime": False, "stalled_s": None}]},
+                 "at": "2026-03-11T00:20:00+05:00", "window_min": 90, "source": "board", "version": 8123,
+                 "realtime": True, "arrivals": [_EXAMPLE_LIVE, _EXAMPLE_TIMETABLE]},
     "Error": {"error": {"code": "bad_request", "message": "near must be 'lat,lon' in decimal degrees, got 'x'",
                         "field": "near"}},
     "Health": {"status": "ok"},

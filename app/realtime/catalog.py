@@ -18,12 +18,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Route, Stop, Translation, Trip
+from app.instants import rfc3339
+from app.models import Route, Stop, StopTime, Translation, Trip
 from app.realtime.boards import BoardRow, PredictedArrival
 from app.schedule.queries import active_feed, stop_items
 from prediction.gtfs.schedule import ScheduleFeed
+from prediction.gtfs.servicedays import from_gtfs_seconds
 
-__all__ = ["FeedTexts", "RouteInfo", "StaticCatalog", "TripInfo", "wheelchair"]
+__all__ = ["FeedTexts", "RouteInfo", "StaticCatalog", "TripInfo", "complete_schedule_rows", "wheelchair"]
 
 # (table_name, field_name, language, translation, record_id, field_value): a translations.txt row
 TranslationRow = tuple[str, str, str, str, str | None, str | None]
@@ -166,3 +168,59 @@ class StaticCatalog:
             distance_m=None if prediction.distance_m is None else round(prediction.distance_m),
             status=prediction.status, occupancy=prediction.occupancy,
         )
+
+
+def complete_schedule_rows(session: Session, feed_id: int, tz: ZoneInfo, rows: list[dict[str, Any]]) -> None:
+    """Give the timetable's arrival items (``app.schedule.timetable.arrivals``) every key a board row has, so the
+    answer without a board reads like one: names in every feed language, wheelchair access, arrival and departure
+    apart; the live-only values ``null`` and ``status`` ``scheduled``. Three small queries over the rows' trips."""
+    trips = sorted({row["trip_id"] for row in rows})
+    if not trips:
+        return
+    found = session.execute(
+        select(Trip.trip_id, Trip.wheelchair_accessible, Route.route_id, Route.route_long_name, Route.route_text_color)
+        .join(Route, (Route.feed_version_id == Trip.feed_version_id) & (Route.route_id == Trip.route_id))
+        .where(Trip.feed_version_id == feed_id, Trip.trip_id.in_(trips))).all()
+    by_trip = {trip_id: (access, route_id, long_name, text_color)
+               for trip_id, access, route_id, long_name, text_color in found}
+    calls = {(t, q): (a, d) for t, q, a, d in session.execute(
+        select(StopTime.trip_id, StopTime.stop_sequence, StopTime.arrival_s, StopTime.departure_s)
+        .where(StopTime.feed_version_id == feed_id, StopTime.trip_id.in_(trips),
+               StopTime.stop_sequence.in_(sorted({row["stop_sequence"] for row in rows}))))}
+    texts = _texts_of(session, feed_id, trips, rows)
+    for row in rows:
+        access, route_id, long_name, text_color = by_trip.get(row["trip_id"], (None, row["route_id"], None, None))
+        arrival_s, departure_s = calls.get((row["trip_id"], row["stop_sequence"]), (None, None))
+        day = dt.date.fromisoformat(row["service_date"])
+        row.update(route_text_color=row.get("route_text_color", text_color),
+                   headsign_translations=texts.names("trips", "trip_headsign", row["trip_id"], row["headsign"]),
+                   route_long_name=long_name,
+                   route_long_name_translations=texts.names("routes", "route_long_name", route_id, long_name),
+                   wheelchair_accessible=wheelchair(access), predicted_time=row["scheduled_time"], interval=None,
+                   vehicle_id=None, last_update=None,
+                   arrival_time={"scheduled": _local(day, arrival_s, tz), "predicted": None},
+                   departure_time={"scheduled": _local(day, departure_s, tz), "predicted": None},
+                   schedule_deviation_s=None, stops_away=None, distance_m=None, status="scheduled", occupancy=None)
+
+
+def _local(day: dt.date, seconds: int | None, tz: ZoneInfo) -> str | None:
+    return None if seconds is None else rfc3339(from_gtfs_seconds(day, seconds, tz))
+
+
+def _texts_of(session: Session, feed_id: int, trips: list[str], rows: list[dict[str, Any]]) -> FeedTexts:
+    """The translations of these rows' headsigns and routes' long names, and the feed's languages."""
+    names = sorted({row["headsign"] for row in rows if row["headsign"]})
+    routes = sorted({row["route_id"] for row in rows})
+    wanted = (((Translation.table_name == "trips") & (Translation.record_id.in_(trips) | Translation.field_value.in_(
+        names))) | ((Translation.table_name == "routes") & Translation.record_id.in_(routes)))
+    columns = (Translation.table_name, Translation.field_name, Translation.language, Translation.translation,
+               Translation.record_id, Translation.field_value)
+    texts = FeedTexts(session.execute(select(*columns).where(Translation.feed_version_id == feed_id, wanted)).all())
+    # a route's long name translated by its text, and the feed's languages beyond these rows
+    long_names = FeedTexts(session.execute(select(*columns).where(
+        Translation.feed_version_id == feed_id, Translation.table_name == "routes",
+        Translation.record_id.is_(None))).all())
+    texts.by_value.update(long_names.by_value)
+    texts.languages = sorted(session.scalars(select(Translation.language).distinct().where(
+        Translation.feed_version_id == feed_id, Translation.table_name.in_(("routes", "trips")))))
+    return texts

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask
 from werkzeug.http import parse_etags, unquote_etag
@@ -29,8 +30,10 @@ from werkzeug.http import parse_etags, unquote_etag
 from app.extensions import get_db, get_redis
 from app.realtime.boards import content_etag
 from app.realtime.build import BOARD_LIMIT
+from app.realtime.catalog import complete_schedule_rows
 from app.realtime.store import REDIS_ERRORS, RedisBreaker, StoredBoard, read_board
 from app.schedule import timetable
+from app.schedule.queries import active_feed
 from app.web.headers import security_headers
 
 __all__ = [
@@ -150,7 +153,8 @@ def _schedule_answer(app: Flask, stop_id: str, *, at: dt.datetime | None, window
     with get_db(app).session() as session:
         payload: dict[str, Any] = timetable.arrivals(session, app.extensions["service_calendars"], stop_id, at=at,
                                                      window_min=window, route=route, limit=limit)
-    # rows keep the timetable's shape: no predicted_time, interval or vehicle_id
+        # rows with every key of a board's: a display reads both alike
+        complete_schedule_rows(session, active_feed(session).id, ZoneInfo(payload["timezone"]), payload["arrivals"])
     payload.update(source="schedule", version=None, realtime=False)
     return Answer(_dumps(payload), content_etag(payload), "schedule")
 

@@ -170,7 +170,7 @@ def _arrays(net: Network, runs: RunTable, rows: pd.DataFrame, now: float, eta: F
         # the snapshot counts from the bus's last stop seen, the row's own stop included: OneBusAway's
         # numberOfStopsAway leaves it out
         stops_away=np.maximum(rows["remaining_stops"].to_numpy(np.int64) - 1, 0),
-        distance_m=rows["remaining_dist_m"].to_numpy(float),
+        distance_m=np.maximum(rows["remaining_dist_m"].to_numpy(float), 0.0),
     )
 
 
