@@ -139,6 +139,11 @@ class Settings:
     staff_idle_s: int = _setting("QALA_STAFF_IDLE_S", 1800, "a staff session idle this long ends", minimum=1)
     staff_max_age_s: int = _setting("QALA_STAFF_MAX_AGE_S", 43200, "a staff session ends this long after login "
                                     "whatever its use", minimum=1, shown="`43200` (12 h)")
+    map_tile_url: str = _setting("QALA_MAP_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+                                 "street map tiles of the rider pages (`{z}/{x}/{y}` template); `none`: no "
+                                 "tiles, the pages draw their own SVG map (as they do when tiles fail)")
+    map_tile_attribution: str = _setting("QALA_MAP_TILE_ATTRIBUTION", "© OpenStreetMap contributors",
+                                         "the credit shown on the street map for its tiles (plain text)")
     log_format: str = _setting("QALA_LOG_FORMAT", "text", "`text`, or `json`: one JSON object per line (time, "
                                "level, logger, message, exception) for production log collectors",
                                choices=LOG_FORMATS)

@@ -32,6 +32,7 @@ DEMO_FEED = Path(__file__).resolve().parent.parent / "gtfs_data" / "almaty"
 @pytest.fixture
 def server(app: Flask) -> Iterator[str]:
     add_demo_feed(app)
+    app.config["MAP_TILE_URL"] = "none"  # our SVG map, whatever the network (tests/test_browser_map.py: tiles)
     with live_server(app) as url:
         yield url
 
@@ -113,15 +114,19 @@ def test_route_page_shows_live_vehicles_on_the_route(app: Flask, server: str, ph
     publish_live(app, "S2", [("T12-a", 20, 2.0, "BUS-7")], vehicles=[("BUS-7", "T12-a", lat, lon)])
     phone.goto(server + "/routes/R12?lang=en&refresh=1")
     assert phone.locator("#vehicles li").count() == 1
-    assert "between Abay — Dostyk and" in phone.locator("#vehicles li").inner_text()
+    assert phone.locator("#vehicles li").inner_text() == "12 → Seifullin St next: Абай даңғылы — Фурманов 2 min"
     assert phone.locator("#no-vehicles").is_hidden()
     assert phone.locator("#route-map circle.vehicle").count() == 1
-    assert phone.locator('.direction[data-direction-id="0"] li[data-index="0"] .bus-tag').inner_text() == "● BUS-7"
+    approaching = phone.locator('.direction[data-direction-id="0"] li[data-index="1"]')
+    assert approaching.get_attribute("class") == "bus-approaching"
+    assert approaching.locator(".bus-tag").inner_text() == "approaching · 2 min"
+    assert "BUS-7" not in phone.locator("main").inner_text()
     assert fits_the_phone(phone) and unlabelled(phone) == []
 
     publish_live(app, "S2", [], vehicles=[])  # the bus went off duty: the page says so by itself
     phone.locator("#no-vehicles").wait_for(state="visible")
     assert phone.locator("#vehicles li").count() == 0 and phone.locator("#route-map circle.vehicle").count() == 0
+    assert phone.locator(".route-stops li.bus-approaching").count() == 0
 
 
 def test_card_balance_check_and_a_riders_own_cards(app: Flask, server: str, phone: Any) -> None:

@@ -21,8 +21,8 @@ from app.web.colors import badge_style, contrast_ratio
 from app.web.i18n import LANGUAGES, TRANSLATIONS_DIR
 from app.web.rider import format_money
 from app.web.rider_data import thin_line
-from app.web.rider_vehicles import STALE_AFTER_S, place_vehicles, read_vehicle_snapshot
-from tests.api_feed import add_demo_feed
+from app.web.rider_vehicles import STALE_AFTER_S, Standing, is_parked, place_vehicles, read_vehicle_snapshot
+from tests.api_feed import SHAPE_SH12, STOPS, add_demo_feed
 from tests.feeds import write_feed
 from tests.fixtures.rider_live import BETWEEN_S1_AND_S2, publish_live, translate_headsign
 
@@ -129,17 +129,58 @@ def test_route_page_lists_stops_per_direction_and_says_when_no_vehicle_runs(demo
     assert 'id="no-vehicles" class="notice" role="status" >' in text  # shown, not hidden
 
 
-def test_route_page_places_live_vehicles_between_stops(demo: Flask, client: FlaskClient) -> None:
-    lat, lon = BETWEEN_S1_AND_S2
+# 30 m north of the middle of route 12's first shape segment (S1 and on towards S2): a GPS point off the street
+OFF_THE_LINE = ((SHAPE_SH12[0][0] + SHAPE_SH12[1][0]) / 2 + 0.00027, (SHAPE_SH12[0][1] + SHAPE_SH12[1][1]) / 2)
+
+
+def test_route_page_places_live_vehicles_on_their_line_without_fleet_numbers(demo: Flask, client: FlaskClient) -> None:
+    lat, lon = OFF_THE_LINE
     publish_live(demo, "S2", [("T12-a", 20, 2.0, "BUS-7")], vehicles=[("BUS-7", "T12-a", lat, lon),
                                                                      ("BUS-9", "T92-a", 43.25, 76.93)])
     text = page(client, "/routes/R12?lang=en")
-    assert 'data-vehicle-id="BUS-7"' in text and "BUS-9" not in text  # only this route's vehicles
-    assert "between Abay — Dostyk and Абай даңғылы — Фурманов" in text
+    assert "BUS-7" not in text and "BUS-9" not in text  # riders never see fleet numbers
+    assert "next: Абай даңғылы — Фурманов" in text and "2 min" in text  # S2 is next, predicted in 2 minutes
+    assert text.count('class="vehicle"') == 1  # only this route's vehicles
+    assert '<li data-index="1" class="bus-approaching">' in text  # the stop list marks where the bus heads
     body = client.get("/rider/routes/R12/vehicles.json").get_json()
     [bus] = body["vehicles"]
-    assert (bus["vehicle_id"], bus["direction_id"], bus["after_stop"], bus["next_stop"]) == ("BUS-7", 0, 0, 1)
-    assert 0 < bus["fraction"] < 0.5 and body["snapshot_at"] is not None
+    assert "vehicle_id" not in bus and "trip_id" not in bus
+    where = (bus["direction_id"], bus["after_stop"], bus["next_stop"], bus["at_stop"], bus["minutes"])
+    assert where == (0, 0, 1, None, 2)
+    assert bus["headsign"] == "Seifullin St" and 0 < bus["fraction"] < 0.5 and body["snapshot_at"] is not None
+    # snapped onto the shape's first segment, 30 m from where the GPS put it
+    (lat1, lon1), (lat2, lon2) = SHAPE_SH12[0], SHAPE_SH12[1]
+    share = (bus["lon"] - lon1) / (lon2 - lon1)
+    assert 0 < share < 1 and abs(bus["lat"] - (lat1 + share * (lat2 - lat1))) < 2e-6
+    assert abs(bus["lat"] - lat) > 2e-4
+    assert 270 < bus["bearing"] < 290  # heading west along the line
+
+
+def test_route_page_leaves_parked_buses_out(demo: Flask, client: FlaskClient) -> None:
+    s2, s3 = STOPS[1], STOPS[2]
+    publish_live(demo, "S2", [], vehicles=[("BUS-1", "T12-a", s3.lat, s3.lon),  # at the last stop: trip over
+                                           ("BUS-2", "T12-b", s2.lat, s2.lon)])  # at S2, mid-route: a real bus
+    body = client.get("/rider/routes/R12/vehicles.json?lang=en").get_json()
+    [bus] = body["vehicles"]
+    assert (bus["at_stop"], bus["next_stop"], bus["next_stop_name"]) == (1, 2, "Seifullin St")
+    text = page(client, "/routes/R12?lang=en")
+    assert text.count('class="vehicle"') == 1 and '<li data-index="1" class="bus-here">' in text
+
+
+@pytest.mark.parametrize(("along", "speed", "clock", "parked"), [
+    (20.0, None, 7 * 3600.0, True),  # at the first stop an hour before its 08:00 trip: a long layover
+    (20.0, None, 8 * 3600.0 - 300, False),  # five minutes before: about to leave
+    (20.0, 0.0, 9 * 3600.0, True),  # still at the first stop long after its trip should have ended
+    (20.0, 8.0, 7 * 3600.0, False),  # moving: on its way whatever the timetable says
+    (990.0, None, 8 * 3600.0 + 200, True),  # at the last stop: its trip is over
+    (500.0, 0.0, 9 * 3600.0, False),  # mid-route, standing: in traffic, not parked
+    (20.0, None, None, False),  # no service day known: not judged
+])
+def test_parked_means_standing_at_a_terminal_with_no_trip_to_run(along: float, speed: float | None,
+                                                                  clock: float | None, parked: bool) -> None:
+    standing = Standing(along_m=along, first_stop_m=0.0, last_stop_m=1000.0, speed_mps=speed, service_clock_s=clock,
+                        start_s=8 * 3600, end_s=8 * 3600 + 600)
+    assert is_parked(standing) is parked
 
 
 def test_a_vehicle_not_heard_from_for_five_minutes_is_not_live(demo: Flask, client: FlaskClient) -> None:
@@ -150,8 +191,7 @@ def test_a_vehicle_not_heard_from_for_five_minutes_is_not_live(demo: Flask, clie
     with get_db(demo).session() as session:
         route = rider_data.route_page(session, "R12", "en")
     heard = dt.datetime.fromtimestamp(snapshot.timestamp, dt.UTC)
-    assert [v.vehicle_id for v in place_vehicles(snapshot.body, route, heard + dt.timedelta(seconds=STALE_AFTER_S))] \
-        == ["BUS-7"]
+    assert len(place_vehicles(snapshot.body, route, heard + dt.timedelta(seconds=STALE_AFTER_S))) == 1
     assert place_vehicles(snapshot.body, route, heard + dt.timedelta(seconds=STALE_AFTER_S + 1)) == []
 
 

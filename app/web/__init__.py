@@ -14,6 +14,7 @@ def register_web(app: Flask) -> None:
     from app.web.i18n import init_i18n
     from app.web.rider import register_rider
     from app.web.staff import bp as staff_bp
+    from app.web.vendor import register_vendor
 
     configure_logging(app)  # the app's log records, pages' and API's alike, are scrubbed of secrets
     install_security_headers(app)  # on every Flask response; BoardPolls adds the same ones itself
@@ -21,3 +22,4 @@ def register_web(app: Flask) -> None:
     register_rider(app)
     app.register_blueprint(display_bp)
     app.register_blueprint(staff_bp)
+    register_vendor(app)  # Leaflet from its npm package, for the rider pages' street map

@@ -13,7 +13,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
+import numpy as np
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
@@ -26,6 +27,7 @@ from app.web import rider_card, rider_data
 from app.web.colors import badge_style
 from app.web.i18n import current_language, localized_name, remember_language
 from app.web.rider_vehicles import route_vehicles
+from app.web.vendor import leaflet_version
 
 __all__ = ["bp", "format_clock", "format_money"]
 
@@ -148,16 +150,32 @@ def route(route_id: str) -> ResponseReturnValue:
 
 
 def _route_map(info: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
-    """The route page's map: this route's shapes and stops, drawn by the same script as the network map."""
-    lines = [d["shape"]["geometry"]["coordinates"] for d in info["directions"] if d.get("shape")]
+    """The route page's map: every shape this route's trips follow (thinned as the network map's), its stops and
+    its live vehicles, drawn by the same script as the network map."""
+    shapes = info.get("shapes") or {}
+    lines = [rider_data.thin_line(np.asarray([p[0] for p in c]), np.asarray([p[1] for p in c]))
+             for _, c in sorted(shapes.items()) if len(c) >= 2]
+    if not lines:
+        lines = [d["shape"]["geometry"]["coordinates"] for d in info["directions"] if d.get("shape")]
     stops: dict[str, dict[str, Any]] = {}
     for direction in info["directions"]:
         for s in direction["stops"]:
             stops[s["stop_id"]] = {"stop_id": s["stop_id"], "name": s["display_name"], "lat": s["lat"],
                                    "lon": s["lon"]}
     route = {"route_id": info["route_id"], "short_name": info["route_short_name"] or info["route_id"],
-             "color": info["route_color"] or "00838f", "name": info["display_name"], "lines": lines}
+             "color": info["route_color"] or "00838f", "text_color": info.get("route_text_color"),
+             "name": info["display_name"], "lines": lines}
     return {"routes": [route], "stops": list(stops.values()), "vehicles": live["vehicles"]}
+
+
+def street_map() -> dict[str, str]:
+    """What a page's map needs to draw streets: the tile URL (empty: none configured), its credit, Leaflet's files."""
+    config = _app().config
+    tiles = config["MAP_TILE_URL"] if config["MAP_TILE_URL"].startswith(("http://", "https://", "/")) else ""
+    version = leaflet_version()
+    return {"tiles": tiles, "attribution": config["MAP_TILE_ATTRIBUTION"],
+            "leaflet_js": url_for("vendor.leaflet", version=version, filename="leaflet.js"),
+            "leaflet_css": url_for("vendor.leaflet", version=version, filename="leaflet.css")}
 
 
 @bp.get("/card")
@@ -211,12 +229,16 @@ def page_strings() -> dict[str, str]:
         "kind_pass_sale": _("Monthly pass"), "kind_balance_move": _("Balance moved"),
         "outcome_accepted": _("ride"), "outcome_double_tap": _("repeat tap, not charged"),
         "outcome_denied": _("denied"),
+        # the street map and the route page's buses
+        "next_stop": _("next: %(stop)s", stop="{stop}"), "minutes": _("%(n)s min", n="{n}"),
+        "bus_here": _("bus here"), "approaching": _("approaching"),
+        "street_fallback": _("The street map cannot be loaded; showing the schematic map."),
     }
 
 
 @bp.app_context_processor
 def _rider_context() -> dict[str, Any]:
-    return {"page_strings": page_strings, "badge_style": badge_style}
+    return {"page_strings": page_strings, "badge_style": badge_style, "street_map": street_map}
 
 
 def register_rider(app: Flask) -> None:

@@ -67,9 +67,15 @@ def stop_page(session: Session, stop_id: str, language: str) -> dict[str, Any]:
 
 
 def route_page(session: Session, route_id: str, language: str) -> dict[str, Any]:
-    """The route, its long name in ``language``, and per direction its stops (named in ``language``) and shape."""
+    """The route, its long name in ``language``, per direction its stops (named in ``language``) and shape, and
+    what placing its live vehicles needs: each trip's shape and scheduled span, every shape its trips follow."""
     feed = queries.active_feed(session)
     detail = patterns.route_detail(session, route_id, with_shape=True)
+    detail["timezone"] = feed.agency_timezone
+    detail["trips"] = _route_trips(session, feed.id, route_id)
+    shape_ids = {trip["shape_id"] for trip in detail["trips"].values() if trip["shape_id"]}
+    detail["shapes"] = {shape_id: [[lon, lat] for lon, lat in points]
+                        for shape_id, points in _shape_points(session, feed.id, shape_ids).items()}
     detail["display_name"] = route_names(session, feed.id, language).get(route_id, "")
     headsigns = headsign_names(session, feed.id, language)
     for direction in detail["directions"]:
@@ -79,6 +85,15 @@ def route_page(session: Session, route_id: str, language: str) -> dict[str, Any]
         last = direction["stops"][-1]["display_name"] if direction["stops"] else ""
         direction["display_headsign"] = headsigns.get(direction["headsign"] or "") or last or direction["headsign"]
     return detail
+
+
+def _route_trips(session: Session, feed_id: int, route_id: str) -> dict[str, dict[str, Any]]:
+    """``{trip_id: {shape_id, direction_id, start_s, end_s}}`` for every trip of the route."""
+    rows = session.execute(
+        select(Trip.trip_id, Trip.shape_id, Trip.direction_id, Trip.start_s, Trip.end_s)
+        .where(Trip.feed_version_id == feed_id, Trip.route_id == route_id))
+    return {trip_id: {"shape_id": shape_id, "direction_id": direction_id, "start_s": start_s, "end_s": end_s}
+            for trip_id, shape_id, direction_id, start_s, end_s in rows}
 
 
 def all_routes(session: Session, language: str) -> list[dict[str, Any]]:
@@ -118,7 +133,8 @@ def thin_line(lon: np.ndarray, lat: np.ndarray, spacing_m: float = MAP_VERTEX_SP
     return [[round(float(lon[i]), 5), round(float(lat[i]), 5)] for i in kept]
 
 
-def _shape_lines(session: Session, feed_id: int, shape_ids: set[str]) -> dict[str, list[list[float]]]:
+def _shape_points(session: Session, feed_id: int, shape_ids: set[str]) -> dict[str, list[tuple[float, float]]]:
+    """Every vertex ``(lon, lat)`` of the given shapes, in order."""
     if not shape_ids:
         return {}
     rows = session.execute(
@@ -129,8 +145,12 @@ def _shape_lines(session: Session, feed_id: int, shape_ids: set[str]) -> dict[st
     points: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for shape_id, lon, lat in rows:
         points[shape_id].append((lon, lat))
+    return points
+
+
+def _shape_lines(session: Session, feed_id: int, shape_ids: set[str]) -> dict[str, list[list[float]]]:
     lines = {}
-    for shape_id, pts in points.items():
+    for shape_id, pts in _shape_points(session, feed_id, shape_ids).items():
         array = np.asarray(pts, dtype=float)
         lines[shape_id] = thin_line(array[:, 0], array[:, 1])
     return lines

@@ -1,8 +1,12 @@
-"""A route's live vehicles for the rider page: the worker's GTFS-rt VehiclePositions snapshot, placed on the route.
+"""A route's live vehicles for the rider pages: the worker's vehicle snapshot, placed on the line, parked buses left
+out.
 
-Each vehicle of the route is projected onto its direction's shape, so the page can say "between stop A and
-stop B" and draw it on the line. Positions older than ``STALE_AFTER_S`` are left out: a bus last seen ten
-minutes ago is not a live bus.
+A GPS point is a few metres off the street and says nothing a rider can use, so each vehicle is snapped onto its
+own trip's shape by its distance along it: the page draws it on the line, with the line's heading, and says which
+stop comes next and in how many minutes (from the TripUpdates snapshot). Riders do not know fleet numbers, so
+nothing here names the vehicle. A bus standing at a terminal is not a bus a rider can take when its trip is over,
+when its trip leaves long from now (a long layover), or when its trip should have ended long ago; such parked
+buses are left out, as are positions older than ``STALE_AFTER_S``.
 """
 
 from __future__ import annotations
@@ -10,47 +14,80 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from flask import Flask
 from google.transit import gtfs_realtime_pb2 as rt
 
 from app.extensions import get_redis
-from app.realtime.gtfs_rt import LIVE_VEHICLES
+from app.realtime.gtfs_rt import LIVE_VEHICLES, TRIP_UPDATES
 from app.realtime.serving import breaker
 from app.realtime.store import REDIS_ERRORS, Snapshot, read_snapshot
 from prediction.avl.matching import ShapeLine
 from prediction.geo import cumulative_distance_m
 
-__all__ = ["STALE_AFTER_S", "PlacedVehicle", "place_vehicles", "read_vehicle_snapshot", "route_vehicles"]
+__all__ = ["STALE_AFTER_S", "PlacedVehicle", "Standing", "is_parked", "place_vehicles", "read_vehicle_snapshot",
+           "route_vehicles"]
 
 STALE_AFTER_S = 300
+TERMINAL_M = 60.0  # this close (along the line) to a terminal stop, a bus stands at the terminal
+AT_STOP_M = 40.0  # this close to a stop, the bus is "here" rather than approaching the next one
+LAYOVER_LEAD_S = 600  # at the first terminal longer than this before its trip leaves: parked, not departing
+OVERDUE_S = 900  # at a terminal this long after its trip should have ended: parked
+MOVING_MPS = 1.0  # a bus this fast is on its way, wherever it is
 
 
 @dataclass(frozen=True)
 class PlacedVehicle:
-    """A live vehicle of the route and where it is along its direction's stop list."""
+    """A live vehicle of the route as a rider sees it: on the line, heading somewhere, its next stop and when."""
 
-    vehicle_id: str
-    trip_id: str
     direction_id: int | None
-    lat: float
+    headsign: str
+    lat: float  # on the trip's shape, not the raw GPS point
     lon: float
-    bearing: float | None
-    timestamp: int
-    age_s: int
-    fraction: float | None  # 0 at the first stop's end of the shape, 1 at the last
+    bearing: float  # the line's heading there (degrees from north)
+    fraction: float  # 0 at the start of the trip's shape, 1 at its end
     after_stop: int | None  # index in the direction's stop list of the last stop passed
     next_stop: int | None
+    at_stop: int | None  # the stop it stands at, if within AT_STOP_M of one
+    next_stop_name: str | None
+    minutes: int | None  # to the next stop, when the TripUpdates snapshot predicts it
+    age_s: int
 
 
-def read_vehicle_snapshot(app: Flask) -> Snapshot | None:
-    """The latest VehiclePositions snapshot, or ``None`` when there is none or Redis cannot be reached."""
+@dataclass(frozen=True)
+class Standing:
+    """Where a vehicle stands on its trip, for ``is_parked``: metres along the shape and the trip's schedule."""
+
+    along_m: float
+    first_stop_m: float
+    last_stop_m: float
+    speed_mps: float | None
+    service_clock_s: float | None  # seconds since the trip's service day began (GTFS time), if known
+    start_s: int
+    end_s: int
+
+
+def is_parked(v: Standing) -> bool:
+    """True for a bus standing at a terminal that no rider can take now (see the module docstring)."""
+    if v.speed_mps is not None and v.speed_mps >= MOVING_MPS:
+        return False
+    at_first = v.along_m <= v.first_stop_m + TERMINAL_M
+    at_last = v.along_m >= v.last_stop_m - TERMINAL_M
+    if at_last and not at_first:
+        return True  # its trip is over
+    if not at_first or v.service_clock_s is None:
+        return False
+    return v.service_clock_s < v.start_s - LAYOVER_LEAD_S or v.service_clock_s > v.end_s + OVERDUE_S
+
+
+def _read(app: Flask, feed: str) -> Snapshot | None:
     guard = breaker(app)
     if guard.is_open:
         return None
     try:
-        snapshot = read_snapshot(get_redis(app), LIVE_VEHICLES)
+        snapshot = read_snapshot(get_redis(app), feed)
     except REDIS_ERRORS:
         guard.failed()
         return None
@@ -58,79 +95,143 @@ def read_vehicle_snapshot(app: Flask) -> Snapshot | None:
     return snapshot
 
 
-def _line(direction: dict[str, Any]) -> ShapeLine | None:
-    shape = direction.get("shape")
-    coords = np.asarray(shape["geometry"]["coordinates"], dtype=float) if shape else np.zeros((0, 2))
-    if len(coords) < 2:
-        stops = direction.get("stops") or []
-        coords = np.asarray([[s["lon"], s["lat"]] for s in stops], dtype=float).reshape(-1, 2)
-    if len(coords) < 2:
+def read_vehicle_snapshot(app: Flask) -> Snapshot | None:
+    """The latest vehicles snapshot, or ``None`` when there is none or Redis cannot be reached."""
+    return _read(app, LIVE_VEHICLES)
+
+
+def _trip_etas(app: Flask) -> dict[str, dict[str, int]]:
+    """``{trip_id: {stop_id: predicted arrival (epoch s)}}`` from the TripUpdates snapshot, parsed once per
+    snapshot (every rider on every route page polls it)."""
+    snapshot = _read(app, TRIP_UPDATES)
+    if snapshot is None:
+        return {}
+    cached = app.extensions.get("rider_trip_etas")
+    if cached is not None and cached[0] == (snapshot.timestamp, len(snapshot.body)):
+        etas: dict[str, dict[str, int]] = cached[1]
+        return etas
+    feed = rt.FeedMessage()
+    feed.ParseFromString(snapshot.body)
+    etas = {}
+    for entity in feed.entity:
+        if entity.HasField("trip_update"):
+            update = entity.trip_update
+            etas[update.trip.trip_id] = {stu.stop_id: int(stu.arrival.time or stu.departure.time)
+                                         for stu in update.stop_time_update}
+    app.extensions["rider_trip_etas"] = ((snapshot.timestamp, len(snapshot.body)), etas)
+    return etas
+
+
+def _line(coords: list[list[float]]) -> ShapeLine | None:
+    points = np.asarray(coords, dtype=float).reshape(-1, 2)
+    if len(points) < 2:
         return None
-    lat, lon = coords[:, 1], coords[:, 0]
+    lat, lon = points[:, 1], points[:, 0]
     return ShapeLine.from_points("route", lat, lon, cumulative_distance_m(lat, lon))
 
 
-def _place(line: ShapeLine, stops: list[dict[str, Any]], lat: float,
-           lon: float) -> tuple[float, float, int | None, int | None]:
-    """(offset from the line in metres, fraction along it, last stop passed, next stop)."""
-    along, offset = line.nearest(np.array([lat]), np.array([lon]))
-    where = float(along[0])
-    stop_along, _ = line.nearest(np.array([s["lat"] for s in stops], dtype=float),
-                                 np.array([s["lon"] for s in stops], dtype=float))
-    # a stop matched a little back along a looping shape must not reorder the stop list
-    passed = int(np.searchsorted(np.maximum.accumulate(stop_along), where, side="right")) - 1
-    after = passed if passed >= 0 else None
-    following = passed + 1 if passed + 1 < len(stops) else None
-    fraction = where / line.length_m if line.length_m > 0 else 0.0
-    return float(offset[0]), round(fraction, 4), after, following
+def _trip_line(route: dict[str, Any], trip: dict[str, Any] | None, direction: dict[str, Any]) -> ShapeLine | None:
+    """The trip's own shape; else its direction's; else the direction's stops joined up."""
+    shape_id = trip.get("shape_id") if trip else None
+    if shape_id and shape_id in route.get("shapes", {}):
+        return _line(route["shapes"][shape_id])
+    shape = direction.get("shape")
+    if shape:
+        return _line(shape["geometry"]["coordinates"])
+    return _line([[s["lon"], s["lat"]] for s in direction["stops"]])
 
 
-def _direction_for(entity_direction: int | None, lat: float, lon: float,
-                   lines: list[tuple[dict[str, Any], ShapeLine]]) -> int | None:
-    """Index of the direction the vehicle runs in: its trip's direction_id, else the nearest line."""
-    for i, (direction, _) in enumerate(lines):
-        if entity_direction is not None and direction.get("direction_id") == entity_direction:
-            return i
-    if not lines:
+def _direction(route: dict[str, Any], direction_id: int | None, lat: float, lon: float) -> dict[str, Any] | None:
+    """The direction the vehicle runs in: its trip's, else the one whose line passes nearest."""
+    directions: list[dict[str, Any]] = [d for d in route["directions"] if d["stops"]]
+    for direction in directions:
+        if direction_id is not None and direction.get("direction_id") == direction_id:
+            return direction
+    best: dict[str, Any] | None = None
+    best_offset = np.inf
+    for direction in directions:
+        line = _trip_line(route, None, direction)
+        if line is not None:
+            offset = float(line.nearest(np.array([lat]), np.array([lon]))[1][0])
+            if offset < best_offset:
+                best, best_offset = direction, offset
+    return best
+
+
+def _service_clock(now: dt.datetime, start_date: str, timezone: str | None) -> float | None:
+    """Seconds from the start (noon minus 12 h) of the trip's service day to ``now``; ``None`` if unknown."""
+    if len(start_date) != 8 or not timezone:
         return None
-    offsets = [float(line.nearest(np.array([lat]), np.array([lon]))[1][0]) for _, line in lines]
-    return int(np.argmin(offsets))
+    day = dt.date(int(start_date[:4]), int(start_date[4:6]), int(start_date[6:8]))
+    noon = dt.datetime.combine(day, dt.time(12), tzinfo=ZoneInfo(timezone))
+    return (now - noon).total_seconds() + 12 * 3600
 
 
-def place_vehicles(body: bytes, route: dict[str, Any], now: dt.datetime) -> list[PlacedVehicle]:
-    """The route's vehicles in a serialized VehiclePositions feed, fresh ones only, placed along the route."""
+def _stops_along(line: ShapeLine, stops: list[dict[str, Any]]) -> np.ndarray:
+    along, _ = line.nearest(np.array([s["lat"] for s in stops], dtype=float),
+                            np.array([s["lon"] for s in stops], dtype=float))
+    # a stop matched a little back along a looping shape must not reorder the stop list
+    return np.maximum.accumulate(along)
+
+
+def _placed(vp: Any, route: dict[str, Any], now: dt.datetime, age: int,
+            etas: dict[str, dict[str, int]]) -> PlacedVehicle | None:
+    """The vehicle on its trip's line, or ``None`` when it cannot be placed or is parked."""
+    lat, lon = float(vp.position.latitude), float(vp.position.longitude)
+    trip = route.get("trips", {}).get(vp.trip.trip_id)
+    direction_id = trip["direction_id"] if trip else (vp.trip.direction_id if vp.trip.HasField("direction_id")
+                                                       else None)
+    direction = _direction(route, direction_id, lat, lon)
+    line = _trip_line(route, trip, direction) if direction else None
+    if direction is None or line is None:
+        return None
+    stops = direction["stops"]
+    stop_along = _stops_along(line, stops)
+    where = float(line.nearest(np.array([lat]), np.array([lon]))[0][0])
+    speed = float(vp.position.speed) if vp.position.HasField("speed") else None
+    if trip is not None and is_parked(Standing(where, float(stop_along[0]), float(stop_along[-1]), speed,
+                                               _service_clock(now, vp.trip.start_date, route.get("timezone")),
+                                               trip["start_s"], trip["end_s"])):
+        return None
+    passed = int(np.searchsorted(stop_along, where, side="right")) - 1
+    nearest = int(np.argmin(np.abs(stop_along - where)))
+    at_stop = nearest if abs(float(stop_along[nearest]) - where) <= AT_STOP_M else None
+    following = (at_stop if at_stop is not None else passed) + 1
+    following_stop = stops[following] if following < len(stops) else None
+    eta = etas.get(vp.trip.trip_id, {}).get(following_stop["stop_id"]) if following_stop else None
+    snapped_lat, snapped_lon, bearing = line.locate(np.array([where]))
+    return PlacedVehicle(
+        direction_id=direction.get("direction_id"), headsign=direction.get("display_headsign") or "",
+        lat=round(float(snapped_lat[0]), 6), lon=round(float(snapped_lon[0]), 6), bearing=round(float(bearing[0])),
+        fraction=round(where / line.length_m, 4) if line.length_m > 0 else 0.0,
+        after_stop=passed if passed >= 0 else None, next_stop=following if following_stop else None,
+        at_stop=at_stop, next_stop_name=following_stop["display_name"] if following_stop else None,
+        minutes=max(0, round((eta - now.timestamp()) / 60)) if eta else None, age_s=max(0, age))
+
+
+def place_vehicles(body: bytes, route: dict[str, Any], now: dt.datetime,
+                   etas: dict[str, dict[str, int]] | None = None) -> list[PlacedVehicle]:
+    """The route's vehicles in a serialized VehiclePositions feed: fresh, not parked, placed on their lines."""
     feed = rt.FeedMessage()
     feed.ParseFromString(body)
-    lines = [(d, line) for d in route["directions"] if (line := _line(d)) is not None]
     placed = []
     for entity in feed.entity:
-        if not entity.HasField("vehicle"):
-            continue
         vp = entity.vehicle
-        if vp.trip.route_id != route["route_id"]:
+        if not entity.HasField("vehicle") or vp.trip.route_id != route["route_id"]:
             continue
         age = int(now.timestamp()) - int(vp.timestamp or feed.header.timestamp)
         if age > STALE_AFTER_S:
             continue
-        lat, lon = float(vp.position.latitude), float(vp.position.longitude)
-        direction_id = vp.trip.direction_id if vp.trip.HasField("direction_id") else None
-        index = _direction_for(direction_id, lat, lon, lines)
-        fraction = after = following = None
-        if index is not None:
-            direction, line = lines[index]
-            direction_id = direction.get("direction_id")
-            _, fraction, after, following = _place(line, direction["stops"], lat, lon)
-        placed.append(PlacedVehicle(
-            vehicle_id=vp.vehicle.id or entity.id, trip_id=vp.trip.trip_id, direction_id=direction_id,
-            lat=lat, lon=lon, bearing=float(vp.position.bearing) if vp.position.HasField("bearing") else None,
-            timestamp=int(vp.timestamp), age_s=max(0, age), fraction=fraction, after_stop=after, next_stop=following))
-    return sorted(placed, key=lambda v: (v.direction_id or 0, v.fraction or 0.0, v.vehicle_id))
+        found = _placed(vp, route, now, age, etas or {})
+        if found is not None:
+            placed.append(found)
+    return sorted(placed, key=lambda v: (v.direction_id or 0, v.fraction))
 
 
 def route_vehicles(app: Flask, route: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
-    """JSON-ready: the route's live vehicles and when the snapshot they come from was made."""
+    """JSON-ready: the route's live vehicles and when the snapshot they come from was made (RFC 3339)."""
     snapshot = read_vehicle_snapshot(app)
-    vehicles = place_vehicles(snapshot.body, route, now) if snapshot is not None else []
+    vehicles = place_vehicles(snapshot.body, route, now, _trip_etas(app)) if snapshot is not None else []
     made = dt.datetime.fromtimestamp(snapshot.timestamp, dt.UTC).isoformat() if snapshot and snapshot.timestamp \
         else None
     return {"route_id": route["route_id"], "snapshot_at": made, "vehicles": [asdict(v) for v in vehicles]}

@@ -65,7 +65,7 @@
     try {
       const data = await Q.getJSON(svg.dataset.src);
       const popup = document.getElementById("map-popup");
-      map = new window.QalaMap.QalaMap(svg, data, { onStop: (stop) => window.QalaMap.stopPopup(popup, stop) });
+      map = window.QalaMap.open(svg, data, { onStop: (stop) => window.QalaMap.stopPopup(popup, stop) });
       svg.dataset.ready = "true";
     } catch (error) {
       svg.replaceWith(Q.el("p", { className: "notice", textContent: error.message }));

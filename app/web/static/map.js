@@ -1,4 +1,6 @@
-// Our own SVG map (no tiles, no CDN): route shapes and stops from the database, with drag / pinch / wheel zoom.
+// The rider pages' maps. A street map (Leaflet, served by us from its npm package, over tiles from the configured
+// URL) when its tiles load; otherwise — no tile URL, tiles failing, offline, no Leaflet — our own SVG map of route
+// shapes and stops (no tiles, no CDN; drag / pinch / wheel zoom), with a note saying so. `open` gives both one face.
 "use strict";
 window.QalaMap = (function () {
   const NS = "http://www.w3.org/2000/svg";
@@ -59,13 +61,12 @@ window.QalaMap = (function () {
       });
     }
 
-    setVehicles(vehicles, color) {
+    setVehicles(vehicles, route) {
       this.layers.vehicles.replaceChildren();
       (vehicles || []).forEach((v) => {
         const [x, y] = this.project(v.lon, v.lat);
-        const mark = svgEl("circle", { cx: x, cy: y, r: 1, class: "vehicle", fill: "#" + (color || "17202c") });
-        mark.dataset.vehicleId = v.vehicle_id;
-        mark.append(Object.assign(svgEl("title"), { textContent: v.vehicle_id }));
+        const mark = svgEl("circle", { cx: x, cy: y, r: 1, class: "vehicle", fill: "#" + ((route && route.color) || "17202c") });
+        mark.append(Object.assign(svgEl("title"), { textContent: busLabel(v, route) }));
         this.layers.vehicles.append(mark);
       });
       this.restyle();
@@ -241,5 +242,175 @@ window.QalaMap = (function () {
     popup.hidden = false;
   }
 
-  return { QalaMap, stopPopup };
+  // what a rider reads about a bus: "12 → Headsign · next: Stop · 3 min" (never its fleet number)
+  function busLabel(v, route) {
+    const Q = window.Qala;
+    const parts = [((route && route.short_name) || "") + " → " + (v.headsign || "")];
+    if (v.next_stop_name) parts.push(Q.t("next_stop", { stop: v.next_stop_name }));
+    if (v.minutes !== null && v.minutes !== undefined) parts.push(v.minutes ? Q.t("minutes", { n: v.minutes }) : Q.t("now"));
+    return parts.join(" · ");
+  }
+
+  // ---- the street map ----
+  const TILE_WAIT_MS = 8000; // no tile by then: the tile server is out of reach
+  let leaflet = null;
+
+  // Leaflet's script and stylesheet, loaded once and only when a page has a street map to draw (the page itself
+  // stays light: its first paint never waits for them)
+  function loadLeaflet(wrap) {
+    if (window.L) return Promise.resolve(window.L);
+    if (!leaflet) {
+      leaflet = new Promise((resolve, reject) => {
+        document.head.append(Object.assign(document.createElement("link"), { rel: "stylesheet", href: wrap.dataset.leafletCss }));
+        const script = Object.assign(document.createElement("script"), { src: wrap.dataset.leafletJs });
+        script.onload = () => (window.L ? resolve(window.L) : reject(new Error("no Leaflet")));
+        script.onerror = () => reject(new Error("no Leaflet"));
+        document.head.append(script);
+      });
+    }
+    return leaflet;
+  }
+
+  function badgeHtml(route) {
+    const badge = window.Qala.routeBadge((route && route.short_name) || "", route && route.color, null, null,
+                                         route && route.text_color);
+    badge.classList.add("bus-badge");
+    return badge.outerHTML;
+  }
+
+  class StreetMap {
+    constructor(L, wrap, data, options) {
+      this.L = L;
+      this.wrap = wrap;
+      this.options = options || {};
+      this.loaded = 0;
+      this.node = Object.assign(document.createElement("div"), { className: "street-map" });
+      this.node.setAttribute("role", "region");
+      this.node.setAttribute("aria-label", wrap.querySelector("svg").getAttribute("aria-label") || document.title);
+      wrap.prepend(this.node);
+      this.map = L.map(this.node, { zoomControl: false, keyboard: true, tap: true });
+      this.map.attributionControl.setPrefix("Leaflet");
+      const text = document.createElement("span");
+      text.textContent = wrap.dataset.attribution || "";
+      this.tiles = L.tileLayer(wrap.dataset.tiles, { attribution: text.innerHTML, maxZoom: 19 });
+      this.routes = L.layerGroup().addTo(this.map);
+      this.stops = L.layerGroup().addTo(this.map);
+      this.vehicles = L.layerGroup().addTo(this.map);
+      this.me = L.layerGroup().addTo(this.map);
+      this.markers = new Map();
+      this.draw(data);
+      wrap.querySelectorAll("[data-zoom]").forEach((button) => button.addEventListener("click", () => {
+        if (wrap.classList.contains("street")) this.map.setZoom(this.map.getZoom() + (button.dataset.zoom === "in" ? 1 : -1));
+      }));
+    }
+
+    draw(data) {
+      const L = this.L;
+      const points = [];
+      const weight = (data.routes || []).length > 1 ? 3 : 5;
+      (data.routes || []).forEach((route) => route.lines.forEach((line) => {
+        const latlngs = line.map((p) => [p[1], p[0]]);
+        latlngs.forEach((p) => points.push(p));
+        L.polyline(latlngs, { color: "#" + route.color, weight, opacity: 0.85, className: "street-shape" }).addTo(this.routes);
+      }));
+      (data.stops || []).forEach((stop) => {
+        points.push([stop.lat, stop.lon]);
+        const icon = L.divIcon({ className: "stop-pin", iconSize: [28, 28], html: "<span></span>" });
+        const marker = L.marker([stop.lat, stop.lon], { icon, title: stop.name, keyboard: (data.stops || []).length <= 80 })
+          .on("click", () => this.options.onStop && this.options.onStop(stop));
+        marker.addTo(this.stops);
+        this.markers.set(stop.stop_id, marker);
+      });
+      if (points.length) this.map.fitBounds(L.latLngBounds(points), { padding: [16, 16] });
+      else this.map.setView([43.24, 76.94], 12);
+    }
+
+    // tiles decide: the first one loaded shows the street map, an error (or silence) before that gives it up
+    start(onShow, onFail) {
+      const timer = setTimeout(() => { if (!this.loaded) onFail(); }, TILE_WAIT_MS);
+      this.tiles.on("tileload", () => {
+        this.loaded += 1;
+        if (this.loaded === 1) { clearTimeout(timer); onShow(); }
+      });
+      this.tiles.on("tileerror", () => { if (!this.loaded) { clearTimeout(timer); onFail(); } });
+      window.addEventListener("offline", onFail);
+      this.tiles.addTo(this.map);
+    }
+
+    remove() { this.map.remove(); this.node.remove(); }
+
+    setVehicles(vehicles, route) {
+      this.vehicles.clearLayers();
+      (vehicles || []).forEach((v) => {
+        const html = badgeHtml(route) + '<span class="bus-heading" style="transform: rotate(' + (v.bearing || 0) + 'deg)">▲</span>';
+        const icon = this.L.divIcon({ className: "bus-marker", iconSize: [56, 56], html });
+        this.L.marker([v.lat, v.lon], { icon, title: busLabel(v, route), keyboard: false, zIndexOffset: 1000 })
+          .addTo(this.vehicles);
+      });
+    }
+
+    highlight(stopIds) {
+      const chosen = new Set(stopIds);
+      this.markers.forEach((marker, id) => {
+        const el = marker.getElement();
+        if (el) el.classList.toggle("chosen", chosen.has(id));
+      });
+    }
+
+    setMe(lat, lon) {
+      this.me.clearLayers();
+      this.L.circleMarker([lat, lon], { radius: 9, color: "#fff", weight: 3, fillColor: "#1565c0", fillOpacity: 1,
+                                        className: "street-me" }).addTo(this.me);
+      this.map.setView([lat, lon], 16);
+    }
+  }
+
+  function note(wrap, key) {
+    let p = wrap.nextElementSibling;
+    if (!p || !p.classList.contains("map-note")) {
+      p = Object.assign(document.createElement("p"), { className: "map-note meta" });
+      p.setAttribute("role", "status");
+      wrap.after(p);
+    }
+    p.textContent = window.Qala.t(key);
+    p.hidden = false;
+  }
+
+  // The map of a page: the SVG map at once, the street map over it as soon as its tiles load; every call goes to
+  // both, so whichever shows is up to date.
+  function open(svg, data, options) {
+    const wrap = svg.parentElement;
+    const face = { svg: new QalaMap(svg, data, options), street: null, vehicles: null };
+    face.setVehicles = (vehicles, route) => {
+      face.vehicles = [vehicles, route];
+      face.svg.setVehicles(vehicles, route);
+      if (face.street) face.street.setVehicles(vehicles, route);
+    };
+    face.highlight = (ids) => { face.svg.highlight(ids); if (face.street) face.street.highlight(ids); };
+    face.setMe = (lat, lon) => { face.svg.setMe(lat, lon); if (face.street) face.street.setMe(lat, lon); };
+    wrap.dataset.map = "svg";
+    if (!wrap.dataset.tiles) return face; // no tile server configured: the SVG map is the map
+    const fallBack = () => {
+      if (face.street) face.street.remove();
+      face.street = null;
+      wrap.classList.remove("street");
+      wrap.dataset.map = "fallback";
+      note(wrap, "street_fallback");
+    };
+    if (navigator.onLine === false) { fallBack(); return face; }
+    loadLeaflet(wrap).then((L) => {
+      const street = new StreetMap(L, wrap, data, options);
+      face.street = street;
+      if (face.vehicles) street.setVehicles(...face.vehicles);
+      street.start(() => {
+        if (face.street !== street) return;
+        wrap.classList.add("street");
+        wrap.dataset.map = "street";
+        street.map.invalidateSize();
+      }, () => { if (face.street === street) fallBack(); });
+    }).catch(fallBack);
+    return face;
+  }
+
+  return { QalaMap, StreetMap, open, stopPopup, busLabel };
 })();
