@@ -84,9 +84,8 @@ def served_with_tiles(app: Flask, database_url: str, redis_settings: dict[str, A
 
 @pytest.fixture
 def phone(browser: Any) -> Iterator[Any]:
-    """A phone that lets axe-core's script in (the pages' policy forbids inline scripts); the page policy itself is
-    enforced in ``test_pages_load_nothing_from_other_hosts_but_the_tiles``."""
-    context = browser.new_context(**PHONE, timezone_id="Asia/Almaty", locale="en-US", bypass_csp=True)
+    """A phone-sized page, the pages' Content-Security-Policy enforced (tiles come in only if it allows them)."""
+    context = browser.new_context(**PHONE, timezone_id="Asia/Almaty", locale="en-US")
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
     yield page
