@@ -91,5 +91,11 @@ window.Qala = (function () {
     try { localStorage.setItem(RECENT, JSON.stringify(next)); } catch (ignored) { /* private mode: no memory */ }
   }
 
+  // the installable app: the service worker (sw.js, served at the site's root) keeps the shell and the last boards
+  if ("serviceWorker" in navigator && document.body.dataset.sw) {
+    navigator.serviceWorker.register(document.body.dataset.sw, { scope: "/" })
+      .catch((error) => console.warn("service worker not registered", error));
+  }
+
   return { t, el, getJSON, postJSON, lang, stopName, routeBadge, clock, money, recentStops, rememberStop };
 })();
