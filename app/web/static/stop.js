@@ -50,6 +50,7 @@
     board.dataset.state = "old";
     oldNote.textContent = words.as_of.replace("{time}", Q.clock(generatedAt));
     oldNote.hidden = false;
+    meta.textContent = Q.t("offline");
   }
 
   function markFresh(body) {
