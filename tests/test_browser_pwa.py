@@ -18,7 +18,7 @@ import pytest
 from flask import Flask
 
 from tests.api_feed import add_demo_feed
-from tests.browser import AXE_JS, CHROMIUM, CHROMIUM_ARGS, SHOTS, live_server, needs_axe, needs_chromium
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, SHOTS, axe_violations, live_server, needs_axe, needs_chromium
 from tests.fixtures.rider_live import publish_live
 
 pytestmark = [needs_chromium, needs_axe]
@@ -74,12 +74,7 @@ def controlled(page: Any) -> None:
 
 
 def no_serious_violations(page: Any) -> None:
-    """axe-core's serious and critical violations: none. The pages' CSP refuses the inline script tag that
-    ``tests/browser.py axe_violations`` adds, so axe is loaded the way DevTools runs code, which CSP does not govern."""
-    page.evaluate(AXE_JS.read_text(encoding="utf-8"))
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    found = [{"id": v["id"], "impact": v["impact"], "targets": [node["target"] for node in v["nodes"]][:10]}
-             for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    found = axe_violations(page)
     assert found == [], found
 
 
