@@ -52,8 +52,10 @@ _STOP = _object(
                          "description": "the stop name by language code (kk, ru, en, …)"},
         "routes": {"type": "array", "items": ref("RouteRef"), "description": "routes calling here"},
         "distance_m": {"type": "number", "description": "distance from `near`, when given"},
+        "match": {"enum": ["exact", "prefix", "word", "substring", "fuzzy"],
+                  "description": "how the stop matched `q`, when given (search only)"},
     },
-    optional=("routes", "distance_m"),
+    optional=("routes", "distance_m", "match"),
 )
 
 _ROUTE = _object({
@@ -157,7 +159,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     })}),
     "RouteRef": _ROUTE_REF,
     "Stop": _STOP,
-    "StopList": _object({"stops": {"type": "array", "items": ref("Stop")}}),
+    "StopList": _object({
+        "stops": {"type": "array", "items": ref("Stop")},
+        "suggestions": {"type": "array", "items": {"type": "string"}, "maxItems": 3,
+                        "description": "when nothing matched `q` better than with a typo: `q` respelled as the "
+                                       "nearest stop names write it (\"did you mean\"), best first; else empty"},
+    }),
     "Route": _ROUTE,
     "RouteList": _object({"routes": {"type": "array", "items": ref("Route")}}),
     "GeoJSONLineString": _GEOJSON_LINE,
@@ -243,8 +250,9 @@ _EXAMPLE_TIMETABLE: dict[str, Any] = {
 
 EXAMPLES: dict[str, Any] = {
     "Stop": {**_EXAMPLE_STOP, "routes": [{"route_id": "R12", "route_short_name": "12", "route_color": "E4002B"}]},
-    "StopList": {"stops": [{**_EXAMPLE_STOP, "distance_m": 12.5,
-                            "routes": [{"route_id": "R12", "route_short_name": "12", "route_color": "E4002B"}]}]},
+    "StopList": {"stops": [{**_EXAMPLE_STOP, "distance_m": 12.5, "match": "fuzzy",
+                            "routes": [{"route_id": "R12", "route_short_name": "12", "route_color": "E4002B"}]}],
+                 "suggestions": ["Abay"]},
     "RouteList": {"routes": [_EXAMPLE_ROUTE]},
     "RouteDetail": {**_EXAMPLE_ROUTE, "directions": [{
         "direction_id": 0, "headsign": "Сейфуллина", "trip_count": 42, "stops": [_EXAMPLE_STOP],

@@ -13,6 +13,7 @@ from app.extensions import get_db
 from app.realtime.serving import MAX_LIMIT, arrivals_reply
 from app.schedule import queries, timetable
 from app.schedule.calendars import CalendarCache
+from app.schedule.search import stop_search_cache
 
 __all__ = ["bp", "calendar_cache"]
 
@@ -31,10 +32,16 @@ def calendar_cache() -> CalendarCache:
 @endpoint(
     "Search stops by name or position",
     response="StopList",
-    description="Give `q` (any part of the name, code or a translation; case-insensitive, Kazakh and Russian "
-                "included) and/or `near`. With `near`, stops are nearest first and carry `distance_m`.",
+    description="Give `q` and/or `near`. `q` is matched against every name of a stop (the feed's, each "
+                "translation, the code) in Cyrillic or Latin letters alike — Kazakh and Russian Cyrillic, the "
+                "Kazakh Latin alphabets and everyday transliteration (Abai, Abay, Абай and Абая find the same "
+                "stops), ё as е, word endings and small typos forgiven. Stops come best match first (`match`: "
+                "exact, prefix, word, substring, then fuzzy; fuzzy matches only when nothing matches better, "
+                "and then `suggestions` holds the query respelled as the stops write it). With `near`, stops are "
+                "nearest first and carry `distance_m`.",
     params=[
-        Param("q", String(max_length=100), "text to find in stop names, codes and translations", example="абай"),
+        Param("q", String(max_length=100), "text to find in stop names, codes and translations, any script",
+              example="abai"),
         Param("near", LatLon(), "'lat,lon' to search around", example="43.2389,76.9570"),
         Param("radius", Integer(1, 5000), "search radius in metres around `near`", default=500),
         Param("limit", Integer(1, 100), "at most this many stops", default=20),
@@ -45,7 +52,8 @@ def search(q: str | None, near: tuple[float, float] | None, radius: int, limit: 
     if q is None and near is None:
         raise BadRequest("give q (text) or near (lat,lon)", field="q")
     with get_db(current_app).session() as session:
-        return jsonify(stops=queries.search_stops(session, q=q, near=near, radius_m=radius, limit=limit))
+        return jsonify(queries.search_stops(session, stop_search_cache(current_app.extensions), q=q, near=near,
+                                            radius_m=radius, limit=limit))
 
 
 @bp.get("/<stop_id>")

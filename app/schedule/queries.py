@@ -13,11 +13,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, case, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from app.errors import BadRequest, NoActiveFeed, NotFound
 from app.models import FeedVersion, Route, Stop, StopTime, Translation, Trip
+from app.schedule.search import SEARCHABLE_LOCATION_TYPES, StopSearchCache
 from prediction.geo import EARTH_RADIUS_M, haversine_m
 
 __all__ = [
@@ -27,16 +28,11 @@ __all__ = [
     "route_item",
     "route_sort_key",
     "search_stops",
-    "search_terms",
     "stop_detail",
     "stop_items",
 ]
 
-# stops (0) and stations (1); entrances, nodes and boarding areas are not searched
-_SEARCHABLE_LOCATION_TYPES = (0, 1)
 _METRES_PER_DEGREE = math.pi * EARTH_RADIUS_M / 180.0
-# Russian and Kazakh vowels, й and ь: the endings inflection changes
-_SOFT_ENDINGS = frozenset("аеёиоуыэюяйьәіөүұ")
 
 
 def active_feed(session: Session) -> FeedVersion:
@@ -69,61 +65,44 @@ def route_sort_key(short_name: str | None, route_id: str) -> tuple[Any, ...]:
 
 
 def search_stops(
-    session: Session, *, q: str | None, near: tuple[float, float] | None, radius_m: int, limit: int
-) -> list[dict[str, Any]]:
-    """Stops matching the text ``q`` and/or within ``radius_m`` of ``near`` (nearest first)."""
+    session: Session, cache: StopSearchCache, *, q: str | None, near: tuple[float, float] | None, radius_m: int,
+    limit: int,
+) -> dict[str, Any]:
+    """``{"stops": [...], "suggestions": [...]}``: stops matching the text ``q`` best first (``app.schedule.search``)
+    and/or within ``radius_m`` of ``near`` (then nearest first, with ``distance_m``)."""
     feed = active_feed(session)
-    query = select(Stop).where(Stop.feed_version_id == feed.id, Stop.location_type.in_(_SEARCHABLE_LOCATION_TYPES))
-    if q is not None:
-        query = _text_filter(query, q)
+    answer = cache.index(session, feed.id, feed.activated_at).search(q) if q is not None else None
     if near is None:
-        stops = list(session.scalars(query.limit(limit)))
-        return stop_items(session, feed.id, stops, routes=True)
+        if answer is None:
+            raise BadRequest("give q (text) or near (lat,lon)", field="q")
+        items = stop_items(session, feed.id, _stops_in_order(session, feed.id, answer.stop_ids[:limit]), routes=True)
+    else:
+        items = _nearest(session, feed.id, near, radius_m, limit, None if answer is None else set(answer.stop_ids))
+    if answer is not None:
+        for item in items:
+            item["match"] = answer.kinds[item["stop_id"]]
+    return {"stops": items, "suggestions": answer.suggestions if answer is not None else []}
+
+
+def _stops_in_order(session: Session, feed_id: int, stop_ids: Sequence[str]) -> list[Stop]:
+    found = {s.stop_id: s for s in session.scalars(
+        select(Stop).where(Stop.feed_version_id == feed_id, Stop.stop_id.in_(stop_ids)))}
+    return [found[stop_id] for stop_id in stop_ids if stop_id in found]
+
+
+def _nearest(session: Session, feed_id: int, near: tuple[float, float], radius_m: int, limit: int,
+             among: set[str] | None) -> list[dict[str, Any]]:
+    """Stops within the radius (only those ``among`` the text matches, when given), nearest first."""
+    query = select(Stop).where(Stop.feed_version_id == feed_id, Stop.location_type.in_(SEARCHABLE_LOCATION_TYPES))
     stops, distances = _within_radius(session, query, near, radius_m)
+    if among is not None:
+        keep = [i for i, s in enumerate(stops) if s.stop_id in among]
+        stops, distances = [stops[i] for i in keep], distances[np.asarray(keep, dtype=np.intp)]
     order = np.argsort(distances, kind="stable")[:limit]
-    chosen = [stops[i] for i in order]
-    items = stop_items(session, feed.id, chosen, routes=True)
+    items = stop_items(session, feed_id, [stops[i] for i in order], routes=True)
     for item, i in zip(items, order, strict=True):
         item["distance_m"] = round(float(distances[i]), 1)
     return items
-
-
-def search_terms(q: str) -> list[str]:
-    """The casefolded words of ``q``, each cut to a stem when it ends in a vowel, й or ь.
-
-    Russian and Kazakh inflect word endings ("Абай" → "Абая", "Сейфуллин" → "Сейфуллина"), so
-    "абай" searches for "аба" and finds both. Short words (< 4 letters, route numbers) stay whole.
-    """
-    terms = []
-    for word in re.findall(r"[^\W_]+", q.casefold()):
-        if len(word) >= 4 and word[-1] in _SOFT_ENDINGS:
-            word = word[:-1]
-        terms.append(word)
-    return terms
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _text_filter(query: Any, q: str) -> Any:
-    """Every search term somewhere in ``search_text``; whole-phrase prefix hits first, then phrase hits.
-
-    Casefolding happens here and in the importer (Python's full Unicode folding), so SQLite's
-    ASCII-only LIKE and PostgreSQL's LIKE behave the same for Kazakh and Russian.
-    """
-    terms = search_terms(q)
-    if not terms:
-        raise BadRequest("q must contain letters or digits", field="q")
-    phrase = _like_escape(" ".join(q.casefold().split()))
-    rank = case(
-        (Stop.search_text.like(f"{phrase}%", escape="\\"), 0),
-        (Stop.search_text.like(f"%{phrase}%", escape="\\"), 1),
-        else_=2,
-    )
-    for term in terms:
-        query = query.where(Stop.search_text.like(f"%{_like_escape(term)}%", escape="\\"))
-    return query.order_by(rank, Stop.stop_name, Stop.stop_id)
 
 
 def _within_radius(

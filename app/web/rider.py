@@ -23,6 +23,7 @@ from app.errors import BadRequest, NoActiveFeed, NotFound
 from app.extensions import get_db
 from app.realtime.serving import arrivals_answer
 from app.schedule import queries
+from app.schedule.search import stop_search_cache
 from app.web import rider_card, rider_data
 from app.web.colors import badge_style
 from app.web.i18n import current_language, localized_name, remember_language
@@ -85,17 +86,21 @@ def _cached(session: Session, kind: str, key: str, build: Callable[[], dict[str,
     return found
 
 
-def _search(q: str) -> list[dict[str, Any]] | None:
-    """Server-side results for ``/?q=`` (the page works without JavaScript); ``None`` when there is no query."""
+def _search(q: str) -> dict[str, Any] | None:
+    """Server-side results for ``/?q=`` (the page works without JavaScript): ``{"stops", "suggestions"}`` as the
+    API answers, each stop with its name in the page's language; ``None`` when there is no query."""
     if len(q.strip()) < 2:
         return None
-    with get_db(_app()).session() as session:
+    app = _app()
+    with get_db(app).session() as session:
         try:
-            found = queries.search_stops(session, q=q[:100], near=None, radius_m=500, limit=20)
+            found = queries.search_stops(session, stop_search_cache(app.extensions), q=q[:100], near=None,
+                                         radius_m=500, limit=20)
         except BadRequest:
-            return []
+            return {"stops": [], "suggestions": []}
     language = current_language()
-    return [{**stop, "display_name": localized_name(stop, language)} for stop in found]
+    stops = [{**stop, "display_name": localized_name(stop, language)} for stop in found["stops"]]
+    return {"stops": stops, "suggestions": found["suggestions"]}
 
 
 @bp.get("/")
@@ -105,8 +110,9 @@ def home() -> ResponseReturnValue:
             feed = queries.active_feed(session)
         except NoActiveFeed:
             feed = None
-    results = _search(request.args.get("q", "")) if feed is not None else None
-    return render_template("home.html", feed=feed, results=results)
+    search = _search(request.args.get("q", "")) if feed is not None else None
+    return render_template("home.html", feed=feed, results=None if search is None else search["stops"],
+                           suggestions=[] if search is None else search["suggestions"])
 
 
 @bp.get("/stops/<stop_id>")
@@ -213,6 +219,7 @@ def page_strings() -> dict[str, str]:
         "no_buses": _("No buses in the next hour and a half."), "updated": _("Updated"),
         "offline": _("Cannot reach the server; showing the last answer."),
         "no_stops": _("No stops found."), "no_vehicles": _("No live vehicles on this route right now."),
+        "did_you_mean": _("Did you mean:"),
         "between": _("between %(a)s and %(b)s", a="{a}", b="{b}"), "at_start": _("at the first stop"),
         "seen": _("seen %(s)s s ago", s="{s}"), "stops_near": _("Stops near you"),
         "geo_denied": _("Location is not available; search by name instead."),

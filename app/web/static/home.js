@@ -6,6 +6,7 @@
   const Q = window.Qala;
   const list = document.getElementById("stops");
   const status = document.getElementById("search-status");
+  const didYouMean = document.getElementById("did-you-mean");
   let map = null;
 
   function stopItem(stop) {
@@ -24,7 +25,25 @@
     return Q.el("li", {}, [link]);
   }
 
-  function show(stops, heading) {
+  // "Did you mean: Abay" — the API respells a query that matched only through typos; a click searches that
+  function suggest(suggestions) {
+    const links = (suggestions || []).map((text) => Q.el("a", { href: "?q=" + encodeURIComponent(text), textContent: text }));
+    const parts = [Q.t("did_you_mean") + " "];
+    links.forEach((link, i) => parts.push(...(i ? [", ", link] : [link])));
+    didYouMean.replaceChildren(...parts);
+    didYouMean.hidden = links.length === 0;
+  }
+
+  function pick(event) {
+    const link = event.target.closest("a");
+    if (!link) return;
+    event.preventDefault();
+    document.getElementById("q").value = link.textContent;
+    search();
+  }
+
+  function show(stops, heading, suggestions) {
+    suggest(suggestions);
     list.replaceChildren();
     status.textContent = stops.length ? (heading || "") : Q.t("no_stops");
     stops.forEach((stop) => list.append(stopItem(stop)));
@@ -38,7 +57,7 @@
     history.replaceState(null, "", "?q=" + encodeURIComponent(q));
     try {
       const body = await Q.getJSON("/api/v1/stops?limit=20&q=" + encodeURIComponent(q));
-      show(body.stops);
+      show(body.stops, "", body.suggestions);
     } catch (error) {
       status.textContent = error.message;
     }
@@ -83,6 +102,7 @@
   }
 
   form.addEventListener("submit", search);
+  didYouMean.addEventListener("click", pick);
   showRecent();
   document.getElementById("near-me").addEventListener("click", nearMe);
   loadMap();
