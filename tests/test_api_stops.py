@@ -7,7 +7,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import get_db
-from app.models import Stop
+from app.models import FeedVersion, Stop
 from tests.api_feed import add_demo_feed, add_feed_version, search_text
 
 
@@ -145,3 +145,28 @@ def test_no_active_feed_is_a_json_503(client: FlaskClient) -> None:
         assert response.status_code == 503, url
         assert response.get_json()["error"]["code"] == "no_active_feed"
         assert response.get_json()["error"]["field"] is None
+
+
+def test_search_answers_how_each_stop_matched_and_no_suggestions_when_found(client: FlaskClient, feed: int) -> None:
+    body = client.get("/api/v1/stops", query_string={"q": "Abai Furmanov"}).get_json()
+    assert _ids(body) == ["S2"] and body["stops"][0]["match"] == "word" and body["suggestions"] == []
+    near = client.get("/api/v1/stops", query_string={"near": "43.2390,76.9560"}).get_json()
+    assert near["suggestions"] == [] and all("match" not in s for s in near["stops"])
+
+
+def test_a_typo_gets_the_stops_and_a_respelling(client: FlaskClient, feed: int) -> None:
+    body = client.get("/api/v1/stops", query_string={"q": "Dostky"}).get_json()
+    assert _ids(body) == ["S1"] and body["stops"][0]["match"] == "fuzzy"
+    assert body["suggestions"] == ["Dostyk"]
+
+
+def test_search_index_follows_the_active_feed(app: Flask, client: FlaskClient, feed: int) -> None:
+    assert _ids(client.get("/api/v1/stops", query_string={"q": "Sairan"}).get_json()) == []
+    with get_db(app).session() as session:
+        session.get(FeedVersion, feed).is_active = False  # type: ignore[union-attr]
+        new = add_feed_version(session, active=True, label="new")
+        session.add(Stop(feed_version_id=new.id, stop_id="SR", stop_name="Автовокзал Сайран", stop_lat=43.24,
+                         stop_lon=76.86, search_text=search_text("Автовокзал Сайран", None, [])))
+        session.commit()
+    assert _ids(client.get("/api/v1/stops", query_string={"q": "Sairan"}).get_json()) == ["SR"]
+    assert _ids(client.get("/api/v1/stops", query_string={"q": "абай"}).get_json()) == []

@@ -53,15 +53,21 @@ window.Qala = (function () {
     return (high + 0.05) / (low + 0.05);
   }
   const HEX = /^[0-9A-Fa-f]{6}$/;
+  const darker = (hex) => [0, 2, 4].map((i) => Math.floor(parseInt(hex.slice(i, i + 2), 16) * 0.9)
+    .toString(16).padStart(2, "0")).join("").toUpperCase();
 
   function routeBadge(shortName, color, href, title, textColor) {
     const badge = el(href ? "a" : "span", { className: "route", textContent: shortName });
     if (href) badge.href = href;
     if (title) badge.title = title;
-    const background = HEX.test(color || "") ? color : "00838F";
     let text = HEX.test(textColor || "") ? textColor : null;
-    if (text === null || contrast(background, text) < 3) {
+    let background = HEX.test(color || "") ? color.toUpperCase() : "00838F";
+    if (text === null || contrast(background, text) < 4.5) {
       text = contrast(background, "FFFFFF") >= contrast(background, "17202C") ? "FFFFFF" : "17202C";
+    }
+    while (contrast(background, text) < 4.5) {  // neither text is legible on a mid-tone: darken it, as colors.py
+      background = darker(background);
+      text = "FFFFFF";
     }
     badge.style.background = "#" + background;
     badge.style.color = "#" + text;
