@@ -224,9 +224,7 @@ def test_home_page_without_javascript_offers_the_respelling(almaty: Flask, lang:
 @needs_axe
 def test_home_page_suggests_and_follows_a_respelling(almaty: Flask, browser: Any) -> None:
     lang, prompt = "ru", "Возможно, вы искали:"
-    # bypass_csp: the page's policy (script-src 'self') would refuse the axe-core script the test injects
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, locale="en-US",
-                                  bypass_csp=True)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, locale="en-US")
     page = context.new_page()
     page.set_default_timeout(8000)
     try:
