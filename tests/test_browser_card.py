@@ -18,8 +18,10 @@ from flask import Flask
 from sqlalchemy import select
 
 from app import get_db
-from app.models import Card, CardPass, LedgerTransaction, PaymentIntent
+from app.instants import as_utc
+from app.models import Card, CardPass, IdempotencyRecord, LedgerTransaction, PaymentIntent
 from app.ticketing import cards, ledger, riders
+from app.ticketing.context import get_ticketing
 from tests.api_feed import add_demo_feed
 from tests.browser import SHOTS, axe_violations, live_server, needs_axe, needs_chromium
 from tests.fixtures.tickets import T0, make_card, make_device, send_tap, tap_request
@@ -170,6 +172,9 @@ def test_an_approved_top_up_raises_the_balance_by_its_amount(app: Flask, server:
         intents = session.scalars(select(PaymentIntent)).all()
         assert [(i.status, i.amount) for i in intents] == [("succeeded", 100_000)]
         assert session.get_one(LedgerTransaction, intents[0].ledger_transaction_id).kind == "top_up"
+        # the intent and the checkout's "pay" each went with an Idempotency-Key of its own
+        keys = session.execute(select(IdempotencyRecord.key, IdempotencyRecord.status_code)).all()
+        assert sorted(code for _, code in keys) == [200, 201] and len({key for key, _ in keys}) == 2
     assert "payment=" not in phone.url  # a reload does not report the payment again
 
 
@@ -216,17 +221,23 @@ def test_a_pass_bought_from_the_balance_shows_on_the_card(app: Flask, server: st
         bought = session.scalars(select(CardPass).where(CardPass.card_id == card_id)).one()
     assert bought.fare_product_id == "pass_month" and bought.price == 990_000
     assert message.startswith("Абонемент сатып алынды: Айлық абонемент,")
-    assert phone.locator("#my-cards li .pass").inner_text().startswith("Айлық абонемент ·")
+    until = as_utc(bought.valid_to).astimezone(CITY).strftime("%d.%m.%Y")
+    assert phone.locator("#my-cards li .pass").inner_text() == f"Айлық абонемент · {until} дейін жарамды"
     assert shown_balance(phone) == "1 100 ₸" and balance_of(app, card_id) == 110_000
 
 
 def test_history_is_in_the_citys_time_grouped_by_day_with_transfers(app: Flask, server: str, browser: Any) -> None:
     app.config["FARE_PROFILE"] = "astana"  # one free transfer within an hour of the first ride
-    _, number = rider_card(app, 50_000)
+    card_id, number = rider_card(app, 1_050_000)
     device = make_device(app).device_id
     first_ride = send_tap(app, tap_request(device, 1, number, 0, vehicle="bus-1", route="R12"))
     transfer = send_tap(app, tap_request(device, 2, number, 20 * 60, vehicle="bus-2", route="R92"))
-    assert (first_ride.fare, transfer.fare) == (10_000, 0)  # 100 ₸, then Astana's free transfer
+    with get_db(app).session() as session:  # a monthly pass from 09:00 that day
+        cards.buy_pass(session, get_ticketing(app), session.get_one(Card, card_id), "pass_month",
+                       T0 + dt.timedelta(hours=1))
+        session.commit()
+    pass_ride = send_tap(app, tap_request(device, 3, number, 5 * 3600, vehicle="bus-3", route="R12"))
+    assert (first_ride.fare, transfer.fare, pass_ride.fare) == (10_000, 0, 0)  # 100 ₸, a free transfer, a pass
 
     page = new_page(browser, timezone_id="America/New_York")  # the phone is on another continent
     try:
@@ -238,22 +249,26 @@ def test_history_is_in_the_citys_time_grouped_by_day_with_transfers(app: Flask, 
         first = T0.astimezone(CITY)  # 08:00 in Almaty is 22:00 the evening before in New York
         assert ride_day.locator("h4").inner_text() == f"{first:%A}, {first:%B} {first.day}, {first.year}"
         rides = ride_day.locator("li.entry.ride")
-        assert rides.count() == 2
-        later = rides.nth(0)  # newest first
+        assert rides.count() == 3
+        assert rides.nth(0).locator(".what").inner_text() == "Ride, route 12 ride on a pass"
+        later = rides.nth(1)  # newest first
         transfer_at = (T0 + dt.timedelta(minutes=20)).astimezone(CITY)
         assert later.locator("time").inner_text() == transfer_at.strftime("%H:%M")
         assert later.locator(".what").inner_text() == "Ride, route 92 transfer, free"
         assert later.locator(".amount").inner_text() == "0 ₸"
-        assert rides.nth(1).locator("time").inner_text() == first.strftime("%H:%M")
-        assert rides.nth(1).locator(".amount").inner_text() == "−100 ₸"
+        assert rides.nth(2).locator("time").inner_text() == first.strftime("%H:%M")
+        assert rides.nth(2).locator(".amount").inner_text() == "−100 ₸"
         top_up = page.locator("#history-days li.entry.top_up")
-        assert top_up.locator(".amount").inner_text() == "+500 ₸"
+        assert read(top_up.locator(".amount")) == "+10 500 ₸"
+        sold = page.locator("#history-days li.entry.pass_sale")
+        assert sold.locator(".what").inner_text() == "Pass bought · Monthly pass"
+        assert read(sold.locator(".amount")) == "−9 900 ₸"
         with get_db(app).session() as session:
             credited = session.scalars(select(LedgerTransaction.created_at)
                                        .where(LedgerTransaction.kind == "top_up")).one()
         local = credited.replace(tzinfo=credited.tzinfo or dt.UTC).astimezone(CITY)
         assert top_up.locator("time").inner_text() == local.strftime("%H:%M")
-        assert days.count() == 2  # March's rides and today's top-up, each under its own day
+        assert days.count() == 2  # March's rides and today's top-up and pass, each under its own day
     finally:
         page.context.close()
 
@@ -263,9 +278,14 @@ def test_history_is_in_the_citys_time_grouped_by_day_with_transfers(app: Flask, 
 def test_card_page_and_sandbox_checkout_are_axe_clean_in_three_languages(app: Flask, server: str,
                                                                          browser: Any) -> None:
     """Logged in, with history and the top-up panel open, and the provider's checkout, at 390 px: kk, ru, en."""
-    _, number = rider_card(app, 24000)
+    card_id, number = rider_card(app, 1_500_000)
     device = make_device(app).device_id
     send_tap(app, tap_request(device, 1, number, 0, vehicle="bus-1", route="R12"))
+    send_tap(app, tap_request(device, 2, number, 25 * 60, vehicle="bus-2", route="R92"))
+    with get_db(app).session() as session:
+        cards.buy_pass(session, get_ticketing(app), session.get_one(Card, card_id), "pass_month",
+                       dt.datetime.now(dt.UTC))
+        session.commit()
     page = new_page(browser, axe=True)
     try:
         log_in(page, server, "kk")
@@ -275,6 +295,10 @@ def test_card_page_and_sandbox_checkout_are_axe_clean_in_three_languages(app: Fl
             page.click("#my-cards li button[data-action=history]")
             page.locator("#history-days .day").first.wait_for()
             assert page.locator("html").get_attribute("lang") == lang
+            assert page.locator("#my-cards li .pass").count() == 1
+            march = page.locator("#history-days .day h4").last.inner_text()  # 10 March 2026, a Tuesday
+            assert march == {"kk": "2026 ж. 10 наурыз, сейсенбі", "ru": "вторник, 10 марта 2026 г.",
+                             "en": "Tuesday, March 10, 2026"}[lang]
             assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
             assert axe_violations(page) == [], lang
             shot(page, f"rider-card-{lang}.png")

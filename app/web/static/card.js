@@ -142,6 +142,35 @@
   const DAY_NAME = new Intl.DateTimeFormat(Q.lang, { timeZone: ZONE, dateStyle: "full" });
   const DATE = new Intl.DateTimeFormat(Q.lang, { timeZone: ZONE, dateStyle: "long" });
   const CLOCK = new Intl.DateTimeFormat(Q.lang, { timeZone: ZONE, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  // Desktop Chromium's ICU data has no Kazakh calendar names (it writes "2026 M03 10, Tue") though it claims the
+  // locale: a month name with a digit in it gives that away, and the page then writes the city's dates itself
+  // with CLDR's Kazakh names ("2026 ж. 10 наурыз, сейсенбі") or as 10.03.2026
+  const NAMED = !/\d/.test(new Intl.DateTimeFormat(Q.lang, { month: "long" }).format(new Date(Date.UTC(2026, 0, 15))));
+  const NUMERIC = new Intl.DateTimeFormat("en-US", { timeZone: ZONE, year: "numeric", month: "numeric",
+                                                     day: "numeric", weekday: "short" });
+  const WEEK = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+  const KK_MONTHS = ["қаңтар", "ақпан", "наурыз", "сәуір", "мамыр", "маусым", "шілде", "тамыз", "қыркүйек", "қазан",
+                     "қараша", "желтоқсан"];
+  const KK_DAYS = ["жексенбі", "дүйсенбі", "сейсенбі", "сәрсенбі", "бейсенбі", "жұма", "сенбі"];
+
+  function cityDate(date) {
+    const parts = {};
+    NUMERIC.formatToParts(date).forEach((part) => { parts[part.type] = part.value; });
+    return { year: parts.year, month: Number(parts.month), day: Number(parts.day), weekday: WEEK.indexOf(parts.weekday) };
+  }
+
+  function dayTitle(date) {
+    if (NAMED) return DAY_NAME.format(date);
+    const d = cityDate(date);
+    if (Q.lang === "kk") return d.year + " ж. " + d.day + " " + KK_MONTHS[d.month - 1] + ", " + KK_DAYS[d.weekday];
+    return shortDate(date);
+  }
+
+  function shortDate(date) {
+    if (NAMED) return DATE.format(date);
+    const d = cityDate(date);
+    return String(d.day).padStart(2, "0") + "." + String(d.month).padStart(2, "0") + "." + d.year;
+  }
 
   function productName(product) {
     const key = "product_" + product;
@@ -160,7 +189,7 @@
 
   function passLine(item) {
     return Q.el("span", { className: "pass", textContent: t("pass_valid", {
-      name: productName(item.product), until: DATE.format(new Date(item.valid_to)) }) });
+      name: productName(item.product), until: shortDate(new Date(item.valid_to)) }) });
   }
 
   function cardItem(card) {
@@ -301,7 +330,7 @@
       say($("pass-error"), "");
       await showCards();
       say(status, t("pass_bought", { name: productName(body.pass.product),
-                                     until: DATE.format(new Date(body.pass.valid_to)) }), "ok");
+                                     until: shortDate(new Date(body.pass.valid_to)) }), "ok");
     } catch (error) {
       say($("pass-error"), explain(error, "pass"), "bad");
     } finally {
@@ -355,7 +384,7 @@
       days.get(day).push(entry);
     });
     return [...days.values()].map((items) => Q.el("section", { className: "day" }, [
-      Q.el("h4", { textContent: DAY_NAME.format(new Date(items[0].at)) }),
+      Q.el("h4", { textContent: dayTitle(new Date(items[0].at)) }),
       Q.el("ul", { className: "entries" }, items.map(entryRow)),
     ]));
   }
