@@ -200,9 +200,8 @@ def assert_fits(geometry: dict[str, Any]) -> None:
 
 
 def open_board(browser: Any, url: str, size: tuple[int, int], **options: Any) -> Any:
-    """The board at ``url`` on a ``size`` screen. The page's CSP would refuse axe-core's injected script, so the
-    context bypasses it (tests/test_security_headers.py checks the page under its CSP)."""
-    context = browser.new_context(viewport={"width": size[0], "height": size[1]}, bypass_csp=True, **options)
+    """The board at ``url`` on a ``size`` screen, under the page's real headers (axe runs through DevTools)."""
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]}, **options)
     page = context.new_page()
     page.set_default_timeout(8000)
     page.goto(url)
