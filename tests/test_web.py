@@ -273,7 +273,10 @@ def test_page_colours_meet_wcag_aa() -> None:
     ("FFD100", "FFFFFF", "background:#FFD100;color:#17202C"),  # white on yellow is not: dark text instead
     ("FFD100", None, "background:#FFD100;color:#17202C"),
     ("0057B8", None, "background:#0057B8;color:#FFFFFF"),
+    ("E64A19", "FFFFFF", "background:#CF4216;color:#FFFFFF"),  # neither text reaches 4.5: a shade darker, same hue
     ("nonsense", "zz", "background:#00838F;color:#FFFFFF"),
 ])
 def test_route_badges_keep_their_number_legible(color: str, text: str | None, expected: str) -> None:
     assert badge_style(color, text) == expected
+    background, ink = expected.replace("background:#", "").replace("color:#", "").split(";")
+    assert contrast_ratio(background, ink) >= 4.5
