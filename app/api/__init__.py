@@ -1,11 +1,33 @@
-"""JSON API blueprints under /api/v1, health probes, and the one JSON error format."""
+"""JSON API blueprints under /api/v1, health probes, and the one JSON error format.
+
+Every instant the API writes is RFC 3339 with its offset: the views format theirs with ``app.instants.rfc3339``,
+and the app's JSON provider does the same for any ``datetime`` left in a body (Flask's own would write an HTTP
+date, ``Mon, 07 Dec 2026 09:58:12 GMT``), taking a naive one — SQLite hands stored instants back naive — as UTC.
+"""
 
 from __future__ import annotations
+
+import datetime as dt
+from typing import Any
 
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-__all__ = ["register_api"]
+from app.instants import rfc3339
+
+__all__ = ["InstantJSONProvider", "register_api"]
+
+
+class InstantJSONProvider(DefaultJSONProvider):
+    """Flask's JSON provider, writing instants as RFC 3339 (naive ones as UTC) and dates as ISO 8601."""
+
+    @staticmethod
+    def default(o: Any) -> Any:
+        if isinstance(o, dt.datetime):
+            return rfc3339(o)
+        if isinstance(o, dt.date):
+            return o.isoformat()
+        return DefaultJSONProvider.default(o)
 
 
 def register_api(app: Flask) -> None:
@@ -19,6 +41,8 @@ def register_api(app: Flask) -> None:
     from app.schedule.calendars import CalendarCache
 
     app.extensions["service_calendars"] = CalendarCache()
+    if type(app.json) is DefaultJSONProvider:
+        app.json = InstantJSONProvider(app)
     if isinstance(app.json, DefaultJSONProvider):
         # Kazakh and Russian names as UTF-8 text rather than \u escapes (a third of the bytes)
         app.json.ensure_ascii = False

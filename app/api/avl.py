@@ -19,6 +19,7 @@ from app.avl.ingest import IngestSettings
 from app.avl.jsonpings import MAX_PINGS, parse_pings
 from app.errors import BadRequest
 from app.extensions import get_db
+from app.instants import as_utc, rfc3339
 from app.models import FeedVersion, StopEvent
 
 __all__ = ["bp", "history_bp", "register_avl_api"]
@@ -150,7 +151,7 @@ def _event_json(event: StopEvent, tz_name: str) -> dict[str, Any]:
     tz = ZoneInfo(tz_name)
 
     def local(at: dt.datetime) -> str:
-        return (at if at.tzinfo else at.replace(tzinfo=dt.UTC)).astimezone(tz).isoformat(timespec="seconds")
+        return rfc3339(as_utc(at).astimezone(tz))
 
     return {"trip_id": event.trip_id, "service_date": event.service_date.isoformat(),
             "stop_sequence": event.stop_sequence, "stop_id": event.stop_id, "vehicle_id": event.vehicle_id,
