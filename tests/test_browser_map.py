@@ -130,6 +130,10 @@ def test_street_map_shows_tiles_stops_and_buses_on_the_line(app: Flask, database
 
             phone.goto(base + "/?lang=kk")
             phone.wait_for_selector(".map-wrap[data-map=street]")
+            phone.wait_for_selector(".bus-marker")  # the network map shows every route's buses too
+            assert phone.locator(".bus-marker").get_attribute("title") == \
+                "12 → Сейфуллин · келесі: Абай даңғылы — Фурманов · 3 мин"
+            assert on_the_line(phone, ".bus-marker", "path.street-shape")
             assert phone.locator(".stop-pin").count() == len([s for s in STOPS if s.location_type == 0])
             assert phone.locator('.stop-pin[title="Абай — Достық"]').count() == 1
             assert phone.locator("path.street-shape").count() == 1
@@ -155,6 +159,9 @@ def test_unreachable_tiles_fall_back_to_the_svg_map_visibly(app: Flask, database
                 assert phone.locator("svg.map circle.stop").count() >= 3
             assert phone.locator("#route-map circle.vehicle").count() == 1
             assert on_the_line(phone, "#route-map circle.vehicle", "#route-map path.shape")
+            phone.goto(base + "/?lang=ru")
+            phone.wait_for_selector("#map circle.vehicle")  # the network map's buses, on the SVG map too
+            assert on_the_line(phone, "#map circle.vehicle", "#map path.shape")
             assert serious(phone) == []
     finally:
         get_db(cut_off).engine.dispose()
@@ -222,7 +229,7 @@ def test_pages_load_nothing_from_other_hosts_but_the_tiles(app: Flask, database_
             own = urlsplit(base).netloc
             for url in ("/", "/routes", "/routes/R12", "/stops/S1", "/card"):
                 phone.goto(base + url + "?lang=en")
-                phone.wait_for_load_state("networkidle")
+                phone.wait_for_load_state("load")
                 if url in ("/", "/routes/R12"):
                     phone.wait_for_selector(".map-wrap[data-map=street]")  # the policy lets the tiles in
                 linked = phone.evaluate("""() => [...document.querySelectorAll('[src], [href]')]

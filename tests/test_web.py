@@ -167,6 +167,17 @@ def test_route_page_leaves_parked_buses_out(demo: Flask, client: FlaskClient) ->
     assert text.count('class="vehicle"') == 1 and '<li data-index="1" class="bus-here">' in text
 
 
+def test_network_vehicles_carry_their_route_badge_and_leave_parked_buses_out(demo: Flask, client: FlaskClient) -> None:
+    lat, lon = OFF_THE_LINE
+    s3 = STOPS[2]
+    publish_live(demo, "S2", [], vehicles=[("BUS-7", "T12-a", lat, lon), ("BUS-1", "T12-b", s3.lat, s3.lon)])
+    body = client.get("/rider/vehicles.json?lang=en").get_json()
+    [bus] = body["vehicles"]
+    assert bus["route"] == {"short_name": "12", "color": "E4002B", "text_color": "FFFFFF"}
+    assert (bus["direction_id"], bus["next_stop_name"]) == (0, "Абай даңғылы — Фурманов")
+    assert "BUS" not in str(body) and body["snapshot_at"].endswith("+00:00")
+
+
 @pytest.mark.parametrize(("along", "speed", "clock", "parked"), [
     (20.0, None, 7 * 3600.0, True),  # at the first stop an hour before its 08:00 trip: a long layover
     (20.0, None, 8 * 3600.0 - 300, False),  # five minutes before: about to leave

@@ -27,7 +27,7 @@ from app.schedule.search import stop_search_cache
 from app.web import rider_card, rider_data
 from app.web.colors import badge_style
 from app.web.i18n import current_language, localized_name, remember_language
-from app.web.rider_vehicles import route_vehicles
+from app.web.rider_vehicles import network_vehicles, route_vehicles
 from app.web.vendor import leaflet_version
 
 __all__ = ["bp", "format_clock", "format_money"]
@@ -200,6 +200,19 @@ def network_map() -> ResponseReturnValue:
         data = _cached(session, "map", "", lambda: rider_data.map_data(session, current_language()))
     response = jsonify(data)
     response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.get("/rider/vehicles.json")
+def all_vehicles() -> ResponseReturnValue:
+    """Every route's live buses for the home map (parked ones left out, as on the route pages)."""
+    with get_db(_app()).session() as session:
+        try:
+            answer = network_vehicles(_app(), lambda route_id: _route_info(session, route_id), dt.datetime.now(dt.UTC))
+        except NoActiveFeed:
+            answer = {"snapshot_at": None, "vehicles": []}
+    response = jsonify(answer)
+    response.headers["Cache-Control"] = "no-cache"
     return response
 
 

@@ -12,6 +12,7 @@ buses are left out, as are positions older than ``STALE_AFTER_S``.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ import numpy as np
 from flask import Flask
 from google.transit import gtfs_realtime_pb2 as rt
 
+from app.errors import NotFound
 from app.extensions import get_redis
 from app.realtime.gtfs_rt import LIVE_VEHICLES, TRIP_UPDATES
 from app.realtime.serving import breaker
@@ -27,8 +29,8 @@ from app.realtime.store import REDIS_ERRORS, Snapshot, read_snapshot
 from prediction.avl.matching import ShapeLine
 from prediction.geo import cumulative_distance_m
 
-__all__ = ["STALE_AFTER_S", "PlacedVehicle", "Standing", "is_parked", "place_vehicles", "read_vehicle_snapshot",
-           "route_vehicles"]
+__all__ = ["STALE_AFTER_S", "PlacedVehicle", "Standing", "is_parked", "network_vehicles", "place_vehicles",
+           "read_vehicle_snapshot", "route_vehicles"]
 
 STALE_AFTER_S = 300
 TERMINAL_M = 60.0  # this close (along the line) to a terminal stop, a bus stands at the terminal
@@ -214,6 +216,11 @@ def place_vehicles(body: bytes, route: dict[str, Any], now: dt.datetime,
     """The route's vehicles in a serialized VehiclePositions feed: fresh, not parked, placed on their lines."""
     feed = rt.FeedMessage()
     feed.ParseFromString(body)
+    return _place_route(feed, route, now, etas or {})
+
+
+def _place_route(feed: Any, route: dict[str, Any], now: dt.datetime,
+                 etas: dict[str, dict[str, int]]) -> list[PlacedVehicle]:
     placed = []
     for entity in feed.entity:
         vp = entity.vehicle
@@ -222,16 +229,42 @@ def place_vehicles(body: bytes, route: dict[str, Any], now: dt.datetime,
         age = int(now.timestamp()) - int(vp.timestamp or feed.header.timestamp)
         if age > STALE_AFTER_S:
             continue
-        found = _placed(vp, route, now, age, etas or {})
+        found = _placed(vp, route, now, age, etas)
         if found is not None:
             placed.append(found)
     return sorted(placed, key=lambda v: (v.direction_id or 0, v.fraction))
+
+
+def _snapshot_time(snapshot: Snapshot | None) -> str | None:
+    if snapshot is None or not snapshot.timestamp:
+        return None
+    return dt.datetime.fromtimestamp(snapshot.timestamp, dt.UTC).isoformat()
 
 
 def route_vehicles(app: Flask, route: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
     """JSON-ready: the route's live vehicles and when the snapshot they come from was made (RFC 3339)."""
     snapshot = read_vehicle_snapshot(app)
     vehicles = place_vehicles(snapshot.body, route, now, _trip_etas(app)) if snapshot is not None else []
-    made = dt.datetime.fromtimestamp(snapshot.timestamp, dt.UTC).isoformat() if snapshot and snapshot.timestamp \
-        else None
-    return {"route_id": route["route_id"], "snapshot_at": made, "vehicles": [asdict(v) for v in vehicles]}
+    return {"route_id": route["route_id"], "snapshot_at": _snapshot_time(snapshot),
+            "vehicles": [asdict(v) for v in vehicles]}
+
+
+def network_vehicles(app: Flask, route_info: Callable[[str], dict[str, Any]], now: dt.datetime) -> dict[str, Any]:
+    """JSON-ready: every route's live vehicles for the network map, placed as on the route pages, each with its
+    route's badge (``route_info`` gives a route's page data; unknown routes are skipped)."""
+    snapshot = read_vehicle_snapshot(app)
+    if snapshot is None:
+        return {"snapshot_at": None, "vehicles": []}
+    feed = rt.FeedMessage()
+    feed.ParseFromString(snapshot.body)
+    etas = _trip_etas(app)
+    vehicles = []
+    for route_id in sorted({e.vehicle.trip.route_id for e in feed.entity if e.HasField("vehicle")} - {""}):
+        try:
+            route = route_info(route_id)
+        except NotFound:
+            continue
+        badge = {"short_name": route["route_short_name"] or route_id, "color": route["route_color"] or "00838f",
+                 "text_color": route.get("route_text_color")}
+        vehicles += [{**asdict(v), "route": badge} for v in _place_route(feed, route, now, etas)]
+    return {"snapshot_at": _snapshot_time(snapshot), "vehicles": vehicles}

@@ -65,8 +65,9 @@ window.QalaMap = (function () {
       this.layers.vehicles.replaceChildren();
       (vehicles || []).forEach((v) => {
         const [x, y] = this.project(v.lon, v.lat);
-        const mark = svgEl("circle", { cx: x, cy: y, r: 1, class: "vehicle", fill: "#" + ((route && route.color) || "17202c") });
-        mark.append(Object.assign(svgEl("title"), { textContent: busLabel(v, route) }));
+        const mine = v.route || route;
+        const mark = svgEl("circle", { cx: x, cy: y, r: 1, class: "vehicle", fill: "#" + ((mine && mine.color) || "17202c") });
+        mark.append(Object.assign(svgEl("title"), { textContent: busLabel(v, mine) }));
         this.layers.vehicles.append(mark);
       });
       this.restyle();
@@ -342,9 +343,10 @@ window.QalaMap = (function () {
     setVehicles(vehicles, route) {
       this.vehicles.clearLayers();
       (vehicles || []).forEach((v) => {
-        const html = badgeHtml(route) + '<span class="bus-heading" style="transform: rotate(' + (v.bearing || 0) + 'deg)">▲</span>';
+        const mine = v.route || route;
+        const html = badgeHtml(mine) + '<span class="bus-heading" style="transform: rotate(' + (v.bearing || 0) + 'deg)">▲</span>';
         const icon = this.L.divIcon({ className: "bus-marker", iconSize: [56, 56], html });
-        this.L.marker([v.lat, v.lon], { icon, title: busLabel(v, route), keyboard: false, zIndexOffset: 1000 })
+        this.L.marker([v.lat, v.lon], { icon, title: busLabel(v, mine), keyboard: false, zIndexOffset: 1000 })
           .addTo(this.vehicles);
       });
     }
@@ -376,6 +378,19 @@ window.QalaMap = (function () {
     p.hidden = false;
   }
 
+  // the network map's buses (every route's), now and then every refresh-s seconds while the page is in view
+  function followVehicles(wrap, face) {
+    const everyMs = Math.min(Math.max(Number(wrap.dataset.refreshS) || 15, 1), 120) * 1000;
+    const load = async () => {
+      if (document.hidden) return;
+      try {
+        face.setVehicles((await window.Qala.getJSON(wrap.dataset.vehicles)).vehicles);
+      } catch (ignored) { /* offline: the last buses stay; the page's search says when the server is away */ }
+    };
+    load();
+    setInterval(load, everyMs);
+  }
+
   // The map of a page: the SVG map at once, the street map over it as soon as its tiles load; every call goes to
   // both, so whichever shows is up to date.
   function open(svg, data, options) {
@@ -389,6 +404,7 @@ window.QalaMap = (function () {
     face.highlight = (ids) => { face.svg.highlight(ids); if (face.street) face.street.highlight(ids); };
     face.setMe = (lat, lon) => { face.svg.setMe(lat, lon); if (face.street) face.street.setMe(lat, lon); };
     wrap.dataset.map = "svg";
+    if (wrap.dataset.vehicles) followVehicles(wrap, face);
     if (!wrap.dataset.tiles) return face; // no tile server configured: the SVG map is the map
     const fallBack = () => {
       if (face.street) face.street.remove();
