@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from prediction.network import Network
 from prediction.sim.params import SimParams, demand_factor, hourly_factor
@@ -63,8 +64,9 @@ def _gather(net: Network, trips: IntArray) -> _Visits:
 
 
 def simulate_day(net: Network, day: dt.date, params: SimParams, *, seed: int, day_factor: float,
-                 corridor: FloatArray, popularity: FloatArray) -> DayTruth:
-    """Simulate service day ``day``; ``corridor`` (per segment) and ``popularity`` (per stop) persist across days."""
+                 corridor: FloatArray, popularity: FloatArray, pace: FloatArray | None = None) -> DayTruth:
+    """Simulate service day ``day``; ``corridor`` (per segment), ``popularity`` (per stop) and ``pace`` (a running
+    time multiplier per route, 1 when not given) persist across days."""
     rng = np.random.default_rng([seed, day.toordinal()])
     trips = net.trips_on(day)
     vehicle = net.vehicle_of_trip(day)[trips]
@@ -76,6 +78,8 @@ def simulate_day(net: Network, day: dt.date, params: SimParams, *, seed: int, da
              * np.exp(rng.normal(0.0, params.segment_sigma, len(v.visit)) - params.segment_sigma ** 2 / 2))
     base_run = v.length / (params.free_speed_kmh / 3.6) * np.where(seg >= 0, corridor[np.maximum(seg, 0)], 1.0)
     base_run = base_run * noise * day_factor
+    if pace is not None:
+        base_run = base_run * pace[net.trip_route[trips]][v.trip]
     incidents = _incidents(rng, net, seg, params)
     sched_dep = net.visit_dep[v.visit].astype(float)
     arrival, departure = sched_dep.copy(), sched_dep.copy()
@@ -90,7 +94,7 @@ def simulate_day(net: Network, day: dt.date, params: SimParams, *, seed: int, da
         dwell[v.first | v.last] = 0.0
         run = run + np.where((dwell > 0) | v.last, params.stop_penalty_s, 0.0)
         run[v.first] = 0.0
-        arrival, departure = _timeline(v, run, dwell, sched_dep, order, params.min_layover_s)
+        arrival, departure = _timeline(v, run, dwell, sched_dep, order, params)
     return DayTruth(day, trips, vehicle, v.ptr, v.visit, arrival, departure, boardings)
 
 
@@ -104,23 +108,37 @@ def _block_order(vehicle: IntArray, start: IntArray) -> IntArray:
 
 
 def _timeline(v: _Visits, run: FloatArray, dwell: FloatArray, sched_dep: FloatArray, prev: IntArray,
-              layover: float) -> tuple[FloatArray, FloatArray]:
+              params: SimParams) -> tuple[FloatArray, FloatArray]:
     """Arrival/departure at every visit: each trip leaves its first stop at the schedule or, when its vehicle is
-    still on the previous trip, after that trip ends plus a minimum layover."""
+    still on the previous trip, after that trip ends plus a minimum layover; on the way, a bus ahead of the
+    timetable waits at every timepoint until it is at most ``hold_early_s`` early (drivers hold, as they are told)."""
     step = run + dwell
     within = np.cumsum(step)
-    within = within - within[v.ptr[:-1]][v.trip]  # seconds since leaving the first stop
-    duration = within[v.ptr[1:] - 1]
+    within = within - within[v.ptr[:-1]][v.trip]  # seconds since leaving the first stop, without holding
+    hold = _holding_floor(v, within, sched_dep, params)  # per visit: earliest start that no hold so far delays
+    last = v.ptr[1:] - 1
     sched_start = sched_dep[v.ptr[:-1]]
     start = sched_start.copy()
     depth = _chain_depth(prev)
     for level in range(1, int(depth.max(initial=0)) + 1):
         idx = np.flatnonzero(depth == level)
-        ready = start[prev[idx]] + duration[prev[idx]] + layover
+        p = prev[idx]
+        ready = within[last[p]] + np.maximum(start[p], hold[last[p]]) + params.min_layover_s
         start[idx] = np.maximum(sched_start[idx], ready)
-    departure = start[v.trip] + within
-    arrival = departure - dwell
+    offset = np.maximum(start[v.trip], hold)
+    departure = within + offset
+    before = np.where(v.first, start[v.trip], np.concatenate([[0.0], offset[:-1]]))
+    arrival = within - dwell + before  # reached the stop before any hold there
     return arrival, departure
+
+
+def _holding_floor(v: _Visits, within: FloatArray, sched_dep: FloatArray, params: SimParams) -> FloatArray:
+    """Running maximum along each trip of (hold-until time − seconds run so far) over the timepoints passed."""
+    position = np.arange(len(within)) - v.ptr[:-1][v.trip]
+    timepoint = (position % params.timepoint_every == 0) & ~v.first & ~v.last
+    wait_until = np.where(timepoint, sched_dep - params.hold_early_s - within, -np.inf)
+    floor = pd.Series(wait_until).groupby(v.trip).cummax().to_numpy(dtype=np.float64)
+    return np.asarray(floor, dtype=np.float64)
 
 
 def _chain_depth(prev: IntArray) -> IntArray:

@@ -34,6 +34,10 @@ class SimParams:
     """Everything the simulator draws from; the same params and seed give the same city, day by day."""
 
     free_speed_kmh: float = 27.0  # running speed between stops off-peak, before corridor factors
+    # scale each route's speed so its median simulated trip takes as long as the timetable says (see
+    # prediction/sim/pace.py); False keeps free_speed_kmh as it is (the Astana calibration fits a length with it)
+    timetable_pace: bool = True
+    timetable_percentile: float = 40.0  # of simulated running times, where the timetable's falls (pace.py)
     stop_penalty_s: float = 9.0  # braking and pulling out when a bus serves a stop
     weekday_profile: tuple[float, ...] = _WEEKDAY
     weekend_profile: tuple[float, ...] = _WEEKEND
@@ -50,6 +54,8 @@ class SimParams:
     alighting_s: float = 1.0
     door_s: float = 5.0
     min_layover_s: float = 180.0
+    timepoint_every: int = 5  # every fifth stop of a trip is a timepoint (feeds rarely mark them) ...
+    hold_early_s: float = float("inf")  # ... where a bus more than this ahead of the timetable waits (inf: never)
     pull_out_s: float = 600.0  # a vehicle stands at its first stop this long before its first trip
     max_headway_s: float = 1800.0
     bunching_iterations: int = 3

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from prediction.gtfs.schedule import ScheduleFeed
 from prediction.gtfs.servicedays import service_day_start
 from prediction.network import Network, build_network
 from prediction.sim.day import DayTruth, simulate_day
+from prediction.sim.pace import route_pace
 from prediction.sim.params import SimParams
 from prediction.sim.pings import SimPings, generate_pings
 from prediction.sim.taps import RiderPopulation, generate_taps
@@ -55,6 +56,14 @@ class CitySimulator:
         self.corridor = np.exp(rng.normal(0.0, p.corridor_sigma, self.net.segment_count) - p.corridor_sigma ** 2 / 2)
         self.popularity = np.exp(rng.normal(0.0, 0.7, len(self.net.stop_ids)) - 0.245)
         self.riders = RiderPopulation.draw(p, seed)
+        self.pace = (route_pace(self.net, self._free_running_day, p.timetable_percentile)
+                     if p.timetable_pace else None)
+
+    def _free_running_day(self, day: dt.date) -> DayTruth:
+        """A day at free speed with no holding at timepoints: the running times the timetable is matched to."""
+        free = replace(self.params, hold_early_s=np.inf)
+        return simulate_day(self.net, day, free, seed=self.seed, day_factor=1.0, corridor=self.corridor,
+                            popularity=self.popularity)
 
     def day_factors(self, start: dt.date, days: int) -> FloatArray:
         """Weather-like city-wide travel-time factors: an AR(1) chain of log-normal shocks from ``start``."""
@@ -68,7 +77,7 @@ class CitySimulator:
 
     def run_day(self, day: dt.date, *, day_factor: float = 1.0, ping_interval_s: float = 20.0) -> SimulatedDay:
         truth = simulate_day(self.net, day, self.params, seed=self.seed, day_factor=day_factor,
-                             corridor=self.corridor, popularity=self.popularity)
+                             corridor=self.corridor, popularity=self.popularity, pace=self.pace)
         pings = generate_pings(truth, self.net, self.params, ping_interval_s, seed=self.seed)
         taps = generate_taps(truth, self.net, self.riders, self.params, seed=self.seed)
         origin = service_day_start(day, self.net.tz).timestamp()
