@@ -31,6 +31,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     install_fast_paths(app)  # online taps and board polls answered in front of Flask (and of ProxyFix)
     register_extensions(app)
     register_blueprints(app)
+    register_static(app)
     register_cli(app)
     return app
 
@@ -59,6 +60,15 @@ def register_blueprints(app: Flask) -> None:
 
     register_api(app)
     register_web(app)
+
+
+def register_static(app: Flask) -> None:
+    """Fingerprinted static URLs with their cache headers, /favicon.ico, and gzip for text responses."""
+    from app.web.assets import install_assets
+    from app.web.compression import install_compression
+
+    install_assets(app)
+    install_compression(app)
 
 
 def register_cli(app: Flask) -> None:
