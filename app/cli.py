@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -13,6 +15,7 @@ from sqlalchemy import select
 from tqdm import tqdm
 
 from app.avl.cli import avl_group, simulate_group
+from app.errors import QalaError
 from app.extensions import get_db
 from prediction.gtfs.feedcheck import FeedInvalid, FeedIssue
 
@@ -180,8 +183,58 @@ def gtfs_synth(routes: int, out: Path, seed: int) -> None:
     click.echo(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
+INPUT_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, LookupError, QalaError)
+
+
+def one_line_errors(command: click.Command) -> None:
+    """Make ``command`` (and every command under it) answer bad input with one ``Error:`` line, exit code 1.
+
+    A missing or unreadable file, a malformed value found past click's parsing, an unknown id or revision: the
+    commands' services raise these as ``OSError``, ``ValueError``, ``LookupError`` or ``QalaError`` (Alembic's
+    ``CommandError`` too), which become a ``ClickException`` carrying the first line of the message, so no
+    traceback reaches the operator. Anything else is a bug and keeps its traceback."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            one_line_errors(sub)
+    callback = command.callback
+    if callback is None or getattr(callback, "__one_line_errors__", False):
+        return
+
+    @functools.wraps(callback)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except (*INPUT_ERRORS, _alembic_error()) as exc:
+            raise click.ClickException(_first_line(exc)) from exc
+
+    guarded.__one_line_errors__ = True  # type: ignore[attr-defined]
+    command.callback = guarded
+
+
+def _alembic_error() -> type[BaseException]:
+    from alembic.util import CommandError
+
+    return CommandError
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    if isinstance(exc, KeyError):
+        return f"missing {line!r} (is this the right file or folder?)"
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in line:
+        return f"{line}: {exc.filename}"
+    return line
+
+
 def register_commands(app: Flask) -> None:
-    """Add every command group; each feature area keeps its commands in its own module."""
+    """Add every command group (each feature area keeps its commands in its own module); every command answers
+    bad input with one error line (``one_line_errors``)."""
+    _add_commands(app)
+    one_line_errors(app.cli)
+
+
+def _add_commands(app: Flask) -> None:
     app.cli.add_command(db_group)
     app.cli.add_command(gtfs_group)
     app.cli.add_command(simulate_group)
