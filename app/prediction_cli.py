@@ -218,7 +218,9 @@ def model_train(gtfs: Path, pings: tuple[Path, ...], more: tuple[Path, ...], tra
 
     net, known = _history(gtfs, (*pings, *more))
     cutoff = _epoch(_iso(train_until)) if train_until else float(known.known_at.max()) + 1.0
+    click.echo("building the training set…", err=True)  # the demo's quiet minutes: say what is happening
     training = training_set(net, known, cutoff)
+    click.echo(f"fitting the quantile model on {len(training.rows)} rows…", err=True)
     model = QuantileETAModel().fit(training.rows, training.target)
     start = pd.Timestamp(float(known.known_at.min()), unit="s", tz="UTC").tz_convert(net.tz).isoformat()
     until = pd.Timestamp(cutoff, unit="s", tz="UTC").tz_convert(net.tz).isoformat()
