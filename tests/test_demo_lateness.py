@@ -46,7 +46,7 @@ def test_without_timetable_pace_the_demo_runs_early_as_before(network: Network) 
 
 def test_buses_hold_at_timepoints(network: Network) -> None:
     """A bus far ahead of the timetable waits at timepoints: with holding, fewer visits are more than 1 min early."""
-    fast = SimParams(timetable_pace=False)  # free speed, so buses run early and have reason to hold
+    fast = SimParams(timetable_pace=False, hold_early_s=30.0)  # free speed: buses run early, have reason to hold
     held = summarise(truth_deviation(network, CitySimulator(network, seed=1, params=fast).run_day(
         WEEKDAY, ping_interval_s=3600).truth))
     loose = summarise(truth_deviation(network, CitySimulator(
