@@ -228,6 +228,17 @@ def test_board_fits_every_screen(app: Flask, feed_id: int, server: str, browser:
     page.context.close()
 
 
+def test_board_refits_when_the_screen_turns(app: Flask, feed_id: int, server: str, browser: Any) -> None:
+    busy_s2(app, feed_id)
+    page = open_board(browser, f"{server}/display/S2?poll=1", (1366, 768))
+    page.wait_for_function("() => document.body.dataset.state === 'live'")
+    landscape = len(page.evaluate(GEOMETRY)["rows"])
+    page.set_viewport_size({"width": 768, "height": 1366})  # a screen mounted the other way round
+    page.wait_for_function(f"() => document.querySelectorAll('#rows li').length > {landscape}")
+    assert_fits(page.evaluate(GEOMETRY))
+    page.context.close()
+
+
 @needs_axe
 @pytest.mark.parametrize("size", [(1366, 768), (768, 1366)], ids=["landscape", "portrait"])
 def test_offline_and_stale_show_on_screen(app: Flask, feed_id: int, server: str, browser: Any,
