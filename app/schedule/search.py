@@ -132,10 +132,12 @@ class StopIndex:
                 self._postings[word.key].add(i)
                 surfaces[word.key][word.surface] += 1
         self._surfaces = {key: [s for s, _ in counts.most_common()] for key, counts in surfaces.items()}
+        self._scripts = {key: {is_cyrillic(s) for s in written} for key, written in self._surfaces.items()}
         tails.sort()
         self._tails = [tail for tail, _, _ in tails]
         self._tail_stops = [(i, n) for _, i, n in tails]
         self._keys = sorted(self._postings)
+        self._words = [key for key in self._keys if not any(c.isdigit() for c in key)]  # stop codes left out
         self._typos: dict[str, set[str]] = defaultdict(set)
         for key in self._keys:
             for deleted in _deletions(key, max_typos(key)):
@@ -167,7 +169,7 @@ class StopIndex:
         cyrillic = is_cyrillic(word.surface)
         best: dict[int, _WordMatch] = {}
         for key, cost in self._keys_matching(word.key).items():
-            if not any(is_cyrillic(s) == cyrillic for s in self._surfaces[key]):
+            if cyrillic not in self._scripts[key]:
                 cost += _OTHER_SCRIPT
             for i in self._postings[key]:
                 found = best.get(i)
@@ -188,7 +190,7 @@ class StopIndex:
         stemmed = stem(key)
         if stemmed != key:
             yield from ((found, _STEM) for found in self._starting_with(stemmed))
-        yield from ((found, _INSIDE) for found in self._keys if key in found and not found.startswith(key))
+        yield from ((found, _INSIDE) for found in self._words if key in found and not found.startswith(key))
         limit = max_typos(key)
         if limit:
             candidates = {k for d in _deletions(key, limit) for k in self._typos.get(d, ())}
@@ -237,7 +239,7 @@ class StopIndex:
                      ranked: Sequence[int]) -> list[str]:
         """The query respelled as the best fuzzy matches write it, each offered once."""
         offered: list[str] = []
-        for i in ranked:
+        for i in ranked[:SUGGESTIONS * 10]:
             respelled = " ".join(self._spelling(word, found[i]) for word, found in zip(words, per_word, strict=True))
             if respelled.casefold() not in {o.casefold() for o in offered}:
                 offered.append(respelled)
