@@ -123,8 +123,10 @@
     const status = { live: t("ok"), scheduled: t("scheduleOnly"), stale: t("stale"), offline: t("offline"),
                      loading: "…" }[current];
     const text = status + (board ? " " + board.generated_at.slice(11, 16) : "");
-    document.getElementById("status").textContent = text;
-    document.querySelector("#idle .idle-status").textContent = text;
+    // written only when it changes: a live region re-announces every write, and this runs every second
+    [document.getElementById("status"), document.querySelector("#idle .idle-status")].forEach((node) => {
+      if (node.textContent !== text) node.textContent = text;
+    });
     const resting = idle(), card = document.getElementById("idle");
     document.body.toggleAttribute("data-idle", resting);
     if (card.hidden === resting) {
