@@ -270,8 +270,8 @@ def _numbers(values: npt.NDArray[np.int64] | FloatArray | None, n: int) -> list[
     if values is None:
         return ["null"] * n
     finite = np.isfinite(values)
-    whole = np.where(finite, values, 0).astype(np.int64).tolist()
-    return [str(v) if ok else "null" for v, ok in zip(whole, finite.tolist(), strict=True)]
+    text: list[str] = np.where(finite, np.where(finite, values, 0).astype(np.int64).astype(str), "null").tolist()
+    return text
 
 
 def _live_status(p: CyclePredictions, j: IntArray) -> list[str]:
