@@ -208,7 +208,8 @@ def all_vehicles() -> ResponseReturnValue:
     """Every route's live buses for the home map (parked ones left out, as on the route pages)."""
     with get_db(_app()).session() as session:
         try:
-            answer = network_vehicles(_app(), lambda route_id: _route_info(session, route_id), dt.datetime.now(dt.UTC))
+            answer = network_vehicles(_app(), lambda route_id: _route_info(session, route_id),
+                                      dt.datetime.now(dt.UTC), current_language())
         except NoActiveFeed:
             answer = {"snapshot_at": None, "vehicles": []}
     response = jsonify(answer)

@@ -71,6 +71,7 @@ def route_page(session: Session, route_id: str, language: str) -> dict[str, Any]
     what placing its live vehicles needs: each trip's shape and scheduled span, every shape its trips follow."""
     feed = queries.active_feed(session)
     detail = patterns.route_detail(session, route_id, with_shape=True)
+    detail["feed_version"] = feed.id
     detail["timezone"] = feed.agency_timezone
     detail["trips"] = _route_trips(session, feed.id, route_id)
     shape_ids = {trip["shape_id"] for trip in detail["trips"].values() if trip["shape_id"]}

@@ -38,6 +38,7 @@ AT_STOP_M = 40.0  # this close to a stop, the bus is "here" rather than approach
 LAYOVER_LEAD_S = 600  # at the first terminal longer than this before its trip leaves: parked, not departing
 OVERDUE_S = 900  # at a terminal this long after its trip should have ended: parked
 MOVING_MPS = 1.0  # a bus this fast is on its way, wherever it is
+LINE_CACHE_SIZE = 2048  # (route, shape, direction) lines kept between polls: a city's routes several times over
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,11 @@ def _trip_etas(app: Flask) -> dict[str, dict[str, int]]:
     return etas
 
 
+def _lines(app: Flask) -> Lines:
+    lines: Lines = app.extensions.setdefault("rider_lines", {})
+    return lines
+
+
 def _line(coords: list[list[float]]) -> ShapeLine | None:
     points = np.asarray(coords, dtype=float).reshape(-1, 2)
     if len(points) < 2:
@@ -143,7 +149,25 @@ def _trip_line(route: dict[str, Any], trip: dict[str, Any] | None, direction: di
     return _line([[s["lon"], s["lat"]] for s in direction["stops"]])
 
 
-def _direction(route: dict[str, Any], direction_id: int | None, lat: float, lon: float) -> dict[str, Any] | None:
+Lines = dict[tuple[Any, ...], tuple[ShapeLine, np.ndarray] | None]
+
+
+def _line_with_stops(route: dict[str, Any], trip: dict[str, Any] | None, direction: dict[str, Any],
+                     lines: Lines) -> tuple[ShapeLine, np.ndarray] | None:
+    """The trip's line and its direction's stops' distances along it, made once per feed version, route, shape and
+    direction (``lines`` keeps them between polls: every rider's page asks every 15 s)."""
+    shape_id = trip.get("shape_id") if trip else None
+    key = (route.get("feed_version"), route["route_id"], shape_id, direction.get("direction_id"))
+    if key not in lines:
+        if len(lines) >= LINE_CACHE_SIZE:
+            lines.clear()
+        line = _trip_line(route, trip, direction)
+        lines[key] = None if line is None else (line, _stops_along(line, direction["stops"]))
+    return lines[key]
+
+
+def _direction(route: dict[str, Any], direction_id: int | None, lat: float, lon: float,
+               lines: Lines) -> dict[str, Any] | None:
     """The direction the vehicle runs in: its trip's, else the one whose line passes nearest."""
     directions: list[dict[str, Any]] = [d for d in route["directions"] if d["stops"]]
     for direction in directions:
@@ -152,9 +176,9 @@ def _direction(route: dict[str, Any], direction_id: int | None, lat: float, lon:
     best: dict[str, Any] | None = None
     best_offset = np.inf
     for direction in directions:
-        line = _trip_line(route, None, direction)
-        if line is not None:
-            offset = float(line.nearest(np.array([lat]), np.array([lon]))[1][0])
+        found = _line_with_stops(route, None, direction, lines)
+        if found is not None:
+            offset = float(found[0].nearest(np.array([lat]), np.array([lon]))[1][0])
             if offset < best_offset:
                 best, best_offset = direction, offset
     return best
@@ -176,19 +200,19 @@ def _stops_along(line: ShapeLine, stops: list[dict[str, Any]]) -> np.ndarray:
     return np.maximum.accumulate(along)
 
 
-def _placed(vp: Any, route: dict[str, Any], now: dt.datetime, age: int,
-            etas: dict[str, dict[str, int]]) -> PlacedVehicle | None:
+def _placed(vp: Any, route: dict[str, Any], now: dt.datetime, age: int, etas: dict[str, dict[str, int]],
+            lines: Lines) -> PlacedVehicle | None:
     """The vehicle on its trip's line, or ``None`` when it cannot be placed or is parked."""
     lat, lon = float(vp.position.latitude), float(vp.position.longitude)
     trip = route.get("trips", {}).get(vp.trip.trip_id)
     direction_id = trip["direction_id"] if trip else (vp.trip.direction_id if vp.trip.HasField("direction_id")
                                                        else None)
-    direction = _direction(route, direction_id, lat, lon)
-    line = _trip_line(route, trip, direction) if direction else None
-    if direction is None or line is None:
+    direction = _direction(route, direction_id, lat, lon, lines)
+    found = _line_with_stops(route, trip, direction, lines) if direction else None
+    if direction is None or found is None:
         return None
     stops = direction["stops"]
-    stop_along = _stops_along(line, stops)
+    line, stop_along = found
     where = float(line.nearest(np.array([lat]), np.array([lon]))[0][0])
     speed = float(vp.position.speed) if vp.position.HasField("speed") else None
     if trip is not None and is_parked(Standing(where, float(stop_along[0]), float(stop_along[-1]), speed,
@@ -212,15 +236,15 @@ def _placed(vp: Any, route: dict[str, Any], now: dt.datetime, age: int,
 
 
 def place_vehicles(body: bytes, route: dict[str, Any], now: dt.datetime,
-                   etas: dict[str, dict[str, int]] | None = None) -> list[PlacedVehicle]:
+                   etas: dict[str, dict[str, int]] | None = None, lines: Lines | None = None) -> list[PlacedVehicle]:
     """The route's vehicles in a serialized VehiclePositions feed: fresh, not parked, placed on their lines."""
     feed = rt.FeedMessage()
     feed.ParseFromString(body)
-    return _place_route(feed, route, now, etas or {})
+    return _place_route(feed, route, now, etas or {}, {} if lines is None else lines)
 
 
-def _place_route(feed: Any, route: dict[str, Any], now: dt.datetime,
-                 etas: dict[str, dict[str, int]]) -> list[PlacedVehicle]:
+def _place_route(feed: Any, route: dict[str, Any], now: dt.datetime, etas: dict[str, dict[str, int]],
+                 lines: Lines) -> list[PlacedVehicle]:
     placed = []
     for entity in feed.entity:
         vp = entity.vehicle
@@ -229,7 +253,7 @@ def _place_route(feed: Any, route: dict[str, Any], now: dt.datetime,
         age = int(now.timestamp()) - int(vp.timestamp or feed.header.timestamp)
         if age > STALE_AFTER_S:
             continue
-        found = _placed(vp, route, now, age, etas)
+        found = _placed(vp, route, now, age, etas, lines)
         if found is not None:
             placed.append(found)
     return sorted(placed, key=lambda v: (v.direction_id or 0, v.fraction))
@@ -244,20 +268,28 @@ def _snapshot_time(snapshot: Snapshot | None) -> str | None:
 def route_vehicles(app: Flask, route: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
     """JSON-ready: the route's live vehicles and when the snapshot they come from was made (RFC 3339)."""
     snapshot = read_vehicle_snapshot(app)
-    vehicles = place_vehicles(snapshot.body, route, now, _trip_etas(app)) if snapshot is not None else []
+    vehicles = place_vehicles(snapshot.body, route, now, _trip_etas(app), _lines(app)) if snapshot is not None \
+        else []
     return {"route_id": route["route_id"], "snapshot_at": _snapshot_time(snapshot),
             "vehicles": [asdict(v) for v in vehicles]}
 
 
-def network_vehicles(app: Flask, route_info: Callable[[str], dict[str, Any]], now: dt.datetime) -> dict[str, Any]:
+def network_vehicles(app: Flask, route_info: Callable[[str], dict[str, Any]], now: dt.datetime,
+                     language: str) -> dict[str, Any]:
     """JSON-ready: every route's live vehicles for the network map, placed as on the route pages, each with its
-    route's badge (``route_info`` gives a route's page data; unknown routes are skipped)."""
+    route's badge (``route_info`` gives a route's page data in ``language``; unknown routes are skipped). Made once
+    per snapshot and language: every rider on the home page polls it."""
     snapshot = read_vehicle_snapshot(app)
     if snapshot is None:
         return {"snapshot_at": None, "vehicles": []}
+    key = (snapshot.timestamp, len(snapshot.body), language)
+    cached = app.extensions.get("rider_network_vehicles")
+    if cached is not None and cached[0] == key:
+        answer: dict[str, Any] = cached[1]
+        return answer
     feed = rt.FeedMessage()
     feed.ParseFromString(snapshot.body)
-    etas = _trip_etas(app)
+    etas, lines = _trip_etas(app), _lines(app)
     vehicles = []
     for route_id in sorted({e.vehicle.trip.route_id for e in feed.entity if e.HasField("vehicle")} - {""}):
         try:
@@ -266,5 +298,7 @@ def network_vehicles(app: Flask, route_info: Callable[[str], dict[str, Any]], no
             continue
         badge = {"short_name": route["route_short_name"] or route_id, "color": route["route_color"] or "00838f",
                  "text_color": route.get("route_text_color")}
-        vehicles += [{**asdict(v), "route": badge} for v in _place_route(feed, route, now, etas)]
-    return {"snapshot_at": _snapshot_time(snapshot), "vehicles": vehicles}
+        vehicles += [{**asdict(v), "route": badge} for v in _place_route(feed, route, now, etas, lines)]
+    answer = {"snapshot_at": _snapshot_time(snapshot), "vehicles": vehicles}
+    app.extensions["rider_network_vehicles"] = (key, answer)
+    return answer
