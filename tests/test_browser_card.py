@@ -141,6 +141,11 @@ def test_a_bad_registration_field_is_explained_in_the_pages_language(app: Flask,
     phone.click("#login-form button[type=submit]")
     phone.wait_for_function("() => document.getElementById('account-status').textContent.includes('пароль')")
     assert phone.locator("#account-status").inner_text() == "Неверный логин или пароль."
+    for _ in range(5):  # the login locks after five wrong passwords (QALA_ATTEMPT_FREE_FAILURES): 429
+        phone.evaluate("document.getElementById('account-status').className = 'result'")
+        phone.click("#login-form button[type=submit]")
+        status_settles(phone)
+    assert phone.locator("#account-status").inner_text() == "Слишком много попыток; попробуйте позже."
 
 
 def test_an_empty_field_is_explained_in_kazakh_not_in_the_browsers_language(server: str, phone: Any) -> None:

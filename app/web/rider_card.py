@@ -107,6 +107,7 @@ def card_strings() -> dict[str, str]:
     """The card page's own words (card.js), in the page's language; the API's English never reaches the rider."""
     return {
         "err_network": _("No connection to the server; try again."),
+        "err_attempts": _("Too many attempts; try again later."),
         "err_required": _("Fill in this field."),
         "err_login": _("Enter an email address or a phone number of 10 to 15 digits."),
         "err_password": _("The password must have at least 8 characters."),

@@ -74,7 +74,7 @@
 
   function explain(error, action) {
     if (error.status === 0) return t("err_network");
-    if (error.status === 429) return t("too_many");
+    if (error.status === 429) return action === "balance" ? t("too_many") : t("err_attempts");
     if (error.status === 401) return action === "login" ? t("login_failed") : t("err_session");
     if (error.code === "insufficient_funds") return t("err_insufficient");
     if (error.code === "payments_unavailable") return t("err_payments_off");
