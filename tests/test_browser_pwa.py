@@ -167,6 +167,17 @@ def test_a_saved_stop_is_listed_on_home_with_its_next_buses(app: Flask, server: 
     page.locator("#my-stops-list li").first.wait_for()
     assert page.locator("#my-stops-list .stop-name").all_inner_texts() == ["Abay — Dostyk"]
 
+    # without a connection home still lists them, each with the buses last seen, marked as old
+    page.wait_for_function(WORKER_READY)
+    page.reload()  # through the worker, which keeps the page and the answers
+    page.locator('#my-stops-list li[data-loaded="true"]').wait_for()
+    context.set_offline(True)
+    page.reload()
+    old = page.locator('#my-stops-list li[data-stop-id="S1"] .old')
+    old.wait_for()
+    assert old.inner_text().startswith("As of ") and old.inner_text().endswith(" — no connection")
+    assert page.locator('#my-stops-list li[data-stop-id="S1"] .next-bus .route').inner_text() == "12"
+
 
 def alert_shown(page: Any) -> str:
     page.locator("#bus-alert").wait_for(state="visible")

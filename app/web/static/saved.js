@@ -57,7 +57,7 @@ document.addEventListener("DOMContentLoaded", function () {
     const holder = item.querySelector(".next-holder");
     try {
       const response = await fetch("/api/v1/stops/" + encodeURIComponent(stopId) + "/arrivals?limit=" + NEXT,
-                                   { headers: { Accept: "application/json" } });
+                                   { headers: { Accept: "application/json" }, cache: "no-cache" });
       if (!response.ok) throw new Error(response.statusText);
       const body = await response.json();
       if (body.stop) item.querySelector(".stop-name").textContent = Q.stopName(body.stop); // in this page's language

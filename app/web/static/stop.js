@@ -61,8 +61,9 @@
   }
 
   // the API's answer, and whether it is the service worker's kept copy (the network could not be reached)
+  // (always asking the server, with the ETag: a 304 is cheap, and without a connection the worker's copy is marked)
   async function fetchBoard() {
-    const response = await fetch(url, { headers: { Accept: "application/json" } });
+    const response = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-cache" });
     if (!response.ok) throw new Error(response.statusText);
     return { body: await response.json(), copy: response.headers.get("X-Qala-Copy") === "offline" };
   }
