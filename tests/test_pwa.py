@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from flask import url_for
 from flask.testing import FlaskClient
 
 from app.web.pwa import ICON_SIZES, THEME_COLOR, static_version
@@ -82,18 +83,38 @@ def test_the_service_worker_takes_the_root_scope_and_names_its_version_and_shell
     assert "connect-src 'self'" in response.headers["Content-Security-Policy"]
     first_line, rest = response.get_data(as_text=True).split("\n", 1)
     assert first_line.startswith("const QALA_SW = {") and 'addEventListener("fetch"' in rest
-    assert '"/static/qala.css"' in first_line and '"/icons/qala-192.png"' in first_line
+    # the shell as the pages name it (fingerprinted static URLs), so the worker's cache matches their requests
+    assert url_for_static(client, "qala.css") in first_line and '"/icons/qala-192.png"' in first_line
 
 
-def test_the_version_changes_with_any_static_file(tmp_path: Path) -> None:
+def url_for_static(client: FlaskClient, filename: str) -> str:
+    with client.application.test_request_context():
+        return '"' + url_for("static", filename=filename) + '"'
+
+
+def test_the_version_changes_with_any_shell_file(tmp_path: Path) -> None:
     (tmp_path / "a.js").write_text("one")
-    (tmp_path / "css").mkdir()
-    (tmp_path / "css" / "b.css").write_text("two")
-    before = static_version(tmp_path, [b"icon"])
-    assert static_version(tmp_path, [b"icon"]) == before  # stable while nothing changes
-    (tmp_path / "css" / "b.css").write_text("two!")
-    changed = static_version(tmp_path, [b"icon"])
-    assert changed != before and static_version(tmp_path, [b"other icon"]) != changed
+    (tmp_path / "b.css").write_text("two")
+    names = ["a.js", "b.css", "absent.js"]
+    before = static_version(tmp_path, names, [b"icon"])
+    assert static_version(tmp_path, names, [b"icon"]) == before  # stable while nothing changes
+    (tmp_path / "b.css").write_text("two!")
+    changed = static_version(tmp_path, names, [b"icon"])
+    assert changed != before and static_version(tmp_path, names, [b"other icon"]) != changed
+
+
+def test_a_deploy_changes_the_worker_without_a_restart(client: FlaskClient, tmp_path: Path) -> None:
+    """What browsers compare: the bytes of /sw.js, which must differ once a shell file has changed."""
+    static = Path(client.application.static_folder or "")
+    before = client.get("/sw.js").data
+    assert client.get("/sw.js").data == before
+    saved = (static / "saved.js").read_bytes()
+    try:
+        (static / "saved.js").write_bytes(saved + b"\n// a deploy\n")
+        assert client.get("/sw.js").data != before
+    finally:
+        (static / "saved.js").write_bytes(saved)
+    assert client.get("/sw.js").data == before
 
 
 def test_every_rider_page_links_the_manifest_in_its_language(client: FlaskClient) -> None:

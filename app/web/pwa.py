@@ -1,10 +1,11 @@
 """The installable rider app: the web app manifest, the service worker served from the root scope, and the icons.
 
 A phone installs the rider pages from ``/manifest.webmanifest`` (names in the page's language). ``/sw.js`` is
-``static/sw.js`` behind a first line naming its version and the shell files: the version is a digest of every
-static file and of the icons, so a deploy that changes any of them changes the worker's bytes and browsers replace
-it. The icons are drawn here from a few shapes — once as SVG, once rasterised to PNG with numpy — rather than
-shipped as downloaded images.
+``static/sw.js`` behind a first line naming its version and the shell files: the version is a digest of the shell
+files, the worker's own script and the icons, taken on every request, so a deploy that changes any of them (no
+restart needed) changes the worker's bytes and browsers replace it. The shell's URLs are built with ``url_for``, so
+they are the fingerprinted ones the pages ask for (app/web/assets.py). The icons are drawn here from a few shapes —
+once as SVG, once rasterised to PNG with numpy — rather than shipped as downloaded images.
 """
 
 from __future__ import annotations
@@ -128,21 +129,23 @@ def icon_png(size: int) -> bytes:
 
 
 def _built(app: Flask) -> dict[str, bytes | str]:
-    """Icons and the static version, made once per app (the files do not change under a running app)."""
+    """The icons, drawn once per app (they are code: they change only with a restart)."""
     built: dict[str, bytes | str] | None = app.extensions.get("pwa")
     if built is None:
         built = {f"png{size}": icon_png(size) for size in ICON_SIZES}
         built["svg"] = icon_svg()
-        built["version"] = static_version(Path(app.static_folder or ""), [built[f"png{s}"] for s in ICON_SIZES])
         app.extensions["pwa"] = built
     return built
 
 
-def static_version(folder: Path, extra: list[bytes | str]) -> str:
-    """A digest of every file under ``folder`` (names and bytes) and of ``extra``: what the worker caches."""
+def static_version(folder: Path, names: list[str], extra: list[bytes | str]) -> str:
+    """A digest of the files ``names`` under ``folder`` (names and bytes) and of ``extra``: what the worker caches
+    and is. A few tens of KB hashed per request: cheaper than knowing when a deploy changed them."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for name in sorted(names):
+        path = folder / name
+        if path.is_file():
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     for item in extra:
         digest.update(item if isinstance(item, bytes) else item.encode())
     return digest.hexdigest()[:16]
@@ -182,8 +185,10 @@ def service_worker() -> ResponseReturnValue:
     folder = Path(app.static_folder or "")
     shell = [url_for("static", filename=name) for name in SHELL_FILES if (folder / name).is_file()]
     shell += [url_for("pwa.icon", size=size) for size in ICON_SIZES] + [url_for("pwa.icon_vector")]
-    preamble = f"const QALA_SW = {json.dumps({'version': _built(app)['version'], 'shell': shell})};\n"
+    built = _built(app)
     script = (folder / "sw.js").read_text(encoding="utf-8")
+    version = static_version(folder, list(SHELL_FILES), [script, built["svg"], *(built[f"png{s}"] for s in ICON_SIZES)])
+    preamble = f"const QALA_SW = {json.dumps({'version': version, 'shell': shell})};\n"
     response = Response(preamble + script, mimetype="text/javascript")
     response.headers["Service-Worker-Allowed"] = "/"
     response.headers["Cache-Control"] = "no-cache"  # browsers compare it on every visit: a deploy is seen at once

@@ -18,7 +18,7 @@ const BOARDS = "qala-boards";
 const STOP_PAGE = /^\/stops\/[^/]+$/;
 const ARRIVALS = /^\/api\/v1\/stops\/[^/]+\/arrivals$/;
 const ONLINE_MARK = 'data-page="network"';
-const OFFLINE_MARK = 'data-page="offline"'; // same length: the copy's byte count does not change
+const OFFLINE_MARK = 'data-page="offline"';
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(SHELL_CACHE).then((cache) => cache.addAll(QALA_SW.shell)).then(() => self.skipWaiting()));
@@ -41,6 +41,14 @@ async function keep(cacheName, key, response) {
   await cache.put(key, response);
 }
 
+// a kept answer rebuilt with its body as stored (already decoded: no length or encoding of the original applies)
+function copyHeaders(kept) {
+  const headers = new Headers(kept.headers);
+  headers.delete("Content-Length");
+  headers.delete("Content-Encoding");
+  return headers;
+}
+
 // a page: the network's answer (kept for later), else the kept copy marked as offline
 async function page(event, key) {
   try {
@@ -52,9 +60,7 @@ async function page(event, key) {
     const kept = await caches.match(key, { cacheName: PAGES });
     if (!kept) throw error;
     const text = (await kept.text()).replace(ONLINE_MARK, OFFLINE_MARK);
-    const headers = new Headers(kept.headers);
-    headers.delete("Content-Length");
-    return new Response(text, { status: 200, headers });
+    return new Response(text, { status: 200, headers: copyHeaders(kept) });
   }
 }
 
@@ -68,7 +74,7 @@ async function arrivals(event, url) {
     const cache = await caches.open(BOARDS);
     const kept = (await cache.match(url.pathname + url.search)) || (await cache.match(url.pathname, { ignoreSearch: true }));
     if (!kept) throw error;
-    const headers = new Headers(kept.headers);
+    const headers = copyHeaders(kept);
     headers.set("X-Qala-Copy", "offline");
     headers.delete("ETag"); // the copy must not be revalidated as if the browser still held a live answer
     return new Response(await kept.blob(), { status: 200, headers });
