@@ -38,9 +38,13 @@ window.QalaAlert = (function () {
 
   function tripKey(a) { return a.trip_id + "|" + a.service_date; }
 
-  // the choice of buses follows the board; the one chosen stays chosen while it is on it
+  // the choice of buses follows the board (rebuilt only when it changed: a list open on a phone stays open);
+  // the one chosen stays chosen while it is on it
   function offer(arrivals, headsign) {
     const chosen = tripSelect.value;
+    const shown = arrivals.map((a) => tripKey(a) + " " + (a.predicted_time || a.scheduled_time)).join();
+    if (shown === tripSelect.dataset.shown) return;
+    tripSelect.dataset.shown = shown;
     tripSelect.replaceChildren(...arrivals.map((a) => {
       const route = a.route_short_name || a.route_id;
       const to = headsign(a);
@@ -91,15 +95,22 @@ window.QalaAlert = (function () {
     status.textContent = t("alert_passed", { route });
   }
 
-  // a fresh board: is the chosen bus near, or gone?
-  function follow(arrivals, headsign) {
-    offer(arrivals, headsign);
-    setup.hidden = arrivals.length === 0 && !current;
+  // is the chosen bus near, or gone?
+  function check(arrivals) {
     if (!current) return;
     const row = arrivals.find((a) => tripKey(a) === current.trip);
     if (!row) { passed(); return; }
     if (row.realtime && row.minutes_away <= current.n) raise(row);
     else banner.hidden = true;
+  }
+
+  let lastFresh = null; // the last fresh board's rows (none yet while the page shows its server-rendered board)
+
+  function follow(arrivals, headsign) {
+    lastFresh = arrivals;
+    offer(arrivals, headsign);
+    setup.hidden = arrivals.length === 0 && !current;
+    check(arrivals);
   }
 
   function choose(event) {
@@ -110,6 +121,7 @@ window.QalaAlert = (function () {
             n: Math.min(Math.max(Number(minutesSelect.value) || 5, 1), 15), fired: false });
     banner.hidden = true;
     showSet();
+    if (lastFresh) check(lastFresh); // a bus already within N minutes need not wait for the next board
     if ("Notification" in window && Notification.permission === "default") {
       Notification.requestPermission().catch((error) => console.warn("no notification permission", error));
     }
