@@ -211,6 +211,7 @@ def session_trip(app: Flask, route_id: str, direction_id: int) -> str:
 @pytest.mark.skipif(not SHOTS, reason="imports the whole Almaty demo feed (~20 s): only for make screenshots")
 def test_screenshot_of_the_almaty_network(app: Flask, phone: Any) -> None:
     import_feed(get_db(app), DEMO_FEED, label="almaty", canonical=False)
+    app.config["MAP_TILE_URL"] = "none"  # our SVG map: no tile server here
     with live_server(app) as base:
         phone.goto(f"{base}/?lang=kk")
         phone.wait_for_selector("#map[data-ready=true]")

@@ -66,9 +66,15 @@ window.QalaMap = (function () {
       (vehicles || []).forEach((v) => {
         const [x, y] = this.project(v.lon, v.lat);
         const mine = v.route || route;
-        const mark = svgEl("circle", { cx: x, cy: y, r: 1, class: "vehicle", fill: "#" + ((mine && mine.color) || "17202c") });
+        // the route number on the bus, in the badge's legible colours (rider.js routeBadge)
+        const badge = window.Qala.routeBadge((mine && mine.short_name) || "", mine && mine.color, null, null,
+                                             mine && mine.text_color);
+        const mark = svgEl("circle", { cx: x, cy: y, r: 1, class: "vehicle", fill: badge.style.background });
         mark.append(Object.assign(svgEl("title"), { textContent: busLabel(v, mine) }));
-        this.layers.vehicles.append(mark);
+        const label = svgEl("text", { x, y, class: "vehicle-label", fill: badge.style.color, "text-anchor": "middle",
+                                      "dominant-baseline": "central", "aria-hidden": "true" });
+        label.textContent = badge.textContent;
+        this.layers.vehicles.append(mark, label);
       });
       this.restyle();
     }
@@ -126,8 +132,9 @@ window.QalaMap = (function () {
       const dot = Math.min(6, 2.5 * zoomed);
       this.layers.stops.querySelectorAll("circle").forEach((c) => c.setAttribute("r", (c.classList.contains("chosen") ? dot + 2 : dot) * unit));
       this.layers.vehicles.querySelectorAll("circle").forEach((c) => {
-        c.setAttribute("r", 9 * unit); c.setAttribute("stroke-width", 3 * unit);
+        c.setAttribute("r", 12 * unit); c.setAttribute("stroke-width", 3 * unit);
       });
+      this.layers.vehicles.querySelectorAll("text").forEach((t) => t.setAttribute("font-size", 11 * unit));
       this.layers.me.querySelectorAll("circle").forEach((c) => {
         c.setAttribute("r", 8 * unit); c.setAttribute("stroke-width", 3 * unit);
       });
