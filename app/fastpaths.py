@@ -12,7 +12,8 @@ security headers too) and body Flask's view would give, because both call the sa
   request (413) and answers a Redis or database outage with 503 itself.
 - ``BoardPolls`` (``app.realtime.serving``, setting ``ARRIVALS_FAST_PATH``): a
   ``GET /api/v1/stops/<stop_id>/arrivals`` with no query string or only ``limit``, for a stop whose board is in
-  Redis, is answered from that board after one Redis round trip (``arrivals_reply``, as the view does).
+  Redis, is answered from that board after one Redis round trip (``arrivals_reply``, as the view does), gzipped
+  as Flask's compression hook would for a client that takes it (``app.realtime.serving.compressed``).
 
 Whatever they cannot answer goes on to Flask unchanged, which answers it as if they were not there; each such
 fallback is logged by the middleware's module (DEBUG for the expected ones, WARNING for an outage, ERROR with the

@@ -14,6 +14,7 @@ builds, ``arrivals_reply``.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import hashlib
 import json
 import logging
@@ -25,7 +26,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask
-from werkzeug.http import parse_etags, unquote_etag
+from werkzeug.datastructures import Accept
+from werkzeug.http import http_date, parse_accept_header, parse_etags, quote_etag, unquote_etag
 
 from app.extensions import get_db, get_redis
 from app.realtime.boards import content_etag
@@ -34,6 +36,7 @@ from app.realtime.catalog import complete_schedule_rows
 from app.realtime.store import REDIS_ERRORS, RedisBreaker, StoredBoard, read_board
 from app.schedule import timetable
 from app.schedule.queries import active_feed
+from app.web.compression import COMPRESSIBLE, LEVEL, MIN_SIZE
 from app.web.headers import security_headers
 
 __all__ = [
@@ -46,6 +49,7 @@ __all__ = [
     "arrivals_reply",
     "board_answer",
     "breaker",
+    "compressed",
     "etag_matches",
     "fetch_board",
     "polled_stop",
@@ -173,6 +177,28 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
     return tag is not None and parse_etags(if_none_match).contains_weak(tag)
 
 
+def compressed(reply: Reply, accept_encoding: str | None, if_none_match: str | None) -> Reply:
+    """``reply`` as Flask's compression hook (``app.web.compression``) leaves a view's answer: a JSON body of
+    ``MIN_SIZE`` or more says ``Vary: Accept-Encoding`` and, for a client that takes gzip, is gzipped under its own
+    ETag (``<etag>-gz``), which ``if_none_match`` may name for a 304, with the ``Date`` that the hook's
+    conditional check adds."""
+    headers = dict(reply.headers)
+    if reply.status != 200 or len(reply.body) < MIN_SIZE or headers.get("Content-Type") not in COMPRESSIBLE:
+        return reply
+    vary = [*reply.headers, ("Vary", "Accept-Encoding")]
+    if parse_accept_header(accept_encoding, Accept)["gzip"] <= 0:
+        return Reply(200, vary, reply.body)
+    tag, weak = unquote_etag(headers["ETag"])
+    etag = quote_etag(f"{tag}-gz", weak=bool(weak))
+    date = ("Date", http_date())
+    kept = [(k, etag if k == "ETag" else v) for k, v in vary if k not in ("Content-Type", "Content-Length")]
+    if etag_matches(if_none_match, etag):
+        return Reply(304, [*kept, date], b"")
+    body = gzip.compress(reply.body, compresslevel=LEVEL, mtime=0)
+    return Reply(200, [(k, etag if k == "ETag" else str(len(body)) if k == "Content-Length" else v)
+                       for k, v in vary] + [("Content-Encoding", "gzip"), date], body)
+
+
 def polled_stop(environ: dict[str, Any]) -> tuple[str, int] | None:
     """The stop and ``limit`` of a displays' poll — ``GET /api/v1/stops/<stop_id>/arrivals`` with no query
     string or only ``limit=<n>`` (what /display/<stop_id> sends) — else ``None``."""
@@ -229,7 +255,7 @@ class BoardPolls:
             return self.next(environ, start_response)
         stop_id, limit = poll
         try:
-            reply = self._reply(stop_id, limit, environ.get("HTTP_IF_NONE_MATCH"))
+            reply = self._reply(stop_id, limit, environ.get("HTTP_IF_NONE_MATCH"), environ.get("HTTP_ACCEPT_ENCODING"))
         except Exception:  # a bug or an outage the view may meet too: Flask answers, with its error handlers
             log.exception("the board poll of stop %r failed before Flask; Flask answers it", stop_id)
             return self.next(environ, start_response)
@@ -240,9 +266,11 @@ class BoardPolls:
                                                               else self.security)])
         return [reply.body]
 
-    def _reply(self, stop_id: str, limit: int, if_none_match: str | None) -> Reply | None:
+    def _reply(self, stop_id: str, limit: int, if_none_match: str | None,
+               accept_encoding: str | None) -> Reply | None:
         stored = fetch_board(self.app, stop_id)
         if stored is None:
             return None
-        return arrivals_reply(self.app, stop_id, at=None, window=self.full_window, route=None, limit=limit,
-                              if_none_match=if_none_match, stored=stored)
+        reply = arrivals_reply(self.app, stop_id, at=None, window=self.full_window, route=None, limit=limit,
+                               if_none_match=if_none_match, stored=stored)
+        return compressed(reply, accept_encoding, if_none_match)
