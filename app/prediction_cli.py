@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from app.progress import Progress
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -216,12 +218,15 @@ def model_train(gtfs: Path, pings: tuple[Path, ...], more: tuple[Path, ...], tra
     from prediction.eta.backtest import training_set
     from prediction.eta.models import QuantileETAModel
 
-    net, known = _history(gtfs, (*pings, *more))
-    cutoff = _epoch(_iso(train_until)) if train_until else float(known.known_at.max()) + 1.0
-    click.echo("building the training set…", err=True)  # the demo's quiet minutes: say what is happening
-    training = training_set(net, known, cutoff)
-    click.echo(f"fitting the quantile model on {len(training.rows)} rows…", err=True)
-    model = QuantileETAModel().fit(training.rows, training.target)
+    # make demo's longest quiet minutes: a bar over the three phases, each step saying what it just finished
+    with Progress("training", 3) as bar:
+        net, known = _history(gtfs, (*pings, *more))
+        bar.step(f"{len(known.known_at)} stop events from the pings")
+        cutoff = _epoch(_iso(train_until)) if train_until else float(known.known_at.max()) + 1.0
+        training = training_set(net, known, cutoff)
+        bar.step(f"training set of {len(training.rows)} rows")
+        model = QuantileETAModel().fit(training.rows, training.target)
+        bar.step("quantile model fitted")
     start = pd.Timestamp(float(known.known_at.min()), unit="s", tz="UTC").tz_convert(net.tz).isoformat()
     until = pd.Timestamp(cutoff, unit="s", tz="UTC").tz_convert(net.tz).isoformat()
     path = save_model(models, model, training.history, train_from=start, train_until=until,

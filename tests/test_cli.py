@@ -88,3 +88,46 @@ def test_synth_writes_a_feed_that_imports(runner: FlaskCliRunner, tmp_path: Path
     imported = runner.invoke(args=["gtfs", "import", str(out), "--no-canonical"])
     assert imported.exit_code == 0, imported.output
     assert "3 routes" in imported.output
+
+
+def test_simulate_shows_a_progress_bar_fed_by_the_days_written(runner: FlaskCliRunner, tmp_path: Path) -> None:
+    """make demo's history step: the bar moves once per simulated day, and names the last day written."""
+    result = runner.invoke(args=["simulate", "--feed", str(write_feed(tmp_path / "f")), "--start", "2026-03-02",
+                                 "--days", "2", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "simulating days 1/2: 2026-03-02:" in result.output and "simulating days 2/2: 2026-03-03:" in result.output
+    assert "wrote 2 days" in result.output
+    assert len(list((tmp_path / "out").glob("pings_*.csv"))) == 2
+
+
+def test_model_train_reports_its_three_phases(runner: FlaskCliRunner, tmp_path: Path) -> None:
+    """make demo's training step: stop events, training set and fit each move the bar, with their sizes."""
+    feed = write_feed(tmp_path / "f")
+    simulated = runner.invoke(args=["simulate", "--feed", str(feed), "--start", "2026-03-02", "--days", "2",
+                                    "--out", str(tmp_path / "out")])
+    assert simulated.exit_code == 0, simulated.output
+    pings = sorted(str(p) for p in (tmp_path / "out").glob("pings_*.csv"))
+    result = runner.invoke(args=["model", "train", "--gtfs", str(feed), "--pings", pings[0], pings[1],
+                                 "--models", str(tmp_path / "models")])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("training ")]
+    assert [line.split(":")[0] for line in lines] == ["training 1/3", "training 2/3", "training 3/3"], lines
+    assert "stop events from the pings" in lines[0] and lines[2].endswith("quantile model fitted")
+
+
+def test_progress_redraws_one_line_on_a_terminal() -> None:
+    import io
+
+    from app.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    with Progress("simulating days", 4, screen) as bar:
+        bar.step("2026-03-02")
+        bar.step("2026-03-03")
+    text = screen.getvalue()
+    assert text.count("\r") == 2 and text.endswith("\n") and text.count("\n") == 1
+    assert "[############------------] 2/4 2026-03-03" in text

@@ -12,6 +12,7 @@ import click
 import numpy as np
 from flask.cli import with_appcontext
 
+from app.progress import Progress
 from prediction.gtfs.feedcheck import FeedInvalid
 
 if TYPE_CHECKING:
@@ -55,8 +56,11 @@ def simulate_group(ctx: click.Context, feed: Path | None, start: dt.datetime | N
 
     assert feed is not None and start is not None and out is not None
     schedule = _read_feed(feed)
-    totals = simulate_days(schedule, start.date(), days, out, seed=seed, ping_interval_s=ping_interval,
-                           progress=lambda line: click.echo(line, err=True))
+    # a bar that moves as each day is written (make demo simulates its history this way); the last day's counts
+    # show beside it
+    with Progress("simulating days", days) as bar:
+        totals = simulate_days(schedule, start.date(), days, out, seed=seed, ping_interval_s=ping_interval,
+                               progress=bar.step)
     click.echo(f"wrote {totals['days']} days to {out}: {totals['pings']} pings, {totals['taps']} taps, "
                f"{totals['stop_events']} stop events")
 
