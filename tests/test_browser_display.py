@@ -238,6 +238,19 @@ def test_board_refits_when_the_screen_turns(app: Flask, feed_id: int, server: st
     page.context.close()
 
 
+def test_rows_stay_put_as_the_language_rotates(app: Flask, feed_id: int, server: str, browser: Any) -> None:
+    busy_s2(app, feed_id)
+    page = open_board(browser, f"{server}/display/S2?poll=1&rotate=1", (768, 1024))  # kk's legend is the longest
+    counts = {}
+    for lang in ("kk", "ru", "en"):
+        page.wait_for_function(f"() => document.body.dataset.lang === '{lang}'")
+        geometry = page.evaluate(GEOMETRY)
+        assert_fits(geometry)
+        counts[lang] = len(geometry["rows"])
+    assert len(set(counts.values())) == 1, counts  # rows do not come and go with the language
+    page.context.close()
+
+
 @needs_axe
 @pytest.mark.parametrize("size", [(1366, 768), (768, 1366)], ids=["landscape", "portrait"])
 def test_offline_and_stale_show_on_screen(app: Flask, feed_id: int, server: str, browser: Any,
