@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from app.schedule.folding import fold_text, fold_word, stem
 from app.schedule.importer import import_feed
 from app.schedule.search import StopIndex, StopNames, edit_distance
 from app.web.colors import badge_style, contrast_ratio
-from tests.browser import axe_violations, live_server, needs_axe, needs_chromium
+from tests.browser import SHOTS, axe_violations, live_server, needs_axe, needs_chromium
 from tests.conftest import DEMO_FEED, FIXED_TAP_DATES, wipe_tables
 
 # --- folding and transliteration -----------------------------------------------------------------------------
@@ -237,6 +238,9 @@ def test_home_page_suggests_and_follows_a_respelling(almaty: Flask, browser: Any
             assert page.locator("#did-you-mean a").first.inner_text() == "Abay"
             assert page.locator("#stops li").count() >= 5  # the fuzzy matches are listed under the suggestion
             assert axe_violations(page) == []
+            if SHOTS:  # QALA_SCREENSHOTS=docs: docs/rider-search.png
+                Path(SHOTS).mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(Path(SHOTS) / "rider-search.png"))
             page.locator("#did-you-mean a").first.click()
             page.wait_for_function("() => document.getElementById('did-you-mean').hidden")
             assert page.input_value("#q") == "Abay"
