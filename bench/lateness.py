@@ -59,7 +59,7 @@ def astana(data: Path) -> None:
     seconds = {c: pd.to_timedelta(trips[c]).dt.total_seconds() for c in ("start_time", "end_time")}
     day = pd.to_datetime(trips["service_id"].str.removeprefix("service_"))
     frame = pd.DataFrame({"route": trips["route_id"], "direction": trips["direction_id"],
-                          "weekend": day.dt.dayofweek >= 5, "hour": seconds["start_time"] // 3600,
+                          "weekend": day.dt.day_of_week >= 5, "hour": seconds["start_time"] // 3600,
                           "duration": seconds["end_time"] - seconds["start_time"]})
     typical = frame.groupby(["route", "direction", "weekend", "hour"])["duration"].transform("median")
     deviation = frame["duration"] - typical
