@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = ["FoldedWord", "fold_text", "fold_word", "is_cyrillic", "stem"]
 
@@ -57,6 +58,7 @@ def _letter(char: str) -> str:
     return base or char
 
 
+@lru_cache(maxsize=1 << 16)  # a city's names repeat a few hundred street words thousands of times
 def fold_word(word: str) -> str:
     """The key of one word: casefolded, transliterated to Latin and merged (see the module docstring)."""
     latin = "".join(_letter(c) for c in unicodedata.normalize("NFC", word).casefold())
