@@ -19,6 +19,7 @@ from app.schedule.folding import fold_text, fold_word, stem
 from app.schedule.importer import import_feed
 from app.schedule.search import StopIndex, StopNames, edit_distance
 from app.web.colors import badge_style, contrast_ratio
+from tests.api_schema import schema_errors
 from tests.browser import SHOTS, axe_violations, live_server, needs_axe, needs_chromium
 from tests.conftest import DEMO_FEED, FIXED_TAP_DATES, wipe_tables
 
@@ -205,6 +206,14 @@ def test_every_route_badge_in_the_results_is_legible() -> None:
     pairs = [re.findall(r"#(\w{6})", style) for style in styles]
     assert len(pairs) >= 12 and min(contrast_ratio(bg, text) for bg, text in pairs) >= 4.5
     assert badge_style("E64A19", "FFFFFF") == "background:#CF4216;color:#FFFFFF"  # route 201: darkened, not 3.9:1
+
+
+@pytest.mark.parametrize("q", ["Abai", "Abya", "Зеленый базар"])
+def test_answers_keep_to_the_published_schema(almaty: Flask, q: str) -> None:
+    client = almaty.test_client()
+    schemas = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+    body = search(client, q)
+    assert body["stops"] and schema_errors(body, schemas["StopList"], schemas) == []
 
 
 def test_nothing_like_it_is_an_empty_answer_not_an_error(almaty: Flask) -> None:
