@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import update
+from sqlalchemy import select, update
+from werkzeug.test import TestResponse
 
 from app import get_db
-from app.models import FeedVersion
+from app.models import FeedVersion, Stop
+from app.schedule.importer import import_feed
 from tests.api_feed import add_demo_feed
+
+DEMO_FEED = Path(__file__).resolve().parent.parent / "gtfs_data" / "almaty"
 
 
 @pytest.fixture
@@ -22,13 +29,17 @@ def feed(app: Flask) -> int:
     return add_demo_feed(app)
 
 
+def settings_of(page: TestResponse) -> dict[str, Any]:
+    assert page.status_code == 200
+    settings = re.search(r'<script id="settings" type="application/json">(.*?)</script>', page.get_data(as_text=True))
+    assert settings is not None
+    parsed: dict[str, Any] = json.loads(settings[1])
+    return parsed
+
+
 def board_page(client: FlaskClient, query: str) -> tuple[str, dict[str, Any]]:
     page = client.get(f"/display/S2?{query}")
-    assert page.status_code == 200
-    html = page.get_data(as_text=True)
-    settings = re.search(r'<script id="settings" type="application/json">(.*?)</script>', html)
-    assert settings is not None
-    return html, json.loads(settings[1])
+    return page.get_data(as_text=True), settings_of(page)
 
 
 @pytest.mark.parametrize(("query", "rows", "lang"), [
@@ -69,6 +80,22 @@ def test_clock_zone_is_the_feeds(app: Flask, client: FlaskClient, feed: int) -> 
         session.execute(update(FeedVersion).where(FeedVersion.id == feed).values(agency_timezone="Mars/Olympus"))
         session.commit()
     assert board_page(client, "")[1]["timezone"] == "UTC"  # a zone the page's clock could not use
+
+
+def test_a_stop_in_its_own_zone_shows_its_own_time(app: Flask, client: FlaskClient, tmp_path: Path) -> None:
+    """GTFS stop_timezone, imported from stops.txt, wins over the agency's zone; stops without one keep it."""
+    feed_dir = tmp_path / "feed"
+    shutil.copytree(DEMO_FEED, feed_dir)
+    stops = pd.read_csv(feed_dir / "stops.txt", dtype=str, keep_default_na=False)
+    first, second = stops["stop_id"].iloc[0], stops["stop_id"].iloc[1]
+    stops["stop_timezone"] = ""
+    stops.loc[0, "stop_timezone"] = "Asia/Aqtau"
+    stops.to_csv(feed_dir / "stops.txt", index=False)
+    import_feed(get_db(app), feed_dir, label="zones", canonical=False)
+    with get_db(app).session() as session:
+        assert session.get(Stop, (session.scalars(select(FeedVersion.id)).one(), first)).stop_timezone == "Asia/Aqtau"
+    assert settings_of(client.get(f"/display/{first}"))["timezone"] == "Asia/Aqtau"
+    assert settings_of(client.get(f"/display/{second}"))["timezone"] == "Asia/Almaty"
 
 
 def test_unknown_stop_is_a_404_naming_the_field(client: FlaskClient, feed: int) -> None:

@@ -121,6 +121,8 @@ class Stop(Base):
     parent_station: Mapped[str | None] = mapped_column(String(255))
     platform_code: Mapped[str | None] = mapped_column(String(64))
     wheelchair_boarding: Mapped[int | None] = mapped_column(SmallInteger)
+    # GTFS stop_timezone: a stop in another zone than its agency (a board's clock shows the stop's own time)
+    stop_timezone: Mapped[str | None] = mapped_column(String(64))
     # casefolded name, code and every translated name: lets text search work the same on SQLite
     # (whose LIKE folds ASCII only) and PostgreSQL for Kazakh and Russian names
     search_text: Mapped[str] = mapped_column(Text, default="")

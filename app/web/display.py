@@ -48,8 +48,8 @@ def _language() -> str | None:
 
 
 def _zone(name: str) -> str:
-    """The clock's IANA zone. GTFS ``stop_timezone`` is not imported (the stops table has no such column), so a
-    stop keeps its feed's agency zone; a zone this Python cannot resolve would stop the page's clock, so UTC."""
+    """The clock's IANA zone (the stop's GTFS ``stop_timezone``, else its feed's agency zone); a zone this Python
+    cannot resolve would stop the page's clock, so UTC."""
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -63,7 +63,7 @@ def board(stop_id: str) -> ResponseReturnValue:
         feed = active_feed(session)
         stop = get_stop(session, feed.id, stop_id)  # an unknown stop is a 404
         name = stop.stop_name or stop_id
-        zone = _zone(feed.agency_timezone)
+        zone = _zone(stop.stop_timezone or feed.agency_timezone)
     settings: dict[str, Any] = {
         "stopId": stop_id,
         "timezone": zone,
