@@ -25,7 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -108,6 +108,17 @@ class SearchAnswer:
     suggestions: list[str] = field(default_factory=list)
 
 
+class _Hit(NamedTuple):
+    """A matching stop; hits sort best first: by kind, word costs, busier, shorter name, name, position."""
+
+    kind: int
+    cost: float
+    minus_popularity: int
+    name_length: int
+    name: str
+    stop: int
+
+
 @dataclass(frozen=True)
 class _WordMatch:
     cost: float
@@ -152,14 +163,14 @@ class StopIndex:
         if not words:
             raise BadRequest("q must contain letters or digits", field="q")
         per_word = [self._stops_matching(word) for word in words]
-        ranked = self._rank(words, per_word)
-        if ranked and ranked[0][0][0] < FUZZY:
-            ranked = [entry for entry in ranked if entry[0][0] < FUZZY]
+        hits = self._rank(words, per_word)
+        if hits and hits[0].kind < FUZZY:
+            hits = [hit for hit in hits if hit.kind < FUZZY]
             suggestions: list[str] = []
         else:
-            suggestions = self._suggestions(words, per_word, [i for _, i in ranked])
-        ids = [self.stops[i].stop_id for _, i in ranked]
-        kinds = {self.stops[i].stop_id: MATCH_KINDS[order[0]] for order, i in ranked}
+            suggestions = self._suggestions(words, per_word, [hit.stop for hit in hits])
+        ids = [self.stops[hit.stop].stop_id for hit in hits]
+        kinds = {self.stops[hit.stop].stop_id: MATCH_KINDS[hit.kind] for hit in hits}
         return SearchAnswer(ids, kinds, suggestions)
 
     # --- one word ---------------------------------------------------------------------------------
@@ -207,19 +218,18 @@ class StopIndex:
 
     # --- whole query --------------------------------------------------------------------------------
 
-    def _rank(self, words: list[FoldedWord], per_word: list[dict[int, _WordMatch]]) -> list[tuple[Any, int]]:
+    def _rank(self, words: list[FoldedWord], per_word: list[dict[int, _WordMatch]]) -> list[_Hit]:
         whole = self._whole_name_kinds("".join(w.key for w in words))
         every = set.intersection(*(set(found) for found in per_word))
-        ranked = []
+        hits = []
         for i in every | set(whole):
             costs = [found[i].cost for found in per_word] if i in every else [_TYPO + 10]
             kind = min(whole.get(i, FUZZY), _kind_of(max(costs)))
             stop = self.stops[i]
             name = stop.names[0] if stop.names else ""
-            order = (kind, 0.0 if i in whole else sum(costs), -stop.popularity, len(name), name, stop.stop_id)
-            ranked.append((order, i))
-        ranked.sort()
-        return ranked
+            hits.append(_Hit(kind, 0.0 if i in whole else sum(costs), -stop.popularity, len(name), name, i))
+        hits.sort()
+        return hits
 
     def _whole_name_kinds(self, compact: str) -> dict[int, int]:
         """Stops with a name that is, begins with, or from one of its words on begins with the query, spaces and
