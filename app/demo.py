@@ -136,7 +136,7 @@ def _history(feed: Path, folder: Path, days: int, env: dict[str, str]) -> list[P
         return files
     start = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days)).isoformat()
     _step("simulate history", _qala("simulate", "--feed", str(feed), "--start", start, "--days", str(days),
-                                    "--ping-interval", "20", "--out", str(folder)), env)
+                                    "--ping-interval", "20", "--pace-to-timetable", "--out", str(folder)), env)
     return sorted(folder.glob("pings_*.csv"))
 
 

@@ -28,6 +28,7 @@ from prediction.gtfs.schedule import read_schedule  # noqa: E402
 from prediction.gtfs.servicedays import service_day_start  # noqa: E402
 from prediction.network import Network, build_network  # noqa: E402
 from prediction.sim.lateness import summarise, truth_deviation  # noqa: E402
+from prediction.sim.params import DEMO_PARAMS  # noqa: E402
 from prediction.sim.simulate import CitySimulator  # noqa: E402
 
 
@@ -70,7 +71,7 @@ def astana(data: Path) -> None:
 
 def demo(feed: Path, start: dt.date, seed: int) -> None:
     net = build_network(read_schedule(feed, canonical=False))
-    sim = CitySimulator(net, seed=seed)
+    sim = CitySimulator(net, seed=seed, params=DEMO_PARAMS)
     factors = sim.day_factors(start, 7)
     typical, week = [], []
     for i, factor in enumerate(factors):

@@ -26,7 +26,6 @@ from prediction.avl.avlio import read_pings, write_csv
 from prediction.avl.events import derive_events
 from prediction.gtfs.schedule import read_schedule
 from prediction.network import Network, build_network
-from prediction.sim.params import SimParams
 from prediction.sim.simulate import CitySimulator
 from tests.fixtures.line_feed import write_line_feed
 
@@ -35,10 +34,6 @@ EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 M_PER_DEG = 111_320.0
 
 
-# the free-speed city the thresholds below were measured on; on the paced one (SimParams.timetable_pace, which
-# follows this line feed's made-up timetable) assignment is right for 93.5 % of 20-s pings and 81.7 % of 4-min
-# ones, under the 95 % and 85 % asked here: see docs/demo-lateness.md
-FREE_SPEED = SimParams(timetable_pace=False)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +48,7 @@ def network(feed_dir: Path) -> Network:
 
 def _day(network: Network, interval: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A simulated day's pings (with epoch ``t``) and true stop events."""
-    day = CitySimulator(network, seed=11, params=FREE_SPEED).run_day(DAY, ping_interval_s=interval)
+    day = CitySimulator(network, seed=11).run_day(DAY, ping_interval_s=interval)
     pings = day.pings.assign(t=(pd.to_datetime(day.pings["timestamp"], format="ISO8601", utc=True) - EPOCH)
                              .dt.total_seconds())
     return pings.drop(columns="timestamp"), day.events
@@ -176,7 +171,7 @@ def test_events_from_assigned_trips(network: Network, feed_dir: Path, tmp_path: 
     assert found.mean() >= 0.98  # measured 1.000, arrival MAE 3.2 s
     assert (both["arrival"] - true_arrival)[found].abs().mean() <= 10.0
 
-    day = CitySimulator(network, seed=11, params=FREE_SPEED).run_day(DAY, ping_interval_s=20.0)
+    day = CitySimulator(network, seed=11).run_day(DAY, ping_interval_s=20.0)
     write_csv(day.pings.assign(trip_id="", start_date=""), tmp_path / "no_trips.csv")
     out = tmp_path / "events.csv"
     result = CliRunner().invoke(avl_group, ["events", "--gtfs", str(feed_dir), "--pings",

@@ -20,7 +20,6 @@ from app.models import Ping, StopEvent, Vehicle
 from prediction.avl.avlio import read_pings, write_csv
 from prediction.avl.events import derive_events
 from prediction.network import Network
-from prediction.sim.params import SimParams  # the free-speed city these counts were taken on
 from prediction.sim.simulate import CitySimulator
 from tests.fixtures.avl import DAY, NOW, ON_ROUTE, count, frame, rejections
 
@@ -135,7 +134,7 @@ def test_hostile_csv_rows_are_counted_and_a_broken_file_stores_nothing(avl_app: 
 
 
 def test_pings_without_trip_are_assigned_one(avl_app: Flask, avl_network: Network) -> None:
-    city = CitySimulator(avl_network, seed=5, params=SimParams(timetable_pace=False))
+    city = CitySimulator(avl_network, seed=5)
     pings = city.run_day(DAY, ping_interval_s=30.0).pings
     bus = pings[pings["vehicle_id"] == pings["vehicle_id"].iloc[0]].head(40).copy()
     bus["t"] = (pd.to_datetime(bus["timestamp"], format="ISO8601", utc=True)

@@ -11,12 +11,14 @@ import datetime as dt
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+from flask.testing import FlaskCliRunner
 
 from prediction.gtfs.schedule import read_schedule
 from prediction.network import Network, build_network
 from prediction.sim.lateness import summarise, truth_deviation
-from prediction.sim.params import SimParams
+from prediction.sim.params import DEMO_PARAMS, SimParams
 from prediction.sim.simulate import CitySimulator
 
 DEMO_FEED = Path(__file__).resolve().parents[1] / "gtfs_data" / "almaty"
@@ -30,7 +32,8 @@ def network() -> Network:
 
 
 def test_a_demo_day_is_late_more_often_than_early(network: Network) -> None:
-    truth = CitySimulator(network, seed=1).run_day(WEEKDAY, ping_interval_s=3600).truth  # as `make demo` streams
+    # as `make demo` streams it
+    truth = CitySimulator(network, seed=1, params=DEMO_PARAMS).run_day(WEEKDAY, ping_interval_s=3600).truth
     lateness = summarise(truth_deviation(network, truth))
     assert lateness.late_1 > lateness.early_1, lateness.line()
     assert lateness.median_min >= 0.0, lateness.line()
@@ -62,3 +65,21 @@ def test_summary_counts_shares_and_median() -> None:
     assert lateness.median_min == pytest.approx(0.75)
     with pytest.raises(ValueError, match="no deviations"):
         summarise([])
+
+
+def _arrivals(folder: Path) -> pd.Series:
+    events = pd.read_csv(folder / f"truth_stop_events_{WEEKDAY.isoformat()}.csv")
+    at = pd.to_datetime(events["arrival_time"], format="ISO8601", utc=True)
+    return pd.Series(at.to_numpy(), index=pd.MultiIndex.from_frame(events[["trip_id", "stop_sequence"]]))
+
+
+def test_simulate_paces_the_city_to_its_timetable_only_when_asked(runner: FlaskCliRunner, tmp_path: Path) -> None:
+    """`make demo` runs `qala simulate --pace-to-timetable` (and streams LiveCity with the same params); without the
+    flag the benchmarks' free-speed city is unchanged, so the same trips reach the same stops earlier."""
+    for name, flag in (("free", []), ("paced", ["--pace-to-timetable"])):
+        done = runner.invoke(args=["simulate", "--feed", str(DEMO_FEED), "--start", WEEKDAY.isoformat(), "--days",
+                                   "1", "--seed", "1", "--ping-interval", "3600", "--out", str(tmp_path / name), *flag])
+        assert done.exit_code == 0, done.output
+    free, paced = _arrivals(tmp_path / "free"), _arrivals(tmp_path / "paced")
+    later = (paced - free.reindex(paced.index)).dropna().dt.total_seconds()
+    assert len(later) > 10_000 and later.median() > 60

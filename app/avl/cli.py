@@ -43,15 +43,18 @@ def _read_feed(path: Path) -> ScheduleFeed:
 @click.option("--ping-interval", type=click.FloatRange(1, 3600), default=20.0, show_default=True,
               help="Seconds between a vehicle's pings.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Folder for the CSV files.")
+@click.option("--pace-to-timetable", is_flag=True,
+              help="Pace each route to its timetable (the demo's city: late more often than early).")
 @click.pass_context
 def simulate_group(ctx: click.Context, feed: Path | None, start: dt.datetime | None, days: int, seed: int,
-                   ping_interval: float, out: Path | None) -> None:
+                   ping_interval: float, out: Path | None, pace_to_timetable: bool) -> None:
     """Simulate service days of FEED: per day pings_<date>.csv, taps_<date>.csv, truth_stop_events_<date>.csv."""
     if ctx.invoked_subcommand is not None:
         return
     missing = [name for name, value in (("--feed", feed), ("--start", start), ("--out", out)) if value is None]
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)} (or use a subcommand: calibrate)")
+    from prediction.sim.params import DEMO_PARAMS
     from prediction.sim.simulate import simulate_days
 
     assert feed is not None and start is not None and out is not None
@@ -60,7 +63,7 @@ def simulate_group(ctx: click.Context, feed: Path | None, start: dt.datetime | N
     # show beside it
     with Progress("simulating days", days) as bar:
         totals = simulate_days(schedule, start.date(), days, out, seed=seed, ping_interval_s=ping_interval,
-                               progress=bar.step)
+                               params=DEMO_PARAMS if pace_to_timetable else None, progress=bar.step)
     click.echo(f"wrote {totals['days']} days to {out}: {totals['pings']} pings, {totals['taps']} taps, "
                f"{totals['stop_events']} stop events")
 

@@ -1,5 +1,6 @@
 """The simulated city streaming live: today's service day simulated once, then its pings (and card taps) handed
-out as the wall clock passes them — the same day the simulator writes to files, at real-time pace."""
+out as the wall clock passes them — the same day the simulator writes to files (``qala simulate
+--pace-to-timetable``, as ``make demo`` does), at real-time pace."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pandas as pd
 
 from app.avl.ingest import FRAME_COLUMNS
 from prediction.network import Network
+from prediction.sim.params import DEMO_PARAMS
 from prediction.sim.simulate import CitySimulator
 
 __all__ = ["LiveCity"]
@@ -29,7 +31,7 @@ class LiveCity:
         today = local.date()
         # yesterday's service runs past midnight: simulate it too only in the small hours
         days = [today - dt.timedelta(days=1), today] if local.hour < 4 else [today]
-        sim = CitySimulator(net, seed=seed)
+        sim = CitySimulator(net, seed=seed, params=DEMO_PARAMS)  # the demo's city, as its history was simulated
         ping_parts, tap_parts = [], []
         for day in days:
             result = sim.run_day(day, ping_interval_s=ping_interval_s)
