@@ -65,7 +65,7 @@ chromium:
 screenshots: install chromium
 	QALA_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/test_browser_display.py tests/test_browser_rider.py \
 		tests/test_browser_dashboard.py tests/test_browser_card.py tests/test_browser_pwa.py tests/test_browser_map.py \
-		tests/test_search.py
+		tests/test_search.py tests/test_browser_axe.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from app import get_db
 from app.models import Route, Stop
 from app.schedule.importer import import_feed
-from tests.browser import axe_violations, live_server, needs_axe, needs_chromium
+from tests.browser import SHOTS, axe_violations, live_server, needs_axe, needs_chromium
 
 pytestmark = [needs_chromium, needs_axe]
 DEMO_FEED = Path(__file__).resolve().parent.parent / "gtfs_data" / "almaty"
@@ -57,6 +57,9 @@ def test_every_page_has_no_serious_or_critical_axe_violation(browser: Any,
         joiner = "&" if "?" in path else "?"
         page.goto(f"{base}{path}{joiner}lang={lang}", wait_until="networkidle")
         violations = axe_violations(page)
+        if SHOTS and path == "/routes" and size is PHONE:  # the other rider pages' shots come from their own tests
+            Path(SHOTS).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(Path(SHOTS) / f"rider-routes-{lang}.png"))
         if violations:
             found[f"{path} ({lang}) at {size['viewport']['width']} px"] = violations
         context.close()
