@@ -1,7 +1,8 @@
 """Gzip for text responses over 1 KB when the client accepts it (pages, CSS, JS, JSON, SVG; static files too).
 
-Done in an ``after_request`` hook, so only what Flask answers is compressed: the two fast paths in front of Flask
-(``app.fastpaths``: validator taps and board polls, small JSON answered without Flask) stay as they are.
+Done in an ``after_request`` hook for what Flask answers. Of the two fast paths in front of Flask
+(``app.fastpaths``), the board poll gzips its answer the same way (``app.realtime.serving.compressed``: same
+bytes, ``-gz`` ETag and 304 as the view), and validator taps (small JSON) stay as they are.
 Never compressed: a streamed body (Server-Sent Events must reach the display as each event is written), a body
 that already has a Content-Encoding, partial content and bodiless answers. A compressible response always
 carries ``Vary: Accept-Encoding``; a compressed one gets the ETag of its own bytes (``<etag>-gz``) and answers
