@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from flask import Flask
+from flask import Flask, current_app
 
 from app.db import Database
 
@@ -14,7 +14,13 @@ if TYPE_CHECKING:
     from app.cache import RedisClient
     from app.ticketing.attempts import Attempts
 
-__all__ = ["get_attempts", "get_db", "get_redis"]
+__all__ = ["flask_app", "get_attempts", "get_db", "get_redis"]
+
+
+def flask_app() -> Flask:
+    """The application behind ``current_app`` (the proxy itself is not a ``Flask`` to the type checker)."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    return app
 
 
 def get_db(app: Flask) -> Database:

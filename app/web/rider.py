@@ -14,13 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request, url_for
+from flask import Blueprint, Flask, jsonify, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
 from app.errors import BadRequest, NoActiveFeed, NotFound
-from app.extensions import get_db
+from app.extensions import flask_app, get_db
 from app.realtime.serving import arrivals_answer
 from app.schedule import queries
 from app.schedule.search import stop_search_cache
@@ -37,14 +37,7 @@ ARRIVALS_SHOWN = 20
 CACHE_SIZE = 512
 
 
-@bp.after_request
-def _remember(response: Response) -> Response:
-    return remember_language(response)
-
-
-def _app() -> Flask:
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    return app
+bp.after_request(remember_language)
 
 
 def format_clock(iso: str | None) -> str:
@@ -75,7 +68,7 @@ def _cached(session: Session, kind: str, key: str, build: Callable[[], dict[str,
     """``build()`` once per active feed version, kind, key and language: a feed version never changes, and the
     route page's vehicle list is polled every few seconds by every rider looking at it."""
     feed_id = queries.active_feed(session).id
-    cache: dict[tuple[int, str, str, str], dict[str, Any]] = _app().extensions.setdefault("rider_cache", {})
+    cache: dict[tuple[int, str, str, str], dict[str, Any]] = flask_app().extensions.setdefault("rider_cache", {})
     slot = (feed_id, kind, key, current_language())
     found = cache.get(slot)
     if found is None:
@@ -91,7 +84,7 @@ def _search(q: str) -> dict[str, Any] | None:
     API answers, each stop with its name in the page's language; ``None`` when there is no query."""
     if len(q.strip()) < 2:
         return None
-    app = _app()
+    app = flask_app()
     with get_db(app).session() as session:
         try:
             found = queries.search_stops(session, stop_search_cache(app.extensions), q=q[:100], near=None,
@@ -105,7 +98,7 @@ def _search(q: str) -> dict[str, Any] | None:
 
 @bp.get("/")
 def home() -> ResponseReturnValue:
-    with get_db(_app()).session() as session:
+    with get_db(flask_app()).session() as session:
         try:
             feed = queries.active_feed(session)
         except NoActiveFeed:
@@ -118,7 +111,7 @@ def home() -> ResponseReturnValue:
 @bp.get("/stops/<stop_id>")
 def stop(stop_id: str) -> ResponseReturnValue:
     language = current_language()
-    app = _app()
+    app = flask_app()
     try:
         with get_db(app).session() as session:
             info = rider_data.stop_page(session, stop_id, language)
@@ -135,7 +128,7 @@ def stop(stop_id: str) -> ResponseReturnValue:
 @bp.get("/routes")
 def routes() -> ResponseReturnValue:
     try:
-        with get_db(_app()).session() as session:
+        with get_db(flask_app()).session() as session:
             items = rider_data.all_routes(session, current_language())
     except NoActiveFeed:
         return _no_feed()
@@ -145,13 +138,13 @@ def routes() -> ResponseReturnValue:
 @bp.get("/routes/<route_id>")
 def route(route_id: str) -> ResponseReturnValue:
     try:
-        with get_db(_app()).session() as session:
+        with get_db(flask_app()).session() as session:
             info = _route_info(session, route_id)
     except NotFound:
         return _missing(_("There is no route %(id)s.", id=route_id))
     except NoActiveFeed:
         return _no_feed()
-    live = route_vehicles(_app(), info, dt.datetime.now(dt.UTC))
+    live = route_vehicles(flask_app(), info, dt.datetime.now(dt.UTC))
     return render_template("rider/route.html", route=info, live=live, map_data=_route_map(info, live))
 
 
@@ -176,7 +169,7 @@ def _route_map(info: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
 
 def street_map() -> dict[str, str]:
     """What a page's map needs to draw streets: the tile URL (empty: none configured), its credit, Leaflet's files."""
-    config = _app().config
+    config = flask_app().config
     tiles = config["MAP_TILE_URL"] if config["MAP_TILE_URL"].startswith(("http://", "https://", "/")) else ""
     version = leaflet_version()
     return {"tiles": tiles, "attribution": config["MAP_TILE_ATTRIBUTION"],
@@ -196,7 +189,7 @@ def _route_info(session: Session, route_id: str) -> dict[str, Any]:
 @bp.get("/rider/map.json")
 def network_map() -> ResponseReturnValue:
     """Route shapes and stops for the home map."""
-    with get_db(_app()).session() as session:
+    with get_db(flask_app()).session() as session:
         data = _cached(session, "map", "", lambda: rider_data.map_data(session, current_language()))
     response = jsonify(data)
     response.headers["Cache-Control"] = "public, max-age=300"
@@ -206,9 +199,9 @@ def network_map() -> ResponseReturnValue:
 @bp.get("/rider/vehicles.json")
 def all_vehicles() -> ResponseReturnValue:
     """Every route's live buses for the home map (parked ones left out, as on the route pages)."""
-    with get_db(_app()).session() as session:
+    with get_db(flask_app()).session() as session:
         try:
-            answer = network_vehicles(_app(), lambda route_id: _route_info(session, route_id),
+            answer = network_vehicles(flask_app(), lambda route_id: _route_info(session, route_id),
                                       dt.datetime.now(dt.UTC), current_language())
         except NoActiveFeed:
             answer = {"snapshot_at": None, "vehicles": []}
@@ -219,9 +212,9 @@ def all_vehicles() -> ResponseReturnValue:
 
 @bp.get("/rider/routes/<route_id>/vehicles.json")
 def vehicles(route_id: str) -> ResponseReturnValue:
-    with get_db(_app()).session() as session:
+    with get_db(flask_app()).session() as session:
         info = _route_info(session, route_id)
-    response = jsonify(route_vehicles(_app(), info, dt.datetime.now(dt.UTC)))
+    response = jsonify(route_vehicles(flask_app(), info, dt.datetime.now(dt.UTC)))
     response.headers["Cache-Control"] = "no-cache"
     return response
 

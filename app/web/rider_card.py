@@ -18,7 +18,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, render_template
+from flask import Blueprint, jsonify, render_template
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from app.api.cards import current_rider
 from app.api.payments import SANDBOX_PAY_PATH, get_provider
 from app.errors import NoActiveFeed
-from app.extensions import get_db
+from app.extensions import flask_app, get_db
 from app.instants import rfc3339
 from app.models import CardPass
 from app.schedule import queries
@@ -44,14 +44,7 @@ TOP_UP_PRESETS = (50_000, 100_000, 200_000, 500_000)  # tiyn: 500, 1 000, 2 000 
 _INTENT_ID = re.compile(r"^pi_[0-9a-f]{8,40}$")
 
 
-@bp.after_request
-def _remember(response: Response) -> Response:
-    return remember_language(response)
-
-
-def _app() -> Flask:
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    return app
+bp.after_request(remember_language)
 
 
 def card_page() -> ResponseReturnValue:
@@ -61,9 +54,9 @@ def card_page() -> ResponseReturnValue:
 
 def card_setup() -> dict[str, Any]:
     """The facts card.js formats the API's answers with (all money in tiyn)."""
-    provider = get_provider(_app())
-    with get_db(_app()).session() as session:
-        profile = get_ticketing(_app()).profiles.get(session)
+    provider = get_provider(flask_app())
+    with get_db(flask_app()).session() as session:
+        profile = get_ticketing(flask_app()).profiles.get(session)
         zone, routes = _city(session, profile)
     return {"timezone": zone, "routes": routes, "provider": provider.name if provider else None,
             "top_up": {"min": MIN_TOP_UP, "max": MAX_TOP_UP, "cap": BALANCE_CAP, "presets": list(TOP_UP_PRESETS)},
@@ -153,7 +146,7 @@ def card_strings() -> dict[str, str]:
 @bp.get("/sandbox/checkout/<intent_id>")
 def sandbox_checkout(intent_id: str) -> ResponseReturnValue:
     """The sandbox provider's checkout: SANDBOX — no real money; Approve or Decline one pending top-up."""
-    if not isinstance(get_provider(_app()), SandboxProvider) or not _INTENT_ID.match(intent_id):
+    if not isinstance(get_provider(flask_app()), SandboxProvider) or not _INTENT_ID.match(intent_id):
         return render_template("rider/not_found.html", message=_("There is no such payment page.")), 404
     return render_template("rider/sandbox_checkout.html", intent_id=intent_id, card_strings=card_strings(),
                            pay_path=SANDBOX_PAY_PATH.format(intent_id=intent_id))
@@ -163,7 +156,7 @@ def sandbox_checkout(intent_id: str) -> ResponseReturnValue:
 def card_passes(card_id: int) -> ResponseReturnValue:
     """My card's passes that have not ended, earliest first (401/404 in the API's JSON error format)."""
     now = dt.datetime.now(dt.UTC)
-    with get_db(_app()).session() as session:
+    with get_db(flask_app()).session() as session:
         card = riders.owned_card(session, current_rider(session), card_id)
         rows = session.scalars(select(CardPass).where(CardPass.card_id == card.id, CardPass.valid_to > now)
                                .order_by(CardPass.valid_from))
