@@ -194,9 +194,26 @@ def compressed(reply: Reply, accept_encoding: str | None, if_none_match: str | N
     kept = [(k, etag if k == "ETag" else v) for k, v in vary if k not in ("Content-Type", "Content-Length")]
     if etag_matches(if_none_match, etag):
         return Reply(304, [*kept, date], b"")
-    body = gzip.compress(reply.body, compresslevel=LEVEL, mtime=0)
+    body = _gzipped(reply.body)
     return Reply(200, [(k, etag if k == "ETag" else str(len(body)) if k == "Content-Length" else v)
                        for k, v in vary] + [("Content-Encoding", "gzip"), date], body)
+
+
+# gzip of answer bodies by a digest of their bytes: every display and phone polling one stop within a cycle gets
+# them compressed once (not by ETag: a content ETag leaves out generated_at, which the body carries); cleared whole
+# when full, as boards turn over every cycle
+_GZIPPED: dict[bytes, bytes] = {}
+_GZIPPED_MAX = 2048
+
+
+def _gzipped(body: bytes) -> bytes:
+    key = hashlib.blake2b(body, digest_size=16).digest()
+    found = _GZIPPED.get(key)
+    if found is None:
+        if len(_GZIPPED) >= _GZIPPED_MAX:
+            _GZIPPED.clear()
+        found = _GZIPPED[key] = gzip.compress(body, compresslevel=LEVEL, mtime=0)
+    return found
 
 
 def polled_stop(environ: dict[str, Any]) -> tuple[str, int] | None:
