@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from flask import Blueprint, Flask, Response, current_app, jsonify, url_for
+from flask import Blueprint, Flask, Response, jsonify, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from app.errors import NotFound
+from app.extensions import flask_app
 from app.web.i18n import current_language
 
 __all__ = ["ICON_SIZES", "THEME_COLOR", "bp", "icon_png", "icon_svg", "pwa_strings", "register_pwa",
@@ -151,11 +152,6 @@ def static_version(folder: Path, names: list[str], extra: list[bytes | str]) -> 
     return digest.hexdigest()[:16]
 
 
-def _app() -> Flask:
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    return app
-
-
 def _icons() -> list[dict[str, str]]:
     pngs = [{"src": url_for("pwa.icon", size=size), "sizes": f"{size}x{size}", "type": "image/png",
              "purpose": purpose} for size in ICON_SIZES for purpose in ("any", "maskable")]
@@ -181,7 +177,7 @@ def manifest() -> ResponseReturnValue:
 @bp.get("/sw.js")
 def service_worker() -> ResponseReturnValue:
     """``static/sw.js`` with its version and shell list, for the whole site (``/`` scope)."""
-    app = _app()
+    app = flask_app()
     folder = Path(app.static_folder or "")
     shell = [url_for("static", filename=name) for name in SHELL_FILES if (folder / name).is_file()]
     shell += [url_for("pwa.icon", size=size) for size in ICON_SIZES] + [url_for("pwa.icon_vector")]
@@ -200,12 +196,12 @@ def service_worker() -> ResponseReturnValue:
 def icon(size: int) -> ResponseReturnValue:
     if size not in ICON_SIZES:
         raise NotFound(f"There is no {size}-pixel icon; sizes are {', '.join(map(str, ICON_SIZES))}.", field="size")
-    return _icon_response(_built(_app())[f"png{size}"], "image/png")
+    return _icon_response(_built(flask_app())[f"png{size}"], "image/png")
 
 
 @bp.get("/icons/qala.svg")
 def icon_vector() -> ResponseReturnValue:
-    return _icon_response(_built(_app())["svg"], "image/svg+xml")
+    return _icon_response(_built(flask_app())["svg"], "image/svg+xml")
 
 
 def _icon_response(body: bytes | str, mimetype: str) -> Response:
